@@ -1,0 +1,111 @@
+//! `snakeid identify`: photos in, a ranked answer per photo out (a table for people, JSON lines for programs).
+
+use crate::{load_classifier, EXIT_BAD_INPUT};
+use serde_json::json;
+use snakeid::{Classifier, Error, Identification};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Photos to identify.
+    #[arg(required = true)]
+    photos: Vec<PathBuf>,
+    /// Where the photo was taken: ISO 3166-1 alpha-2 code or English name (applies the country prior).
+    #[arg(long)]
+    country: Option<String>,
+    /// How many species to list.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    top: u32,
+    /// A bundle directory or packed file instead of the embedded default.
+    #[arg(long)]
+    bundle: Option<PathBuf>,
+    /// One JSON object per photo per line.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> snakeid::Result<ExitCode> {
+    let classifier = load_classifier(args.bundle.as_ref())?;
+    // A bad country is the same mistake for every photo: refuse it once, up front.
+    classifier.prior_for(args.country.as_deref())?;
+    let mut failed = 0;
+    for path in &args.photos {
+        let result = read_photo(path).and_then(|bytes| classifier.identify(&bytes, args.country.as_deref(), args.top as usize));
+        match result {
+            Ok(id) if args.json => println!("{}", to_json(path, &id)),
+            Ok(id) => print_human(path, &id, &classifier),
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: {}: {e}", path.display());
+                if args.json {
+                    println!("{}", json!({"image": path.display().to_string(), "error": {"kind": kind(&e), "message": e.to_string()}}));
+                }
+            }
+        }
+    }
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(EXIT_BAD_INPUT) })
+}
+
+fn read_photo(path: &Path) -> snakeid::Result<Vec<u8>> {
+    let io = |e| Error::Io { path: path.to_path_buf(), source: e };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if meta.is_dir() {
+        return Err(Error::InvalidImage(format!("{} is a directory, not a photo", path.display())));
+    }
+    let limit = snakeid::Limits::default().max_bytes;
+    if meta.len() > limit {
+        return Err(Error::InvalidImage(format!("file is {} bytes, more than the {limit} allowed", meta.len())));
+    }
+    std::fs::read(path).map_err(io)
+}
+
+fn kind(e: &Error) -> &'static str {
+    match e {
+        Error::Io { .. } => "io",
+        Error::InvalidImage(_) | Error::ImageTooLarge { .. } => "invalid_image",
+        Error::InvalidBundle(_) | Error::InvalidPrior(_) => "invalid_bundle",
+        Error::UnknownCountry { .. } => "unknown_country",
+        Error::Backend(_) => "backend",
+        Error::Internal(_) => "internal",
+    }
+}
+
+fn to_json(path: &Path, id: &Identification) -> serde_json::Value {
+    let mut v = serde_json::to_value(id).expect("Identification serialises");
+    v["image"] = json!(path.display().to_string());
+    v
+}
+
+fn print_human(path: &Path, id: &Identification, classifier: &Classifier) {
+    let d = &id.decision;
+    let place = match (&id.country, id.prior_applied) {
+        (Some(c), true) => format!(", country {c} (prior applied)"),
+        (Some(c), false) => format!(", country {c} (not in this bundle's prior: none applied)"),
+        (None, _) => String::new(),
+    };
+    if d.snake_detected {
+        println!("{}: snake detected (P = {:.2}){place}", path.display(), d.snake_probability);
+    } else {
+        println!("{}: no snake detected (P(snake) = {:.2}){place}; if it is a snake, the closest species are:", path.display(), d.snake_probability);
+    }
+    let width = d.predictions.iter().map(|p| p.label.len() + p.scientific_name.len() + 3).max().unwrap_or(0);
+    for (i, p) in d.predictions.iter().enumerate() {
+        let name = format!("{} ({})", p.label, p.scientific_name);
+        let venom = if p.venomous { "  VENOMOUS" } else { "" };
+        println!("  {:>2}. {name:<width$}  {:>5.1}%{venom}", i + 1, p.probability * 100.0);
+    }
+    if let Some(g) = &d.genus {
+        let v = if g.venomous { ", venomous genus" } else { "" };
+        println!("  genus: most likely {} ({:.0}%{v})", g.genus, g.probability * 100.0);
+    }
+    if d.venomous_warning {
+        let names: Vec<&str> = d.predictions.iter().filter(|p| p.venomous).map(|p| p.label.as_str()).collect();
+        println!("  WARNING: possibly venomous ({}). Treat the bite as venomous and seek medical care now.", names.join(", "));
+    }
+    if d.uncertain {
+        println!("  uncertain: the model is not sure; treat as venomous and seek care.");
+    }
+    let _ = classifier;
+    println!("  ({:.0} ms: decode {:.0}, preprocess {:.0}, inference {:.0})", id.timings_ms.total, id.timings_ms.decode, id.timings_ms.preprocess, id.timings_ms.inference);
+}

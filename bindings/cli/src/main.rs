@@ -1,0 +1,62 @@
+//! The `snakeid` command line: identify photos, build and inspect country priors, pack bundles.
+
+mod bundle_cmd;
+mod identify;
+mod prior_cmd;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "snakeid", version, about = "Offline snake species identification from a photo")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Identify the snake in one or more photos (JPEG, PNG, WebP).
+    Identify(identify::Args),
+    /// Build or inspect a species-by-country prior table.
+    #[command(subcommand)]
+    Prior(prior_cmd::PriorCommand),
+    /// Pack, unpack or describe a bundle.
+    #[command(subcommand)]
+    Bundle(bundle_cmd::BundleCommand),
+}
+
+/// Exit code for bad input of any kind (photo, bundle, country, arguments), as clap uses for bad arguments.
+pub const EXIT_BAD_INPUT: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Identify(args) => identify::run(args),
+        Command::Prior(cmd) => prior_cmd::run(cmd),
+        Command::Bundle(cmd) => bundle_cmd::run(cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
+    }
+}
+
+/// The bundle named on the command line, or the one embedded in the binary.
+pub fn load_classifier(bundle: Option<&PathBuf>) -> snakeid::Result<snakeid::Classifier> {
+    match bundle {
+        Some(p) => snakeid::Classifier::from_path(p),
+        None => snakeid::Classifier::embedded_default(),
+    }
+}
+
+pub fn load_bundle(bundle: Option<&PathBuf>) -> snakeid::Result<snakeid::Bundle> {
+    match bundle {
+        Some(p) => snakeid::Bundle::load(p),
+        None => snakeid::Bundle::embedded_default(),
+    }
+}

@@ -1,0 +1,217 @@
+//! Bundles: a model with its manifest, labels and prior, loaded from a directory, a packed file or the binary itself.
+//!
+//! Packed layout (little endian): `SNAKEIDB`, u16 version, u16 entry count, then per entry
+//! u16 name length, name (UTF-8), u64 data length, data. Every file is checked against the
+//! SHA-256 the manifest gives for it, and the pieces are checked against each other.
+
+use crate::error::{Error, Result};
+use crate::labels::{self, Label};
+use crate::manifest::Manifest;
+use crate::prior::PriorTable;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+const MAGIC: &[u8; 8] = b"SNAKEIDB";
+const VERSION: u16 = 1;
+const MAX_ENTRIES: usize = 16;
+/// Largest bundle accepted, so a wrong path cannot make us read gigabytes.
+pub const MAX_BUNDLE_BYTES: u64 = 1 << 30;
+
+/// The default bundle, compiled into the binary: MobileNetV2 int8, 17 snake species (see `models/`).
+#[cfg(feature = "embedded-default")]
+pub static DEFAULT_BUNDLE: &[u8] = include_bytes!("../../models/default/snakeid-default.snkb");
+
+/// A verified bundle, ready to be compiled into a [`crate::Classifier`].
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    pub manifest: Manifest,
+    pub labels: Vec<Label>,
+    pub prior: Option<PriorTable>,
+    pub model: Vec<u8>,
+    /// For each output class, its column in the prior table (snake classes only).
+    pub(crate) prior_columns: Vec<Option<usize>>,
+}
+
+impl Bundle {
+    /// The bundle embedded in the binary.
+    pub fn embedded_default() -> Result<Self> {
+        #[cfg(feature = "embedded-default")]
+        return Self::from_packed(DEFAULT_BUNDLE);
+        #[cfg(not(feature = "embedded-default"))]
+        Err(Error::bundle("this build has no embedded default bundle (feature `embedded-default` is off): pass a bundle path"))
+    }
+
+    /// Loads a bundle directory or packed bundle file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        if meta.is_dir() {
+            let mut files = BTreeMap::new();
+            for name in ["manifest.json"] {
+                files.insert(name.to_string(), read_limited(&path.join(name))?);
+            }
+            let manifest = Manifest::parse(&files["manifest.json"])?;
+            let mut names = vec![manifest.model.file.clone(), manifest.labels.file.clone()];
+            names.extend(manifest.prior.as_ref().map(|p| p.file.clone()));
+            for name in names {
+                files.insert(name.clone(), read_limited(&path.join(&name))?);
+            }
+            Self::from_files(files)
+        } else {
+            Self::from_packed(&read_limited(path)?)
+        }
+    }
+
+    /// Parses a packed bundle.
+    pub fn from_packed(bytes: &[u8]) -> Result<Self> {
+        Self::from_files(unpack(bytes)?)
+    }
+
+    fn from_files(mut files: BTreeMap<String, Vec<u8>>) -> Result<Self> {
+        let manifest_bytes = files.remove("manifest.json").ok_or_else(|| Error::bundle("manifest.json is missing"))?;
+        let manifest = Manifest::parse(&manifest_bytes)?;
+        let mut take = |name: &str, sha: &str| -> Result<Vec<u8>> {
+            let data = files.remove(name).ok_or_else(|| Error::bundle(format!("{name} is missing")))?;
+            let got = sha256_hex(&data);
+            if !got.eq_ignore_ascii_case(sha) {
+                return Err(Error::bundle(format!("{name} fails its checksum (manifest {sha}, file {got}): tampered or corrupt")));
+            }
+            Ok(data)
+        };
+        let model = take(&manifest.model.file, &manifest.model.sha256)?;
+        let labels = labels::parse(&take(&manifest.labels.file, &manifest.labels.sha256)?)?;
+        let prior = match &manifest.prior {
+            Some(p) => Some(PriorTable::from_bytes(&take(&p.file, &p.sha256)?)?),
+            None => None,
+        };
+        if labels.len() != manifest.model.num_classes {
+            return Err(Error::bundle(format!(
+                "labels.csv has {} classes but the model outputs {}",
+                labels.len(),
+                manifest.model.num_classes
+            )));
+        }
+        let prior_columns = match &prior {
+            None => vec![None; labels.len()],
+            Some(p) => {
+                let index: BTreeMap<&str, usize> = p.species().iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
+                let mut cols = Vec::with_capacity(labels.len());
+                for l in &labels {
+                    cols.push(if l.is_snake {
+                        let key = l.species_key();
+                        Some(*index.get(key.as_str()).ok_or_else(|| {
+                            Error::bundle(format!("species {:?} (class {}) is missing from the prior table", l.scientific_name, l.class_index))
+                        })?)
+                    } else {
+                        None
+                    });
+                }
+                cols
+            }
+        };
+        Ok(Bundle { manifest, labels, prior, model, prior_columns })
+    }
+
+    /// Packs a bundle directory into the single-file form, verifying it first.
+    pub fn pack_dir(dir: &Path) -> Result<Vec<u8>> {
+        let bundle = Self::load(dir)?;
+        let m = &bundle.manifest;
+        let mut names = vec!["manifest.json".to_string(), m.model.file.clone(), m.labels.file.clone()];
+        names.extend(m.prior.as_ref().map(|p| p.file.clone()));
+        let mut out = Vec::new();
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&VERSION.to_le_bytes());
+        out.extend_from_slice(&(names.len() as u16).to_le_bytes());
+        for name in names {
+            let data = read_limited(&dir.join(&name))?;
+            out.extend_from_slice(&(name.len() as u16).to_le_bytes());
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(&(data.len() as u64).to_le_bytes());
+            out.extend_from_slice(&data);
+        }
+        Ok(out)
+    }
+
+    /// Species of the bundle (snake classes only), in class order.
+    pub fn species(&self) -> impl Iterator<Item = &Label> {
+        self.labels.iter().filter(|l| l.is_snake)
+    }
+}
+
+fn unpack(bytes: &[u8]) -> Result<BTreeMap<String, Vec<u8>>> {
+    let bad = |what: &str| Error::bundle(format!("not a valid packed bundle: {what}"));
+    if bytes.len() < 12 || &bytes[..8] != MAGIC {
+        return Err(bad("bad magic (expected a snakeid bundle file or directory)"));
+    }
+    let version = u16::from_le_bytes([bytes[8], bytes[9]]);
+    if version != VERSION {
+        return Err(bad(&format!("unsupported version {version}")));
+    }
+    let count = u16::from_le_bytes([bytes[10], bytes[11]]) as usize;
+    if count == 0 || count > MAX_ENTRIES {
+        return Err(bad(&format!("{count} entries")));
+    }
+    let mut pos = 12usize;
+    let mut take = |n: u64| -> Result<&[u8]> {
+        let n = usize::try_from(n).map_err(|_| bad("entry too large"))?;
+        let end = pos.checked_add(n).filter(|&e| e <= bytes.len()).ok_or_else(|| bad("truncated"))?;
+        let s = &bytes[pos..end];
+        pos = end;
+        Ok(s)
+    };
+    let mut files = BTreeMap::new();
+    for _ in 0..count {
+        let n = take(2)?;
+        let name_len = u16::from_le_bytes([n[0], n[1]]) as u64;
+        let name = std::str::from_utf8(take(name_len)?).map_err(|_| bad("entry name is not UTF-8"))?.to_string();
+        let l = take(8)?;
+        let len = u64::from_le_bytes(l.try_into().expect("8 bytes"));
+        let data = take(len)?.to_vec();
+        if files.insert(name.clone(), data).is_some() {
+            return Err(bad(&format!("{name} appears twice")));
+        }
+    }
+    if pos != bytes.len() {
+        return Err(bad("trailing bytes"));
+    }
+    Ok(files)
+}
+
+fn read_limited(path: &Path) -> Result<Vec<u8>> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.len() > MAX_BUNDLE_BYTES {
+        return Err(Error::bundle(format!("{} is {} bytes, more than the {MAX_BUNDLE_BYTES} allowed", path.display(), meta.len())));
+    }
+    std::fs::read(path).map_err(|e| Error::io(path, e))
+}
+
+/// Lower-case hex SHA-256, as written in manifests.
+pub fn sha256_hex(data: &[u8]) -> String {
+    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(all(test, feature = "embedded-default"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_loads_and_is_consistent() {
+        let b = Bundle::embedded_default().unwrap();
+        assert_eq!(b.labels.len(), b.manifest.model.num_classes);
+        assert!(b.species().count() >= 17);
+        assert!(b.prior.is_some());
+    }
+
+    #[test]
+    fn every_truncation_and_bit_flip_of_the_header_is_an_error() {
+        let bytes = DEFAULT_BUNDLE;
+        for cut in [0, 7, 8, 11, 12, 13, 40, bytes.len() / 2, bytes.len() - 1] {
+            assert!(Bundle::from_packed(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut tampered = bytes.to_vec();
+        let last = tampered.len() - 100;
+        tampered[last] ^= 0x40;
+        let e = Bundle::from_packed(&tampered).unwrap_err().to_string();
+        assert!(e.contains("checksum") || e.contains("invalid"), "{e}");
+    }
+}

@@ -1,0 +1,158 @@
+//! The `Classifier`: one loaded bundle and compiled model, shared across threads, turning photo bytes into an answer.
+
+use crate::bundle::Bundle;
+use crate::countries;
+use crate::decision::{self, Decision};
+use crate::decode::{self, Limits};
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::preprocess;
+use serde::Serialize;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::time::Instant;
+
+/// Milliseconds spent in each stage of one call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Timings {
+    pub decode: f64,
+    pub preprocess: f64,
+    pub inference: f64,
+    pub postprocess: f64,
+    pub total: f64,
+}
+
+/// The answer for one photo.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Identification {
+    /// ISO code (or `unknown`) the caller's country resolved to.
+    pub country: Option<String>,
+    /// Whether a country prior was multiplied in (a country was given and the bundle's table has it).
+    pub prior_applied: bool,
+    pub backend: &'static str,
+    #[serde(flatten)]
+    pub decision: Decision,
+    pub timings_ms: Timings,
+}
+
+/// A loaded bundle with its compiled model. `Send + Sync`: build once, share (e.g. in an `Arc`) and call from any thread.
+#[derive(Debug)]
+pub struct Classifier {
+    bundle: Bundle,
+    engine: Engine,
+    limits: Limits,
+}
+
+const _: () = {
+    const fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Classifier>();
+};
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1e3
+}
+
+impl Classifier {
+    /// Compiles the bundle's model (the expensive step: do it once).
+    pub fn new(bundle: Bundle) -> Result<Self> {
+        let m = &bundle.manifest;
+        let engine = guard(|| Engine::compile(&bundle.model, m.input.width, m.input.height, m.model.num_classes))?;
+        Ok(Classifier { bundle, engine, limits: Limits::default() })
+    }
+
+    /// The bundle embedded in the binary.
+    pub fn embedded_default() -> Result<Self> {
+        Self::new(Bundle::embedded_default()?)
+    }
+
+    /// A bundle directory or packed file.
+    pub fn from_path(path: &Path) -> Result<Self> {
+        Self::new(Bundle::load(path)?)
+    }
+
+    /// Replaces the photo size limits (the defaults accept every phone camera and refuse decompression bombs).
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    pub fn bundle(&self) -> &Bundle {
+        &self.bundle
+    }
+
+    /// Identifies the snake in a photo (JPEG, PNG or WebP bytes). `country` is an ISO 3166-1 alpha-2 code,
+    /// an English name or `unknown`; `None` applies no prior. Never panics.
+    pub fn identify(&self, image: &[u8], country: Option<&str>, top_k: usize) -> Result<Identification> {
+        guard(|| self.identify_inner(image, country, top_k))
+    }
+
+    fn identify_inner(&self, image: &[u8], country: Option<&str>, top_k: usize) -> Result<Identification> {
+        let start = Instant::now();
+        // Resolve the country first: a typo should not cost an inference.
+        let (country, prior) = self.prior_for(country)?;
+        let spec = &self.bundle.manifest.input;
+        let img = decode::decode(image, preprocess::min_size(spec), &self.limits)?;
+        let t_decode = ms(start);
+        let t = Instant::now();
+        let input = preprocess::to_tensor(&img, spec);
+        drop(img);
+        let t_pre = ms(t);
+        let t = Instant::now();
+        let logits = self.engine.run(input)?;
+        let t_inf = ms(t);
+        let t = Instant::now();
+        let decision = self.decide(&logits, prior.as_deref(), top_k);
+        let t_post = ms(t);
+        let prior_applied = prior.is_some();
+        Ok(Identification {
+            country,
+            prior_applied,
+            backend: "cpu",
+            decision,
+            timings_ms: Timings { decode: t_decode, preprocess: t_pre, inference: t_inf, postprocess: t_post, total: ms(start) },
+        })
+    }
+
+    /// Softmax, gate, prior and top-k on raw logits.
+    pub fn decide(&self, logits: &[f32], prior: Option<&[f32]>, top_k: usize) -> Decision {
+        let probs = decision::softmax(logits);
+        decision::decide(&probs, &self.bundle.labels, prior, top_k, &self.bundle.manifest.decision)
+    }
+
+    /// Resolves a country and returns its p(s|c) per class index, if the bundle's prior has that country.
+    pub fn prior_for(&self, country: Option<&str>) -> Result<(Option<String>, Option<Vec<f32>>)> {
+        let Some(input) = country else { return Ok((None, None)) };
+        let code = countries::resolve(input)?;
+        let row = self.bundle.prior.as_ref().and_then(|p| p.row(code));
+        let per_class = row.map(|row| {
+            self.bundle.prior_columns.iter().map(|c| c.map_or(0.0, |c| row[c])).collect::<Vec<f32>>()
+        });
+        Ok((Some(code.to_string()), per_class))
+    }
+
+    /// The preprocessed model input for a photo, exactly as `identify` computes it.
+    pub fn preprocess(&self, image: &[u8]) -> Result<Vec<f32>> {
+        guard(|| {
+            let spec = &self.bundle.manifest.input;
+            let img = decode::decode(image, preprocess::min_size(spec), &self.limits)?;
+            Ok(preprocess::to_tensor(&img, spec))
+        })
+    }
+
+    /// Logits for an already preprocessed `[1, 3, H, W]` input.
+    pub fn logits(&self, input: Vec<f32>) -> Result<Vec<f32>> {
+        guard(|| self.engine.run(input))
+    }
+}
+
+/// Turns a panic anywhere below into an `Internal` error: a host app must never be taken down by us.
+fn guard<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|p| {
+        let msg = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        Err(Error::Internal(msg.replace('\n', " ")))
+    })
+}

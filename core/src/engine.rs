@@ -1,0 +1,72 @@
+//! The CPU inference engine: tract loads and optimises the ONNX model once; each call runs the compiled plan.
+
+use crate::error::{Error, Result};
+use std::sync::Arc;
+use tract_onnx::prelude::*;
+
+/// A compiled model. Cheap to share: the plan is immutable and every call gets its own state.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    plan: Arc<TypedRunnableModel>,
+    width: usize,
+    height: usize,
+    num_classes: usize,
+}
+
+impl Engine {
+    /// Parses, types and optimises the model for a `[1, 3, height, width]` f32 input and checks
+    /// that it outputs `num_classes` logits.
+    pub fn compile(onnx: &[u8], width: u32, height: u32, num_classes: usize) -> Result<Self> {
+        let berr = |stage: &'static str| move |e: TractError| Error::Backend(format!("{stage}: {}", one_line(&e)));
+        let (width, height) = (width as usize, height as usize);
+        let model = tract_onnx::onnx()
+            .model_for_read(&mut std::io::Cursor::new(onnx))
+            .map_err(|e| Error::InvalidBundle(format!("model.onnx cannot be loaded: {}", one_line(&e))))?;
+        if model.inputs.len() != 1 || model.outputs.len() != 1 {
+            return Err(Error::bundle(format!(
+                "the model must have one input and one output (it has {} and {})",
+                model.inputs.len(),
+                model.outputs.len()
+            )));
+        }
+        let typed = model
+            .with_input_fact(0, f32::fact([1, 3, height, width]).into())
+            .and_then(|m| m.into_typed())
+            .map_err(berr("typing the model"))?;
+        let out = typed.output_fact(0).map_err(berr("reading the output"))?;
+        let shape: Option<Vec<usize>> = out.shape.as_concrete().map(|s| s.to_vec());
+        let classes = match shape.as_deref() {
+            Some([1, n]) | Some([n]) => *n,
+            _ => return Err(Error::bundle(format!("model output must be [1, classes] logits, found {:?}", out.shape))),
+        };
+        if classes != num_classes {
+            return Err(Error::bundle(format!("model outputs {classes} classes, the manifest says {num_classes}")));
+        }
+        if out.datum_type != f32::datum_type() {
+            return Err(Error::bundle(format!("model output must be f32 logits, found {:?}", out.datum_type)));
+        }
+        let plan = typed.into_optimized().map_err(berr("optimising"))?.into_runnable().map_err(berr("planning"))?;
+        Ok(Engine { plan, width, height, num_classes })
+    }
+
+    /// Runs the model on one normalised `[1, 3, height, width]` input and returns the logits.
+    pub fn run(&self, input: Vec<f32>) -> Result<Vec<f32>> {
+        let expected = 3 * self.width * self.height;
+        if input.len() != expected {
+            return Err(Error::Internal(format!("input has {} values, expected {expected}", input.len())));
+        }
+        let tensor = Tensor::from_shape(&[1, 3, self.height, self.width], &input).map_err(|e| Error::Internal(one_line(&e)))?;
+        let outputs = self.plan.run(tvec!(tensor.into())).map_err(|e| Error::Backend(format!("running the model: {}", one_line(&e))))?;
+        let view = outputs[0].to_plain_array_view::<f32>().map_err(|e| Error::Internal(one_line(&e)))?;
+        let logits: Vec<f32> = view.iter().copied().collect();
+        if logits.len() != self.num_classes {
+            return Err(Error::Internal(format!("model returned {} logits, expected {}", logits.len(), self.num_classes)));
+        }
+        Ok(logits)
+    }
+}
+
+/// tract errors carry a chain of causes; one readable line is what we promise.
+fn one_line(e: &TractError) -> String {
+    e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ").replace('\n', " ")
+}

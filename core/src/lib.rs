@@ -1,0 +1,31 @@
+//! snakeid: offline snake species identification from a photo (and, when known, a country).
+//!
+//! Layers, bottom up: [`bundle`] (model + [`manifest`] + [`labels`] + [`prior`]), [`decode`] and
+//! [`preprocess`] (photo to tensor), [`engine`] (tract on the CPU), [`decision`] (softmax, snake gate,
+//! country prior, top-k, warnings), and [`Classifier`], which ties them together.
+//!
+//! ```no_run
+//! let classifier = snakeid::Classifier::embedded_default()?;
+//! let photo = std::fs::read("photo.jpg").unwrap();
+//! let answer = classifier.identify(&photo, Some("IN"), 3)?;
+//! if answer.decision.venomous_warning { println!("possibly venomous: seek care"); }
+//! # Ok::<(), snakeid::Error>(())
+//! ```
+
+pub mod bundle;
+pub mod classifier;
+pub mod countries;
+pub mod decision;
+pub mod decode;
+pub mod engine;
+pub mod error;
+pub mod labels;
+pub mod manifest;
+pub mod preprocess;
+pub mod prior;
+
+pub use bundle::Bundle;
+pub use classifier::{Classifier, Identification, Timings};
+pub use decision::{Decision, GenusAnswer, Prediction};
+pub use decode::Limits;
+pub use error::{Error, Result};

@@ -1,0 +1,79 @@
+//! Preprocessing: a decoded photo becomes the model's normalised NCHW f32 input, as the manifest describes.
+
+use crate::decode::MinSize;
+use crate::manifest::{ChannelOrder, InputSpec, Resize};
+use image::imageops::{self, FilterType};
+use image::RgbImage;
+
+/// The smallest decoded size that loses nothing for this input spec, given the photo's aspect ratio.
+pub fn min_size(spec: &InputSpec) -> MinSize {
+    match spec.resize {
+        // The shorter side must reach `shorter_side`; the decoder scales both axes by one factor.
+        Resize::ShorterSideCenterCrop { shorter_side } => MinSize { width: shorter_side, height: shorter_side },
+        Resize::Stretch => MinSize { width: spec.width, height: spec.height },
+    }
+}
+
+/// Resizes (and crops) with a bilinear, antialiased filter, then normalises to `(x/255 - mean) / std`.
+/// Returns `[1, 3, height, width]` data in row-major order.
+pub fn to_tensor(img: &RgbImage, spec: &InputSpec) -> Vec<f32> {
+    let (w, h) = (spec.width, spec.height);
+    let resized = match spec.resize {
+        Resize::Stretch => imageops::resize(img, w, h, FilterType::Triangle),
+        Resize::ShorterSideCenterCrop { shorter_side } => {
+            // Crop first the source region that the centre crop would keep, then resize only that.
+            let (iw, ih) = img.dimensions();
+            let scale = shorter_side as f64 / iw.min(ih) as f64;
+            let cw = ((w as f64 / scale).round() as u32).clamp(1, iw);
+            let ch = ((h as f64 / scale).round() as u32).clamp(1, ih);
+            let view = imageops::crop_imm(img, (iw - cw) / 2, (ih - ch) / 2, cw, ch);
+            imageops::resize(&*view, w, h, FilterType::Triangle)
+        }
+    };
+    let plane = (w * h) as usize;
+    let mut out = vec![0f32; 3 * plane];
+    let order: [usize; 3] = match spec.channel_order {
+        ChannelOrder::Rgb => [0, 1, 2],
+        ChannelOrder::Bgr => [2, 1, 0],
+    };
+    // Fold the normalisation into one multiply-add per value.
+    let mul: [f32; 3] = std::array::from_fn(|c| 1.0 / (255.0 * spec.std[c]));
+    let add: [f32; 3] = std::array::from_fn(|c| -spec.mean[c] / spec.std[c]);
+    for (i, px) in resized.pixels().enumerate() {
+        for (c, &src) in order.iter().enumerate() {
+            out[c * plane + i] = px.0[src] as f32 * mul[c] + add[c];
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(resize: Resize) -> InputSpec {
+        InputSpec { width: 4, height: 4, resize, mean: [0.5; 3], std: [0.5; 3], channel_order: ChannelOrder::Rgb }
+    }
+
+    #[test]
+    fn normalises_a_flat_image_exactly() {
+        let img = RgbImage::from_pixel(10, 6, image::Rgb([255, 0, 51]));
+        let t = to_tensor(&img, &spec(Resize::ShorterSideCenterCrop { shorter_side: 5 }));
+        assert_eq!(t.len(), 48);
+        assert!(t[..16].iter().all(|&v| (v - 1.0).abs() < 1e-6));
+        assert!(t[16..32].iter().all(|&v| (v + 1.0).abs() < 1e-6));
+        assert!(t[32..].iter().all(|&v| (v - (0.2 - 0.5) / 0.5).abs() < 1e-6));
+    }
+
+    #[test]
+    fn bgr_swaps_planes_and_crop_is_centred() {
+        // Left half red, right half blue: a centre crop of a wide image sees both.
+        let img = RgbImage::from_fn(40, 10, |x, _| if x < 20 { image::Rgb([255, 0, 0]) } else { image::Rgb([0, 0, 255]) });
+        let mut s = spec(Resize::ShorterSideCenterCrop { shorter_side: 4 });
+        let t = to_tensor(&img, &s);
+        assert!(t[0] > 0.9 && t[3] < -0.9, "red plane: left red, right not");
+        s.channel_order = ChannelOrder::Bgr;
+        let b = to_tensor(&img, &s);
+        assert_eq!(&b[..16], &t[32..]);
+    }
+}
