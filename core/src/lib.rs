@@ -23,6 +23,7 @@ pub mod labels;
 pub mod manifest;
 pub mod preprocess;
 pub mod prior;
+pub mod resample;
 
 pub use bundle::Bundle;
 pub use classifier::{Classifier, Identification, Timings};

@@ -2,7 +2,8 @@
 
 use crate::decode::MinSize;
 use crate::manifest::{ChannelOrder, InputSpec, Resize};
-use image::imageops::{self, FilterType};
+use crate::resample;
+use image::imageops;
 use image::RgbImage;
 
 /// The smallest decoded size that loses nothing for this input spec, given the photo's aspect ratio.
@@ -14,20 +15,26 @@ pub fn min_size(spec: &InputSpec) -> MinSize {
     }
 }
 
-/// Resizes (and crops) with a bilinear, antialiased filter, then normalises to `(x/255 - mean) / std`.
+/// Resizes (and crops) with Pillow's antialiased bilinear filter, then normalises to `(x/255 - mean) / std`.
 /// Returns `[1, 3, height, width]` data in row-major order.
 pub fn to_tensor(img: &RgbImage, spec: &InputSpec) -> Vec<f32> {
     let (w, h) = (spec.width, spec.height);
     let resized = match spec.resize {
-        Resize::Stretch => imageops::resize(img, w, h, FilterType::Triangle),
+        Resize::Stretch => resample::resize(img, w, h),
         Resize::ShorterSideCenterCrop { shorter_side } => {
-            // Crop first the source region that the centre crop would keep, then resize only that.
+            // torchvision's Resize(s) + CenterCrop: the longer side becomes int(s * long / short),
+            // the crop offset is round((side - crop) / 2).
             let (iw, ih) = img.dimensions();
-            let scale = shorter_side as f64 / iw.min(ih) as f64;
-            let cw = ((w as f64 / scale).round() as u32).clamp(1, iw);
-            let ch = ((h as f64 / scale).round() as u32).clamp(1, ih);
-            let view = imageops::crop_imm(img, (iw - cw) / 2, (ih - ch) / 2, cw, ch);
-            imageops::resize(&*view, w, h, FilterType::Triangle)
+            let s = shorter_side as u64;
+            let (rw, rh) = if iw <= ih {
+                (shorter_side, (s * ih as u64 / iw as u64) as u32)
+            } else {
+                ((s * iw as u64 / ih as u64) as u32, shorter_side)
+            };
+            let scaled = resample::resize(img, rw, rh);
+            let left = ((rw - w) as f64 / 2.0).round_ties_even() as u32;
+            let top = ((rh - h) as f64 / 2.0).round_ties_even() as u32;
+            imageops::crop_imm(&scaled, left, top, w, h).to_image()
         }
     };
     let plane = (w * h) as usize;

@@ -1,1 +1,59 @@
-//! Shared helpers for the integration tests.
+//! Shared helpers for the integration tests: paths to committed data, test-photo makers.
+
+use std::path::{Path, PathBuf};
+
+/// `tests/data`.
+pub fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("data")
+}
+
+pub fn photo(name: &str) -> Vec<u8> {
+    std::fs::read(data_dir().join("photos").join(name)).expect("committed test photo")
+}
+
+/// The committed onnxruntime goldens (`models/make_default_bundle.py` writes them).
+pub fn golden() -> serde_json::Value {
+    let text = std::fs::read_to_string(data_dir().join("golden/golden.json")).expect("golden.json");
+    serde_json::from_str(&text).expect("golden.json parses")
+}
+
+pub fn read_f32(path: &Path) -> Vec<f32> {
+    std::fs::read(path).expect("golden input").chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+pub fn floats(v: &serde_json::Value) -> Vec<f32> {
+    v.as_array().expect("array").iter().map(|x| x.as_f64().expect("number") as f32).collect()
+}
+
+/// Encodes an RGB image as JPEG, optionally inserting an EXIF APP1 segment with the given orientation tag.
+pub fn jpeg(img: &image::RgbImage, quality: u8, exif_orientation: Option<u16>) -> Vec<u8> {
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality).encode_image(img).expect("encode");
+    if let Some(o) = exif_orientation {
+        // TIFF header (little endian), one IFD entry: tag 0x0112 Orientation, SHORT, count 1, value o.
+        let mut tiff = b"II*\0\x08\0\0\0\x01\0\x12\x01\x03\0\x01\0\0\0".to_vec();
+        tiff.extend_from_slice(&o.to_le_bytes());
+        tiff.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+        let mut app1 = b"Exif\0\0".to_vec();
+        app1.extend_from_slice(&tiff);
+        let len = (app1.len() + 2) as u16;
+        let mut seg = vec![0xFF, 0xE1];
+        seg.extend_from_slice(&len.to_be_bytes());
+        seg.extend_from_slice(&app1);
+        out.splice(2..2, seg);
+    }
+    out
+}
+
+/// Index of the largest value.
+pub fn argmax(v: &[f32]) -> usize {
+    v.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).expect("non-empty")
+}
+
+/// Indices of the k largest values, best first.
+pub fn top_k(v: &[f32], k: usize) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..v.len()).collect();
+    idx.sort_by(|&a, &b| v[b].total_cmp(&v[a]));
+    idx.truncate(k);
+    idx
+}

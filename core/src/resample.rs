@@ -1,0 +1,133 @@
+//! Antialiased bilinear resampling of RGB8 images, bit-exact with Pillow's `Image.resize(..., BILINEAR)`,
+//! so our model inputs match the PIL/torchvision pipelines models are trained and exported with.
+//!
+//! Same algorithm as Pillow's `Resample.c`: a triangle filter widened by the downscale factor, coefficients in
+//! 22-bit fixed point, a horizontal pass to u8 and then a vertical pass.
+
+use image::RgbImage;
+
+const PRECISION_BITS: u32 = 32 - 8 - 2;
+
+/// Per output pixel: first input index and fixed-point weights.
+struct Coeffs {
+    bounds: Vec<(usize, usize)>,
+    weights: Vec<i32>,
+    ksize: usize,
+}
+
+fn coeffs(in_size: usize, out_size: usize) -> Coeffs {
+    let scale = in_size as f64 / out_size as f64;
+    let filterscale = scale.max(1.0);
+    let support = filterscale; // the bilinear filter has support 1
+    let ksize = support.ceil() as usize * 2 + 1;
+    let mut bounds = Vec::with_capacity(out_size);
+    let mut weights = vec![0i32; out_size * ksize];
+    let mut k = vec![0f64; ksize];
+    for xx in 0..out_size {
+        let center = (xx as f64 + 0.5) * scale;
+        let ss = 1.0 / filterscale;
+        let xmin = ((center - support + 0.5) as i64).max(0) as usize;
+        let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize;
+        let n = xmax.saturating_sub(xmin).min(ksize);
+        let mut ww = 0.0;
+        for (x, kx) in k.iter_mut().enumerate().take(n) {
+            let t = ((x + xmin) as f64 - center + 0.5) * ss;
+            let w = (1.0 - t.abs()).max(0.0);
+            *kx = w;
+            ww += w;
+        }
+        for (x, kx) in k.iter().enumerate().take(n) {
+            let w = if ww != 0.0 { kx / ww } else { *kx };
+            let f = w * (1u32 << PRECISION_BITS) as f64;
+            weights[xx * ksize + x] = if f < 0.0 { (f - 0.5) as i32 } else { (f + 0.5) as i32 };
+        }
+        bounds.push((xmin, n));
+    }
+    Coeffs { bounds, weights, ksize }
+}
+
+#[inline]
+fn clip8(v: i32) -> u8 {
+    (v >> PRECISION_BITS).clamp(0, 255) as u8
+}
+
+/// Resizes `img` to `width × height` exactly as Pillow's BILINEAR resize does.
+pub fn resize(img: &RgbImage, width: u32, height: u32) -> RgbImage {
+    let (iw, ih) = (img.width() as usize, img.height() as usize);
+    let (ow, oh) = (width as usize, height as usize);
+    let src = img.as_raw();
+    // Horizontal pass, only over the input rows the vertical pass will read.
+    let v = coeffs(ih, oh);
+    let (row0, row1) = v.bounds.iter().fold((usize::MAX, 0), |(lo, hi), &(s, n)| (lo.min(s), hi.max(s + n)));
+    let row0 = row0.min(row1);
+    let mid_rows = row1 - row0;
+    let mid: Vec<u8> = if ow == iw {
+        src[row0 * iw * 3..row1 * iw * 3].to_vec()
+    } else {
+        let h = coeffs(iw, ow);
+        let mut mid = vec![0u8; mid_rows * ow * 3];
+        for y in 0..mid_rows {
+            let row = &src[(y + row0) * iw * 3..(y + row0 + 1) * iw * 3];
+            let out = &mut mid[y * ow * 3..(y + 1) * ow * 3];
+            for (xx, &(xmin, n)) in h.bounds.iter().enumerate() {
+                let k = &h.weights[xx * h.ksize..xx * h.ksize + n];
+                let mut acc = [1i32 << (PRECISION_BITS - 1); 3];
+                for (i, &w) in k.iter().enumerate() {
+                    let p = &row[(xmin + i) * 3..(xmin + i) * 3 + 3];
+                    acc[0] += p[0] as i32 * w;
+                    acc[1] += p[1] as i32 * w;
+                    acc[2] += p[2] as i32 * w;
+                }
+                out[xx * 3..xx * 3 + 3].copy_from_slice(&acc.map(clip8));
+            }
+        }
+        mid
+    };
+    if oh == ih {
+        return RgbImage::from_raw(width, height, mid).expect("sized buffer");
+    }
+    let stride = ow * 3;
+    let mut out = vec![0u8; oh * stride];
+    let mut acc = vec![0i32; stride];
+    for (yy, &(ymin, n)) in v.bounds.iter().enumerate() {
+        acc.fill(1 << (PRECISION_BITS - 1));
+        let k = &v.weights[yy * v.ksize..yy * v.ksize + n];
+        for (i, &w) in k.iter().enumerate() {
+            let r = ymin + i - row0;
+            for (a, &p) in acc.iter_mut().zip(&mid[r * stride..(r + 1) * stride]) {
+                *a += p as i32 * w;
+            }
+        }
+        for (o, &a) in out[yy * stride..(yy + 1) * stride].iter_mut().zip(&acc) {
+            *o = clip8(a);
+        }
+    }
+    RgbImage::from_raw(width, height, out).expect("sized buffer")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_and_flat_images_are_preserved() {
+        let img = RgbImage::from_fn(7, 5, |x, y| image::Rgb([x as u8 * 30, y as u8 * 40, 9]));
+        assert_eq!(resize(&img, 7, 5), img);
+        let flat = RgbImage::from_pixel(33, 17, image::Rgb([10, 200, 77]));
+        assert!(resize(&flat, 8, 5).pixels().all(|p| p.0 == [10, 200, 77]));
+        assert!(resize(&flat, 50, 40).pixels().all(|p| p.0 == [10, 200, 77]));
+    }
+
+    #[test]
+    fn halving_averages_pairs_like_pillow() {
+        // Pillow 12: a 4-pixel row [0, 100, 200, 255] resized to 2 with BILINEAR gives [71, 209]
+        // (the widened triangle is clipped at the border and renormalised).
+        let img = RgbImage::from_fn(4, 1, |x, _| {
+            let v = [0u8, 100, 200, 255][x as usize];
+            image::Rgb([v, v, v])
+        });
+        let r = resize(&img, 2, 1);
+        assert_eq!(r.get_pixel(0, 0).0[0], 71);
+        assert_eq!(r.get_pixel(1, 0).0[0], 209);
+    }
+}
