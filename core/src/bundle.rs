@@ -36,8 +36,13 @@ pub struct Bundle {
 impl Bundle {
     /// The bundle embedded in the binary.
     pub fn embedded_default() -> Result<Self> {
+        Self::from_packed(Self::embedded_default_bytes()?)
+    }
+
+    /// The packed bytes of the embedded bundle.
+    pub fn embedded_default_bytes() -> Result<&'static [u8]> {
         #[cfg(feature = "embedded-default")]
-        return Self::from_packed(DEFAULT_BUNDLE);
+        return Ok(DEFAULT_BUNDLE);
         #[cfg(not(feature = "embedded-default"))]
         Err(Error::bundle("this build has no embedded default bundle (feature `embedded-default` is off): pass a bundle path"))
     }
@@ -130,6 +135,17 @@ impl Bundle {
             out.extend_from_slice(&data);
         }
         Ok(out)
+    }
+
+    /// Writes the files of a packed bundle into `dir` (created if missing), after verifying them.
+    pub fn unpack_to_dir(bytes: &[u8], dir: &Path) -> Result<()> {
+        Self::from_packed(bytes)?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        for (name, data) in unpack(bytes)? {
+            let path = dir.join(&name);
+            std::fs::write(&path, data).map_err(|e| Error::io(&path, e))?;
+        }
+        Ok(())
     }
 
     /// Species of the bundle (snake classes only), in class order.

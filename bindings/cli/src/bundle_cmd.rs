@@ -1,4 +1,4 @@
-//! `snakeid bundle`: pack a bundle directory into one file, or describe a bundle.
+//! `snakeid bundle`: pack a bundle directory into one file, unpack one, or describe a bundle.
 
 use crate::load_bundle;
 use snakeid::{Bundle, Error};
@@ -10,6 +10,13 @@ pub enum BundleCommand {
     /// Verify a bundle directory and pack it into a single file.
     Pack {
         dir: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Verify a packed bundle (default: the embedded one) and write its files into a directory.
+    Unpack {
+        #[arg(long)]
+        bundle: Option<PathBuf>,
         #[arg(long)]
         out: PathBuf,
     },
@@ -26,6 +33,14 @@ pub fn run(cmd: BundleCommand) -> snakeid::Result<ExitCode> {
             let bytes = Bundle::pack_dir(&dir)?;
             std::fs::write(&out, &bytes).map_err(|e| Error::Io { path: out.clone(), source: e })?;
             eprintln!("wrote {} ({} bytes)", out.display(), bytes.len());
+        }
+        BundleCommand::Unpack { bundle, out } => {
+            let bytes = match bundle {
+                Some(p) => std::fs::read(&p).map_err(|e| Error::Io { path: p.clone(), source: e })?,
+                None => snakeid::Bundle::embedded_default_bytes()?.to_vec(),
+            };
+            Bundle::unpack_to_dir(&bytes, &out)?;
+            eprintln!("unpacked into {}", out.display());
         }
         BundleCommand::Info { bundle } => {
             let b = load_bundle(bundle.as_ref())?;

@@ -72,7 +72,7 @@ pub fn run(cmd: PriorCommand) -> snakeid::Result<ExitCode> {
             ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
             println!("{code} ({name}): p(species | country), smoothing {}", table.smoothing());
             for (i, p) in ranked.into_iter().take(top) {
-                println!("  {:<40} {:.4}", table.species()[i], p);
+                println!("  {:<40} {:.6}", table.species()[i], p);
             }
             Ok(ExitCode::SUCCESS)
         }

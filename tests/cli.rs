@@ -1,0 +1,204 @@
+//! The `snakeid` binary end to end: identify (human and JSON), batches, every bad input, prior build/show, bundles.
+
+use serde_json::Value;
+use snakeid_tests::data_dir;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn snakeid(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_snakeid")).args(args).output().expect("runs")
+}
+
+fn photo_path(name: &str) -> String {
+    data_dir().join("photos").join(name).display().to_string()
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("snakeid-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Exit code 2 and exactly one line on stderr, starting `error:`.
+fn assert_bad_input(o: &Output, what: &str) -> String {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(2), "{what}: {err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "{what}: not one line: {err}");
+    assert!(lines[0].starts_with("error: ") && !err.contains("panicked"), "{what}: {err}");
+    err
+}
+
+#[test]
+fn identify_json_has_the_documented_keys() {
+    let o = snakeid(&["identify", &photo_path("chelsea.png"), "--json", "--top", "3", "--country", "IN"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(out.lines().count(), 1);
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    for key in ["image", "snake_detected", "snake_probability", "country", "backend", "uncertain", "predictions", "timings_ms"] {
+        assert!(v.get(key).is_some(), "missing {key}: {v}");
+    }
+    assert_eq!(v["backend"], "cpu");
+    assert_eq!(v["country"], "IN");
+    assert_eq!(v["snake_detected"], false);
+    let preds = v["predictions"].as_array().unwrap();
+    assert_eq!(preds.len(), 3);
+    for p in preds {
+        for key in ["class_index", "label", "scientific_name", "probability", "venomous"] {
+            assert!(p.get(key).is_some(), "prediction lacks {key}: {p}");
+        }
+    }
+    for key in ["decode", "preprocess", "inference", "postprocess", "total"] {
+        assert!(v["timings_ms"][key].as_f64().unwrap() >= 0.0);
+    }
+}
+
+#[test]
+fn human_output_ranks_and_warns() {
+    let o = snakeid(&["identify", &photo_path("coffee.png"), "--top", "3", "--country", "India"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert!(out.contains("no snake detected"), "{out}");
+    assert!(out.contains(" 1. Indian cobra (Naja naja)") && out.contains("VENOMOUS"), "{out}");
+    assert!(out.contains("country IN (prior applied)"), "{out}");
+}
+
+#[test]
+fn a_batch_continues_past_a_bad_photo() {
+    let bad = tmp("not-a-photo.jpg");
+    std::fs::write(&bad, b"definitely not a jpeg").unwrap();
+    let o = snakeid(&["identify", &photo_path("chelsea.png"), bad.to_str().unwrap(), &photo_path("rocket.jpg"), "--json"]);
+    assert_eq!(o.status.code(), Some(2));
+    let lines: Vec<Value> = String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3);
+    assert!(lines[0]["predictions"].is_array() && lines[2]["predictions"].is_array());
+    assert_eq!(lines[1]["error"]["kind"], "invalid_image");
+    assert_eq!(stderr(&o).lines().count(), 1);
+}
+
+#[test]
+fn every_bad_input_exits_2_with_one_line() {
+    let empty = tmp("empty.jpg");
+    std::fs::write(&empty, b"").unwrap();
+    let random = tmp("random.png");
+    std::fs::write(&random, (0..5000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect::<Vec<_>>()).unwrap();
+    let truncated = tmp("truncated.jpg");
+    let jpg = std::fs::read(photo_path("rocket.jpg")).unwrap();
+    std::fs::write(&truncated, &jpg[..jpg.len() / 2]).unwrap();
+    let bomb = tmp("bomb.png");
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+    ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\x0d".to_vec();
+    png.extend_from_slice(&ihdr);
+    png.extend_from_slice(&[0, 0, 0, 0]); // wrong CRC: refused either way, never allocated
+    std::fs::write(&bomb, png).unwrap();
+    let chelsea = photo_path("chelsea.png");
+    let dir = data_dir();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["identify", "/nonexistent/photo.jpg"], "missing file"),
+        (vec!["identify", dir.to_str().unwrap()], "directory"),
+        (vec!["identify", empty.to_str().unwrap()], "empty file"),
+        (vec!["identify", random.to_str().unwrap()], "random bytes"),
+        (vec!["identify", truncated.to_str().unwrap()], "truncated JPEG"),
+        (vec!["identify", bomb.to_str().unwrap()], "100000x100000 PNG"),
+        (vec!["identify", &chelsea, "--bundle", &chelsea], "a photo as bundle"),
+        (vec!["identify", &chelsea, "--bundle", "/nonexistent/bundle.snkb"], "missing bundle"),
+        (vec!["identify", &chelsea, "--country", "Atlantis"], "unknown country"),
+        (vec!["prior", "build", "--counts", &chelsea, "--out", "/dev/null"], "a photo as prior CSV"),
+    ];
+    for (args, what) in cases {
+        let err = assert_bad_input(&snakeid(&args), what);
+        eprintln!("{what}: {}", err.trim());
+    }
+    let err = assert_bad_input(&snakeid(&["identify", &chelsea, "--country", "Indai"]), "typo");
+    assert!(err.contains("IN (India)"), "{err}");
+}
+
+#[test]
+fn tampered_bundle_directory_is_refused_and_a_clean_one_works() {
+    let dir = tmp("bundle-dir");
+    let o = snakeid(&["bundle", "unpack", "--out", dir.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let packed = tmp("repacked.snkb");
+    assert!(snakeid(&["bundle", "pack", dir.to_str().unwrap(), "--out", packed.to_str().unwrap()]).status.success());
+    assert_eq!(std::fs::read(&packed).unwrap(), snakeid::bundle::DEFAULT_BUNDLE, "unpack + pack is the identity");
+    let chelsea = photo_path("chelsea.png");
+    for b in [&dir, &packed] {
+        let o = snakeid(&["identify", &chelsea, "--bundle", b.to_str().unwrap(), "--json"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    // Mark the cat class as a venomous snake: the labels digest no longer matches.
+    let labels = dir.join("labels.csv");
+    let text = std::fs::read_to_string(&labels).unwrap().replace("285,Egyptian cat,,,,false,false", "285,Egyptian cat,Felis catus,Felis,Felidae,true,true");
+    std::fs::write(&labels, text).unwrap();
+    let err = assert_bad_input(&snakeid(&["identify", &chelsea, "--bundle", dir.to_str().unwrap()]), "tampered labels");
+    assert!(err.contains("checksum"), "{err}");
+}
+
+#[test]
+fn prior_build_and_show_on_a_small_table() {
+    let csv = tmp("counts.csv");
+    std::fs::write(&csv, "Species/Country,Naja naja,Daboia russelii\nIndia,3,1\nSri Lanka,0,2\nunknown,1,1\n").unwrap();
+    let bin = tmp("prior.bin");
+    let o = snakeid(&["prior", "build", "--counts", csv.to_str().unwrap(), "--out", bin.to_str().unwrap(), "--smoothing", "0"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = snakeid(&["prior", "show", "--country", "in", "--prior", bin.to_str().unwrap()]);
+    let out = String::from_utf8(o.stdout).unwrap();
+    let value = |out: &str, species: &str| -> f64 {
+        let line = out.lines().find(|l| l.contains(species)).unwrap_or_else(|| panic!("{species} missing: {out}"));
+        line.split_whitespace().last().unwrap().parse().unwrap()
+    };
+    // t_sc / t_c by hand (3/4, 1/4), to f16 precision.
+    assert!((value(&out, "naja-naja") - 0.75).abs() < 1e-3 && (value(&out, "daboia-russelii") - 0.25).abs() < 1e-3, "{out}");
+    let o = snakeid(&["prior", "show", "--country", "LK", "--prior", bin.to_str().unwrap()]);
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert!((value(&out, "daboia-russelii") - 1.0).abs() < 1e-3 && value(&out, "naja-naja") == 0.0, "{out}");
+    // The default bundle's own prior.
+    let o = snakeid(&["prior", "show", "--country", "India"]);
+    assert!(String::from_utf8(o.stdout).unwrap().contains("naja-naja"));
+}
+
+/// The real SnakeCLEF 2020 table (783 species x 188 countries), from shared/ beside the repository (not committed).
+#[test]
+fn prior_build_on_the_snakeclef_2020_table() {
+    let csv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/snakeclef2020/probability_of_species_per_country.csv");
+    if !csv.exists() {
+        eprintln!("skipped: {} not present", csv.display());
+        return;
+    }
+    let bin = tmp("snakeclef.bin");
+    let o = snakeid(&["prior", "build", "--counts", csv.to_str().unwrap(), "--out", bin.to_str().unwrap(), "--smoothing", "0"]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("783 species") && err.contains("input read as probabilities"), "{err}");
+    let size = std::fs::metadata(&bin).unwrap().len();
+    let csv_size = std::fs::metadata(&csv).unwrap().len();
+    eprintln!("{err}compiled {size} bytes from a {csv_size}-byte CSV");
+    assert!(size * 10 < 783 * 188 * 4, "the sparse f16 table should be far smaller than a dense f32 one");
+    // With smoothing 0 the table is p(s|c) itself: compare the top species of the USA with the CSV row.
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let mut rows = text.lines();
+    let header: Vec<&str> = rows.next().unwrap().split(',').collect();
+    let us: Vec<f64> = rows.find(|l| l.starts_with("united-states-of-america,")).unwrap().split(',').skip(1).map(|v| v.parse().unwrap()).collect();
+    let (best, p) = us.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap();
+    let o = snakeid(&["prior", "show", "--country", "US", "--prior", bin.to_str().unwrap(), "--top", "1"]);
+    let out = String::from_utf8(o.stdout).unwrap();
+    let line = out.lines().nth(1).unwrap();
+    assert!(line.contains(header[best + 1]), "{out}");
+    let shown: f64 = line.split_whitespace().last().unwrap().parse().unwrap();
+    assert!((shown - p).abs() < 1e-3 * p.max(0.01), "{shown} vs {p}");
+    // Default smoothing keeps every species possible everywhere.
+    let smooth = tmp("snakeclef-smooth.bin");
+    assert!(snakeid(&["prior", "build", "--counts", csv.to_str().unwrap(), "--out", smooth.to_str().unwrap()]).status.success());
+    let o = snakeid(&["prior", "show", "--country", "IS", "--prior", smooth.to_str().unwrap(), "--top", "783"]);
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(out.lines().count(), 784, "{out}");
+    assert!(out.lines().skip(1).all(|l| l.split_whitespace().last().unwrap().parse::<f64>().unwrap() > 0.0));
+}
