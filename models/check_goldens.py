@@ -2,7 +2,8 @@
 """Re-checks the committed goldens with real onnxruntime: the model inside the embedded default bundle, run on the
 committed input tensors, must give the committed logits (so the goldens the Rust tests compare against are true).
 
-    python3 models/check_goldens.py        # needs: pip install onnxruntime==1.32.0 numpy; a release build of the CLI
+    python3 models/check_goldens.py [SNAKEID_BINARY]   # needs: pip install onnxruntime==1.32.0 numpy
+                                                       # default binary: target/release/snakeid
 """
 import hashlib
 import json
@@ -25,8 +26,8 @@ def main():
     g = json.load(open(os.path.join(GOLDEN, "golden.json")))
     passed = failed = 0
     with tempfile.TemporaryDirectory() as d:
-        subprocess.run([os.path.join(ROOT, "target", "release", "snakeid"), "bundle", "unpack", "--out", d], check=True,
-                       capture_output=True)
+        binary = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "target", "release", "snakeid")
+        subprocess.run([binary, "bundle", "unpack", "--out", d], check=True, capture_output=True)
         model = os.path.join(d, "model.onnx")
         sha = hashlib.sha256(open(model, "rb").read()).hexdigest()
         if sha != g["model_sha256"]:

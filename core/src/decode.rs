@@ -121,18 +121,12 @@ fn decode_jpeg(bytes: &[u8], min: MinSize, limits: &Limits) -> Result<RgbImage> 
 fn decode_with_image(bytes: &[u8], format: ImageFormat, limits: &Limits) -> Result<RgbImage> {
     let ierr = |e: image::ImageError| Error::image(format!("{format:?}: {e}"));
     let mut reader = image::ImageReader::with_format(std::io::Cursor::new(bytes), format);
+    // Our own dimension check below runs on the header; this allocation cap is a backstop inside the decoder.
     let mut l = image::Limits::default();
-    l.max_image_width = Some(limits.max_side);
-    l.max_image_height = Some(limits.max_side);
     l.max_alloc = Some(limits.max_pixels.saturating_mul(8));
     reader.limits(l);
     let mut decoder = reader.into_decoder().map_err(|e| match e {
-        image::ImageError::Limits(_) => Error::ImageTooLarge {
-            width: 0,
-            height: 0,
-            bytes: 0,
-            limit: format!("{} pixels a side", limits.max_side),
-        },
+        image::ImageError::Limits(_) => Error::image(format!("{format:?}: image too large for the memory limits")),
         e => ierr(e),
     })?;
     let (w, h) = decoder.dimensions();

@@ -2,7 +2,7 @@
 
 use crate::{load_classifier, EXIT_BAD_INPUT};
 use serde_json::json;
-use snakeid::{Classifier, Error, Identification};
+use snakeid::{Error, Identification};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -34,7 +34,7 @@ pub fn run(args: Args) -> snakeid::Result<ExitCode> {
         let result = read_photo(path).and_then(|bytes| classifier.identify(&bytes, args.country.as_deref(), args.top as usize));
         match result {
             Ok(id) if args.json => println!("{}", to_json(path, &id)),
-            Ok(id) => print_human(path, &id, &classifier),
+            Ok(id) => print_human(path, &id),
             Err(e) => {
                 failed += 1;
                 eprintln!("error: {}: {e}", path.display());
@@ -77,7 +77,7 @@ fn to_json(path: &Path, id: &Identification) -> serde_json::Value {
     v
 }
 
-fn print_human(path: &Path, id: &Identification, classifier: &Classifier) {
+fn print_human(path: &Path, id: &Identification) {
     let d = &id.decision;
     let place = match (&id.country, id.prior_applied) {
         (Some(c), true) => format!(", country {c} (prior applied)"),
@@ -106,6 +106,5 @@ fn print_human(path: &Path, id: &Identification, classifier: &Classifier) {
     if d.uncertain {
         println!("  uncertain: the model is not sure; treat as venomous and seek care.");
     }
-    let _ = classifier;
     println!("  ({:.0} ms: decode {:.0}, preprocess {:.0}, inference {:.0})", id.timings_ms.total, id.timings_ms.decode, id.timings_ms.preprocess, id.timings_ms.inference);
 }
