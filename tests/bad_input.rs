@@ -17,7 +17,7 @@ fn one_line(e: &Error) -> String {
 
 fn expect_invalid_image(bytes: &[u8], what: &str) -> String {
     match classifier().identify(bytes, None, 3) {
-        Err(e @ (Error::InvalidImage(_) | Error::ImageTooLarge { .. })) => one_line(&e),
+        Err(e @ (Error::InvalidImage(_) | Error::ImageTooLarge(_))) => one_line(&e),
         other => panic!("{what}: expected an invalid-image error, got {other:?}"),
     }
 }

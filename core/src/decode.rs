@@ -29,12 +29,10 @@ impl Limits {
             return Err(Error::image(format!("image has zero size ({width}x{height})")));
         }
         if width > self.max_side as u64 || height > self.max_side as u64 || width * height > self.max_pixels {
-            return Err(Error::ImageTooLarge {
-                width,
-                height,
-                bytes: width * height * 3,
-                limit: format!("{} pixels a side and {} pixels in all", self.max_side, self.max_pixels),
-            });
+            return Err(Error::ImageTooLarge(format!(
+                "{width}x{height} pixels exceeds the limit of {} pixels a side and {} pixels in all",
+                self.max_side, self.max_pixels
+            )));
         }
         Ok(())
     }
@@ -121,12 +119,17 @@ fn decode_jpeg(bytes: &[u8], min: MinSize, limits: &Limits) -> Result<RgbImage> 
 fn decode_with_image(bytes: &[u8], format: ImageFormat, limits: &Limits) -> Result<RgbImage> {
     let ierr = |e: image::ImageError| Error::image(format!("{format:?}: {e}"));
     let mut reader = image::ImageReader::with_format(std::io::Cursor::new(bytes), format);
-    // Our own dimension check below runs on the header; this allocation cap is a backstop inside the decoder.
+    // The decoder refuses oversized headers itself (before reading pixel data); our own check below covers the rest.
     let mut l = image::Limits::default();
+    l.max_image_width = Some(limits.max_side);
+    l.max_image_height = Some(limits.max_side);
     l.max_alloc = Some(limits.max_pixels.saturating_mul(8));
     reader.limits(l);
     let mut decoder = reader.into_decoder().map_err(|e| match e {
-        image::ImageError::Limits(_) => Error::image(format!("{format:?}: image too large for the memory limits")),
+        image::ImageError::Limits(_) => Error::ImageTooLarge(format!(
+            "the {format:?} header exceeds the limit of {} pixels a side and {} pixels in all",
+            limits.max_side, limits.max_pixels
+        )),
         e => ierr(e),
     })?;
     let (w, h) = decoder.dimensions();
@@ -171,7 +174,7 @@ mod tests {
     fn limits_refuse_large_dimensions() {
         let l = Limits { max_side: 32, ..Limits::default() };
         let e = decode(&png(40, 30), MinSize { width: 8, height: 8 }, &l).unwrap_err();
-        assert!(matches!(e, Error::ImageTooLarge { .. }), "{e}");
+        assert!(matches!(e, Error::ImageTooLarge(_)), "{e}");
         let l = Limits { max_bytes: 10, ..Limits::default() };
         assert!(decode(&png(40, 30), MinSize { width: 8, height: 8 }, &l).is_err());
     }

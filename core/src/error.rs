@@ -14,8 +14,8 @@ pub enum Error {
     InvalidImage(String),
 
     /// The photo is larger than the limits allow; refused before any pixel buffer is allocated.
-    #[error("image too large: {width}x{height} pixels ({bytes} bytes) exceeds the limit of {limit}")]
-    ImageTooLarge { width: u64, height: u64, bytes: u64, limit: String },
+    #[error("image too large: {0}")]
+    ImageTooLarge(String),
 
     /// The bundle is malformed, incomplete, inconsistent or fails its checksums.
     #[error("invalid bundle: {0}")]

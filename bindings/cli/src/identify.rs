@@ -63,7 +63,7 @@ fn read_photo(path: &Path) -> snakeid::Result<Vec<u8>> {
 fn kind(e: &Error) -> &'static str {
     match e {
         Error::Io { .. } => "io",
-        Error::InvalidImage(_) | Error::ImageTooLarge { .. } => "invalid_image",
+        Error::InvalidImage(_) | Error::ImageTooLarge(_) => "invalid_image",
         Error::InvalidBundle(_) | Error::InvalidPrior(_) => "invalid_bundle",
         Error::UnknownCountry { .. } => "unknown_country",
         Error::Backend(_) => "backend",
