@@ -51,15 +51,11 @@ impl Bundle {
     pub fn load(path: &Path) -> Result<Self> {
         let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
         if meta.is_dir() {
+            let manifest = Manifest::parse(&read_limited(&path.join("manifest.json"))?)?;
             let mut files = BTreeMap::new();
-            for name in ["manifest.json"] {
-                files.insert(name.to_string(), read_limited(&path.join(name))?);
-            }
-            let manifest = Manifest::parse(&files["manifest.json"])?;
-            let mut names = vec![manifest.model.file.clone(), manifest.labels.file.clone()];
-            names.extend(manifest.prior.as_ref().map(|p| p.file.clone()));
-            for name in names {
-                files.insert(name.clone(), read_limited(&path.join(&name))?);
+            for name in file_names(&manifest) {
+                let data = read_limited(&path.join(&name))?;
+                files.insert(name, data);
             }
             Self::from_files(files)
         } else {
@@ -120,9 +116,7 @@ impl Bundle {
     /// Packs a bundle directory into the single-file form, verifying it first.
     pub fn pack_dir(dir: &Path) -> Result<Vec<u8>> {
         let bundle = Self::load(dir)?;
-        let m = &bundle.manifest;
-        let mut names = vec!["manifest.json".to_string(), m.model.file.clone(), m.labels.file.clone()];
-        names.extend(m.prior.as_ref().map(|p| p.file.clone()));
+        let names = file_names(&bundle.manifest);
         let mut out = Vec::new();
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&VERSION.to_le_bytes());
@@ -152,6 +146,13 @@ impl Bundle {
     pub fn species(&self) -> impl Iterator<Item = &Label> {
         self.labels.iter().filter(|l| l.is_snake)
     }
+}
+
+/// Every file of a bundle, manifest first.
+fn file_names(m: &Manifest) -> Vec<String> {
+    let mut names = vec!["manifest.json".to_string(), m.model.file.clone(), m.labels.file.clone()];
+    names.extend(m.prior.as_ref().map(|p| p.file.clone()));
+    names
 }
 
 fn unpack(bytes: &[u8]) -> Result<BTreeMap<String, Vec<u8>>> {
