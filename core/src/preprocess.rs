@@ -3,7 +3,6 @@
 use crate::decode::MinSize;
 use crate::manifest::{ChannelOrder, InputSpec, Resize};
 use crate::resample;
-use image::imageops;
 use image::RgbImage;
 
 /// The smallest decoded size that loses nothing for this input spec, given the photo's aspect ratio.
@@ -31,10 +30,9 @@ pub fn to_tensor(img: &RgbImage, spec: &InputSpec) -> Vec<f32> {
             } else {
                 ((s * iw as u64 / ih as u64) as u32, shorter_side)
             };
-            let scaled = resample::resize(img, rw, rh);
             let left = ((rw - w) as f64 / 2.0).round_ties_even() as u32;
             let top = ((rh - h) as f64 / 2.0).round_ties_even() as u32;
-            imageops::crop_imm(&scaled, left, top, w, h).to_image()
+            resample::resize_crop(img, rw, rh, (left, top, w, h))
         }
     };
     let plane = (w * h) as usize;

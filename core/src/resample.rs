@@ -53,23 +53,39 @@ fn clip8(v: i32) -> u8 {
 
 /// Resizes `img` to `width × height` exactly as Pillow's BILINEAR resize does.
 pub fn resize(img: &RgbImage, width: u32, height: u32) -> RgbImage {
+    resize_crop(img, width, height, (0, 0, width, height))
+}
+
+/// The `(left, top, w, h)` window of `resize(img, width, height)`, computing only the pixels inside it
+/// (a centre crop after a resize, without resampling what the crop throws away).
+pub fn resize_crop(img: &RgbImage, width: u32, height: u32, window: (u32, u32, u32, u32)) -> RgbImage {
     let (iw, ih) = (img.width() as usize, img.height() as usize);
     let (ow, oh) = (width as usize, height as usize);
+    let (x0, y0, cw, ch) = (window.0 as usize, window.1 as usize, window.2 as usize, window.3 as usize);
+    assert!(x0 + cw <= ow && y0 + ch <= oh, "window outside the resized image");
     let src = img.as_raw();
-    // Horizontal pass, only over the input rows the vertical pass will read.
+    // Output rows y0..y0+ch need input rows row0..row1; the horizontal pass runs over those only.
     let v = coeffs(ih, oh);
-    let (row0, row1) = v.bounds.iter().fold((usize::MAX, 0), |(lo, hi), &(s, n)| (lo.min(s), hi.max(s + n)));
-    let row0 = row0.min(row1);
-    let mid_rows = row1 - row0;
-    let mid: Vec<u8> = if ow == iw {
-        src[row0 * iw * 3..row1 * iw * 3].to_vec()
+    let (row0, row1) = if oh == ih {
+        (y0, y0 + ch)
+    } else {
+        let rows = &v.bounds[y0..y0 + ch];
+        let (lo, hi) = rows.iter().fold((usize::MAX, 0), |(lo, hi), &(s, n)| (lo.min(s), hi.max(s + n)));
+        (lo.min(hi), hi)
+    };
+    let stride = cw * 3;
+    let mut mid = vec![0u8; (row1 - row0) * stride];
+    if ow == iw {
+        for (y, out) in mid.chunks_exact_mut(stride).enumerate() {
+            let start = ((y + row0) * iw + x0) * 3;
+            out.copy_from_slice(&src[start..start + stride]);
+        }
     } else {
         let h = coeffs(iw, ow);
-        let mut mid = vec![0u8; mid_rows * ow * 3];
-        for y in 0..mid_rows {
+        for (y, out) in mid.chunks_exact_mut(stride).enumerate() {
             let row = &src[(y + row0) * iw * 3..(y + row0 + 1) * iw * 3];
-            let out = &mut mid[y * ow * 3..(y + 1) * ow * 3];
-            for (xx, &(xmin, n)) in h.bounds.iter().enumerate() {
+            for (j, xx) in (x0..x0 + cw).enumerate() {
+                let (xmin, n) = h.bounds[xx];
                 let k = &h.weights[xx * h.ksize..xx * h.ksize + n];
                 let mut acc = [1i32 << (PRECISION_BITS - 1); 3];
                 for (i, &w) in k.iter().enumerate() {
@@ -78,18 +94,18 @@ pub fn resize(img: &RgbImage, width: u32, height: u32) -> RgbImage {
                     acc[1] += p[1] as i32 * w;
                     acc[2] += p[2] as i32 * w;
                 }
-                out[xx * 3..xx * 3 + 3].copy_from_slice(&acc.map(clip8));
+                out[j * 3..j * 3 + 3].copy_from_slice(&acc.map(clip8));
             }
         }
-        mid
-    };
-    if oh == ih {
-        return RgbImage::from_raw(width, height, mid).expect("sized buffer");
     }
-    let stride = ow * 3;
-    let mut out = vec![0u8; oh * stride];
+    if oh == ih {
+        // No vertical pass: rows y0..y0+ch are exactly mid's rows.
+        return RgbImage::from_raw(window.2, window.3, mid).expect("sized buffer");
+    }
+    let mut out = vec![0u8; ch * stride];
     let mut acc = vec![0i32; stride];
-    for (yy, &(ymin, n)) in v.bounds.iter().enumerate() {
+    for (j, yy) in (y0..y0 + ch).enumerate() {
+        let (ymin, n) = v.bounds[yy];
         acc.fill(1 << (PRECISION_BITS - 1));
         let k = &v.weights[yy * v.ksize..yy * v.ksize + n];
         for (i, &w) in k.iter().enumerate() {
@@ -98,11 +114,11 @@ pub fn resize(img: &RgbImage, width: u32, height: u32) -> RgbImage {
                 *a += p as i32 * w;
             }
         }
-        for (o, &a) in out[yy * stride..(yy + 1) * stride].iter_mut().zip(&acc) {
+        for (o, &a) in out[j * stride..(j + 1) * stride].iter_mut().zip(&acc) {
             *o = clip8(a);
         }
     }
-    RgbImage::from_raw(width, height, out).expect("sized buffer")
+    RgbImage::from_raw(window.2, window.3, out).expect("sized buffer")
 }
 
 #[cfg(test)]
@@ -116,6 +132,18 @@ mod tests {
         let flat = RgbImage::from_pixel(33, 17, image::Rgb([10, 200, 77]));
         assert!(resize(&flat, 8, 5).pixels().all(|p| p.0 == [10, 200, 77]));
         assert!(resize(&flat, 50, 40).pixels().all(|p| p.0 == [10, 200, 77]));
+    }
+
+    #[test]
+    fn a_window_equals_the_crop_of_the_full_resize() {
+        let img = RgbImage::from_fn(41, 29, |x, y| image::Rgb([(x * 7 + y) as u8, (x * y) as u8, (y * 9) as u8]));
+        for (w, h) in [(30, 20), (41, 17), (13, 29), (60, 50)] {
+            let full = resize(&img, w, h);
+            let (l, t) = (w / 4, h / 3);
+            let (cw, ch) = (w / 2, h / 2);
+            let want = image::imageops::crop_imm(&full, l, t, cw, ch).to_image();
+            assert_eq!(resize_crop(&img, w, h, (l, t, cw, ch)), want, "{w}x{h}");
+        }
     }
 
     #[test]
