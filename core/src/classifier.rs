@@ -10,6 +10,7 @@ use crate::preprocess;
 use serde::Serialize;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
+use std::sync::OnceLock;
 use std::time::Instant;
 
 /// Milliseconds spent in each stage of one call.
@@ -41,6 +42,10 @@ pub struct Classifier {
     bundle: Bundle,
     engine: Engine,
     limits: Limits,
+    /// Milliseconds from the start of loading (or of compiling, for [`Classifier::new`]) to ready.
+    cold_start_ms: f64,
+    /// Milliseconds of the first successful `identify` call, once there has been one.
+    first_call_ms: OnceLock<f64>,
 }
 
 const _: () = {
@@ -55,19 +60,41 @@ fn ms(since: Instant) -> f64 {
 impl Classifier {
     /// Compiles the bundle's model (the expensive step: do it once).
     pub fn new(bundle: Bundle) -> Result<Self> {
-        let m = &bundle.manifest;
-        let engine = guard(|| Engine::compile(&bundle.model, m.input.width, m.input.height, m.model.num_classes))?;
-        Ok(Classifier { bundle, engine, limits: Limits::default() })
+        Self::compile(bundle, Instant::now())
     }
 
     /// The bundle embedded in the binary.
     pub fn embedded_default() -> Result<Self> {
-        Self::new(Bundle::embedded_default()?)
+        let start = Instant::now();
+        Self::compile(guard(Bundle::embedded_default)?, start)
     }
 
     /// A bundle directory or packed file.
     pub fn from_path(path: &Path) -> Result<Self> {
-        Self::new(Bundle::load(path)?)
+        let start = Instant::now();
+        Self::compile(guard(|| Bundle::load(path))?, start)
+    }
+
+    /// A packed bundle (`.snkb` bytes) already in memory, e.g. downloaded or read from app assets.
+    pub fn from_packed(bytes: &[u8]) -> Result<Self> {
+        let start = Instant::now();
+        Self::compile(guard(|| Bundle::from_packed(bytes))?, start)
+    }
+
+    fn compile(bundle: Bundle, start: Instant) -> Result<Self> {
+        let m = &bundle.manifest;
+        let engine = guard(|| Engine::compile(&bundle.model, m.input.width, m.input.height, m.model.num_classes))?;
+        Ok(Classifier { bundle, engine, limits: Limits::default(), cold_start_ms: ms(start), first_call_ms: OnceLock::new() })
+    }
+
+    /// Milliseconds this classifier took to load its bundle and compile the model.
+    pub fn cold_start_ms(&self) -> f64 {
+        self.cold_start_ms
+    }
+
+    /// Milliseconds of this classifier's first successful `identify` call (`None` before there was one).
+    pub fn first_call_ms(&self) -> Option<f64> {
+        self.first_call_ms.get().copied()
     }
 
     /// Replaces the photo size limits (the defaults accept every phone camera and refuse decompression bombs).
@@ -83,7 +110,9 @@ impl Classifier {
     /// Identifies the snake in a photo (JPEG, PNG or WebP bytes). `country` is an ISO 3166-1 alpha-2 code,
     /// an English name or `unknown`; `None` applies no prior. Never panics.
     pub fn identify(&self, image: &[u8], country: Option<&str>, top_k: usize) -> Result<Identification> {
-        guard(|| self.identify_inner(image, country, top_k))
+        let answer = guard(|| self.identify_inner(image, country, top_k))?;
+        self.first_call_ms.get_or_init(|| answer.timings_ms.total);
+        Ok(answer)
     }
 
     fn identify_inner(&self, image: &[u8], country: Option<&str>, top_k: usize) -> Result<Identification> {
@@ -139,6 +168,11 @@ impl Classifier {
         })
     }
 
+    /// Measures this classifier on one photo (see [`crate::bench`]).
+    pub fn benchmark(&self, image: &[u8], iterations: u32, warmup: u32) -> Result<crate::bench::BenchmarkReport> {
+        crate::bench::run(self, image, iterations, warmup)
+    }
+
     /// Logits for an already preprocessed `[1, 3, H, W]` input.
     pub fn logits(&self, input: Vec<f32>) -> Result<Vec<f32>> {
         guard(|| self.engine.run(input))
@@ -146,7 +180,7 @@ impl Classifier {
 }
 
 /// Turns a panic anywhere below into an `Internal` error: a host app must never be taken down by us.
-fn guard<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+pub(crate) fn guard<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|p| {
         let msg = p
             .downcast_ref::<&str>()

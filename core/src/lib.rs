@@ -2,7 +2,7 @@
 //!
 //! Layers, bottom up: [`bundle`] (model + [`manifest`] + [`labels`] + [`prior`]), [`decode`] and
 //! [`preprocess`] (photo to tensor), [`engine`] (tract on the CPU), [`decision`] (softmax, snake gate,
-//! country prior, top-k, warnings), and [`Classifier`], which ties them together.
+//! country prior, top-k, warnings), [`Classifier`], which ties them together, and [`bench`], which measures it.
 //!
 //! ```no_run
 //! let classifier = snakeid::Classifier::embedded_default()?;
@@ -12,6 +12,7 @@
 //! # Ok::<(), snakeid::Error>(())
 //! ```
 
+pub mod bench;
 pub mod bundle;
 pub mod classifier;
 pub mod countries;
@@ -25,6 +26,7 @@ pub mod preprocess;
 pub mod prior;
 pub mod resample;
 
+pub use bench::BenchmarkReport;
 pub use bundle::Bundle;
 pub use classifier::{Classifier, Identification, Timings};
 pub use decision::{Decision, GenusAnswer, Prediction};

@@ -1,0 +1,205 @@
+//! Plain records crossing the FFI, mirroring the CLI's JSON, and their conversions from the core's types.
+
+use snakeid::bench;
+
+/// One ranked species.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct Prediction {
+    pub class_index: u32,
+    pub label: String,
+    pub scientific_name: String,
+    pub probability: f32,
+    pub venomous: bool,
+}
+
+/// The genus-level answer, given when one genus holds most of the probability.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct GenusAnswer {
+    pub genus: String,
+    pub probability: f32,
+    pub venomous: bool,
+}
+
+/// Milliseconds per stage of one call.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct Timings {
+    pub decode: f64,
+    pub preprocess: f64,
+    pub inference: f64,
+    pub postprocess: f64,
+    pub total: f64,
+}
+
+/// The answer for one photo.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct Identification {
+    pub snake_detected: bool,
+    pub snake_probability: f32,
+    /// Probability that the snake is venomous (sum over venomous species).
+    pub venomous_probability: f32,
+    /// Show the red warning: a snake and a real chance that it is venomous.
+    pub venomous_warning: bool,
+    /// Not sure enough: treat as venomous and seek care.
+    pub uncertain: bool,
+    /// The ISO code the given country resolved to.
+    pub country: Option<String>,
+    pub prior_applied: bool,
+    pub backend: String,
+    pub genus: Option<GenusAnswer>,
+    pub predictions: Vec<Prediction>,
+    pub timings_ms: Timings,
+}
+
+/// One species the bundle can recognise.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct Species {
+    pub class_index: u32,
+    pub label: String,
+    pub scientific_name: String,
+    pub genus: String,
+    pub family: String,
+    pub venomous: bool,
+}
+
+/// What a bundle is and knows.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct BundleInfo {
+    pub name: String,
+    pub version: String,
+    pub description: String,
+    pub num_classes: u32,
+    pub input_width: u32,
+    pub input_height: u32,
+    pub species: Vec<Species>,
+    /// Country keys of the bundle's prior (ISO codes, and `unknown`); empty when it has none.
+    pub countries: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct StageStats {
+    pub decode: Percentiles,
+    pub preprocess: Percentiles,
+    pub inference: Percentiles,
+    pub postprocess: Percentiles,
+    pub total: Percentiles,
+}
+
+/// The same measurement `snakeid bench --json` prints.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct BenchmarkReport {
+    pub iterations: u32,
+    pub threads: u32,
+    pub backend: String,
+    pub cold_start_ms: f64,
+    pub first_call_ms: f64,
+    pub stages_ms: StageStats,
+    pub peak_rss_mb: f64,
+}
+
+impl From<snakeid::Prediction> for Prediction {
+    fn from(p: snakeid::Prediction) -> Self {
+        Prediction {
+            class_index: p.class_index as u32,
+            label: p.label,
+            scientific_name: p.scientific_name,
+            probability: p.probability,
+            venomous: p.venomous,
+        }
+    }
+}
+
+impl From<snakeid::GenusAnswer> for GenusAnswer {
+    fn from(g: snakeid::GenusAnswer) -> Self {
+        GenusAnswer { genus: g.genus, probability: g.probability, venomous: g.venomous }
+    }
+}
+
+impl From<snakeid::Timings> for Timings {
+    fn from(t: snakeid::Timings) -> Self {
+        Timings { decode: t.decode, preprocess: t.preprocess, inference: t.inference, postprocess: t.postprocess, total: t.total }
+    }
+}
+
+impl From<snakeid::Identification> for Identification {
+    fn from(a: snakeid::Identification) -> Self {
+        let d = a.decision;
+        Identification {
+            snake_detected: d.snake_detected,
+            snake_probability: d.snake_probability,
+            venomous_probability: d.venomous_probability,
+            venomous_warning: d.venomous_warning,
+            uncertain: d.uncertain,
+            country: a.country,
+            prior_applied: a.prior_applied,
+            backend: a.backend.to_string(),
+            genus: d.genus.map(Into::into),
+            predictions: d.predictions.into_iter().map(Into::into).collect(),
+            timings_ms: a.timings_ms.into(),
+        }
+    }
+}
+
+impl From<&snakeid::Bundle> for BundleInfo {
+    fn from(b: &snakeid::Bundle) -> Self {
+        let m = &b.manifest;
+        BundleInfo {
+            name: m.name.clone(),
+            version: m.version.clone(),
+            description: m.description.clone(),
+            num_classes: m.model.num_classes as u32,
+            input_width: m.input.width,
+            input_height: m.input.height,
+            species: b
+                .species()
+                .map(|l| Species {
+                    class_index: l.class_index as u32,
+                    label: l.label.clone(),
+                    scientific_name: l.scientific_name.clone(),
+                    genus: l.genus.clone(),
+                    family: l.family.clone(),
+                    venomous: l.venomous,
+                })
+                .collect(),
+            countries: b.prior.iter().flat_map(|p| p.countries()).map(str::to_string).collect(),
+        }
+    }
+}
+
+impl From<bench::Percentiles> for Percentiles {
+    fn from(p: bench::Percentiles) -> Self {
+        Percentiles { p50: p.p50, p90: p.p90, p99: p.p99 }
+    }
+}
+
+impl From<bench::StageStats> for StageStats {
+    fn from(s: bench::StageStats) -> Self {
+        StageStats {
+            decode: s.decode.into(),
+            preprocess: s.preprocess.into(),
+            inference: s.inference.into(),
+            postprocess: s.postprocess.into(),
+            total: s.total.into(),
+        }
+    }
+}
+
+impl From<bench::BenchmarkReport> for BenchmarkReport {
+    fn from(r: bench::BenchmarkReport) -> Self {
+        BenchmarkReport {
+            iterations: r.iterations,
+            threads: r.threads,
+            backend: r.backend,
+            cold_start_ms: r.cold_start_ms,
+            first_call_ms: r.first_call_ms,
+            stages_ms: r.stages_ms.into(),
+            peak_rss_mb: r.peak_rss_mb,
+        }
+    }
+}

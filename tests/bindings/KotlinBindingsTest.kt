@@ -1,0 +1,102 @@
+// Runs the generated Kotlin bindings on the desktop JVM (JNA) against the built libsnakeid_ffi:
+// answers, errors as exceptions, threads, benchmark. Run by tests/bindings/run.sh; exits non-zero on any failure.
+
+import org.snakeid.Classifier
+import org.snakeid.SnakeIdException
+import java.io.File
+import java.util.concurrent.Callable
+import java.util.concurrent.Executors
+
+val root = File(System.getenv("SNAKEID_ROOT"))
+fun photo(name: String): ByteArray = File(root, "tests/data/photos/$name").readBytes()
+val bundleFile = File(root, "models/default/snakeid-default.snkb")
+
+var passed = 0
+var failed = 0
+
+fun test(name: String, body: () -> Unit) {
+    try {
+        body()
+        passed++
+        println("ok   $name")
+    } catch (t: Throwable) {
+        failed++
+        println("FAIL $name: $t")
+    }
+}
+
+inline fun <reified E : Throwable> assertThrows(block: () -> Unit): E {
+    try {
+        block()
+    } catch (e: Throwable) {
+        if (e is E) return e
+        throw AssertionError("expected ${E::class.simpleName}, got $e")
+    }
+    throw AssertionError("expected ${E::class.simpleName}, nothing was thrown")
+}
+
+fun main() {
+    Classifier().use { classifier ->
+        test("identify ranks species with probabilities") {
+            val a = classifier.identify(photo("chelsea.png"), "IN", 3u)
+            check(a.backend == "cpu" && a.country == "IN" && a.priorApplied)
+            check(a.predictions.size == 3)
+            val probs = a.predictions.map { it.probability }
+            check(probs == probs.sortedDescending() && probs.all { it in 0f..1f })
+            check(a.predictions[0].scientificName.isNotEmpty())
+            check(a.timingsMs.inference > 0 && a.timingsMs.total >= a.timingsMs.inference)
+        }
+        test("bad images throw InvalidImage and the classifier keeps working") {
+            val jpeg = photo("rocket.jpg")
+            for (bad in listOf(ByteArray(0), "not an image".toByteArray(), jpeg.copyOf(jpeg.size / 3))) {
+                val e = assertThrows<SnakeIdException.InvalidImage> { classifier.identify(bad, null, 3u) }
+                check(!e.message.isNullOrBlank() && !e.message!!.contains('\n'))
+            }
+            check(classifier.identify(jpeg, null, 3u).predictions.isNotEmpty())
+        }
+        test("unknown country throws UnknownCountry with suggestions") {
+            val e = assertThrows<SnakeIdException.UnknownCountry> { classifier.identify(photo("chelsea.png"), "Indai", 3u) }
+            check(e.message!!.contains("did you mean IN")) { e.message!! }
+        }
+        test("bad bundles throw InvalidBundle") {
+            assertThrows<SnakeIdException.InvalidBundle> { Classifier.fromBundlePath("/no/such/bundle.snkb") }
+            val tampered = bundleFile.readBytes()
+            tampered[tampered.size / 2] = (tampered[tampered.size / 2].toInt() xor 1).toByte()
+            assertThrows<SnakeIdException.InvalidBundle> { Classifier.fromBundleBytes(tampered) }
+        }
+        test("bundle from bytes answers like the embedded one") {
+            val want = classifier.identify(photo("coffee.png"), "BR", 5u)
+            Classifier.fromBundleBytes(bundleFile.readBytes()).use { c ->
+                check(c.identify(photo("coffee.png"), "BR", 5u).predictions == want.predictions)
+            }
+        }
+        test("bundle info lists species with venom status and countries") {
+            val info = classifier.bundleInfo()
+            check(info.species.size == 17 && info.numClasses == 1000u)
+            check(info.species.single { it.scientificName == "Naja naja" }.venomous)
+            check("IN" in info.countries)
+        }
+        test("many threads share one classifier") {
+            val names = listOf("chelsea.png", "coffee.png", "rocket.jpg", "astronaut.webp")
+            val want = names.associateWith { classifier.identify(photo(it), "US", 5u).predictions }
+            val pool = Executors.newFixedThreadPool(4)
+            try {
+                val futures = (names + names + names).map { n -> pool.submit(Callable { n to classifier.identify(photo(n), "US", 5u).predictions }) }
+                for (f in futures) {
+                    val (n, got) = f.get()
+                    check(got == want[n]) { "thread answer differs for $n" }
+                }
+            } finally {
+                pool.shutdown()
+            }
+        }
+        test("benchmark reports percentiles and peak RSS") {
+            val r = classifier.benchmark(photo("rocket.jpg"), 5u)
+            check(r.iterations == 5u && r.backend == "cpu" && r.coldStartMs > 0 && r.peakRssMb > 10)
+            val t = r.stagesMs.total
+            check(0 < t.p50 && t.p50 <= t.p90 && t.p90 <= t.p99)
+        }
+    }
+    println("kotlin: $passed passed, $failed failed")
+    if (failed > 0) kotlin.system.exitProcess(1)
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Builds libsnakeid_ffi, generates the Python, Kotlin and Swift bindings from it, and runs the real bindings:
+# pytest on Python, kotlinc + the desktop JVM (JNA) on Kotlin. The Swift bindings have no toolchain here: they are
+# checked to be identical to the copy committed under ios/. Usage: tests/bindings/run.sh [cargo profile, default test-opt]
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+profile="${1:-test-opt}"
+cd "$root"
+# The whole workspace with its tests: the same feature set as `cargo test --workspace`, so nothing rebuilds after it.
+cargo build --locked --profile "$profile" --workspace --all-targets
+lib="target/$profile/libsnakeid_ffi.so"
+out="target/bindings"
+rm -rf "$out" && mkdir -p "$out"
+for lang in python kotlin swift; do
+  "target/$profile/uniffi-bindgen" generate --no-format --library "$lib" --language "$lang" --out-dir "$out/$lang"
+done
+export SNAKEID_ROOT="$root" SNAKEID_CLI="$root/target/$profile/snakeid"
+
+echo "== Python bindings"
+cp "$lib" "$out/python/"
+SNAKEID_BINDINGS="$out/python" python3 -m pytest -q -p no:cacheprovider tests/bindings/test_python.py
+
+echo "== Kotlin bindings (desktop JVM)"
+kotlinc="$(command -v kotlinc-jvm || echo "$(npm root -g 2>/dev/null)/kotlin-compiler/bin/kotlinc-jvm")"
+jna=/usr/share/java/jna.jar
+"$kotlinc" -nowarn -classpath "$jna" "$out/kotlin/org/snakeid/snakeid.kt" tests/bindings/KotlinBindingsTest.kt \
+  -d "$out/kotlin-test.jar"
+java -Djna.library.path="$root/target/$profile" -cp "$out/kotlin-test.jar:$jna:$(dirname "$kotlinc")/../lib/kotlin-stdlib.jar" \
+  KotlinBindingsTestKt
+
+echo "== Generated bindings committed to the app shells are up to date"
+diff -u android/snakeid/src/main/kotlin/org/snakeid/snakeid.kt "$out/kotlin/org/snakeid/snakeid.kt"
+diff -u ios/Sources/SnakeID/SnakeID.swift "$out/swift/SnakeID.swift"
+diff -u ios/Sources/SnakeIDFFI/include/SnakeIDFFI.h "$out/swift/SnakeIDFFI.h"
+echo "bindings: generated code matches the committed copies"

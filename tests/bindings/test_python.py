@@ -1,0 +1,122 @@
+"""Runs the generated Python bindings against the built libsnakeid_ffi: answers, errors, threads, benchmark.
+
+Run by tests/bindings/run.sh, which generates the `snakeid` module next to the library and sets
+SNAKEID_BINDINGS (the module's folder), SNAKEID_CLI (the CLI binary, for cross-checks) and SNAKEID_ROOT.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+sys.path.insert(0, os.environ["SNAKEID_BINDINGS"])
+import snakeid  # noqa: E402  (the generated module)
+
+ROOT = os.environ["SNAKEID_ROOT"]
+PHOTOS = os.path.join(ROOT, "tests", "data", "photos")
+BUNDLE = os.path.join(ROOT, "models", "default", "snakeid-default.snkb")
+
+
+def photo(name):
+    with open(os.path.join(PHOTOS, name), "rb") as f:
+        return f.read()
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    return snakeid.Classifier()
+
+
+def cli_answer(name, country, top):
+    out = subprocess.run(
+        [os.environ["SNAKEID_CLI"], "identify", os.path.join(PHOTOS, name), "--country", country, "--top", str(top), "--json"],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    return json.loads(out)
+
+
+def test_identify_matches_the_cli(classifier):
+    got = classifier.identify(photo("chelsea.png"), "IN", 3)
+    want = cli_answer("chelsea.png", "IN", 3)
+    assert got.backend == "cpu" == want["backend"]
+    assert got.country == "IN" and got.prior_applied
+    assert got.snake_detected == want["snake_detected"]
+    assert got.uncertain == want["uncertain"]
+    assert got.venomous_warning == want["venomous_warning"]
+    assert [p.scientific_name for p in got.predictions] == [p["scientific_name"] for p in want["predictions"]]
+    for p, q in zip(got.predictions, want["predictions"]):
+        assert p.class_index == q["class_index"] and p.label == q["label"] and p.venomous == q["venomous"]
+        assert abs(p.probability - q["probability"]) < 1e-6
+    probs = [p.probability for p in got.predictions]
+    assert probs == sorted(probs, reverse=True) and all(0.0 <= p <= 1.0 for p in probs)
+    t = got.timings_ms
+    assert 0 < t.inference <= t.total and t.decode > 0
+
+
+def test_no_country_means_no_prior(classifier):
+    got = classifier.identify(photo("rocket.jpg"), None, 5)
+    assert got.country is None and not got.prior_applied and len(got.predictions) == 5
+
+
+def test_bad_images_raise_invalid_image_and_the_classifier_keeps_working(classifier):
+    jpeg = photo("rocket.jpg")
+    for bad in [b"", b"not an image at all", jpeg[: len(jpeg) // 3], b"\x89PNG\r\n\x1a\n" + b"\0" * 64]:
+        with pytest.raises(snakeid.SnakeIdError.InvalidImage) as e:
+            classifier.identify(bad, None, 3)
+        assert "\n" not in str(e.value) and str(e.value)
+    assert classifier.identify(jpeg, None, 3).predictions
+
+
+def test_unknown_country_suggests_close_matches(classifier):
+    with pytest.raises(snakeid.SnakeIdError.UnknownCountry, match="did you mean IN"):
+        classifier.identify(photo("chelsea.png"), "Indai", 3)
+    with pytest.raises(snakeid.SnakeIdError.UnknownCountry):
+        classifier.identify(photo("chelsea.png"), "Narnia", 3)
+
+
+def test_bad_bundles_raise_invalid_bundle():
+    with pytest.raises(snakeid.SnakeIdError.InvalidBundle, match="cannot read"):
+        snakeid.Classifier.from_bundle_path("/no/such/bundle.snkb")
+    with pytest.raises(snakeid.SnakeIdError.InvalidBundle):
+        snakeid.Classifier.from_bundle_bytes(b"SNAKEIDB garbage")
+    data = bytearray(open(BUNDLE, "rb").read())
+    data[len(data) // 2] ^= 0x01  # one flipped bit inside the model
+    with pytest.raises(snakeid.SnakeIdError.InvalidBundle, match="(?i)sha-?256|checksum|digest"):
+        snakeid.Classifier.from_bundle_bytes(bytes(data))
+
+
+def test_bundle_from_bytes_and_path_answer_like_the_embedded_one(classifier):
+    want = classifier.identify(photo("coffee.png"), "BR", 5)
+    for c in [snakeid.Classifier.from_bundle_bytes(open(BUNDLE, "rb").read()), snakeid.Classifier.from_bundle_path(BUNDLE)]:
+        got = c.identify(photo("coffee.png"), "BR", 5)
+        assert [(p.class_index, p.probability) for p in got.predictions] == [(p.class_index, p.probability) for p in want.predictions]
+
+
+def test_bundle_info(classifier):
+    info = classifier.bundle_info()
+    assert info.num_classes == 1000 and (info.input_width, info.input_height) == (224, 224)
+    assert len(info.species) == 17
+    cobra = next(s for s in info.species if s.scientific_name == "Naja naja")
+    assert cobra.venomous and cobra.family == "Elapidae" and cobra.genus == "Naja"
+    assert "IN" in info.countries and "US" in info.countries
+
+
+def test_many_threads_share_one_classifier(classifier):
+    names = ["chelsea.png", "coffee.png", "rocket.jpg", "astronaut.webp"]
+    want = {n: classifier.identify(photo(n), "US", 5) for n in names}
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        got = list(pool.map(lambda n: (n, classifier.identify(photo(n), "US", 5)), names * 4))
+    for n, answer in got:
+        assert answer.predictions == want[n].predictions
+
+
+def test_benchmark(classifier):
+    r = classifier.benchmark(photo("rocket.jpg"), 5)
+    assert r.iterations == 5 and r.threads == 1 and r.backend == "cpu"
+    assert r.cold_start_ms > 0 and r.first_call_ms > 0 and r.peak_rss_mb > 10
+    for s in [r.stages_ms.decode, r.stages_ms.inference, r.stages_ms.total]:
+        assert 0 < s.p50 <= s.p90 <= s.p99
+    assert r.stages_ms.inference.p50 <= r.stages_ms.total.p50
