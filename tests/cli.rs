@@ -202,3 +202,83 @@ fn prior_build_on_the_snakeclef_2020_table() {
     assert_eq!(out.lines().count(), 784, "{out}");
     assert!(out.lines().skip(1).all(|l| l.split_whitespace().last().unwrap().parse::<f64>().unwrap() > 0.0));
 }
+
+#[test]
+fn bench_json_has_the_documented_keys_and_ordered_percentiles() {
+    let o = snakeid(&["bench", "--image", &photo_path("rocket.jpg"), "--iterations", "5", "--warmup", "2", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["iterations"], 5);
+    assert_eq!(v["threads"], 1);
+    assert_eq!(v["backend"], "cpu");
+    assert!(v["cold_start_ms"].as_f64().unwrap() > 0.0 && v["first_call_ms"].as_f64().unwrap() > 0.0);
+    assert!(v["peak_rss_mb"].as_f64().unwrap() > 10.0);
+    for stage in ["decode", "preprocess", "inference", "postprocess", "total"] {
+        let s = &v["stages_ms"][stage];
+        let (p50, p90, p99) = (s["p50"].as_f64().unwrap(), s["p90"].as_f64().unwrap(), s["p99"].as_f64().unwrap());
+        assert!(0.0 <= p50 && p50 <= p90 && p90 <= p99, "{stage}: {s}");
+    }
+    assert!(v["stages_ms"]["inference"]["p50"].as_f64() <= v["stages_ms"]["total"]["p50"].as_f64());
+}
+
+#[test]
+fn bench_with_threads_and_without_an_image_runs() {
+    let o = snakeid(&["bench", "--iterations", "2", "--threads", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert!(out.contains("2 thread(s)") && out.contains("inference") && out.contains("peak RSS"), "{out}");
+    assert_bad_input(&snakeid(&["bench", "--image", "/no/such.jpg"]), "missing bench image");
+    assert_eq!(snakeid(&["bench", "--backend", "quantum"]).status.code(), Some(2));
+}
+
+/// A folder data set: one subfolder per species, named in the three accepted ways, plus an unreadable photo.
+fn eval_folder() -> PathBuf {
+    let root = tmp("eval-folder");
+    let _ = std::fs::remove_dir_all(&root);
+    for (class, photos) in [("Naja naja", ["chelsea.png", "coffee.png"]), ("Sidewinder", ["rocket.jpg", "orange.jpg"]), ("61", ["astronaut.webp", "squirrel_cls.jpg"])] {
+        std::fs::create_dir_all(root.join(class)).unwrap();
+        for p in photos {
+            std::fs::copy(data_dir().join("photos").join(p), root.join(class).join(p)).unwrap();
+        }
+    }
+    std::fs::write(root.join("61").join("broken.jpg"), b"\xFF\xD8\xFF not really").unwrap();
+    root
+}
+
+#[test]
+fn eval_on_a_folder_reports_metrics_skips_bad_photos_and_plots() {
+    let data = eval_folder();
+    let (report, svg) = (tmp("eval.json"), tmp("eval.svg"));
+    let o = snakeid(&["eval", data.to_str().unwrap(), "--country", "US", "--json", report.to_str().unwrap(), "--plot", svg.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8(o.stdout.clone()).unwrap();
+    assert!(out.contains("6 photos evaluated, 1 skipped") && out.contains("with prior") && out.contains("macro-F1"), "{out}");
+    assert!(stderr(&o).contains("broken.jpg"));
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(v["n"], 6);
+    assert_eq!(v["skipped"], 1);
+    let truth: Vec<u64> = v["predictions"].as_array().unwrap().iter().map(|p| p["label"].as_u64().unwrap()).collect();
+    assert_eq!(truth, [61, 61, 63, 63, 68, 68]);
+    for key in ["without_prior", "with_prior"] {
+        let m = &v[key];
+        let (top1, top5, f1) = (m["top1"].as_f64().unwrap(), m["top5"].as_f64().unwrap(), m["macro_f1"].as_f64().unwrap());
+        assert!((0.0..=1.0).contains(&top1) && top1 <= top5 && top5 <= 1.0 && (0.0..=1.0).contains(&f1), "{m}");
+        // Recompute top-1 from the recorded rankings.
+        let hits = v["predictions"].as_array().unwrap().iter().filter(|p| p[key][0] == p["label"]).count();
+        assert!((top1 - hits as f64 / 6.0).abs() < 1e-12);
+    }
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("Per-class F1") && svg.trim_end().ends_with("</svg>"));
+}
+
+#[test]
+fn eval_refuses_unknown_labels_and_countries_before_any_inference() {
+    let data = tmp("eval-bad.csv");
+    std::fs::write(&data, format!("path,label,country\n{},Naja nana,IN\n", photo_path("chelsea.png"))).unwrap();
+    let err = assert_bad_input(&snakeid(&["eval", data.to_str().unwrap()]), "unknown label");
+    assert!(err.contains("Naja nana"), "{err}");
+    std::fs::write(&data, format!("path,label,where\n{},Naja naja,Narnia\n", photo_path("chelsea.png"))).unwrap();
+    let err = assert_bad_input(&snakeid(&["eval", data.to_str().unwrap(), "--country-column", "where"]), "unknown country");
+    assert!(err.contains("Narnia"), "{err}");
+    assert_bad_input(&snakeid(&["eval", "/no/such/dir"]), "missing data");
+}

@@ -78,7 +78,7 @@ pub fn run(classifier: &Classifier, image: &[u8], iterations: u32, warmup: u32) 
         (0..iterations.max(1)).map(|_| classifier.identify(image, None, 5).map(|a| a.timings_ms)).collect::<Result<Vec<_>>>()?;
     Ok(BenchmarkReport {
         iterations: runs.len() as u32,
-        threads: 1,
+        threads: classifier.threads() as u32,
         backend: "cpu".into(),
         cold_start_ms: classifier.cold_start_ms(),
         first_call_ms: classifier.first_call_ms().unwrap_or(first),

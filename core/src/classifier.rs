@@ -97,6 +97,16 @@ impl Classifier {
         self.first_call_ms.get().copied()
     }
 
+    /// Runs inference on `threads` threads (default 1: the calling thread, best when several photos run in parallel).
+    pub fn with_threads(mut self, threads: usize) -> Result<Self> {
+        self.engine = self.engine.with_threads(threads)?;
+        Ok(self)
+    }
+
+    pub fn threads(&self) -> usize {
+        self.engine.threads()
+    }
+
     /// Replaces the photo size limits (the defaults accept every phone camera and refuse decompression bombs).
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;

@@ -2,12 +2,16 @@
 
 use crate::error::{Error, Result};
 use std::sync::Arc;
+use tract_linalg::multithread::{multithread_tract_scope, Executor};
 use tract_onnx::prelude::*;
 
 /// A compiled model. Cheap to share: the plan is immutable and every call gets its own state.
 #[derive(Debug, Clone)]
 pub struct Engine {
     plan: Arc<TypedRunnableModel>,
+    /// Runs tract's matrix products: on the calling thread, or split over a private thread pool.
+    executor: Executor,
+    threads: usize,
     width: usize,
     height: usize,
     num_classes: usize,
@@ -46,7 +50,24 @@ impl Engine {
             return Err(Error::bundle(format!("model output must be f32 logits, found {:?}", out.datum_type)));
         }
         let plan = typed.into_optimized().map_err(berr("optimising"))?.into_runnable().map_err(berr("planning"))?;
-        Ok(Engine { plan, width, height, num_classes })
+        Ok(Engine { plan, executor: Executor::SingleThread, threads: 1, width, height, num_classes })
+    }
+
+    /// Splits the heavy matrix products of each call over a private pool of `threads` threads (1: the caller's thread).
+    pub fn with_threads(mut self, threads: usize) -> Result<Self> {
+        let threads = threads.max(1);
+        self.executor = if threads == 1 {
+            Executor::SingleThread
+        } else {
+            std::panic::catch_unwind(|| Executor::multithread_with_name(threads, "snakeid"))
+                .map_err(|_| Error::Backend(format!("cannot start a pool of {threads} threads")))?
+        };
+        self.threads = threads;
+        Ok(self)
+    }
+
+    pub fn threads(&self) -> usize {
+        self.threads
     }
 
     /// Runs the model on one normalised `[1, 3, height, width]` input and returns the logits.
@@ -56,7 +77,7 @@ impl Engine {
             return Err(Error::Internal(format!("input has {} values, expected {expected}", input.len())));
         }
         let tensor = Tensor::from_shape(&[1, 3, self.height, self.width], &input).map_err(|e| Error::Internal(one_line(&e)))?;
-        let outputs = self.plan.run(tvec!(tensor.into())).map_err(|e| Error::Backend(format!("running the model: {}", one_line(&e))))?;
+        let outputs = multithread_tract_scope(self.executor.clone(), || self.plan.run(tvec!(tensor.into()))).map_err(|e| Error::Backend(format!("running the model: {}", one_line(&e))))?;
         let view = outputs[0].to_plain_array_view::<f32>().map_err(|e| Error::Internal(one_line(&e)))?;
         let logits: Vec<f32> = view.iter().copied().collect();
         if logits.len() != self.num_classes {

@@ -22,6 +22,7 @@ pub mod engine;
 pub mod error;
 pub mod labels;
 pub mod manifest;
+pub mod metrics;
 pub mod preprocess;
 pub mod prior;
 pub mod resample;

@@ -2,6 +2,7 @@
 // answers, errors as exceptions, threads, benchmark. Run by tests/bindings/run.sh; exits non-zero on any failure.
 
 import org.snakeid.Classifier
+import org.snakeid.SnakeId
 import org.snakeid.SnakeIdException
 import java.io.File
 import java.util.concurrent.Callable
@@ -96,6 +97,13 @@ fun main() {
             val t = r.stagesMs.total
             check(0 < t.p50 && t.p50 <= t.p90 && t.p90 <= t.p99)
         }
+    }
+    test("Android wrapper: one shared classifier, country from the locale") {
+        check(SnakeId.shared() === SnakeId.shared())
+        check(SnakeId.shared().identify(photo("rocket.jpg"), SnakeId.countryOf(java.util.Locale("en", "IN")), 1u).country == "IN")
+        check(SnakeId.countryOf(java.util.Locale("pt", "BR")) == "BR")
+        check(SnakeId.countryOf(java.util.Locale("en")) == null)
+        check(SnakeId.countryOf(java.util.Locale("es", "419")) == null) // UN M.49 region, not a country
     }
     println("kotlin: $passed passed, $failed failed")
     if (failed > 0) kotlin.system.exitProcess(1)

@@ -47,7 +47,7 @@ pub fn run(args: Args) -> snakeid::Result<ExitCode> {
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(EXIT_BAD_INPUT) })
 }
 
-fn read_photo(path: &Path) -> snakeid::Result<Vec<u8>> {
+pub fn read_photo(path: &Path) -> snakeid::Result<Vec<u8>> {
     let io = |e| Error::Io { path: path.to_path_buf(), source: e };
     let meta = std::fs::metadata(path).map_err(io)?;
     if meta.is_dir() {

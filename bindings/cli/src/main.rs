@@ -1,7 +1,10 @@
-//! The `snakeid` command line: identify photos, build and inspect country priors, pack bundles.
+//! The `snakeid` command line: identify photos, benchmark, build and inspect country priors, pack bundles.
 
+mod bench_cmd;
 mod bundle_cmd;
+mod eval_cmd;
 mod identify;
+mod plot;
 mod prior_cmd;
 
 use clap::{Parser, Subcommand};
@@ -19,6 +22,10 @@ struct Cli {
 enum Command {
     /// Identify the snake in one or more photos (JPEG, PNG, WebP).
     Identify(identify::Args),
+    /// Measure cold start, first call, per-stage latency percentiles and peak memory.
+    Bench(bench_cmd::Args),
+    /// Top-1, top-5 and macro-F1, with and without the country prior, on a labelled photo set.
+    Eval(eval_cmd::Args),
     /// Build or inspect a species-by-country prior table.
     #[command(subcommand)]
     Prior(prior_cmd::PriorCommand),
@@ -34,6 +41,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Identify(args) => identify::run(args),
+        Command::Bench(args) => bench_cmd::run(args),
+        Command::Eval(args) => eval_cmd::run(args),
         Command::Prior(cmd) => prior_cmd::run(cmd),
         Command::Bundle(cmd) => bundle_cmd::run(cmd),
     };

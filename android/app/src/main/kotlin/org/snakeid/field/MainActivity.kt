@@ -1,0 +1,166 @@
+// The field app's one activity: pick or take a photo, set the country (device locale by default), see the answer;
+// a second tab benchmarks the classifier on the last photo. All calls into snakeid run off the main thread.
+package org.snakeid.field
+
+import android.graphics.Bitmap
+import android.os.Bundle
+import androidx.activity.ComponentActivity
+import androidx.activity.compose.rememberLauncherForActivityResult
+import androidx.activity.compose.setContent
+import androidx.activity.result.PickVisualMediaRequest
+import androidx.activity.result.contract.ActivityResultContracts
+import androidx.compose.foundation.background
+import androidx.compose.foundation.layout.*
+import androidx.compose.material3.*
+import androidx.compose.runtime.*
+import androidx.compose.ui.Modifier
+import androidx.compose.ui.graphics.Color
+import androidx.compose.ui.text.font.FontStyle
+import androidx.compose.ui.text.font.FontWeight
+import androidx.compose.ui.unit.dp
+import androidx.lifecycle.lifecycleScope
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.launch
+import kotlinx.coroutines.withContext
+import org.snakeid.BenchmarkReport
+import org.snakeid.Identification
+import org.snakeid.SnakeId
+import org.snakeid.SnakeIdException
+import java.io.ByteArrayOutputStream
+
+class MainActivity : ComponentActivity() {
+    private var photo by mutableStateOf<ByteArray?>(null)
+    private var country by mutableStateOf(SnakeId.countryOf() ?: "")
+    private var answer by mutableStateOf<Identification?>(null)
+    private var report by mutableStateOf<BenchmarkReport?>(null)
+    private var error by mutableStateOf<String?>(null)
+    private var busy by mutableStateOf(false)
+
+    override fun onCreate(savedInstanceState: Bundle?) {
+        super.onCreate(savedInstanceState)
+        // Load (compile) the model early, in the background, so the first photo is answered quickly.
+        lifecycleScope.launch(Dispatchers.Default) { runCatching { SnakeId.shared() } }
+        setContent { MaterialTheme { Screens() } }
+    }
+
+    private fun run(block: suspend () -> Unit) {
+        busy = true
+        error = null
+        lifecycleScope.launch {
+            try {
+                block()
+            } catch (e: SnakeIdException) {
+                error = e.message
+            } finally {
+                busy = false
+            }
+        }
+    }
+
+    private fun identify(bytes: ByteArray) {
+        photo = bytes
+        run {
+            answer = withContext(Dispatchers.Default) {
+                SnakeId.shared().identify(bytes, country.trim().ifEmpty { null }, 3u)
+            }
+        }
+    }
+
+    @Composable
+    private fun Screens() {
+        var tab by remember { mutableIntStateOf(0) }
+        Column(Modifier.fillMaxSize().padding(16.dp)) {
+            TabRow(selectedTabIndex = tab) {
+                Tab(selected = tab == 0, onClick = { tab = 0 }, text = { Text("Identify") })
+                Tab(selected = tab == 1, onClick = { tab = 1 }, text = { Text("Benchmark") })
+            }
+            Spacer(Modifier.height(12.dp))
+            if (tab == 0) IdentifyScreen() else BenchmarkScreen()
+        }
+    }
+
+    @Composable
+    private fun IdentifyScreen() {
+        val pick = rememberLauncherForActivityResult(ActivityResultContracts.PickVisualMedia()) { uri ->
+            uri?.let { u -> contentResolver.openInputStream(u)?.use { identify(it.readBytes()) } }
+        }
+        val take = rememberLauncherForActivityResult(ActivityResultContracts.TakePicturePreview()) { bitmap ->
+            bitmap?.let { identify(ByteArrayOutputStream().also { o -> it.compress(Bitmap.CompressFormat.JPEG, 95, o) }.toByteArray()) }
+        }
+        Row(horizontalArrangement = Arrangement.spacedBy(8.dp)) {
+            Button(onClick = { take.launch(null) }, enabled = !busy) { Text("Take photo") }
+            Button(onClick = { pick.launch(PickVisualMediaRequest(ActivityResultContracts.PickVisualMedia.ImageOnly)) }, enabled = !busy) {
+                Text("Pick photo")
+            }
+        }
+        OutlinedTextField(
+            value = country,
+            onValueChange = { country = it },
+            label = { Text("Country (ISO code or name; empty = unknown)") },
+            singleLine = true,
+            modifier = Modifier.fillMaxWidth(),
+        )
+        if (busy) LinearProgressIndicator(Modifier.fillMaxWidth().padding(vertical = 8.dp))
+        error?.let { Text(it, color = MaterialTheme.colorScheme.error) }
+        answer?.let { AnswerView(it) }
+    }
+
+    @Composable
+    private fun AnswerView(a: Identification) {
+        Spacer(Modifier.height(12.dp))
+        if (a.venomousWarning) {
+            Text(
+                "POSSIBLY VENOMOUS — seek medical care",
+                color = Color.White, fontWeight = FontWeight.Bold,
+                modifier = Modifier.fillMaxWidth().background(Color(0xFFC62828)).padding(12.dp),
+            )
+        }
+        if (a.uncertain) {
+            Text(
+                "Uncertain — treat as venomous and seek care",
+                color = Color(0xFFC62828), fontWeight = FontWeight.Bold, modifier = Modifier.padding(vertical = 8.dp),
+            )
+        }
+        if (!a.snakeDetected) Text("No snake recognised in this photo (%.0f%%).".format(a.snakeProbability * 100))
+        a.predictions.forEach { p ->
+            Row(Modifier.fillMaxWidth().padding(vertical = 4.dp), horizontalArrangement = Arrangement.SpaceBetween) {
+                Column {
+                    Text(p.label, fontWeight = FontWeight.SemiBold)
+                    Text(p.scientificName, fontStyle = FontStyle.Italic)
+                }
+                Text("%.1f%%%s".format(p.probability * 100, if (p.venomous) "  venomous" else ""))
+            }
+        }
+        Text(
+            "country: ${a.country ?: "unknown"}${if (a.priorApplied) " (range prior applied)" else ""} · %.0f ms · %s"
+                .format(a.timingsMs.total, a.backend),
+            style = MaterialTheme.typography.bodySmall,
+        )
+    }
+
+    @Composable
+    private fun BenchmarkScreen() {
+        Text("Runs 30 identifications of the last photo and reports the same numbers as `snakeid bench`.")
+        Button(onClick = {
+            val bytes = photo ?: return@Button run { error = "Take or pick a photo first." }
+            run { report = withContext(Dispatchers.Default) { SnakeId.shared().benchmark(bytes, 30u) } }
+        }, enabled = !busy) { Text("Run benchmark") }
+        if (busy) LinearProgressIndicator(Modifier.fillMaxWidth())
+        error?.let { Text(it, color = MaterialTheme.colorScheme.error) }
+        report?.let { r ->
+            val s = r.stagesMs
+            listOf(
+                "cold start" to "%.0f ms".format(r.coldStartMs),
+                "first call" to "%.0f ms".format(r.firstCallMs),
+                "decode p50" to "%.1f ms".format(s.decode.p50),
+                "preprocess p50" to "%.1f ms".format(s.preprocess.p50),
+                "inference p50 / p90 / p99" to "%.1f / %.1f / %.1f ms".format(s.inference.p50, s.inference.p90, s.inference.p99),
+                "total p50 / p90 / p99" to "%.1f / %.1f / %.1f ms".format(s.total.p50, s.total.p90, s.total.p99),
+                "peak RSS" to "%.0f MB".format(r.peakRssMb),
+                "backend / threads" to "${r.backend} / ${r.threads}",
+            ).forEach { (k, v) ->
+                Row(Modifier.fillMaxWidth(), horizontalArrangement = Arrangement.SpaceBetween) { Text(k); Text(v) }
+            }
+        }
+    }
+}

@@ -1,0 +1,24 @@
+// Small conveniences over the generated bindings (snakeid.kt): one shared Classifier per process and the
+// device's country. Pure Kotlin/JVM, so it is compiled and tested on the desktop JVM too (tests/bindings/run.sh).
+package org.snakeid
+
+import java.util.Locale
+
+object SnakeId {
+    @Volatile private var shared: Classifier? = null
+
+    /**
+     * The process-wide classifier over the embedded default bundle. Loading compiles the model (hundreds of
+     * milliseconds): call this off the main thread. The same instance is safe to use from any thread.
+     */
+    @Throws(SnakeIdException::class)
+    fun shared(): Classifier =
+        shared ?: synchronized(this) { shared ?: Classifier().also { shared = it } }
+
+    /**
+     * The country to pass to [Classifier.identify]: the locale's ISO 3166-1 alpha-2 region, or null when the locale
+     * has none (then no prior is applied). The app lets the user override it.
+     */
+    fun countryOf(locale: Locale = Locale.getDefault()): String? =
+        locale.country.takeIf { it.length == 2 && it.all(Char::isLetter) }?.uppercase(Locale.ROOT)
+}

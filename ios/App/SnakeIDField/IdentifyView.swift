@@ -1,0 +1,100 @@
+// Identify screen: take or pick a photo, country override, top-3 with probabilities and venom warnings.
+import PhotosUI
+import SnakeID
+import SwiftUI
+
+struct IdentifyView: View {
+    @EnvironmentObject var model: FieldModel
+    @State private var picked: PhotosPickerItem?
+    @State private var showCamera = false
+
+    var body: some View {
+        NavigationStack {
+            Form {
+                Section {
+                    HStack {
+                        Button("Take photo") { showCamera = true }
+                            .disabled(!UIImagePickerController.isSourceTypeAvailable(.camera) || model.busy)
+                        Spacer()
+                        PhotosPicker("Pick photo", selection: $picked, matching: .images).disabled(model.busy)
+                    }
+                    TextField("Country (ISO code or name; empty = unknown)", text: $model.country)
+                        .textInputAutocapitalization(.characters)
+                }
+                if model.busy { ProgressView() }
+                if let error = model.error { Text(error).foregroundStyle(.red) }
+                if let a = model.answer { AnswerSection(answer: a) }
+            }
+            .navigationTitle("SnakeID")
+        }
+        .onChange(of: picked) { item in
+            Task {
+                if let data = try? await item?.loadTransferable(type: Data.self) { await model.identify(data) }
+            }
+        }
+        .sheet(isPresented: $showCamera) {
+            CameraPicker { image in
+                if let data = image.jpegData(compressionQuality: 0.95) { Task { await model.identify(data) } }
+            }
+        }
+    }
+}
+
+struct AnswerSection: View {
+    let answer: Identification
+
+    var body: some View {
+        Section("Answer") {
+            if answer.venomousWarning {
+                Text("POSSIBLY VENOMOUS — seek medical care")
+                    .bold().foregroundStyle(.white).padding(8).frame(maxWidth: .infinity).background(.red)
+            }
+            if answer.uncertain {
+                Text("Uncertain — treat as venomous and seek care").bold().foregroundStyle(.red)
+            }
+            if !answer.snakeDetected {
+                Text(String(format: "No snake recognised in this photo (%.0f%%).", answer.snakeProbability * 100))
+            }
+            ForEach(answer.predictions, id: \.classIndex) { p in
+                HStack {
+                    VStack(alignment: .leading) {
+                        Text(p.label).bold()
+                        Text(p.scientificName).italic()
+                    }
+                    Spacer()
+                    Text(String(format: "%.1f%%", p.probability * 100) + (p.venomous ? " venomous" : ""))
+                }
+            }
+            Text("country: \(answer.country ?? "unknown")\(answer.priorApplied ? " (range prior applied)" : "") · "
+                 + String(format: "%.0f ms", answer.timingsMs.total) + " · \(answer.backend)")
+                .font(.footnote)
+        }
+    }
+}
+
+/// The system camera, wrapped for SwiftUI.
+struct CameraPicker: UIViewControllerRepresentable {
+    let onImage: (UIImage) -> Void
+    @Environment(\.dismiss) private var dismiss
+
+    func makeUIViewController(context: Context) -> UIImagePickerController {
+        let picker = UIImagePickerController()
+        picker.sourceType = .camera
+        picker.delegate = context.coordinator
+        return picker
+    }
+
+    func updateUIViewController(_ controller: UIImagePickerController, context: Context) {}
+
+    func makeCoordinator() -> Coordinator { Coordinator(self) }
+
+    final class Coordinator: NSObject, UIImagePickerControllerDelegate, UINavigationControllerDelegate {
+        let parent: CameraPicker
+        init(_ parent: CameraPicker) { self.parent = parent }
+
+        func imagePickerController(_ picker: UIImagePickerController, didFinishPickingMediaWithInfo info: [UIImagePickerController.InfoKey: Any]) {
+            if let image = info[.originalImage] as? UIImage { parent.onImage(image) }
+            parent.dismiss()
+        }
+    }
+}
