@@ -1,82 +1,127 @@
 #!/usr/bin/env python3
-"""snakeid against onnxruntime, one machine, one run, one thread, the same int8 model and photo.
+"""The race: snakeid against onnxruntime on one machine, in one run, same model, photo and thread count.
 
-    python3 bench/compare_onnxruntime.py PHOTO [ITERATIONS]
+    python3 bench/compare_onnxruntime.py PHOTO [--iterations N] [--threads T] [--bundle B] [--snakeid PATH]
 
-onnxruntime side, like a careful competitor: PIL decode with `draft` (JPEG DCT scaling) + torchvision-style resize
-and crop, one intra-op thread. snakeid side: `cargo run --release --example measure` (embedded bundle).
-Prints both and the ratios snakeid / onnxruntime (lower is better for snakeid).
+onnxruntime side, like a careful competitor, in its own process: PIL decode with `draft` (JPEG DCT scaling),
+torchvision-style resize and centre crop, `intra_op_num_threads = T`, the bundle's own model.onnx.
+snakeid side: `snakeid bench --json` (release build) on the same photo. Prints p50s, cold start, peak RSS and the
+ratios snakeid / onnxruntime (lower is better for snakeid).
 """
+import argparse
+import json
 import os
-import re
-import statistics
+import resource
 import subprocess
 import sys
 import tempfile
 import time
 
-import numpy as np
-import onnxruntime as ort
-from PIL import Image
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "models"))
-MEAN = np.array([0.485, 0.456, 0.406], np.float32)
-STD = np.array([0.229, 0.224, 0.225], np.float32)
 
 
-def preprocess(path):
-    img = Image.open(path)
-    img.draft("RGB", (256, 256))
-    img = img.convert("RGB")
-    w, h = img.size
-    size = (256, int(256 * h / w)) if w <= h else (int(256 * w / h), 256)
-    img = img.resize(size, Image.BILINEAR)
-    w, h = img.size
-    l, t = int(round((w - 224) / 2)), int(round((h - 224) / 2))
-    x = (np.asarray(img.crop((l, t, l + 224, t + 224)), np.float32) / 255.0 - MEAN) / STD
-    return x.transpose(2, 0, 1)[None]
+def p(values, q):
+    v = sorted(values)
+    k = max(1, -(-q * len(v) // 100))  # nearest rank, as snakeid bench
+    return v[int(k) - 1]
+
+
+def ort_child(model, manifest, photo, n, threads):
+    """Runs in a fresh process so that its peak RSS is onnxruntime's alone (plus the Python interpreter)."""
+    t_import = time.perf_counter()
+    import numpy as np
+    import onnxruntime as ort
+    from PIL import Image
+    import_ms = (time.perf_counter() - t_import) * 1e3
+
+    spec = json.load(open(manifest))["input"]
+    w_in, h_in = spec["width"], spec["height"]
+    shorter = spec["resize"].get("shorter_side", max(w_in, h_in))
+    mean = np.array(spec["mean"], np.float32)
+    std = np.array(spec["std"], np.float32)
+
+    def preprocess(path):
+        img = Image.open(path)
+        img.draft("RGB", (shorter, shorter))
+        img = img.convert("RGB")
+        w, h = img.size
+        size = (shorter, int(shorter * h / w)) if w <= h else (int(shorter * w / h), shorter)
+        img = img.resize(size, Image.BILINEAR)
+        w, h = img.size
+        l, t = int(round((w - w_in) / 2)), int(round((h - h_in) / 2))
+        x = (np.asarray(img.crop((l, t, l + w_in, t + h_in)), np.float32) / 255.0 - mean) / std
+        return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    t = time.perf_counter()
+    s = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+    name = s.get_inputs()[0].name
+    load = (time.perf_counter() - t) * 1e3
+    t = time.perf_counter()
+    s.run(None, {name: preprocess(photo)})
+    first = (time.perf_counter() - t) * 1e3
+    for _ in range(3):
+        s.run(None, {name: preprocess(photo)})
+    dec, inf, tot = [], [], []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        x = preprocess(photo)
+        t1 = time.perf_counter()
+        logits = s.run(None, {name: x})[0]
+        e = np.exp(logits - logits.max())  # softmax, as snakeid's postprocess
+        e /= e.sum()
+        t2 = time.perf_counter()
+        dec.append((t1 - t0) * 1e3)
+        inf.append((t2 - t1) * 1e3)
+        tot.append((t2 - t0) * 1e3)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    print(json.dumps({"version": ort.__version__, "import_ms": import_ms, "load_ms": load, "first_call_ms": first,
+                      "decode_preprocess": p(dec, 50), "inference": p(inf, 50), "total": p(tot, 50),
+                      "total_p90": p(tot, 90), "peak_rss_mb": rss}))
 
 
 def main():
-    photo = sys.argv[1]
-    n = int(sys.argv[2]) if len(sys.argv) > 2 else 30
-    snakeid = [os.path.join(ROOT, "target", "release", "snakeid")]
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "snakeid-cli", "-p", "snakeid", "--example", "measure"], check=True, cwd=ROOT)
+    ap = argparse.ArgumentParser()
+    ap.add_argument("photo")
+    ap.add_argument("--iterations", type=int, default=30)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--bundle")
+    ap.add_argument("--snakeid", default=os.path.join(ROOT, "target", "release", "snakeid"))
+    ap.add_argument("--ort-child", nargs=2, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.ort_child:
+        return ort_child(a.ort_child[0], a.ort_child[1], a.photo, a.iterations, a.threads)
+
+    bundle = ["--bundle", a.bundle] if a.bundle else []
     with tempfile.TemporaryDirectory() as d:
-        subprocess.run(snakeid + ["bundle", "unpack", "--out", d], check=True, capture_output=True)
-        model = os.path.join(d, "model.onnx")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        opts.inter_op_num_threads = 1
-        t = time.perf_counter()
-        s = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
-        load = (time.perf_counter() - t) * 1e3
-        t = time.perf_counter()
-        s.run(None, {"input": preprocess(photo)})
-        first = (time.perf_counter() - t) * 1e3
-        dec, inf, tot = [], [], []
-        for _ in range(n):
-            t0 = time.perf_counter()
-            x = preprocess(photo)
-            t1 = time.perf_counter()
-            s.run(None, {"input": x})
-            t2 = time.perf_counter()
-            dec.append((t1 - t0) * 1e3)
-            inf.append((t2 - t1) * 1e3)
-            tot.append((t2 - t0) * 1e3)
-    ort_cold, ort_inf, ort_tot = load + first, statistics.median(inf), statistics.median(tot)
-    print(f"onnxruntime {ort.__version__}: load {load:.1f} ms, first call {first:.1f} ms, median decode+preprocess "
-          f"{statistics.median(dec):.2f} ms, inference {ort_inf:.2f} ms, total {ort_tot:.2f} ms")
-    out = subprocess.run([os.path.join(ROOT, "target", "release", "examples", "measure"), photo, str(n)],
-                         check=True, capture_output=True, text=True).stdout
-    print("snakeid: " + out.strip().replace("\n", "; "))
-    cold = float(re.search(r"cold start .*?: ([\d.]+) ms", out).group(1))
-    first_call = float(re.search(r"first call ([\d.]+) ms", out).group(1))
-    inf_s = float(re.search(r"inference ([\d.]+) ms", out).group(1))
-    tot_s = float(re.search(r"total ([\d.]+) ms", out).group(1))
-    print(f"ratios snakeid/onnxruntime: inference {inf_s / ort_inf:.2f}, photo-to-answer {tot_s / ort_tot:.2f}, "
-          f"cold start (load + first call) {(cold + first_call) / ort_cold:.2f}")
+        subprocess.run([a.snakeid, "bundle", "unpack", *bundle, "--out", d], check=True, capture_output=True)
+        o = json.loads(subprocess.run(
+            [sys.executable, __file__, a.photo, "--iterations", str(a.iterations), "--threads", str(a.threads),
+             "--ort-child", os.path.join(d, "model.onnx"), os.path.join(d, "manifest.json")],
+            check=True, capture_output=True, text=True).stdout)
+    s = json.loads(subprocess.run(
+        [a.snakeid, "bench", *bundle, "--image", a.photo, "--iterations", str(a.iterations), "--threads", str(a.threads), "--json"],
+        check=True, capture_output=True, text=True).stdout)
+    st = s["stages_ms"]
+    s_dec = st["decode"]["p50"] + st["preprocess"]["p50"]
+    s_cold = s["cold_start_ms"] + s["first_call_ms"]
+    o_cold = o["load_ms"] + o["first_call_ms"]
+    rows = [
+        ("cold start: load + compile + first call (ms)", o_cold, s_cold),
+        ("decode + preprocess p50 (ms)", o["decode_preprocess"], s_dec),
+        ("model inference p50 (ms)", o["inference"], st["inference"]["p50"]),
+        ("photo to answer p50 (ms)", o["total"], st["total"]["p50"]),
+        ("photo to answer p90 (ms)", o["total_p90"], st["total"]["p90"]),
+        ("peak RSS (MB)", o["peak_rss_mb"], s["peak_rss_mb"]),
+    ]
+    print(f"photo {os.path.basename(a.photo)}, {a.threads} thread(s), {a.iterations} calls; onnxruntime {o['version']} "
+          f"(+ {o['import_ms']:.0f} ms to import numpy/onnxruntime/PIL, not counted)")
+    print(f"| {'':46} | onnxruntime | snakeid | ratio |")
+    print(f"|{'-' * 48}|-------------|---------|-------|")
+    for name, ov, sv in rows:
+        print(f"| {name:46} | {ov:11.2f} | {sv:7.2f} | {sv / ov:5.2f} |")
 
 
 if __name__ == "__main__":

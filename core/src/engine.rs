@@ -1,4 +1,5 @@
-//! The CPU inference engine: tract loads and optimises the ONNX model once; each call runs the compiled plan.
+//! The CPU inference engine: tract loads and optimises the ONNX model once (with our fused quantize/dequantize
+//! operator, see [`crate::fakequant`]); each call runs the compiled plan.
 
 use crate::error::{Error, Result};
 use std::sync::Arc;
@@ -21,6 +22,11 @@ impl Engine {
     /// Parses, types and optimises the model for a `[1, 3, height, width]` f32 input and checks
     /// that it outputs `num_classes` logits.
     pub fn compile(onnx: &[u8], width: u32, height: u32, num_classes: usize) -> Result<Self> {
+        Self::compile_with(onnx, width, height, num_classes, true)
+    }
+
+    /// As [`Engine::compile`]; `fuse_fake_quant: false` keeps tract's own QuantizeLinear/DequantizeLinear passes.
+    pub fn compile_with(onnx: &[u8], width: u32, height: u32, num_classes: usize, fuse_fake_quant: bool) -> Result<Self> {
         let berr = |stage: &'static str| move |e: TractError| Error::Backend(format!("{stage}: {}", one_line(&e)));
         let (width, height) = (width as usize, height as usize);
         let model = tract_onnx::onnx()
@@ -49,7 +55,11 @@ impl Engine {
         if out.datum_type != f32::datum_type() {
             return Err(Error::bundle(format!("model output must be f32 logits, found {:?}", out.datum_type)));
         }
-        let plan = typed.into_optimized().map_err(berr("optimising"))?.into_runnable().map_err(berr("planning"))?;
+        let mut optimized = typed.into_optimized().map_err(berr("optimising"))?;
+        if fuse_fake_quant {
+            crate::fakequant::fuse(&mut optimized).map_err(berr("fusing quantize/dequantize pairs"))?;
+        }
+        let plan = optimized.into_runnable().map_err(berr("planning"))?;
         Ok(Engine { plan, executor: Executor::SingleThread, threads: 1, width, height, num_classes })
     }
 
@@ -90,4 +100,20 @@ impl Engine {
 /// tract errors carry a chain of causes; one readable line is what we promise.
 fn one_line(e: &TractError) -> String {
     e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ").replace('\n', " ")
+}
+
+#[cfg(all(test, feature = "embedded-default"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fused_fake_quant_gives_the_same_logits_bit_for_bit() {
+        let bundle = crate::Bundle::embedded_default().unwrap();
+        let (w, h, n) = (bundle.manifest.input.width, bundle.manifest.input.height, bundle.manifest.model.num_classes);
+        let fused = Engine::compile_with(&bundle.model, w, h, n, true).unwrap();
+        let plain = Engine::compile_with(&bundle.model, w, h, n, false).unwrap();
+        let input: Vec<f32> = (0..3 * w * h).map(|i| ((i * 7919) % 1000) as f32 / 250.0 - 2.0).collect();
+        let (a, b) = (fused.run(input.clone()).unwrap(), plain.run(input).unwrap());
+        assert_eq!(a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), b.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
+    }
 }

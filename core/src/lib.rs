@@ -19,6 +19,7 @@ pub mod countries;
 pub mod decision;
 pub mod decode;
 pub mod engine;
+pub mod fakequant;
 pub mod error;
 pub mod labels;
 pub mod manifest;

@@ -1,0 +1,69 @@
+//! Where the time goes: load stages of tract (parse, type, optimise, plan) and inference time per operator kind,
+//! for a bundle's model. `cargo run --release -p snakeid --example profile -- [BUNDLE] [ITERATIONS]`
+//! (no BUNDLE: the embedded default).
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::plan::{eval, SimplePlan, SimpleState};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let bundle = match args.next().filter(|a| a != "-") {
+        Some(p) => snakeid::Bundle::load(std::path::Path::new(&p))?,
+        None => snakeid::Bundle::embedded_default()?,
+    };
+    let n: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(20);
+    let (w, h) = (bundle.manifest.input.width as usize, bundle.manifest.input.height as usize);
+
+    let ms = |t: Instant| t.elapsed().as_secs_f64() * 1e3;
+    let t = Instant::now();
+    let model = tract_onnx::onnx().model_for_read(&mut std::io::Cursor::new(&bundle.model))?;
+    let t_parse = ms(t);
+    let t = Instant::now();
+    let typed = model.with_input_fact(0, f32::fact([1, 3, h, w]).into())?.into_typed()?;
+    let t_typed = ms(t);
+    let t = Instant::now();
+    let decluttered = typed.into_decluttered()?;
+    let t_declutter = ms(t);
+    let t = Instant::now();
+    let mut optimized = decluttered.into_optimized()?;
+    let t_opt = ms(t);
+    let t = Instant::now();
+    // SNAKEID_NO_FUSE=1 profiles tract's own quantize/dequantize passes instead of ours.
+    let fused = if std::env::var_os("SNAKEID_NO_FUSE").is_none() { snakeid::fakequant::fuse(&mut optimized)? } else { (0, 0) };
+    let t_fuse = ms(t);
+    let t = Instant::now();
+    let plan = SimplePlan::new(optimized)?;
+    let t_plan = ms(t);
+    println!(
+        "load: parse {t_parse:.1} ms, type {t_typed:.1} ms, declutter {t_declutter:.1} ms, optimise {t_opt:.1} ms, fuse {t_fuse:.1} ms ({} quantize/dequantize pairs, {} quantize ops swapped), plan {t_plan:.1} ms (nodes: {})",
+        fused.0,
+        fused.1,
+        plan.model().nodes.len()
+    );
+
+    let input: TValue = Tensor::from_shape(&[1, 3, h, w], &vec![0.1f32; 3 * h * w])?.into();
+    let mut state = SimpleState::new(&plan)?;
+    state.run(tvec!(input.clone()))?;
+    let mut per_op: BTreeMap<String, (f64, usize)> = BTreeMap::new();
+    let t_all = Instant::now();
+    for _ in 0..n {
+        state.run_plan_with_eval(tvec!(input.clone()), |ctx, op_state, node, inputs| {
+            let t = Instant::now();
+            let r = eval(ctx, op_state, node, inputs);
+            let e = per_op.entry(node.op().name().to_string()).or_default();
+            e.0 += ms(t);
+            e.1 += 1;
+            r
+        })?;
+    }
+    let total = ms(t_all) / n as f64;
+    let mut rows: Vec<_> = per_op.into_iter().map(|(k, (t, c))| (k, t / n as f64, c / n)).collect();
+    rows.sort_by(|a, b| b.1.total_cmp(&a.1));
+    println!("inference {total:.2} ms per call ({n} calls); per operator kind:");
+    for (name, t, count) in rows {
+        println!("  {name:<28} {t:8.3} ms  {:5.1}%  x{count}", 100.0 * t / total);
+    }
+    Ok(())
+}
