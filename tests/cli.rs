@@ -282,3 +282,82 @@ fn eval_refuses_unknown_labels_and_countries_before_any_inference() {
     assert!(err.contains("Narnia"), "{err}");
     assert_bad_input(&snakeid(&["eval", "/no/such/dir"]), "missing data");
 }
+
+/// The default bundle's files, unpacked: the raw material of `bundle create` tests.
+fn unpacked_default(name: &str) -> PathBuf {
+    let dir = tmp(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(snakeid(&["bundle", "unpack", "--out", dir.to_str().unwrap()]).status.success());
+    dir
+}
+
+fn create(dir: &Path, labels: &Path, prior: Option<&Path>, out: &Path) -> Output {
+    let (onnx, labels, out) = (dir.join("model.onnx"), labels.to_str().unwrap().to_string(), out.to_str().unwrap().to_string());
+    let mut args = vec!["bundle", "create", "--onnx", onnx.to_str().unwrap(), "--labels", &labels, "--size", "224"];
+    args.extend(["--mean", "0.485,0.456,0.406", "--std", "0.229,0.224,0.225", "--out", &out, "--name", "rebuilt"]);
+    let prior = prior.map(|p| p.to_str().unwrap().to_string());
+    if let Some(p) = &prior {
+        args.extend(["--prior", p]);
+    }
+    Command::new(env!("CARGO_BIN_EXE_snakeid")).args(&args).output().expect("runs")
+}
+
+#[test]
+fn bundle_create_from_the_default_files_answers_like_the_embedded_bundle() {
+    let dir = unpacked_default("create-src");
+    let out = tmp("rebuilt.snkb");
+    let o = create(&dir, &dir.join("labels.csv"), Some(&dir.join("prior.bin")), &out);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("1000 classes, 17 species"), "{}", stderr(&o));
+    let ours = snakeid(&["identify", &photo_path("coffee.png"), "--country", "BR", "--json", "--bundle", out.to_str().unwrap()]);
+    let embedded = snakeid(&["identify", &photo_path("coffee.png"), "--country", "BR", "--json"]);
+    let preds = |o: &Output| serde_json::from_slice::<Value>(&o.stdout).unwrap()["predictions"].clone();
+    assert_eq!(preds(&ours), preds(&embedded));
+    let info = String::from_utf8(snakeid(&["bundle", "info", "--bundle", out.to_str().unwrap()]).stdout).unwrap();
+    assert!(info.starts_with("rebuilt 0.1.0"), "{info}");
+}
+
+#[test]
+fn bundle_create_builds_a_prior_from_a_snakeclef_style_csv() {
+    let dir = unpacked_default("create-csv");
+    let labels = std::fs::read_to_string(dir.join("labels.csv")).unwrap();
+    let species: Vec<String> = labels.lines().skip(1).filter(|l| l.ends_with(",true")).map(|l| l.split(',').nth(2).unwrap().to_string()).collect();
+    assert_eq!(species.len(), 17);
+    let counts: Vec<String> = (0..species.len()).map(|i| if species[i] == "Naja naja" { "90".into() } else { "1".into() }).collect();
+    let csv = format!("Species/Country,{}\nIN,{}\n", species.join(","), counts.join(","));
+    std::fs::write(dir.join("counts.csv"), csv).unwrap();
+    let out = tmp("with-csv-prior.snkb");
+    let o = create(&dir, &dir.join("labels.csv"), Some(&dir.join("counts.csv")), &out);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = snakeid(&["identify", &photo_path("rocket.jpg"), "--country", "IN", "--json", "--bundle", out.to_str().unwrap()]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["prior_applied"], true);
+    assert_eq!(v["predictions"][0]["scientific_name"], "Naja naja");
+
+    // A prior that lacks one of the model's species is refused, naming it.
+    let csv = format!("Species/Country,{}\nIN,{}\n", species[1..].join(","), counts[1..].join(","));
+    std::fs::write(dir.join("counts.csv"), csv).unwrap();
+    let err = assert_bad_input(&create(&dir, &dir.join("labels.csv"), Some(&dir.join("counts.csv")), &tmp("x.snkb")), "prior lacks a species");
+    assert!(err.contains(&species[0]), "{err}");
+}
+
+#[test]
+fn bundle_create_refuses_wrong_labels_models_and_settings_with_one_line() {
+    let dir = unpacked_default("create-bad");
+    let labels = std::fs::read_to_string(dir.join("labels.csv")).unwrap();
+    let out = tmp("bad.snkb");
+    // One class too few: the model outputs 1000 logits.
+    let short: Vec<&str> = labels.lines().take(labels.lines().count() - 1).collect();
+    std::fs::write(dir.join("short.csv"), short.join("\n") + "\n").unwrap();
+    let err = assert_bad_input(&create(&dir, &dir.join("short.csv"), None, &out), "label count");
+    assert!(err.contains("1000") && err.contains("999"), "{err}");
+    // A missing column.
+    std::fs::write(dir.join("cols.csv"), labels.replace(",is_snake", "")).unwrap();
+    let err = assert_bad_input(&create(&dir, &dir.join("cols.csv"), None, &out), "labels columns");
+    assert!(err.contains("columns"), "{err}");
+    // Not a model at all.
+    std::fs::write(dir.join("model.onnx"), b"not a model").unwrap();
+    let err = assert_bad_input(&create(&dir, &dir.join("labels.csv"), None, &out), "not a model");
+    assert!(err.contains("model.onnx cannot be loaded"), "{err}");
+    assert!(!out.exists(), "nothing is written for a refused bundle");
+}

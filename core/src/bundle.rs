@@ -115,18 +115,30 @@ impl Bundle {
 
     /// Packs a bundle directory into the single-file form, verifying it first.
     pub fn pack_dir(dir: &Path) -> Result<Vec<u8>> {
-        let bundle = Self::load(dir)?;
-        let names = file_names(&bundle.manifest);
+        let manifest = Manifest::parse(&read_limited(&dir.join("manifest.json"))?)?;
+        let mut files = BTreeMap::new();
+        for name in file_names(&manifest) {
+            files.insert(name.clone(), read_limited(&dir.join(&name))?);
+        }
+        Self::pack_files(files)
+    }
+
+    /// Packs in-memory bundle files (`manifest.json` and the files it names) into the single-file form, after
+    /// verifying them as [`Bundle::from_packed`] would.
+    pub fn pack_files(files: BTreeMap<String, Vec<u8>>) -> Result<Vec<u8>> {
+        let manifest_bytes = files.get("manifest.json").ok_or_else(|| Error::bundle("manifest.json is missing"))?;
+        let names = file_names(&Manifest::parse(manifest_bytes)?);
+        Self::from_files(files.clone())?;
         let mut out = Vec::new();
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&VERSION.to_le_bytes());
         out.extend_from_slice(&(names.len() as u16).to_le_bytes());
         for name in names {
-            let data = read_limited(&dir.join(&name))?;
+            let data = &files[&name];
             out.extend_from_slice(&(name.len() as u16).to_le_bytes());
             out.extend_from_slice(name.as_bytes());
             out.extend_from_slice(&(data.len() as u64).to_le_bytes());
-            out.extend_from_slice(&data);
+            out.extend_from_slice(data);
         }
         Ok(out)
     }

@@ -1,12 +1,67 @@
-//! `snakeid bundle`: pack a bundle directory into one file, unpack one, or describe a bundle.
+//! `snakeid bundle`: create a bundle from your own model, pack a bundle directory into one file, unpack one,
+//! or describe a bundle.
 
 use crate::load_bundle;
-use snakeid::{Bundle, Error};
-use std::path::PathBuf;
+use snakeid::bundle::sha256_hex;
+use snakeid::manifest::{self, ChannelOrder, DecisionSpec, FileRef, InputSpec, Manifest, ModelSpec, Resize};
+use snakeid::prior::{PriorTable, DEFAULT_SMOOTHING};
+use snakeid::{Bundle, Classifier, Error};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+/// `snakeid bundle create`: your ONNX classifier + labels (+ prior) + preprocessing → a verified packed bundle.
+#[derive(clap::Args)]
+pub struct CreateArgs {
+    /// The classifier, ending in logits (float or int8 QDQ ONNX; no Softmax at the end).
+    #[arg(long)]
+    onnx: PathBuf,
+    /// labels.csv: class_index,label,scientific_name,genus,family,venomous,is_snake (one row per model output).
+    #[arg(long)]
+    labels: PathBuf,
+    /// Species-by-country prior: a table compiled by `snakeid prior build`, or the SnakeCLEF-style CSV itself.
+    #[arg(long)]
+    prior: Option<PathBuf>,
+    /// Smoothing when --prior is a CSV.
+    #[arg(long, default_value_t = DEFAULT_SMOOTHING)]
+    smoothing: f64,
+    /// Model input side in pixels (square), e.g. 224, or WIDTHxHEIGHT, e.g. 456x456.
+    #[arg(long)]
+    size: String,
+    /// `stretch` (resize straight to the input size, as SnakeCLEF 2020's BiT) or `crop` (resize the shorter side
+    /// to --shorter-side, then centre-crop, as torchvision's evaluation transform).
+    #[arg(long, default_value = "crop", value_parser = ["crop", "stretch"])]
+    resize: String,
+    /// Shorter side before the centre crop (default: the input side x 8/7, i.e. 256 for 224).
+    #[arg(long)]
+    shorter_side: Option<u32>,
+    /// Per-channel mean of pixels scaled to [0, 1], e.g. 0.485,0.456,0.406 (BiT: 0.5,0.5,0.5).
+    #[arg(long)]
+    mean: String,
+    /// Per-channel std, e.g. 0.229,0.224,0.225 (BiT: 0.5,0.5,0.5).
+    #[arg(long)]
+    std: String,
+    /// The model expects BGR instead of RGB.
+    #[arg(long)]
+    bgr: bool,
+    #[arg(long, default_value = "my-snake-model")]
+    name: String,
+    #[arg(long, default_value = "0.1.0")]
+    version: String,
+    #[arg(long, default_value = "")]
+    description: String,
+    /// Free text stored in the manifest, e.g. int8-qdq or float32.
+    #[arg(long, default_value = "")]
+    precision: String,
+    /// Where to write the packed bundle (.snkb).
+    #[arg(long)]
+    out: PathBuf,
+}
 
 #[derive(clap::Subcommand)]
 pub enum BundleCommand {
+    /// Make a verified bundle from your own ONNX model, labels and prior (the model is compiled to check it).
+    Create(Box<CreateArgs>),
     /// Verify a bundle directory and pack it into a single file.
     Pack {
         dir: PathBuf,
@@ -29,6 +84,7 @@ pub enum BundleCommand {
 
 pub fn run(cmd: BundleCommand) -> snakeid::Result<ExitCode> {
     match cmd {
+        BundleCommand::Create(args) => create(&args)?,
         BundleCommand::Pack { dir, out } => {
             let bytes = Bundle::pack_dir(&dir)?;
             std::fs::write(&out, &bytes).map_err(|e| Error::Io { path: out.clone(), source: e })?;
@@ -57,4 +113,97 @@ pub fn run(cmd: BundleCommand) -> snakeid::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn read(path: &Path) -> snakeid::Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::Io { path: path.to_path_buf(), source: e })
+}
+
+fn bad(msg: String) -> Error {
+    Error::InvalidBundle(msg)
+}
+
+fn triple(what: &str, s: &str) -> snakeid::Result<[f32; 3]> {
+    let v: Vec<f32> = s.split(',').map(|x| x.trim().parse::<f32>()).collect::<Result<_, _>>().map_err(|_| bad(format!("--{what} must be three numbers like 0.5,0.5,0.5, got {s:?}")))?;
+    let arr: [f32; 3] = v.try_into().map_err(|_| bad(format!("--{what} must be three numbers, got {s:?}")))?;
+    if what == "std" && arr.iter().any(|x| *x <= 0.0) {
+        return Err(bad(format!("--std must be positive, got {s:?}")));
+    }
+    Ok(arr)
+}
+
+fn size(s: &str) -> snakeid::Result<(u32, u32)> {
+    let parse = |x: &str| x.trim().parse::<u32>().map_err(|_| bad(format!("--size must be like 224 or 456x456, got {s:?}")));
+    match s.split_once(['x', 'X']) {
+        Some((w, h)) => Ok((parse(w)?, parse(h)?)),
+        None => parse(s).map(|n| (n, n)),
+    }
+}
+
+fn create(a: &CreateArgs) -> snakeid::Result<()> {
+    let (width, height) = size(&a.size)?;
+    let resize = match a.resize.as_str() {
+        "stretch" => Resize::Stretch,
+        _ => Resize::ShorterSideCenterCrop { shorter_side: a.shorter_side.unwrap_or((width.max(height) * 8).div_ceil(7)) },
+    };
+    let model = read(&a.onnx)?;
+    let labels_bytes = read(&a.labels)?;
+    let labels = snakeid::labels::parse(&labels_bytes)?;
+    let prior_bytes = match &a.prior {
+        None => None,
+        Some(p) => {
+            let bytes = read(p)?;
+            Some(if bytes.starts_with(b"SNKPRIOR") {
+                PriorTable::from_bytes(&bytes)?;
+                bytes
+            } else {
+                let (table, _) = PriorTable::build_from_csv(bytes.as_slice(), a.smoothing)?;
+                table.to_bytes()
+            })
+        }
+    };
+    let file_ref = |file: &str, data: &[u8]| FileRef { file: file.into(), sha256: sha256_hex(data) };
+    let manifest = Manifest {
+        format: manifest::FORMAT.into(),
+        format_version: manifest::FORMAT_VERSION,
+        name: a.name.clone(),
+        version: a.version.clone(),
+        description: a.description.clone(),
+        model: ModelSpec { file: "model.onnx".into(), sha256: sha256_hex(&model), num_classes: labels.len(), precision: a.precision.clone() },
+        input: InputSpec {
+            width,
+            height,
+            resize,
+            mean: triple("mean", &a.mean)?,
+            std: triple("std", &a.std)?,
+            channel_order: if a.bgr { ChannelOrder::Bgr } else { ChannelOrder::Rgb },
+        },
+        labels: file_ref("labels.csv", &labels_bytes),
+        prior: prior_bytes.as_deref().map(|p| file_ref("prior.bin", p)),
+        decision: DecisionSpec::default(),
+    };
+    manifest.validate()?;
+    let mut files = BTreeMap::new();
+    files.insert("manifest.json".to_string(), serde_json::to_vec_pretty(&manifest).expect("manifest serialises"));
+    files.insert("model.onnx".to_string(), model);
+    files.insert("labels.csv".to_string(), labels_bytes);
+    if let Some(p) = prior_bytes {
+        files.insert("prior.bin".to_string(), p);
+    }
+    let packed = Bundle::pack_files(files)?;
+    // Compile it once: an unsupported operator, a non-logit output or a label count that differs from the
+    // model's outputs is refused here, not on a phone in the field.
+    let classifier = Classifier::new(Bundle::from_packed(&packed)?)?;
+    std::fs::write(&a.out, &packed).map_err(|e| Error::Io { path: a.out.clone(), source: e })?;
+    eprintln!(
+        "wrote {} ({} bytes): {} classes, {} species, input {}x{}, model compiled in {:.0} ms",
+        a.out.display(),
+        packed.len(),
+        labels.len(),
+        classifier.bundle().species().count(),
+        width,
+        height,
+        classifier.cold_start_ms()
+    );
+    Ok(())
 }
