@@ -144,6 +144,10 @@ impl PriorTable {
                 .collect();
             rows.push(Row { key: code.to_string(), floor: floor as f32, scale: max as f32, entries });
         }
+        if rows.is_empty() {
+            // Found by fuzzing (fuzz/fuzz_targets/prior_table.rs): such a table was written but could not be read back.
+            return Err(Error::prior("every country row is all zeros: the table has no counts"));
+        }
         Ok((PriorTable { species, smoothing: smoothing as f32, rows }, report))
     }
 
@@ -357,5 +361,14 @@ mod tests {
         assert!(PriorTable::build_from_csv("Species/Country,a b\nIN,-1\n".as_bytes(), 0.0).is_err());
         assert!(PriorTable::build_from_csv("Species/Country,a b\nIN,x\n".as_bytes(), 0.0).is_err());
         assert!(PriorTable::build_from_csv("Species/Country,a b\nIN,1,2\n".as_bytes(), 0.0).is_err());
+    }
+
+    /// Regression (fuzz/prior_table): a table whose only rows are all zeros was written, then refused on load.
+    #[test]
+    fn regression_fuzz_all_zero_rows_are_refused_when_building() {
+        let err = PriorTable::build_from_csv("sC/,nw:0\nBR,0\n".as_bytes(), 0.01).unwrap_err();
+        assert!(err.to_string().contains("all zeros"), "{err}");
+        let err = PriorTable::build_from_csv("Species/Country,Naja naja\nIN,0\nBR,0\n".as_bytes(), 0.0).unwrap_err();
+        assert!(err.to_string().contains("all zeros"), "{err}");
     }
 }
