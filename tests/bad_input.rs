@@ -55,11 +55,6 @@ fn jpeg_header(w: u16, h: u16) -> Vec<u8> {
     out
 }
 
-fn peak_rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|kb| kb.parse::<f64>().ok()).unwrap_or(0.0) / 1024.0
-}
-
 #[test]
 fn empty_random_and_truncated_photos_are_refused() {
     expect_invalid_image(b"", "empty");
@@ -82,14 +77,14 @@ fn empty_random_and_truncated_photos_are_refused() {
 
 #[test]
 fn decompression_bombs_are_refused_before_allocating() {
-    let before = peak_rss_mb();
+    let before = snakeid::bench::peak_rss_mb();
     let msg = expect_invalid_image(&png_header(100_000, 100_000), "100000x100000 PNG");
     assert!(msg.contains("too large"), "{msg}");
     let msg = expect_invalid_image(&jpeg_header(65_000, 65_000), "65000x65000 JPEG");
     assert!(msg.contains("too large"), "{msg}");
     let msg = expect_invalid_image(&png_header(30_000, 1), "30000x1 PNG");
     assert!(msg.contains("too large"), "{msg}");
-    let after = peak_rss_mb();
+    let after = snakeid::bench::peak_rss_mb();
     eprintln!("peak RSS {before:.0} MB -> {after:.0} MB");
     assert!(after < 1024.0, "peak RSS {after} MB");
 }

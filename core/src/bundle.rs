@@ -120,27 +120,26 @@ impl Bundle {
         for name in file_names(&manifest) {
             files.insert(name.clone(), read_limited(&dir.join(&name))?);
         }
-        Self::pack_files(files)
+        Ok(Self::pack_files(files)?.1)
     }
 
-    /// Packs in-memory bundle files (`manifest.json` and the files it names) into the single-file form, after
-    /// verifying them as [`Bundle::from_packed`] would.
-    pub fn pack_files(files: BTreeMap<String, Vec<u8>>) -> Result<Vec<u8>> {
+    /// Packs in-memory bundle files (`manifest.json` and the files it names) into the single-file form and
+    /// verifies them as [`Bundle::from_packed`] would; returns the verified bundle and the packed bytes.
+    pub fn pack_files(files: BTreeMap<String, Vec<u8>>) -> Result<(Self, Vec<u8>)> {
         let manifest_bytes = files.get("manifest.json").ok_or_else(|| Error::bundle("manifest.json is missing"))?;
         let names = file_names(&Manifest::parse(manifest_bytes)?);
-        Self::from_files(files.clone())?;
         let mut out = Vec::new();
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&VERSION.to_le_bytes());
         out.extend_from_slice(&(names.len() as u16).to_le_bytes());
         for name in names {
-            let data = &files[&name];
+            let data = files.get(&name).ok_or_else(|| Error::bundle(format!("{name} is missing")))?;
             out.extend_from_slice(&(name.len() as u16).to_le_bytes());
             out.extend_from_slice(name.as_bytes());
             out.extend_from_slice(&(data.len() as u64).to_le_bytes());
             out.extend_from_slice(data);
         }
-        Ok(out)
+        Ok((Self::from_files(files)?, out))
     }
 
     /// Writes the files of a packed bundle into `dir` (created if missing), after verifying them.

@@ -92,7 +92,7 @@ pub fn run(cmd: BundleCommand) -> snakeid::Result<ExitCode> {
         }
         BundleCommand::Unpack { bundle, out } => {
             let bytes = match bundle {
-                Some(p) => std::fs::read(&p).map_err(|e| Error::Io { path: p.clone(), source: e })?,
+                Some(p) => read(&p)?,
                 None => snakeid::Bundle::embedded_default_bytes()?.to_vec(),
             };
             Bundle::unpack_to_dir(&bytes, &out)?;
@@ -190,10 +190,10 @@ fn create(a: &CreateArgs) -> snakeid::Result<()> {
     if let Some(p) = prior_bytes {
         files.insert("prior.bin".to_string(), p);
     }
-    let packed = Bundle::pack_files(files)?;
+    let (bundle, packed) = Bundle::pack_files(files)?;
     // Compile it once: an unsupported operator, a non-logit output or a label count that differs from the
     // model's outputs is refused here, not on a phone in the field.
-    let classifier = Classifier::new(Bundle::from_packed(&packed)?)?;
+    let classifier = Classifier::new(bundle)?;
     std::fs::write(&a.out, &packed).map_err(|e| Error::Io { path: a.out.clone(), source: e })?;
     eprintln!(
         "wrote {} ({} bytes): {} classes, {} species, input {}x{}, model compiled in {:.0} ms",

@@ -52,8 +52,15 @@ pub fn run(args: Args) -> snakeid::Result<ExitCode> {
     }
     let truth = resolve_labels(&classifier, &samples)?;
     // Countries are checked before any inference: a typo in row 900 should not cost 899 inferences.
-    let priors = samples.iter().map(|s| classifier.prior_for(s.country.as_deref()).map(|(_, p)| p)).collect::<snakeid::Result<Vec<_>>>()?;
-    let any_prior = priors.iter().any(Option::is_some);
+    // One prior row per distinct country, not per photo.
+    let mut priors: HashMap<Option<&str>, Option<Vec<f32>>> = HashMap::new();
+    for s in &samples {
+        let country = s.country.as_deref();
+        if !priors.contains_key(&country) {
+            priors.insert(country, classifier.prior_for(country)?.1);
+        }
+    }
+    let any_prior = priors.values().any(Option::is_some);
 
     let mut kept = Vec::new();
     let (mut plain, mut with_prior) = (Vec::new(), Vec::new());
@@ -68,7 +75,7 @@ pub fn run(args: Args) -> snakeid::Result<ExitCode> {
                     classifier.decide(&logits, prior, 5).predictions.iter().map(|p| p.class_index).collect()
                 };
                 plain.push(rank(None));
-                with_prior.push(rank(priors[i].as_deref()));
+                with_prior.push(rank(priors[&s.country.as_deref()].as_deref()));
                 kept.push(i);
             }
             Err(e) => skipped.push((s.path.display().to_string(), e.to_string())),
