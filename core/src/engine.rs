@@ -28,33 +28,8 @@ impl Engine {
     /// As [`Engine::compile`]; `fuse_fake_quant: false` keeps tract's own QuantizeLinear/DequantizeLinear passes.
     pub fn compile_with(onnx: &[u8], width: u32, height: u32, num_classes: usize, fuse_fake_quant: bool) -> Result<Self> {
         let berr = |stage: &'static str| move |e: TractError| Error::Backend(format!("{stage}: {}", one_line(&e)));
+        let typed = typed_model(onnx, width, height, num_classes)?;
         let (width, height) = (width as usize, height as usize);
-        let model = tract_onnx::onnx()
-            .model_for_read(&mut std::io::Cursor::new(onnx))
-            .map_err(|e| Error::InvalidBundle(format!("model.onnx cannot be loaded: {}", one_line(&e))))?;
-        if model.inputs.len() != 1 || model.outputs.len() != 1 {
-            return Err(Error::bundle(format!(
-                "the model must have one input and one output (it has {} and {})",
-                model.inputs.len(),
-                model.outputs.len()
-            )));
-        }
-        let typed = model
-            .with_input_fact(0, f32::fact([1, 3, height, width]).into())
-            .and_then(|m| m.into_typed())
-            .map_err(berr("typing the model"))?;
-        let out = typed.output_fact(0).map_err(berr("reading the output"))?;
-        let shape: Option<Vec<usize>> = out.shape.as_concrete().map(|s| s.to_vec());
-        let classes = match shape.as_deref() {
-            Some([1, n]) | Some([n]) => *n,
-            _ => return Err(Error::bundle(format!("model output must be [1, classes] logits, found {:?}", out.shape))),
-        };
-        if classes != num_classes {
-            return Err(Error::bundle(format!("model outputs {classes} classes, the manifest says {num_classes}")));
-        }
-        if out.datum_type != f32::datum_type() {
-            return Err(Error::bundle(format!("model output must be f32 logits, found {:?}", out.datum_type)));
-        }
         let mut optimized = typed.into_optimized().map_err(berr("optimising"))?;
         if fuse_fake_quant {
             crate::fakequant::fuse(&mut optimized).map_err(berr("fusing quantize/dequantize pairs"))?;
@@ -95,6 +70,40 @@ impl Engine {
         }
         Ok(logits)
     }
+}
+
+/// Parses and types the bundle's model for a `[1, 3, height, width]` f32 input, checking that it has one input and
+/// one output of `num_classes` f32 logits. The CPU engine optimises it; the GPU backend lowers it.
+pub fn typed_model(onnx: &[u8], width: u32, height: u32, num_classes: usize) -> Result<TypedModel> {
+    let berr = |stage: &'static str| move |e: TractError| Error::Backend(format!("{stage}: {}", one_line(&e)));
+    let (width, height) = (width as usize, height as usize);
+    let model = tract_onnx::onnx()
+        .model_for_read(&mut std::io::Cursor::new(onnx))
+        .map_err(|e| Error::InvalidBundle(format!("model.onnx cannot be loaded: {}", one_line(&e))))?;
+    if model.inputs.len() != 1 || model.outputs.len() != 1 {
+        return Err(Error::bundle(format!(
+            "the model must have one input and one output (it has {} and {})",
+            model.inputs.len(),
+            model.outputs.len()
+        )));
+    }
+    let typed = model
+        .with_input_fact(0, f32::fact([1, 3, height, width]).into())
+        .and_then(|m| m.into_typed())
+        .map_err(berr("typing the model"))?;
+    let out = typed.output_fact(0).map_err(berr("reading the output"))?;
+    let shape: Option<Vec<usize>> = out.shape.as_concrete().map(|s| s.to_vec());
+    let classes = match shape.as_deref() {
+        Some([1, n]) | Some([n]) => *n,
+        _ => return Err(Error::bundle(format!("model output must be [1, classes] logits, found {:?}", out.shape))),
+    };
+    if classes != num_classes {
+        return Err(Error::bundle(format!("model outputs {classes} classes, the manifest says {num_classes}")));
+    }
+    if out.datum_type != f32::datum_type() {
+        return Err(Error::bundle(format!("model output must be f32 logits, found {:?}", out.datum_type)));
+    }
+    Ok(typed)
 }
 
 /// tract errors carry a chain of causes; one readable line is what we promise.

@@ -20,6 +20,8 @@ pub mod decision;
 pub mod decode;
 pub mod engine;
 pub mod fakequant;
+#[cfg(feature = "gpu")]
+pub mod gpu;
 pub mod error;
 pub mod labels;
 pub mod manifest;

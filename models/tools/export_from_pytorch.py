@@ -60,6 +60,30 @@ def build(arch, num_classes):
     sys.exit(f"--arch must be torchvision:NAME or timm:NAME, got {arch!r}")
 
 
+def fold_std_conv(model):
+    """Replaces timm's weight-standardised convolutions (StdConv2d, as in BiT) with plain Conv2d holding the
+    standardised weights: identical outputs, and the export no longer carries the training-mode
+    BatchNormalization (5 outputs) that tract refuses. Returns how many were folded."""
+    import torch.nn.functional as F
+    folded = 0
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child).__name__ != "StdConv2d":
+                continue
+            w = child.weight.detach()
+            flat = w.reshape(1, child.out_channels, -1)
+            std = F.batch_norm(flat, None, None, training=True, momentum=0.0, eps=child.eps).reshape_as(w)
+            conv = torch.nn.Conv2d(child.in_channels, child.out_channels, child.kernel_size, child.stride, child.padding,
+                                   child.dilation, child.groups, bias=child.bias is not None)
+            with torch.no_grad():
+                conv.weight.copy_(std)
+                if child.bias is not None:
+                    conv.bias.copy_(child.bias.detach())
+            setattr(parent, name, conv)
+            folded += 1
+    return folded
+
+
 def load_checkpoint(model, path):
     state = torch.load(path, map_location="cpu", weights_only=True)
     for key in ("state_dict", "model"):
@@ -177,6 +201,8 @@ def main():
     else:
         print("warning: no --checkpoint, exporting random weights (pipeline check only)", file=sys.stderr)
     model.eval()
+    if fold_std_conv(model):
+        print("folded weight standardisation (StdConv2d) into plain convolutions", file=sys.stderr)
     report = {"arch": a.arch, "classes": n, "photos": {"calibration": len(calib), "check": len(held)}}
     with tempfile.TemporaryDirectory() as work:
         fp32 = os.path.join(work, "fp32.onnx")

@@ -1,0 +1,430 @@
+//! The GPU plan at run time: buffers (activations share a pool of slots by lifetime), uniform and per-channel data,
+//! bind groups and staging buffers, all created once; a call uploads the input, records the dispatches, runs the
+//! CPU fallbacks between them (downloading and uploading only what crosses) and reads the output back.
+
+use super::device::{Device, Kernel};
+use super::lower::{GpuOp, Grid, Lowered, Weights};
+use crate::error::{Error, Result};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::{bail, format_err};
+use wgpu::util::DeviceExt;
+
+enum Step {
+    Dispatch { pipeline: Arc<wgpu::ComputePipeline>, bind_group: wgpu::BindGroup, groups: (u32, u32, u32) },
+    /// A node tract runs: its inputs (GPU values are read back first) and, when a GPU op reads its output, the slot.
+    Cpu { node: usize, inputs: Vec<OutletId>, upload: Option<usize> },
+}
+
+/// Where a value lives while the plan runs.
+#[derive(Clone, Copy, Debug)]
+enum Home {
+    Slot(usize),
+    /// A constant uploaded at load.
+    Const(usize),
+}
+
+pub struct Plan {
+    device: Arc<Device>,
+    model: TypedModel,
+    steps: Vec<Step>,
+    slots: Vec<wgpu::Buffer>,
+    /// Keeps constant, weight, uniform and channel buffers alive (bind groups hold them too).
+    _consts: Vec<wgpu::Buffer>,
+    homes: HashMap<OutletId, Home>,
+    /// Reshapes and fused nodes: the value whose buffer (or host tensor) holds theirs.
+    aliases: HashMap<OutletId, OutletId>,
+    /// Values read back to the host: GPU inputs of CPU nodes and the model output, each with its staging buffer.
+    staging: HashMap<OutletId, wgpu::Buffer>,
+    input: OutletId,
+    output: OutletId,
+    pub gpu_nodes: usize,
+    pub cpu_nodes: usize,
+}
+
+fn root(aliases: &HashMap<OutletId, OutletId>, mut o: OutletId) -> OutletId {
+    while let Some(&r) = aliases.get(&o) {
+        o = r;
+    }
+    o
+}
+
+fn len_of(model: &TypedModel, o: OutletId) -> TractResult<usize> {
+    Ok(model.outlet_fact(o)?.shape.as_concrete().ok_or_else(|| format_err!("symbolic shape"))?.iter().product())
+}
+
+fn to_f32s(t: &Tensor) -> TractResult<Vec<f32>> {
+    Ok(t.cast_to::<f32>()?.to_plain_array_view::<f32>()?.iter().copied().collect())
+}
+
+fn bytes_f32(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn bytes_u32(v: &[u32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+impl Plan {
+    pub fn build(device: Arc<Device>, model: TypedModel, lowered: Vec<(usize, Lowered)>) -> TractResult<Plan> {
+        let dev = &device.device;
+        let input = model.input_outlets()?[0];
+        let output = model.output_outlets()?[0];
+        // 1. Which buffer each value uses: aliases and fused nodes share their source's.
+        let mut aliases: HashMap<OutletId, OutletId> = HashMap::new();
+        let (mut gpu_nodes, mut cpu_nodes) = (0, 0);
+        for (id, l) in &lowered {
+            match l {
+                Lowered::Alias(src) | Lowered::Fused(src) => {
+                    aliases.insert((*id).into(), *src);
+                }
+                _ => {}
+            }
+            match l {
+                Lowered::Source | Lowered::Const => {}
+                Lowered::Cpu => cpu_nodes += 1,
+                _ => gpu_nodes += 1,
+            }
+        }
+        let lowered_of: HashMap<usize, &Lowered> = lowered.iter().map(|(id, l)| (*id, l)).collect();
+        let is_cpu = |id: usize| matches!(lowered_of.get(&id), Some(Lowered::Cpu));
+        // 2. Values the GPU must hold: inputs of GPU ops, outputs of GPU ops, and CPU outputs feeding GPU ops.
+        let mut needs_gpu: Vec<OutletId> = vec![];
+        let mut last_use: HashMap<OutletId, usize> = HashMap::new();
+        for (step, (id, l)) in lowered.iter().enumerate() {
+            if let Lowered::Gpu(g) = l {
+                for &i in &g.inputs {
+                    let r = root(&aliases, i);
+                    needs_gpu.push(r);
+                    last_use.insert(r, step);
+                }
+                needs_gpu.push((*id).into());
+                last_use.entry((*id).into()).or_insert(step);
+            } else if let Lowered::Cpu = l {
+                for i in &model.nodes[*id].inputs {
+                    let r = root(&aliases, *i);
+                    last_use.insert(r, step);
+                }
+            }
+        }
+        let out_root = root(&aliases, output);
+        last_use.insert(out_root, usize::MAX);
+        // 3. Constants read by GPU ops as data get their own buffers; everything else shares slots by lifetime.
+        let mut homes: HashMap<OutletId, Home> = HashMap::new();
+        let mut consts: Vec<wgpu::Buffer> = vec![];
+        let mut slot_sizes: Vec<usize> = vec![];
+        let mut free: Vec<usize> = vec![];
+        let mut live: Vec<(usize, OutletId)> = vec![];
+        let wanted: std::collections::HashSet<OutletId> = needs_gpu.iter().copied().collect();
+        for (step, (id, l)) in lowered.iter().enumerate() {
+            // Free what died before this step.
+            live.retain(|&(slot, v)| {
+                if last_use.get(&v).copied().unwrap_or(0) < step {
+                    free.push(slot);
+                    false
+                } else {
+                    true
+                }
+            });
+            let o: OutletId = (*id).into();
+            match l {
+                Lowered::Const if wanted.contains(&o) => {
+                    let t = model.outlet_fact(o)?.konst.clone().ok_or_else(|| format_err!("constant without value"))?;
+                    let data: Vec<f32> = t.cast_to::<f32>()?.to_plain_array_view::<f32>()?.iter().copied().collect();
+                    let data = if data.is_empty() { &[0f32][..] } else { &data[..] };
+                    consts.push(dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                        label: Some("constant"),
+                        contents: &bytes_f32(data),
+                        usage: wgpu::BufferUsages::STORAGE,
+                    }));
+                    homes.insert(o, Home::Const(consts.len() - 1));
+                }
+                Lowered::Source | Lowered::Gpu(_) | Lowered::Cpu if wanted.contains(&o) || (o == out_root && !is_cpu(*id)) => {
+                    let n = match l {
+                        // A fused chain writes its last node's values (GroupNorm: the whole tensor, not the sums).
+                        Lowered::Gpu(g) => g.out_len,
+                        _ => len_of(&model, o)?,
+                    }
+                    .max(1);
+                    let slot = match free.iter().position(|&s| slot_sizes[s] >= n) {
+                        Some(i) => free.swap_remove(i),
+                        None => match free.pop() {
+                            Some(s) => {
+                                slot_sizes[s] = n;
+                                s
+                            }
+                            None => {
+                                slot_sizes.push(n);
+                                slot_sizes.len() - 1
+                            }
+                        },
+                    };
+                    live.push((slot, o));
+                    homes.insert(o, Home::Slot(slot));
+                }
+                _ => {}
+            }
+        }
+        let max_binding = device.limits.max_storage_buffer_binding_size as usize;
+        if let Some(big) = slot_sizes.iter().find(|&&n| n * 4 > max_binding) {
+            bail!("a tensor of {} MB exceeds the GPU's storage binding limit of {} MB", big * 4 >> 20, max_binding >> 20);
+        }
+        let slots: Vec<wgpu::Buffer> = slot_sizes
+            .iter()
+            .map(|&n| {
+                dev.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("activation"),
+                    size: (n * 4) as u64,
+                    usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                })
+            })
+            .collect();
+        // 4. Steps, bind groups and staging buffers.
+        let mut staging: HashMap<OutletId, wgpu::Buffer> = HashMap::new();
+        let mut add_staging = |o: OutletId, model: &TypedModel| -> TractResult<()> {
+            if !staging.contains_key(&o) {
+                let size = (len_of(model, o)?.max(1) * 4) as u64;
+                staging.insert(
+                    o,
+                    dev.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some("readback"),
+                        size,
+                        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                        mapped_at_creation: false,
+                    }),
+                );
+            }
+            Ok(())
+        };
+        let mut steps = vec![];
+        let buffer_of = |o: OutletId| -> TractResult<&wgpu::Buffer> {
+            match homes.get(&root(&aliases, o)) {
+                Some(Home::Slot(s)) => Ok(&slots[*s]),
+                Some(Home::Const(c)) => Ok(&consts[*c]),
+                None => bail!("value {o:?} has no GPU buffer"),
+            }
+        };
+        let mut extra: Vec<wgpu::Buffer> = vec![];
+        for (id, l) in &lowered {
+            match l {
+                Lowered::Gpu(g) => {
+                    let (pipeline, bind_group, groups, mut bufs) = Self::encode(&device, g, &buffer_of, buffer_of((*id).into())?)?;
+                    extra.append(&mut bufs);
+                    steps.push(Step::Dispatch { pipeline, bind_group, groups });
+                }
+                Lowered::Cpu => {
+                    let inputs: Vec<OutletId> = model.nodes[*id].inputs.to_vec();
+                    for &i in &inputs {
+                        let r = root(&aliases, i);
+                        if matches!(homes.get(&r), Some(Home::Slot(_))) && !is_cpu(r.node) && lowered_of.get(&r.node).is_some_and(|l| !matches!(l, Lowered::Const)) {
+                            add_staging(r, &model)?;
+                        }
+                    }
+                    let o: OutletId = (*id).into();
+                    let upload = match homes.get(&o) {
+                        Some(Home::Slot(s)) => Some(*s),
+                        _ => None,
+                    };
+                    steps.push(Step::Cpu { node: *id, inputs, upload });
+                }
+                _ => {}
+            }
+        }
+        if !is_cpu(out_root.node) {
+            add_staging(out_root, &model)?;
+        }
+        consts.append(&mut extra);
+        device.check().map_err(|e| format_err!("{e}"))?;
+        Ok(Plan { device, model, steps, slots, _consts: consts, homes, aliases, staging, input, output, gpu_nodes, cpu_nodes })
+    }
+
+    /// Uniform, channel and weight buffers, pipeline and bind group of one op.
+    #[allow(clippy::type_complexity)]
+    fn encode<'a>(
+        device: &Device,
+        g: &GpuOp,
+        buffer_of: &dyn Fn(OutletId) -> TractResult<&'a wgpu::Buffer>,
+        out: &'a wgpu::Buffer,
+    ) -> TractResult<(Arc<wgpu::ComputePipeline>, wgpu::BindGroup, (u32, u32, u32), Vec<wgpu::Buffer>)> {
+        let dev = &device.device;
+        let init = |label: &str, contents: &[u8], usage: wgpu::BufferUsages| {
+            let contents = if contents.is_empty() { &[0u8; 4][..] } else { contents };
+            dev.create_buffer_init(&wgpu::util::BufferInitDescriptor { label: Some(label), contents, usage })
+        };
+        let mut chan = g.chan_prefix.clone();
+        let chan_off = chan.len();
+        chan.extend(g.epilogue.chan());
+        let mut params = g.params.clone();
+        if g.kernel == Kernel::Unary {
+            params[4] = chan.len() as u32;
+        }
+        chan.extend(&g.chan_suffix);
+        let mut uniform = g.epilogue.words(chan_off);
+        uniform.extend(params);
+        while uniform.len() % 4 != 0 {
+            uniform.push(0);
+        }
+        let uniform = init("params", &bytes_u32(&uniform), wgpu::BufferUsages::UNIFORM);
+        let chan = init("channels", &bytes_f32(&chan), wgpu::BufferUsages::STORAGE);
+        let pipeline = device.pipeline(g.kernel).map_err(|e| format_err!("{e}"))?;
+        let mut owned = vec![];
+        let mut entries: Vec<&wgpu::Buffer> = vec![];
+        for &i in &g.inputs {
+            entries.push(buffer_of(i)?);
+        }
+        let weights = g.weights.as_ref().map(|w| match w {
+            Weights::F32(v) => init("weights", &bytes_f32(v), wgpu::BufferUsages::STORAGE),
+            Weights::Int8 { packed, .. } => init("weights", &bytes_u32(packed), wgpu::BufferUsages::STORAGE),
+        });
+        if let Some(w) = &weights {
+            entries.push(w);
+        }
+        entries.push(&chan);
+        entries.push(out);
+        entries.push(&uniform);
+        let layout = pipeline.get_bind_group_layout(0);
+        let bind_entries: Vec<wgpu::BindGroupEntry> =
+            entries.iter().enumerate().map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() }).collect();
+        let bind_group = dev.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &layout, entries: &bind_entries });
+        let max = device.limits.max_compute_workgroups_per_dimension as usize;
+        let spread = |n: usize| -> (u32, u32, u32) {
+            if n <= max {
+                (n as u32, 1, 1)
+            } else {
+                (max as u32, n.div_ceil(max) as u32, 1)
+            }
+        };
+        let groups = match g.grid {
+            Grid::Flat(n) => spread(n.div_ceil(64)),
+            Grid::Rows(r) => spread(r),
+            Grid::Tiles(x, y) => (x as u32, y as u32, 1),
+        };
+        if groups.0 as usize > max || groups.1 as usize > max {
+            bail!("dispatch of {groups:?} workgroups exceeds the GPU's limit of {max}");
+        }
+        owned.push(uniform);
+        owned.push(chan);
+        owned.extend(weights);
+        Ok((pipeline, bind_group, groups, owned))
+    }
+
+    /// Runs the plan on one input tensor and returns the output's values as f32.
+    pub fn run(&self, input: &[f32]) -> Result<Vec<f32>> {
+        let dev = &self.device;
+        let gerr = |e: TractError| Error::Backend(format!("GPU plan: {}", e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ")));
+        let mut host: HashMap<OutletId, TValue> = HashMap::new();
+        let in_shape: Vec<usize> = self.model.outlet_fact(self.input).map_err(gerr)?.shape.as_concrete().unwrap_or(&[]).to_vec();
+        host.insert(self.input, Tensor::from_shape(&in_shape, input).map_err(gerr)?.into_tvalue());
+        if let Some(Home::Slot(s)) = self.homes.get(&self.input) {
+            dev.queue.write_buffer(&self.slots[*s], 0, &bytes_f32(input));
+        }
+        let mut encoder = dev.device.create_command_encoder(&Default::default());
+        let mut pass_open = false;
+        let mut steps = self.steps.iter().peekable();
+        while let Some(step) = steps.next() {
+            match step {
+                Step::Dispatch { .. } => {
+                    // One compute pass for each run of dispatches.
+                    let mut pass = encoder.begin_compute_pass(&Default::default());
+                    let mut cur = Some(step);
+                    while let Some(Step::Dispatch { pipeline, bind_group, groups }) = cur {
+                        pass.set_pipeline(pipeline);
+                        pass.set_bind_group(0, bind_group, &[]);
+                        pass.dispatch_workgroups(groups.0, groups.1, groups.2);
+                        cur = match steps.peek() {
+                            Some(Step::Dispatch { .. }) => steps.next(),
+                            _ => None,
+                        };
+                    }
+                    pass_open = true;
+                }
+                Step::Cpu { node, inputs, upload } => {
+                    let node = &self.model.nodes[*node];
+                    let mut values = tvec![];
+                    for &i in inputs {
+                        values.push(self.host_value(i, &mut host, &mut encoder, &mut pass_open)?);
+                    }
+                    let out = node
+                        .op
+                        .eval_out_of_plan(values)
+                        .map_err(gerr)?
+                        .ok_or_else(|| Error::Backend(format!("GPU plan: {} cannot run outside a plan", node.op.name())))?;
+                    let value = out.into_iter().next().ok_or_else(|| Error::Internal("op returned nothing".into()))?;
+                    if let Some(slot) = upload {
+                        // Commands recorded so far must run before this write lands.
+                        self.flush(&mut encoder, &mut pass_open);
+                        dev.queue.write_buffer(&self.slots[*slot], 0, &bytes_f32(&to_f32s(&value).map_err(gerr)?));
+                    }
+                    host.insert(node.id.into(), value);
+                }
+            }
+        }
+        let out = self.host_value(self.output, &mut host, &mut encoder, &mut pass_open)?;
+        dev.check()?;
+        to_f32s(&out).map_err(gerr)
+    }
+
+    fn flush(&self, encoder: &mut wgpu::CommandEncoder, pass_open: &mut bool) {
+        let done = std::mem::replace(encoder, self.device.device.create_command_encoder(&Default::default()));
+        self.device.queue.submit([done.finish()]);
+        *pass_open = false;
+    }
+
+    /// A value on the host: computed there, or read back from its GPU buffer (waiting for the GPU).
+    fn host_value(
+        &self,
+        o: OutletId,
+        host: &mut HashMap<OutletId, TValue>,
+        encoder: &mut wgpu::CommandEncoder,
+        pass_open: &mut bool,
+    ) -> Result<TValue> {
+        let gerr = |e: TractError| Error::Backend(format!("GPU plan: {e}"));
+        let fact = self.model.outlet_fact(o).map_err(gerr)?;
+        if let Some(k) = &fact.konst {
+            return Ok(k.clone().into_tvalue());
+        }
+        if let Some(v) = host.get(&o) {
+            return Ok(v.clone());
+        }
+        let shape: Vec<usize> = fact.shape.as_concrete().unwrap_or(&[]).to_vec();
+        let dt = fact.datum_type;
+        // Reshapes and fused nodes share their source's data.
+        let src = root(&self.aliases, o);
+        if let Some(v) = host.get(&src) {
+            let v = v.clone().into_tensor().into_shape(&shape).map_err(gerr)?.into_tvalue();
+            host.insert(o, v.clone());
+            return Ok(v);
+        }
+        let (Some(Home::Slot(slot)), Some(staging)) = (self.homes.get(&src), self.staging.get(&src)) else {
+            return Err(Error::Internal(format!("value {o:?} cannot be read back")));
+        };
+        let n = shape.iter().product::<usize>().max(1) * 4;
+        encoder.copy_buffer_to_buffer(&self.slots[*slot], 0, staging, 0, n as u64);
+        self.flush(encoder, pass_open);
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, 0..n as u64, move |r| {
+            let _ = tx.send(r);
+        });
+        self.device.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::Backend(format!("GPU: {e}")))?;
+        rx.recv()
+            .map_err(|_| Error::Backend("GPU: readback was dropped".into()))?
+            .map_err(|e| Error::Backend(format!("GPU: readback failed: {e}")))?;
+        let values: Vec<f32> = {
+            let view = staging.get_mapped_range(0..n as u64).map_err(|e| Error::Backend(format!("GPU: {e}")))?;
+            view.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+        };
+        staging.unmap();
+        let t = Tensor::from_shape(&shape, &values).map_err(gerr)?;
+        let t = if dt == f32::datum_type() {
+            t
+        } else {
+            // u8 held as f32 on the GPU.
+            t.cast_to_dt(dt).map_err(gerr)?.into_owned()
+        };
+        let v = t.into_tvalue();
+        host.insert(o, v.clone());
+        Ok(v)
+    }
+}
