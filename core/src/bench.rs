@@ -79,7 +79,7 @@ pub fn run(classifier: &Classifier, image: &[u8], iterations: u32, warmup: u32) 
     Ok(BenchmarkReport {
         iterations: runs.len() as u32,
         threads: classifier.threads() as u32,
-        backend: "cpu".into(),
+        backend: classifier.backend_info().backend.into(),
         cold_start_ms: classifier.cold_start_ms(),
         first_call_ms: classifier.first_call_ms().unwrap_or(first),
         stages_ms: StageStats::of(&runs),

@@ -1,5 +1,6 @@
 //! The `Classifier`: one loaded bundle and compiled model, shared across threads, turning photo bytes into an answer.
 
+use crate::backend::{self, Backend, BackendInfo, Runner};
 use crate::bundle::Bundle;
 use crate::countries;
 use crate::decision::{self, Decision};
@@ -30,7 +31,10 @@ pub struct Identification {
     pub country: Option<String>,
     /// Whether a country prior was multiplied in (a country was given and the bundle's table has it).
     pub prior_applied: bool,
+    /// `cpu` or `gpu`.
     pub backend: &'static str,
+    /// The GPU adapter and how many graph nodes ran on each side.
+    pub backend_info: BackendInfo,
     #[serde(flatten)]
     pub decision: Decision,
     pub timings_ms: Timings,
@@ -40,7 +44,8 @@ pub struct Identification {
 #[derive(Debug)]
 pub struct Classifier {
     bundle: Bundle,
-    engine: Engine,
+    runner: Runner,
+    backend_info: BackendInfo,
     limits: Limits,
     /// Milliseconds from the start of loading (or of compiling, for [`Classifier::new`]) to ready.
     cold_start_ms: f64,
@@ -84,7 +89,9 @@ impl Classifier {
     fn compile(bundle: Bundle, start: Instant) -> Result<Self> {
         let m = &bundle.manifest;
         let engine = guard(|| Engine::compile(&bundle.model, m.input.width, m.input.height, m.model.num_classes))?;
-        Ok(Classifier { bundle, engine, limits: Limits::default(), cold_start_ms: ms(start), first_call_ms: OnceLock::new() })
+        let runner = Runner::Cpu(engine);
+        let backend_info = runner.info(None);
+        Ok(Classifier { bundle, runner, backend_info, limits: Limits::default(), cold_start_ms: ms(start), first_call_ms: OnceLock::new() })
     }
 
     /// Milliseconds this classifier took to load its bundle and compile the model.
@@ -98,13 +105,44 @@ impl Classifier {
     }
 
     /// Runs inference on `threads` threads (default 1: the calling thread, best when several photos run in parallel).
+    /// (CPU backend only: the GPU backend ignores it.)
     pub fn with_threads(mut self, threads: usize) -> Result<Self> {
-        self.engine = self.engine.with_threads(threads)?;
+        if let Runner::Cpu(e) = self.runner {
+            self.runner = Runner::Cpu(e.with_threads(threads)?);
+        }
         Ok(self)
     }
 
     pub fn threads(&self) -> usize {
-        self.engine.threads()
+        match &self.runner {
+            Runner::Cpu(e) => e.threads(),
+            #[allow(unreachable_patterns)]
+            _ => 1,
+        }
+    }
+
+    /// Moves inference to another backend (see [`Backend`]). `auto` measures the CPU and the GPU once and keeps the
+    /// faster; with a `cache_dir` the choice is remembered per adapter and bundle. The time spent counts as cold start.
+    pub fn with_backend(mut self, backend: Backend, cache_dir: Option<&std::path::Path>) -> Result<Self> {
+        let start = Instant::now();
+        let (runner, why) = match backend {
+            Backend::Cpu => return Ok(self),
+            Backend::Gpu => (guard(|| backend::compile_gpu(&self.bundle))?, None),
+            Backend::Auto => {
+                let Runner::Cpu(cpu) = self.runner else { return Ok(self) };
+                let (runner, why) = backend::choose(&self.bundle, cpu, cache_dir);
+                (runner, Some(why))
+            }
+        };
+        self.backend_info = runner.info(why);
+        self.runner = runner;
+        self.cold_start_ms += ms(start);
+        Ok(self)
+    }
+
+    /// Which backend runs inference, on which adapter, with how many nodes on each side.
+    pub fn backend_info(&self) -> &BackendInfo {
+        &self.backend_info
     }
 
     /// Replaces the photo size limits (the defaults accept every phone camera and refuse decompression bombs).
@@ -137,7 +175,7 @@ impl Classifier {
         drop(img);
         let t_pre = ms(t);
         let t = Instant::now();
-        let logits = self.engine.run(input)?;
+        let logits = self.runner.run(input)?;
         let t_inf = ms(t);
         let t = Instant::now();
         let decision = self.decide(&logits, prior.as_deref(), top_k);
@@ -146,7 +184,8 @@ impl Classifier {
         Ok(Identification {
             country,
             prior_applied,
-            backend: "cpu",
+            backend: self.backend_info.backend,
+            backend_info: self.backend_info.clone(),
             decision,
             timings_ms: Timings { decode: t_decode, preprocess: t_pre, inference: t_inf, postprocess: t_post, total: ms(start) },
         })
@@ -185,7 +224,7 @@ impl Classifier {
 
     /// Logits for an already preprocessed `[1, 3, H, W]` input.
     pub fn logits(&self, input: Vec<f32>) -> Result<Vec<f32>> {
-        guard(|| self.engine.run(input))
+        guard(|| self.runner.run(input))
     }
 }
 

@@ -55,6 +55,11 @@ impl Engine {
         self.threads
     }
 
+    /// Nodes of the optimised plan (constants and the input aside).
+    pub fn nodes(&self) -> usize {
+        self.plan.model().nodes.iter().filter(|n| !n.op_is::<tract_onnx::tract_core::ops::konst::Const>() && !n.op_is::<tract_onnx::tract_core::ops::source::TypedSource>()).count()
+    }
+
     /// Runs the model on one normalised `[1, 3, height, width]` input and returns the logits.
     pub fn run(&self, input: Vec<f32>) -> Result<Vec<f32>> {
         let expected = 3 * self.width * self.height;

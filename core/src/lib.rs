@@ -1,7 +1,7 @@
 //! snakeid: offline snake species identification from a photo (and, when known, a country).
 //!
 //! Layers, bottom up: [`bundle`] (model + [`manifest`] + [`labels`] + [`prior`]), [`decode`] and
-//! [`preprocess`] (photo to tensor), [`engine`] (tract on the CPU), [`decision`] (softmax, snake gate,
+//! [`preprocess`] (photo to tensor), [`engine`] (tract on the CPU), `gpu` (our wgpu kernels, feature `gpu`) and [`backend`] (which of the two runs), [`decision`] (softmax, snake gate,
 //! country prior, top-k, warnings), [`Classifier`], which ties them together, and [`bench`], which measures it.
 //!
 //! ```no_run
@@ -12,6 +12,7 @@
 //! # Ok::<(), snakeid::Error>(())
 //! ```
 
+pub mod backend;
 pub mod bench;
 pub mod bundle;
 pub mod classifier;
@@ -30,6 +31,7 @@ pub mod preprocess;
 pub mod prior;
 pub mod resample;
 
+pub use backend::{Backend, BackendInfo};
 pub use bench::BenchmarkReport;
 pub use bundle::Bundle;
 pub use classifier::{Classifier, Identification, Timings};

@@ -22,9 +22,8 @@ pub struct Args {
     /// Threads for inference (tract's matrix products).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
     threads: u32,
-    /// Inference backend.
-    #[arg(long, default_value = "cpu", value_parser = ["cpu"])]
-    backend: String,
+    #[command(flatten)]
+    backend: crate::BackendArgs,
     /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
@@ -35,7 +34,7 @@ pub fn run(args: Args) -> snakeid::Result<ExitCode> {
         Some(p) => read_photo(p)?,
         None => synthetic_photo(),
     };
-    let classifier = crate::load_classifier(args.bundle.as_ref())?.with_threads(args.threads as usize)?;
+    let classifier = args.backend.apply(crate::load_classifier(args.bundle.as_ref())?.with_threads(args.threads as usize)?)?;
     let report = classifier.benchmark(&photo, args.iterations, args.warmup)?;
     if args.json {
         println!("{}", serde_json::to_string(&report).expect("report serialises"));

@@ -63,6 +63,25 @@ pub fn load_classifier(bundle: Option<&PathBuf>) -> snakeid::Result<snakeid::Cla
     }
 }
 
+/// `--backend`, shared by `identify` and `bench`.
+#[derive(clap::Args)]
+pub struct BackendArgs {
+    /// Where inference runs: `cpu` (tract), `gpu` (our wgpu kernels; an error without a GPU), or `auto` (the faster,
+    /// measured once per GPU and bundle and remembered in ~/.cache/snakeid).
+    #[arg(long, default_value = "cpu", value_parser = ["cpu", "gpu", "auto"])]
+    pub backend: String,
+}
+
+impl BackendArgs {
+    pub fn apply(&self, c: snakeid::Classifier) -> snakeid::Result<snakeid::Classifier> {
+        let cache = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .map(|d| d.join("snakeid"));
+        c.with_backend(self.backend.parse()?, cache.as_deref())
+    }
+}
+
 pub fn load_bundle(bundle: Option<&PathBuf>) -> snakeid::Result<snakeid::Bundle> {
     match bundle {
         Some(p) => snakeid::Bundle::load(p),
