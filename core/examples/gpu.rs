@@ -27,7 +27,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t = Instant::now();
     let gpu = GpuEngine::compile(typed_model(&bundle.model, w, h, c)?)?;
     let t_gpu_load = t.elapsed().as_secs_f64() * 1e3;
-    println!("adapter: {:?}; nodes on GPU {}, on CPU {}", gpu.adapter(), gpu.gpu_nodes(), gpu.cpu_nodes());
+    let (layers, int8) = gpu.weight_layers();
+    println!("adapter: {:?}; nodes on GPU {}, on CPU {}; {int8} of {layers} weight layers int8 on the GPU", gpu.adapter(), gpu.gpu_nodes(), gpu.cpu_nodes());
     let input: Vec<f32> = match args.next() {
         Some(photo) => snakeid::Classifier::new(bundle.clone())?.preprocess(&std::fs::read(photo)?)?,
         None => (0..(3 * w * h) as usize).map(|i| ((i * 7919) % 1000) as f32 / 250.0 - 2.0).collect(),

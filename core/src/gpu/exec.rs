@@ -41,6 +41,8 @@ pub struct Plan {
     output: OutletId,
     pub gpu_nodes: usize,
     pub cpu_nodes: usize,
+    /// Convolutions and matrix products, and how many of them keep int8 weights on the GPU.
+    pub weight_layers: (usize, usize),
 }
 
 fn root(aliases: &HashMap<OutletId, OutletId>, mut o: OutletId) -> OutletId {
@@ -87,6 +89,10 @@ impl Plan {
                 _ => gpu_nodes += 1,
             }
         }
+        let weight_layers = lowered.iter().fold((0, 0), |(all, int8), (_, l)| match l {
+            Lowered::Gpu(g) if g.weights.is_some() => (all + 1, int8 + matches!(g.weights, Some(Weights::Int8 { .. })) as usize),
+            _ => (all, int8),
+        });
         let lowered_of: HashMap<usize, &Lowered> = lowered.iter().map(|(id, l)| (*id, l)).collect();
         let is_cpu = |id: usize| matches!(lowered_of.get(&id), Some(Lowered::Cpu));
         // 2. Values the GPU must hold: inputs of GPU ops, outputs of GPU ops, and CPU outputs feeding GPU ops.
@@ -183,9 +189,11 @@ impl Plan {
             .collect();
         // 4. Steps, bind groups and staging buffers.
         let mut staging: HashMap<OutletId, wgpu::Buffer> = HashMap::new();
-        let mut add_staging = |o: OutletId, model: &TypedModel| -> TractResult<()> {
+        let mut add_staging = |o: OutletId, _model: &TypedModel| -> TractResult<()> {
             if !staging.contains_key(&o) {
-                let size = (len_of(model, o)?.max(1) * 4) as u64;
+                // As large as the value's slot: a fused chain's last value may be larger than its first node's.
+                let Some(Home::Slot(slot)) = homes.get(&o) else { bail!("value {o:?} has no GPU slot to read back") };
+                let size = (slot_sizes[*slot] * 4) as u64;
                 staging.insert(
                     o,
                     dev.create_buffer(&wgpu::BufferDescriptor {
@@ -237,7 +245,7 @@ impl Plan {
         }
         consts.append(&mut extra);
         device.check().map_err(|e| format_err!("{e}"))?;
-        Ok(Plan { device, model, steps, slots, _consts: consts, homes, aliases, staging, input, output, gpu_nodes, cpu_nodes })
+        Ok(Plan { device, model, steps, slots, _consts: consts, homes, aliases, staging, input, output, gpu_nodes, cpu_nodes, weight_layers })
     }
 
     /// Uniform, channel and weight buffers, pipeline and bind group of one op.

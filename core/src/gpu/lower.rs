@@ -112,8 +112,8 @@ impl Epilogue {
 #[derive(Debug, Clone)]
 pub enum Weights {
     F32(Vec<f32>),
-    /// int8 packed four per word, one scale per output channel: `w = q * scale[o]`.
-    Int8 { packed: Vec<u32>, scales: Vec<f32> },
+    /// 8-bit packed four per word, a scale and zero point per output channel: `w = (q - zero_point[o]) * scale[o]`.
+    Int8 { packed: Vec<u32>, scales: Vec<f32>, zero_points: Vec<f32> },
 }
 
 /// One GPU dispatch, described (buffers come later).
@@ -274,35 +274,64 @@ fn geometry(spec: &PoolSpec, input: &[usize], output: &[usize]) -> Option<Geomet
     })
 }
 
-/// int8 when every output channel is exactly `q * scale` with |q| <= 127 (weights that went through symmetric
-/// quantization come back bit for bit); f32 otherwise.
+/// 8-bit when every output channel is `(q - zero_point) * scale` with q in 0..=255, to within two f32 ulps: weights
+/// that went through symmetric (int8) or asymmetric (uint8) quantization, whose scale and zero point are recovered
+/// from the row's range; f32 otherwise.
 pub fn pack_weights(w: &[f32], rows: usize) -> Weights {
     let cols = w.len() / rows.max(1);
-    let mut q = Vec::with_capacity(w.len());
-    let mut scales = Vec::with_capacity(rows);
-    for row in w.chunks(cols.max(1)) {
-        let amax = row.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let s = if amax > 0.0 { amax / 127.0 } else { 1.0 };
-        for &v in row {
-            let qi = (v / s).round();
-            if qi.abs() > 127.0 || qi * s != v {
-                return Weights::F32(w.to_vec());
-            }
-            q.push(qi as i8);
+    // The integers k = w / s of a row when they all are (to four ulps) and span at most 256 values.
+    let ints = |row: &[f32], s: f32| -> Option<Vec<i32>> {
+        let k: Option<Vec<i32>> = row
+            .iter()
+            .map(|&v| {
+                let k = (v / s).round();
+                ((k * s - v).abs() <= 4.0 * f32::EPSILON * v.abs() && k.abs() <= 255.0).then_some(k as i32)
+            })
+            .collect();
+        k.filter(|k| k.iter().max().unwrap_or(&0) - k.iter().min().unwrap_or(&0) <= 255)
+    };
+    // Scales to try: symmetric and asymmetric ranges, and fractions of the smallest non-zero magnitude.
+    let candidates = |v: &[f32]| -> Vec<f32> {
+        let amax = v.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let (lo, hi) = v.iter().fold((0f32, 0f32), |(l, h), &x| (l.min(x), h.max(x)));
+        let amin = v.iter().filter(|x| **x != 0.0).fold(f32::MAX, |m, x| m.min(x.abs()));
+        let mut c = vec![(hi - lo) / 255.0, amax / 127.0, amax / 128.0];
+        if amin < f32::MAX {
+            c.extend((1..=4).map(|d| amin / d as f32));
         }
+        c.retain(|s| s.is_finite() && *s > 0.0);
+        c
+    };
+    let whole = candidates(w);
+    let mut q = Vec::with_capacity(w.len());
+    let (mut scales, mut zero_points) = (Vec::with_capacity(rows), Vec::with_capacity(rows));
+    for row in w.chunks(cols.max(1)) {
+        if row.iter().all(|v| *v == 0.0) {
+            q.extend(std::iter::repeat_n(0u8, row.len()));
+            scales.push(1.0);
+            zero_points.push(0.0);
+            continue;
+        }
+        let Some((s, k)) = candidates(row).into_iter().chain(whole.iter().copied()).find_map(|s| ints(row, s).map(|k| (s, k))) else {
+            return Weights::F32(w.to_vec());
+        };
+        let (kmin, kmax) = (*k.iter().min().unwrap(), *k.iter().max().unwrap());
+        let zp = if kmin >= -128 && kmax <= 127 { 128 } else { -kmin };
+        q.extend(k.iter().map(|&v| (v + zp) as u8));
         scales.push(s);
+        zero_points.push(zp as f32);
     }
     let mut packed = vec![0u32; q.len().div_ceil(4)];
     for (i, v) in q.iter().enumerate() {
-        packed[i / 4] |= (*v as u8 as u32) << ((i % 4) * 8);
+        packed[i / 4] |= (*v as u32) << ((i % 4) * 8);
     }
-    Weights::Int8 { packed, scales }
+    Weights::Int8 { packed, scales, zero_points }
 }
 
 fn weight_prefix(w: &Weights) -> Vec<f32> {
     match w {
         Weights::F32(_) => vec![],
-        Weights::Int8 { scales, .. } => scales.clone(),
+        Weights::Int8 { scales, zero_points, .. } => scales.iter().chain(zero_points).copied().collect(),
     }
 }
 

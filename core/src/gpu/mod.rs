@@ -64,6 +64,11 @@ impl GpuEngine {
         self.gpu_nodes
     }
 
+    /// (convolutions and matrix products, of which with int8 weights on the GPU)
+    pub fn weight_layers(&self) -> (usize, usize) {
+        self.plan.lock().unwrap_or_else(|p| p.into_inner()).weight_layers
+    }
+
     /// Graph nodes tract runs on the CPU between GPU kernels.
     pub fn cpu_nodes(&self) -> usize {
         self.cpu_nodes
@@ -74,3 +79,6 @@ const _: () = {
     const fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<GpuEngine>();
 };
+
+#[cfg(test)]
+mod tests;

@@ -23,7 +23,7 @@ override W_INT8: bool = false;
 fn weight(i: u32, co: u32) -> f32 {
     if (W_INT8) {
         let b = (w[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu;
-        return f32(bitcast<i32>(b << 24u) >> 24u) * chan[co];
+        return (f32(b) - chan[P.cout + co]) * chan[co];
     }
     return bitcast<f32>(w[i]);
 }

@@ -1,8 +1,8 @@
 // Convolution with groups == 1 (any kernel, stride, padding, dilation) and matrix products, as an implicit GEMM:
 // Y[m, n] = sum_k W[m, k] * X'[k, n] with m the output channel, n the output pixel, k = (ci, ky, kx), X' read from
 // the input on the fly (no im2col buffer). 64x64 output tiles, 16-deep K steps through workgroup memory, 4x4 outputs
-// per invocation. Weights are f32, or int8 packed four to a word with one scale per output channel (chan[0..cout]),
-// dequantised here. Bias and what follows (activation, fake quantization) run in the epilogue.
+// per invocation. Weights are f32, or 8-bit packed four to a word with one scale and zero point per output channel
+// (chan[0..cout], chan[cout..2 cout]), dequantised here: w = (q - zero_point) * scale. Bias and what follows (activation, fake quantization) run in the epilogue.
 
 struct Params {
     ch_div: u32, ch_len: u32, chan_off: u32, affine: u32,
@@ -32,7 +32,7 @@ fn weight(m: u32, k: u32) -> f32 {
     let i = m * P.K + k;
     if (W_INT8) {
         let b = (w[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu;
-        return f32(bitcast<i32>(b << 24u) >> 24u) * chan[m];
+        return (f32(b) - chan[P.cout + m]) * chan[m];
     }
     return bitcast<f32>(w[i]);
 }
