@@ -361,3 +361,70 @@ fn bundle_create_refuses_wrong_labels_models_and_settings_with_one_line() {
     assert!(err.contains("model.onnx cannot be loaded"), "{err}");
     assert!(!out.exists(), "nothing is written for a refused bundle");
 }
+
+fn snakeid_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_snakeid"));
+    c.args(args).env("XDG_CACHE_HOME", tmp("cache"));
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("runs")
+}
+
+#[test]
+fn backend_gpu_reports_the_adapter_and_where_nodes_ran() {
+    let o = snakeid_env(&["identify", &photo_path("chelsea.png"), "--json", "--country", "IN", "--backend", "gpu"], &[]);
+    if !o.status.success() && std::env::var_os("SNAKEID_REQUIRE_GPU").is_none() {
+        eprintln!("skipping: no GPU here: {}", stderr(&o));
+        return;
+    }
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["backend"], "gpu");
+    let info = &v["backend_info"];
+    assert!(info["adapter"].as_str().is_some_and(|a| !a.is_empty()), "{info}");
+    assert!(info["nodes_gpu"].as_u64().unwrap() > 200 && info["nodes_cpu"] == 0, "{info}");
+    let o = snakeid_env(&["identify", &photo_path("chelsea.png"), "--json", "--country", "IN", "--backend", "cpu"], &[]);
+    let cpu: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(cpu["backend"], "cpu");
+    assert_eq!(v["predictions"][0]["scientific_name"], cpu["predictions"][0]["scientific_name"]);
+}
+
+/// WGPU_BACKEND=gl asks wgpu for a backend this build does not have: the same as a device without a GPU.
+#[test]
+fn without_an_adapter_gpu_is_a_clear_error_and_auto_uses_the_cpu() {
+    let no_gpu = [("WGPU_BACKEND", "gl")];
+    let o = snakeid_env(&["identify", &photo_path("chelsea.png"), "--backend", "gpu"], &no_gpu);
+    let err = assert_bad_input(&o, "gpu without adapter");
+    assert!(err.contains("no GPU adapter"), "{err}");
+    let o = snakeid_env(&["identify", &photo_path("chelsea.png"), "--json", "--backend", "auto"], &no_gpu);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["backend"], "cpu");
+    assert!(v["backend_info"]["chosen_because"].as_str().unwrap().contains("no usable GPU"), "{v}");
+    let o = snakeid_env(&["bench", "--iterations", "1", "--warmup", "1", "--backend", "gpu"], &no_gpu);
+    assert_bad_input(&o, "bench gpu without adapter");
+}
+
+#[test]
+fn backend_auto_measures_once_then_remembers() {
+    let cache = tmp("auto-cache");
+    let _ = std::fs::remove_dir_all(&cache);
+    let run = || {
+        let o = Command::new(env!("CARGO_BIN_EXE_snakeid"))
+            .args(["identify", &photo_path("chelsea.png"), "--json", "--backend", "auto"])
+            .env("XDG_CACHE_HOME", &cache)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_slice::<Value>(&o.stdout).unwrap()["backend_info"]["chosen_because"].as_str().unwrap().to_string()
+    };
+    let first = run();
+    if first.starts_with("no usable GPU") {
+        assert!(std::env::var_os("SNAKEID_REQUIRE_GPU").is_none(), "{first}");
+        return;
+    }
+    assert!(first.starts_with("measured"), "{first}");
+    assert!(run().starts_with("remembered"));
+    assert!(cache.join("snakeid").join("backend-choices.json").is_file());
+}
