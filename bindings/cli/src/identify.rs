@@ -29,11 +29,12 @@ pub struct Args {
 
 pub fn run(args: Args) -> snakeid::Result<ExitCode> {
     let classifier = args.backend.apply(load_classifier(args.bundle.as_ref())?)?;
-    if !args.json {
+    // Where it ran, for people, when they chose a backend (stdout: stderr is one line per problem).
+    if !args.json && args.backend.backend != "cpu" {
         let b = classifier.backend_info();
         let on = b.adapter.as_ref().map(|a| format!(" on {a}, {} nodes on the GPU, {} on the CPU", b.nodes_gpu, b.nodes_cpu)).unwrap_or_default();
         let why = b.chosen_because.as_ref().map(|w| format!(" ({w})")).unwrap_or_default();
-        eprintln!("backend: {}{on}{why}", b.backend);
+        println!("backend: {}{on}{why}", b.backend);
     }
     // A bad country is the same mistake for every photo: refuse it once, up front.
     classifier.prior_for(args.country.as_deref())?;
