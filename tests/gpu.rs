@@ -85,4 +85,14 @@ fn bit_resnet50_at_456_on_the_gpu_matches_the_cpu() {
     assert!(sorted.windows(2).all(|w| w[0] - w[1] > 10.0 * dp), "near-ties in the reference top-5: {sorted:?}");
     assert_eq!(top_k(&pa, 5), top_k(&pb, 5));
     assert!(dp <= 1e-3, "max |dprob| {dp}");
+    // f16 weight storage: same bound (measured 1.6e-5).
+    drop(gpu);
+    let f16 = Classifier::from_path(std::path::Path::new(&path)).unwrap().with_backend(Backend::GpuF16, None).unwrap();
+    assert_eq!(f16.backend_info().backend, "gpu-f16");
+    let input = cpu.preprocess(&photo("rocket.jpg")).unwrap();
+    let ph = softmax(&f16.logits(input).unwrap());
+    let dh = max_abs(&pa, &ph);
+    eprintln!("BiT f16 weights: max |dprob| {dh:.2e}, top-5 {:?}", top_k(&ph, 5));
+    assert_eq!(top_k(&pa, 5), top_k(&ph, 5));
+    assert!(dh <= 1e-3, "f16 weights: max |dprob| {dh}");
 }

@@ -25,7 +25,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cpu = Engine::compile(&bundle.model, w, h, c)?;
     let t_cpu_load = t.elapsed().as_secs_f64() * 1e3;
     let t = Instant::now();
-    let gpu = GpuEngine::compile(typed_model(&bundle.model, w, h, c)?)?;
+    // SNAKEID_GPU_F16=1: float weights stored as f16.
+    let gpu = GpuEngine::compile_with(typed_model(&bundle.model, w, h, c)?, std::env::var_os("SNAKEID_GPU_F16").is_some())?;
     let t_gpu_load = t.elapsed().as_secs_f64() * 1e3;
     let (layers, int8) = gpu.weight_layers();
     println!("adapter: {:?}; nodes on GPU {}, on CPU {}; {int8} of {layers} weight layers int8 on the GPU", gpu.adapter(), gpu.gpu_nodes(), gpu.cpu_nodes());

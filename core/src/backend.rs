@@ -14,6 +14,8 @@ pub enum Backend {
     Cpu,
     /// The GPU; an error when there is no adapter or this build has no GPU backend.
     Gpu,
+    /// The GPU with float weights stored as f16 (half the weight memory and bandwidth; 8-bit weights stay 8-bit).
+    GpuF16,
     /// The faster of the two on this device (the CPU when there is no GPU).
     Auto,
 }
@@ -24,8 +26,9 @@ impl std::str::FromStr for Backend {
         match s {
             "cpu" => Ok(Backend::Cpu),
             "gpu" => Ok(Backend::Gpu),
+            "gpu-f16" => Ok(Backend::GpuF16),
             "auto" => Ok(Backend::Auto),
-            _ => Err(Error::Backend(format!("unknown backend {s:?} (cpu, gpu or auto)"))),
+            _ => Err(Error::Backend(format!("unknown backend {s:?} (cpu, gpu, gpu-f16 or auto)"))),
         }
     }
 }
@@ -33,7 +36,7 @@ impl std::str::FromStr for Backend {
 /// Where the last identification ran, as reported in answers and benchmarks.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BackendInfo {
-    /// `cpu` or `gpu`.
+    /// `cpu`, `gpu` or `gpu-f16`.
     pub backend: &'static str,
     /// The GPU adapter's name (GPU only).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -68,7 +71,7 @@ impl Runner {
             Runner::Cpu(e) => BackendInfo { backend: "cpu", adapter: None, nodes_gpu: 0, nodes_cpu: e.nodes(), chosen_because },
             #[cfg(feature = "gpu")]
             Runner::Gpu(g) => BackendInfo {
-                backend: "gpu",
+                backend: if g.f16_weights() { "gpu-f16" } else { "gpu" },
                 adapter: Some(g.adapter().name.clone()),
                 nodes_gpu: g.gpu_nodes(),
                 nodes_cpu: g.cpu_nodes(),
@@ -80,14 +83,14 @@ impl Runner {
 
 /// The GPU engine for a bundle's model.
 #[cfg(feature = "gpu")]
-pub(crate) fn compile_gpu(bundle: &crate::Bundle) -> Result<Runner> {
+pub(crate) fn compile_gpu(bundle: &crate::Bundle, f16_weights: bool) -> Result<Runner> {
     let m = &bundle.manifest;
     let typed = typed_model(&bundle.model, m.input.width, m.input.height, m.model.num_classes)?;
-    Ok(Runner::Gpu(crate::gpu::GpuEngine::compile(typed)?))
+    Ok(Runner::Gpu(crate::gpu::GpuEngine::compile_with(typed, f16_weights)?))
 }
 
 #[cfg(not(feature = "gpu"))]
-pub(crate) fn compile_gpu(_bundle: &crate::Bundle) -> Result<Runner> {
+pub(crate) fn compile_gpu(_bundle: &crate::Bundle, _f16_weights: bool) -> Result<Runner> {
     let _ = typed_model;
     Err(Error::Backend("this build of snakeid has no GPU backend (core feature `gpu`)".into()))
 }
@@ -120,7 +123,7 @@ fn median_ms(runner: &Runner, input: &[f32], runs: usize) -> Result<f64> {
 
 /// `auto`: the GPU engine when it is faster than `cpu` on this adapter, measured now or remembered in `cache_dir`.
 pub(crate) fn choose(bundle: &crate::Bundle, cpu: Engine, cache_dir: Option<&Path>) -> (Runner, String) {
-    let gpu = match compile_gpu(bundle) {
+    let gpu = match compile_gpu(bundle, false) {
         Ok(g) => g,
         Err(e) => return (Runner::Cpu(cpu), format!("no usable GPU ({e})")),
     };

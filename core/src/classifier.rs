@@ -31,7 +31,7 @@ pub struct Identification {
     pub country: Option<String>,
     /// Whether a country prior was multiplied in (a country was given and the bundle's table has it).
     pub prior_applied: bool,
-    /// `cpu` or `gpu`.
+    /// `cpu`, `gpu` or `gpu-f16`.
     pub backend: &'static str,
     /// The GPU adapter and how many graph nodes ran on each side.
     pub backend_info: BackendInfo,
@@ -127,7 +127,8 @@ impl Classifier {
         let start = Instant::now();
         let (runner, why) = match backend {
             Backend::Cpu => return Ok(self),
-            Backend::Gpu => (guard(|| backend::compile_gpu(&self.bundle))?, None),
+            Backend::Gpu => (guard(|| backend::compile_gpu(&self.bundle, false))?, None),
+            Backend::GpuF16 => (guard(|| backend::compile_gpu(&self.bundle, true))?, None),
             Backend::Auto => {
                 let Runner::Cpu(cpu) = self.runner else { return Ok(self) };
                 let (runner, why) = backend::choose(&self.bundle, cpu, cache_dir);

@@ -66,9 +66,10 @@ pub fn load_classifier(bundle: Option<&PathBuf>) -> snakeid::Result<snakeid::Cla
 /// `--backend`, shared by `identify` and `bench`.
 #[derive(clap::Args)]
 pub struct BackendArgs {
-    /// Where inference runs: `cpu` (tract), `gpu` (our wgpu kernels; an error without a GPU), or `auto` (the faster,
-    /// measured once per GPU and bundle and remembered in ~/.cache/snakeid).
-    #[arg(long, default_value = "cpu", value_parser = ["cpu", "gpu", "auto"])]
+    /// Where inference runs: `cpu` (tract), `gpu` (our wgpu kernels; an error without a GPU), `gpu-f16` (the same
+    /// with float weights stored as f16), or `auto` (the faster of cpu and gpu, measured once per GPU and bundle and
+    /// remembered in ~/.cache/snakeid).
+    #[arg(long, default_value = "cpu", value_parser = ["cpu", "gpu", "gpu-f16", "auto"])]
     pub backend: String,
 }
 

@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kernel {
     /// Groups == 1 convolutions and matrix products (implicit GEMM). Flags: int8 weights, pointwise input.
-    ConvGemm { int8: bool, pointwise: bool },
+    ConvGemm { int8: bool, f16: bool, pointwise: bool },
     /// Grouped and depthwise convolutions.
-    ConvDirect { int8: bool },
+    ConvDirect { int8: bool, f16: bool },
     Binary,
     Unary,
     Rows,
@@ -34,8 +34,10 @@ impl Kernel {
 
     fn constants(self) -> Vec<(&'static str, f64)> {
         match self {
-            Kernel::ConvGemm { int8, pointwise } => vec![("W_INT8", int8 as u8 as f64), ("POINTWISE", pointwise as u8 as f64)],
-            Kernel::ConvDirect { int8 } => vec![("W_INT8", int8 as u8 as f64)],
+            Kernel::ConvGemm { int8, f16, pointwise } => {
+                vec![("W_INT8", int8 as u8 as f64), ("W_F16", f16 as u8 as f64), ("POINTWISE", pointwise as u8 as f64)]
+            }
+            Kernel::ConvDirect { int8, f16 } => vec![("W_INT8", int8 as u8 as f64), ("W_F16", f16 as u8 as f64)],
             _ => vec![],
         }
     }

@@ -284,7 +284,7 @@ impl Plan {
         }
         let weights = g.weights.as_ref().map(|w| match w {
             Weights::F32(v) => init("weights", &bytes_f32(v), wgpu::BufferUsages::STORAGE),
-            Weights::Int8 { packed, .. } => init("weights", &bytes_u32(packed), wgpu::BufferUsages::STORAGE),
+            Weights::Int8 { packed, .. } | Weights::F16(packed) => init("weights", &bytes_u32(packed), wgpu::BufferUsages::STORAGE),
         });
         if let Some(w) = &weights {
             entries.push(w);

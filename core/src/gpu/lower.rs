@@ -112,6 +112,8 @@ impl Epilogue {
 #[derive(Debug, Clone)]
 pub enum Weights {
     F32(Vec<f32>),
+    /// f16, two per word (low half first).
+    F16(Vec<u32>),
     /// 8-bit packed four per word, a scale and zero point per output channel: `w = (q - zero_point[o]) * scale[o]`.
     Int8 { packed: Vec<u32>, scales: Vec<f32>, zero_points: Vec<f32> },
 }
@@ -328,9 +330,15 @@ pub fn pack_weights(w: &[f32], rows: usize) -> Weights {
     Weights::Int8 { packed, scales, zero_points }
 }
 
+/// Float weights rounded to f16 and packed two per word.
+fn to_f16(w: &[f32]) -> Weights {
+    let h: Vec<u16> = w.iter().map(|&v| half::f16::from_f32(v).to_bits()).collect();
+    Weights::F16(h.chunks(2).map(|p| p[0] as u32 | (*p.get(1).unwrap_or(&0) as u32) << 16).collect())
+}
+
 fn weight_prefix(w: &Weights) -> Vec<f32> {
     match w {
-        Weights::F32(_) => vec![],
+        Weights::F32(_) | Weights::F16(_) => vec![],
         Weights::Int8 { scales, zero_points, .. } => scales.iter().chain(zero_points).copied().collect(),
     }
 }
@@ -344,14 +352,19 @@ fn conv_op(
     cout: usize,
     group: usize,
     pointwise: bool,
+    f16: bool,
 ) -> GpuOp {
     let cin_pg = g.c / group;
     let k = cin_pg * g.kh * g.kw;
     let n = g.hout * g.wout;
-    let weights = pack_weights(&w, cout);
+    let weights = match pack_weights(&w, cout) {
+        Weights::F32(w) if f16 => to_f16(&w),
+        other => other,
+    };
     let int8 = matches!(weights, Weights::Int8 { .. });
+    let f16 = matches!(weights, Weights::F16(_));
     let chan_prefix = weight_prefix(&weights);
-    let kernel = if group == 1 { Kernel::ConvGemm { int8, pointwise } } else { Kernel::ConvDirect { int8 } };
+    let kernel = if group == 1 { Kernel::ConvGemm { int8, f16, pointwise } } else { Kernel::ConvDirect { int8, f16 } };
     let grid = if group == 1 { Grid::Tiles(n.div_ceil(64), cout.div_ceil(64)) } else { grid_flat(cout * n) };
     let params = [
         g.c, g.hin, g.win, cout, g.hout, g.wout, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, k, n, cin_pg,
@@ -373,7 +386,7 @@ fn conv_op(
     }
 }
 
-fn lower_conv(model: &TypedModel, node: &TypedNode, op: &Conv) -> TractResult<Option<GpuOp>> {
+fn lower_conv(model: &TypedModel, node: &TypedNode, op: &Conv, f16: bool) -> TractResult<Option<GpuOp>> {
     if op.q_params.is_some() || op.kernel_fmt != KernelFormat::OIHW || node.inputs.len() != 3 {
         return Ok(None);
     }
@@ -390,12 +403,12 @@ fn lower_conv(model: &TypedModel, node: &TypedNode, op: &Conv) -> TractResult<Op
         return Ok(None);
     }
     let pointwise = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0 && g.hin == g.hout && g.win == g.wout;
-    Ok(Some(conv_op(node.inputs[0], f32s(&w)?, bias, &g, cout, op.group, pointwise)))
+    Ok(Some(conv_op(node.inputs[0], f32s(&w)?, bias, &g, cout, op.group, pointwise, f16)))
 }
 
 /// Matrix products `Y[o, p] = sum_k W[o, k] X[k, p]` with constant weights, as tract writes 1x1 convolutions and
 /// Gemm: one contracted axis, one weight-only axis, and the activation's other axes kept in order.
-fn lower_einsum(model: &TypedModel, node: &TypedNode, op: &EinSum) -> TractResult<Option<GpuOp>> {
+fn lower_einsum(model: &TypedModel, node: &TypedNode, op: &EinSum, f16: bool) -> TractResult<Option<GpuOp>> {
     if node.inputs.len() != 2 || op.q_params.is_some() || op.operating_dt != f32::datum_type() {
         return Ok(None);
     }
@@ -453,7 +466,7 @@ fn lower_einsum(model: &TypedModel, node: &TypedNode, op: &EinSum) -> TractResul
         t
     };
     let g = Geometry { c: ksize, hin: psize, win: 1, hout: psize, wout: 1, kh: 1, kw: 1, sh: 1, sw: 1, ph: 0, pw: 0, dh: 1, dw: 1 };
-    Ok(Some(conv_op(node.inputs[xi], wok, vec![0.0; osize], &g, osize, 1, true)))
+    Ok(Some(conv_op(node.inputs[xi], wok, vec![0.0; osize], &g, osize, 1, true, f16)))
 }
 
 fn binary_code(name: &str) -> Option<u32> {
@@ -577,7 +590,7 @@ fn gather(x: OutletId, input: &[usize], output: &[usize], stride: [usize; 4], of
 }
 
 /// One node alone (no fusion): a GPU op, an alias, or `None` for the CPU.
-fn lower_node(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Lowered>> {
+fn lower_node(model: &TypedModel, node: &TypedNode, f16: bool) -> TractResult<Option<Lowered>> {
     let out: OutletId = node.id.into();
     if node.outputs.len() != 1 || !gpu_dt(model, out) || node.inputs.iter().any(|&i| !gpu_dt(model, i)) {
         return Ok(None);
@@ -594,10 +607,10 @@ fn lower_node(model: &TypedModel, node: &TypedNode) -> TractResult<Option<Lowere
         });
     }
     if let Some(op) = op.downcast_ref::<Conv>() {
-        return Ok(gpu(lower_conv(model, node, op)?));
+        return Ok(gpu(lower_conv(model, node, op, f16)?));
     }
     if let Some(op) = op.downcast_ref::<EinSum>() {
-        return Ok(gpu(lower_einsum(model, node, op)?));
+        return Ok(gpu(lower_einsum(model, node, op, f16)?));
     }
     if let Some(op) = op.downcast_ref::<TypedBinOp>() {
         if op.1.is_some() || model.outlet_fact(out)?.datum_type != f32::datum_type() {
@@ -765,8 +778,8 @@ fn group_norm(model: &TypedModel, reduce: &TypedNode) -> TractResult<Option<(usi
     Ok(Some((rms.id, r.eps.cast_to_scalar::<f32>()?)))
 }
 
-/// The whole graph, in evaluation order: what each node became.
-pub fn lower(model: &TypedModel) -> TractResult<Vec<(usize, Lowered)>> {
+/// The whole graph, in evaluation order: what each node became. `f16_weights`: float weights stored as f16.
+pub fn lower(model: &TypedModel, f16_weights: bool) -> TractResult<Vec<(usize, Lowered)>> {
     let order = model.eval_order()?;
     let mut done: Vec<Option<Lowered>> = vec![None; model.nodes.len()];
     for &id in &order {
@@ -798,7 +811,7 @@ pub fn lower(model: &TypedModel) -> TractResult<Vec<(usize, Lowered)>> {
         }
         let lowered = match lowered {
             Some(l) => Some(l),
-            None => lower_node(model, node)?,
+            None => lower_node(model, node, f16_weights)?,
         };
         let Some(mut lowered) = lowered else {
             done[id] = Some(Lowered::Cpu);

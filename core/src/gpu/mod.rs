@@ -20,6 +20,7 @@ pub struct GpuEngine {
     adapter: AdapterInfo,
     gpu_nodes: usize,
     cpu_nodes: usize,
+    f16_weights: bool,
 }
 
 impl std::fmt::Debug for GpuEngine {
@@ -40,19 +41,30 @@ pub fn adapter() -> Result<AdapterInfo> {
 impl GpuEngine {
     /// Compiles a typed model (one f32 input of known shape, one output) for the process's GPU.
     pub fn compile(model: TypedModel) -> Result<Self> {
+        Self::compile_with(model, false)
+    }
+
+    /// As [`GpuEngine::compile`]; `f16_weights` stores float weights as f16 (half the memory and bandwidth, about
+    /// three significant digits; 8-bit weights stay 8-bit). Arithmetic stays f32.
+    pub fn compile_with(model: TypedModel, f16_weights: bool) -> Result<Self> {
         let device = device::Device::shared()?;
         let model = model.into_decluttered().map_err(|e| Error::Backend(format!("decluttering: {}", one_line(&e))))?;
-        let lowered = lower::lower(&model).map_err(|e| Error::Backend(format!("lowering to the GPU: {}", one_line(&e))))?;
+        let lowered = lower::lower(&model, f16_weights).map_err(|e| Error::Backend(format!("lowering to the GPU: {}", one_line(&e))))?;
         let adapter = device.info.clone();
         let plan = exec::Plan::build(device, model, lowered).map_err(|e| Error::Backend(format!("building the GPU plan: {}", one_line(&e))))?;
         let (gpu_nodes, cpu_nodes) = (plan.gpu_nodes, plan.cpu_nodes);
-        Ok(GpuEngine { plan: Mutex::new(plan), adapter, gpu_nodes, cpu_nodes })
+        Ok(GpuEngine { plan: Mutex::new(plan), adapter, gpu_nodes, cpu_nodes, f16_weights })
     }
 
     /// Runs the model on one input (its values in row-major order) and returns the output values.
     pub fn run(&self, input: &[f32]) -> Result<Vec<f32>> {
         let plan = self.plan.lock().unwrap_or_else(|p| p.into_inner());
         plan.run(input)
+    }
+
+    /// Whether float weights are stored as f16.
+    pub fn f16_weights(&self) -> bool {
+        self.f16_weights
     }
 
     pub fn adapter(&self) -> &AdapterInfo {

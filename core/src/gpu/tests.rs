@@ -141,38 +141,44 @@ fn conv_matches_naive_reference_on_random_shapes() {
     }
 }
 
+/// Also with f16 weight storage, against the reference computed with the same f16-rounded weights.
 #[test]
 fn matrix_products_match_naive_reference() {
     if !gpu_available() {
         return;
     }
     let mut rng = Rng(77);
-    for (case, expr) in ["khw,ok->ohw", "khw,ko->ohw", "k,ok->o", "nkhw,ok->nohw"].iter().enumerate() {
-        let (k, o, h, w) = (rng.int(1, 70), rng.int(1, 90), rng.int(1, 9), rng.int(1, 11));
-        let x = rng.vec(k * h * w);
-        let wt = rng.vec(o * k);
-        let transposed = expr.contains("ko");
-        let (xs, ws): (Vec<usize>, Vec<usize>) = match case {
-            2 => (vec![k], vec![o, k]),
-            3 => (vec![1, k, h, w], vec![o, k]),
-            _ => (vec![k, h, w], if transposed { vec![k, o] } else { vec![o, k] }),
-        };
-        let p = if case == 2 { 1 } else { h * w };
-        let x = &x[..k * p];
-        let mut m = TypedModel::default();
-        let src = m.add_source("x", f32::fact(&xs)).unwrap();
-        let wc = m.add_const("w", Tensor::from_shape(&ws, &wt).unwrap()).unwrap();
-        let y = m.wire_node("mm", EinSum::new(expr.parse().unwrap(), f32::datum_type()), &[src, wc]).unwrap();
-        m.select_output_outlets(&y).unwrap();
-        let mut want = vec![0f32; o * p];
-        for oo in 0..o {
-            for pp in 0..p {
-                want[oo * p + pp] = (0..k).map(|kk| x[kk * p + pp] * if transposed { wt[kk * o + oo] } else { wt[oo * k + kk] }).sum();
+    for f16 in [false, true] {
+        for (case, expr) in ["khw,ok->ohw", "khw,ko->ohw", "k,ok->o", "nkhw,ok->nohw"].iter().enumerate() {
+            let (k, o, h, w) = (rng.int(1, 70), rng.int(1, 90), rng.int(1, 9), rng.int(1, 11));
+            let x = rng.vec(k * h * w);
+            let mut wt = rng.vec(o * k);
+            if f16 {
+                wt.iter_mut().for_each(|v| *v = half::f16::from_f32(*v * 1.37).to_f32());
             }
+            let transposed = expr.contains("ko");
+            let (xs, ws): (Vec<usize>, Vec<usize>) = match case {
+                2 => (vec![k], vec![o, k]),
+                3 => (vec![1, k, h, w], vec![o, k]),
+                _ => (vec![k, h, w], if transposed { vec![k, o] } else { vec![o, k] }),
+            };
+            let p = if case == 2 { 1 } else { h * w };
+            let x = &x[..k * p];
+            let mut m = TypedModel::default();
+            let src = m.add_source("x", f32::fact(&xs)).unwrap();
+            let wc = m.add_const("w", Tensor::from_shape(&ws, &wt).unwrap()).unwrap();
+            let y = m.wire_node("mm", EinSum::new(expr.parse().unwrap(), f32::datum_type()), &[src, wc]).unwrap();
+            m.select_output_outlets(&y).unwrap();
+            let mut want = vec![0f32; o * p];
+            for oo in 0..o {
+                for pp in 0..p {
+                    want[oo * p + pp] = (0..k).map(|kk| x[kk * p + pp] * if transposed { wt[kk * o + oo] } else { wt[oo * k + kk] }).sum();
+                }
+            }
+            let engine = GpuEngine::compile_with(m, f16).unwrap();
+            assert_eq!(engine.cpu_nodes(), 0, "{expr} fell back to the CPU");
+            assert_close(&engine.run(x).unwrap(), &want, 1e-4, &format!("{expr} f16 {f16}"));
         }
-        let (got, cpu) = run_gpu(m, x);
-        assert_eq!(cpu, 0, "{expr} fell back to the CPU");
-        assert_close(&got, &want, 1e-4, expr);
     }
 }
 

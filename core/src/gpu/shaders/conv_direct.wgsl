@@ -19,11 +19,17 @@ struct Params {
 @group(0) @binding(4) var<uniform> P: Params;
 
 override W_INT8: bool = false;
+// f16 weights, two per word (storage only: unpacked to f32, so no SHADER_F16 is needed).
+override W_F16: bool = false;
 
 fn weight(i: u32, co: u32) -> f32 {
     if (W_INT8) {
         let b = (w[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu;
         return (f32(b) - chan[P.cout + co]) * chan[co];
+    }
+    if (W_F16) {
+        let pair = unpack2x16float(w[i >> 1u]);
+        return select(pair.x, pair.y, (i & 1u) == 1u);
     }
     return bitcast<f32>(w[i]);
 }

@@ -1,7 +1,7 @@
 // Convolution with groups == 1 (any kernel, stride, padding, dilation) and matrix products, as an implicit GEMM:
 // Y[m, n] = sum_k W[m, k] * X'[k, n] with m the output channel, n the output pixel, k = (ci, ky, kx), X' read from
 // the input on the fly (no im2col buffer). 64x64 output tiles, 16-deep K steps through workgroup memory, 4x4 outputs
-// per invocation. Weights are f32, or 8-bit packed four to a word with one scale and zero point per output channel
+// per invocation. Weights are f32, f16 (two per word), or 8-bit packed four to a word with one scale and zero point per output channel
 // (chan[0..cout], chan[cout..2 cout]), dequantised here: w = (q - zero_point) * scale. Bias and what follows (activation, fake quantization) run in the epilogue.
 
 struct Params {
@@ -22,6 +22,8 @@ struct Params {
 @group(0) @binding(4) var<uniform> P: Params;
 
 override W_INT8: bool = false;
+// f16 weights, two per word (storage only: unpacked to f32, so no SHADER_F16 is needed).
+override W_F16: bool = false;
 // 1x1, stride 1, no padding: X' is the input itself, [cin, hout * wout].
 override POINTWISE: bool = false;
 
@@ -33,6 +35,10 @@ fn weight(m: u32, k: u32) -> f32 {
     if (W_INT8) {
         let b = (w[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu;
         return (f32(b) - chan[P.cout + m]) * chan[m];
+    }
+    if (W_F16) {
+        let pair = unpack2x16float(w[i >> 1u]);
+        return select(pair.x, pair.y, (i & 1u) == 1u);
     }
     return bitcast<f32>(w[i]);
 }
