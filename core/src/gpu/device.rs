@@ -155,7 +155,21 @@ impl Device {
         Ok(p)
     }
 
-    /// Turns an error wgpu reported since the last check into ours.
+    /// Runs `f` with wgpu's validation and out-of-memory errors captured for this thread (wgpu's error scopes are
+    /// thread-local), so that each engine sees its own errors and not another's.
+    pub fn scoped<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let result = f();
+        let v = pollster::block_on(validation.pop());
+        let o = pollster::block_on(oom.pop());
+        match v.or(o) {
+            Some(e) => Err(Error::Backend(format!("GPU: {}", e.to_string().replace('\n', " ")))),
+            None => result,
+        }
+    }
+
+    /// Turns an error wgpu reported outside any scope since the last check into ours.
     pub fn check(&self) -> Result<()> {
         match self.errors.lock().unwrap_or_else(|p| p.into_inner()).take() {
             Some(e) => Err(Error::Backend(format!("GPU: {e}"))),

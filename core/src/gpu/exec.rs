@@ -318,6 +318,10 @@ impl Plan {
         Ok((pipeline, bind_group, groups, owned))
     }
 
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
     /// Runs the plan on one input tensor and returns the output's values as f32.
     pub fn run(&self, input: &[f32]) -> Result<Vec<f32>> {
         let dev = &self.device;

@@ -51,7 +51,9 @@ impl GpuEngine {
         let model = model.into_decluttered().map_err(|e| Error::Backend(format!("decluttering: {}", one_line(&e))))?;
         let lowered = lower::lower(&model, f16_weights).map_err(|e| Error::Backend(format!("lowering to the GPU: {}", one_line(&e))))?;
         let adapter = device.info.clone();
-        let plan = exec::Plan::build(device, model, lowered).map_err(|e| Error::Backend(format!("building the GPU plan: {}", one_line(&e))))?;
+        let plan = device.clone().scoped(|| {
+            exec::Plan::build(device, model, lowered).map_err(|e| Error::Backend(format!("building the GPU plan: {}", one_line(&e))))
+        })?;
         let (gpu_nodes, cpu_nodes) = (plan.gpu_nodes, plan.cpu_nodes);
         Ok(GpuEngine { plan: Mutex::new(plan), adapter, gpu_nodes, cpu_nodes, f16_weights })
     }
@@ -59,7 +61,7 @@ impl GpuEngine {
     /// Runs the model on one input (its values in row-major order) and returns the output values.
     pub fn run(&self, input: &[f32]) -> Result<Vec<f32>> {
         let plan = self.plan.lock().unwrap_or_else(|p| p.into_inner());
-        plan.run(input)
+        plan.device().scoped(|| plan.run(input))
     }
 
     /// Whether float weights are stored as f16.
