@@ -112,7 +112,7 @@ pub fn typed_model(onnx: &[u8], width: u32, height: u32, num_classes: usize) -> 
 }
 
 /// tract errors carry a chain of causes; one readable line is what we promise.
-fn one_line(e: &TractError) -> String {
+pub(crate) fn one_line(e: &TractError) -> String {
     e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ").replace('\n', " ")
 }
 

@@ -3,7 +3,8 @@
 //! CPU fallbacks between them (downloading and uploading only what crosses) and reads the output back.
 
 use super::device::{Device, Kernel};
-use super::lower::{GpuOp, Grid, Lowered, Weights};
+use super::lower::{f32s, GpuOp, Grid, Lowered, Weights};
+use crate::engine::one_line;
 use crate::error::{Error, Result};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -54,10 +55,6 @@ fn root(aliases: &HashMap<OutletId, OutletId>, mut o: OutletId) -> OutletId {
 
 fn len_of(model: &TypedModel, o: OutletId) -> TractResult<usize> {
     Ok(model.outlet_fact(o)?.shape.as_concrete().ok_or_else(|| format_err!("symbolic shape"))?.iter().product())
-}
-
-fn to_f32s(t: &Tensor) -> TractResult<Vec<f32>> {
-    Ok(t.cast_to::<f32>()?.to_plain_array_view::<f32>()?.iter().copied().collect())
 }
 
 fn bytes_f32(v: &[f32]) -> Vec<u8> {
@@ -137,7 +134,7 @@ impl Plan {
             match l {
                 Lowered::Const if wanted.contains(&o) => {
                     let t = model.outlet_fact(o)?.konst.clone().ok_or_else(|| format_err!("constant without value"))?;
-                    let data: Vec<f32> = t.cast_to::<f32>()?.to_plain_array_view::<f32>()?.iter().copied().collect();
+                    let data = f32s(&t)?;
                     let data = if data.is_empty() { &[0f32][..] } else { &data[..] };
                     consts.push(dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
                         label: Some("constant"),
@@ -325,7 +322,7 @@ impl Plan {
     /// Runs the plan on one input tensor and returns the output's values as f32.
     pub fn run(&self, input: &[f32]) -> Result<Vec<f32>> {
         let dev = &self.device;
-        let gerr = |e: TractError| Error::Backend(format!("GPU plan: {}", e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ")));
+        let gerr = |e: TractError| Error::Backend(format!("GPU plan: {}", one_line(&e)));
         let mut host: HashMap<OutletId, TValue> = HashMap::new();
         let in_shape: Vec<usize> = self.model.outlet_fact(self.input).map_err(gerr)?.shape.as_concrete().unwrap_or(&[]).to_vec();
         host.insert(self.input, Tensor::from_shape(&in_shape, input).map_err(gerr)?.into_tvalue());
@@ -367,7 +364,7 @@ impl Plan {
                     if let Some(slot) = upload {
                         // Commands recorded so far must run before this write lands.
                         self.flush(&mut encoder, &mut pass_open);
-                        dev.queue.write_buffer(&self.slots[*slot], 0, &bytes_f32(&to_f32s(&value).map_err(gerr)?));
+                        dev.queue.write_buffer(&self.slots[*slot], 0, &bytes_f32(&f32s(&value).map_err(gerr)?));
                     }
                     host.insert(node.id.into(), value);
                 }
@@ -375,7 +372,7 @@ impl Plan {
         }
         let out = self.host_value(self.output, &mut host, &mut encoder, &mut pass_open)?;
         dev.check()?;
-        to_f32s(&out).map_err(gerr)
+        f32s(&out).map_err(gerr)
     }
 
     fn flush(&self, encoder: &mut wgpu::CommandEncoder, pass_open: &mut bool) {
@@ -392,7 +389,7 @@ impl Plan {
         encoder: &mut wgpu::CommandEncoder,
         pass_open: &mut bool,
     ) -> Result<TValue> {
-        let gerr = |e: TractError| Error::Backend(format!("GPU plan: {e}"));
+        let gerr = |e: TractError| Error::Backend(format!("GPU plan: {}", one_line(&e)));
         let fact = self.model.outlet_fact(o).map_err(gerr)?;
         if let Some(k) = &fact.konst {
             return Ok(k.clone().into_tvalue());

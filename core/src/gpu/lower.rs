@@ -137,6 +137,13 @@ pub struct GpuOp {
     pub grid: Grid,
 }
 
+impl GpuOp {
+    /// An op without weights or per-channel data, starting with an identity epilogue.
+    fn plain(kernel: Kernel, inputs: Vec<OutletId>, params: Vec<u32>, out_len: usize, grid: Grid) -> Self {
+        GpuOp { kernel, inputs, weights: None, params, chan_prefix: vec![], chan_suffix: vec![], epilogue: Epilogue::identity(), out_len, grid }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub enum Grid {
     /// One invocation per value, 64 per workgroup.
@@ -169,7 +176,8 @@ fn konst(model: &TypedModel, o: OutletId) -> Option<Arc<Tensor>> {
     model.outlet_fact(o).ok().and_then(|f| f.konst.clone())
 }
 
-fn f32s(t: &Tensor) -> TractResult<Vec<f32>> {
+/// A tensor's values as f32 (u8 and other types cast).
+pub(super) fn f32s(t: &Tensor) -> TractResult<Vec<f32>> {
     Ok(t.cast_to::<f32>()?.to_plain_array_view::<f32>()?.iter().copied().collect())
 }
 
@@ -196,10 +204,6 @@ fn channel_axis(c: &[usize], s: &[usize]) -> Option<Option<(usize, usize)>> {
         axis = Some(pad + i);
     }
     Some(axis.map(|a| (s[a + 1..].iter().product(), s[a])))
-}
-
-fn grid_flat(n: usize) -> Grid {
-    Grid::Flat(n)
 }
 
 /// Pads a shape on the left to rank 4.
@@ -365,7 +369,7 @@ fn conv_op(
     let f16 = matches!(weights, Weights::F16(_));
     let chan_prefix = weight_prefix(&weights);
     let kernel = if group == 1 { Kernel::ConvGemm { int8, f16, pointwise } } else { Kernel::ConvDirect { int8, f16 } };
-    let grid = if group == 1 { Grid::Tiles(n.div_ceil(64), cout.div_ceil(64)) } else { grid_flat(cout * n) };
+    let grid = if group == 1 { Grid::Tiles(n.div_ceil(64), cout.div_ceil(64)) } else { Grid::Flat(cout * n) };
     let params = [
         g.c, g.hin, g.win, cout, g.hout, g.wout, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, k, n, cin_pg,
         cout / group, 0, 0,
@@ -494,46 +498,17 @@ fn lower_binary(model: &TypedModel, node: &TypedNode, code: u32) -> TractResult<
     params.extend(sa);
     params.extend(sb);
     params.extend([0, 0, 0]);
-    Ok(Some(GpuOp {
-        kernel: Kernel::Binary,
-        inputs: node.inputs.to_vec(),
-        weights: None,
-        params,
-        chan_prefix: vec![],
-        chan_suffix: vec![],
-        epilogue: Epilogue::identity(),
-        out_len: n,
-        grid: grid_flat(n),
-    }))
+    Ok(Some(GpuOp::plain(Kernel::Binary, node.inputs.to_vec(), params, n, Grid::Flat(n))))
 }
 
 fn unary(x: OutletId, n: usize, pre: u32, pa: f32, pb: f32, lut: Vec<f32>) -> GpuOp {
-    GpuOp {
-        kernel: Kernel::Unary,
-        inputs: vec![x],
-        weights: None,
-        // lut_off is filled in when `chan` is laid out (after the epilogue's data).
-        params: vec![n as u32, pre, pa.to_bits(), pb.to_bits(), 0, 0, 0, 0],
-        chan_prefix: vec![],
-        chan_suffix: lut,
-        epilogue: Epilogue::identity(),
-        out_len: n,
-        grid: grid_flat(n),
-    }
+    // lut_off is filled in when `chan` is laid out (after the epilogue's data).
+    let params = vec![n as u32, pre, pa.to_bits(), pb.to_bits(), 0, 0, 0, 0];
+    GpuOp { chan_suffix: lut, ..GpuOp::plain(Kernel::Unary, vec![x], params, n, Grid::Flat(n)) }
 }
 
 fn rows(x: OutletId, rows: usize, len: usize, mode: u32, eps: f32, out_len: usize) -> GpuOp {
-    GpuOp {
-        kernel: Kernel::Rows,
-        inputs: vec![x],
-        weights: None,
-        params: vec![rows as u32, len as u32, mode, eps.to_bits()],
-        chan_prefix: vec![],
-        chan_suffix: vec![],
-        epilogue: Epilogue::identity(),
-        out_len,
-        grid: Grid::Rows(rows),
-    }
+    GpuOp::plain(Kernel::Rows, vec![x], vec![rows as u32, len as u32, mode, eps.to_bits()], out_len, Grid::Rows(rows))
 }
 
 /// Reductions over trailing axes: `Some((rows, len))`.
@@ -555,17 +530,7 @@ fn lower_pool(model: &TypedModel, node: &TypedNode, spec: &PoolSpec, mode: u32) 
         .iter()
         .map(|&v| v as u32)
         .collect();
-    Ok(Some(GpuOp {
-        kernel: Kernel::Pool,
-        inputs: vec![node.inputs[0]],
-        weights: None,
-        params,
-        chan_prefix: vec![],
-        chan_suffix: vec![],
-        epilogue: Epilogue::identity(),
-        out_len: n,
-        grid: grid_flat(n),
-    }))
+    Ok(Some(GpuOp::plain(Kernel::Pool, vec![node.inputs[0]], params, n, Grid::Flat(n))))
 }
 
 fn gather(x: OutletId, input: &[usize], output: &[usize], stride: [usize; 4], offset: [i32; 4], fill: f32) -> Option<GpuOp> {
@@ -576,17 +541,7 @@ fn gather(x: OutletId, input: &[usize], output: &[usize], stride: [usize; 4], of
     params.extend(stride.iter().map(|&v| v as u32));
     params.extend(offset.iter().map(|&v| v as u32));
     params.extend([fill.to_bits(), 0, 0, 0]);
-    Some(GpuOp {
-        kernel: Kernel::Gather,
-        inputs: vec![x],
-        weights: None,
-        params,
-        chan_prefix: vec![],
-        chan_suffix: vec![],
-        epilogue: Epilogue::identity(),
-        out_len: n,
-        grid: grid_flat(n),
-    })
+    Some(GpuOp::plain(Kernel::Gather, vec![x], params, n, Grid::Flat(n)))
 }
 
 /// One node alone (no fusion): a GPU op, an alias, or `None` for the CPU.

@@ -10,6 +10,7 @@ mod lower;
 pub use device::AdapterInfo;
 pub use lower::{pack_weights, Weights};
 
+use crate::engine::one_line;
 use crate::error::{Error, Result};
 use std::sync::Mutex;
 use tract_onnx::prelude::*;
@@ -27,10 +28,6 @@ impl std::fmt::Debug for GpuEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GpuEngine").field("adapter", &self.adapter).field("gpu_nodes", &self.gpu_nodes).field("cpu_nodes", &self.cpu_nodes).finish()
     }
-}
-
-fn one_line(e: &TractError) -> String {
-    e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ").replace('\n', " ")
 }
 
 /// The adapter the GPU backend would use, or why there is none.
