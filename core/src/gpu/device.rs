@@ -1,5 +1,6 @@
 //! The wgpu device: adapter choice (Vulkan or Metal), downlevel limits, and the compute pipelines compiled from our
-//! WGSL kernels (each kernel file is prefixed with `common.wgsl`, which holds the shared epilogue).
+//! WGSL kernels (each kernel file is prefixed with `common.wgsl`, which holds the shared epilogue, and the
+//! convolutions with `conv_common.wgsl`).
 
 use crate::error::{Error, Result};
 use std::collections::HashMap;
@@ -20,16 +21,20 @@ pub enum Kernel {
 }
 
 impl Kernel {
-    fn source(self) -> &'static str {
-        match self {
-            Kernel::ConvGemm { .. } => include_str!("shaders/conv_gemm.wgsl"),
-            Kernel::ConvDirect { .. } => include_str!("shaders/conv_direct.wgsl"),
-            Kernel::Binary => include_str!("shaders/binary.wgsl"),
-            Kernel::Unary => include_str!("shaders/unary.wgsl"),
-            Kernel::Rows => include_str!("shaders/rows.wgsl"),
-            Kernel::Pool => include_str!("shaders/pool.wgsl"),
-            Kernel::Gather => include_str!("shaders/gather.wgsl"),
-        }
+    /// The kernel's WGSL, after `common.wgsl` (and, for convolutions, `conv_common.wgsl`).
+    fn source(self) -> String {
+        const COMMON: &str = include_str!("shaders/common.wgsl");
+        const CONV: &str = include_str!("shaders/conv_common.wgsl");
+        let parts: &[&str] = match self {
+            Kernel::ConvGemm { .. } => &[COMMON, CONV, include_str!("shaders/conv_gemm.wgsl")],
+            Kernel::ConvDirect { .. } => &[COMMON, CONV, include_str!("shaders/conv_direct.wgsl")],
+            Kernel::Binary => &[COMMON, include_str!("shaders/binary.wgsl")],
+            Kernel::Unary => &[COMMON, include_str!("shaders/unary.wgsl")],
+            Kernel::Rows => &[COMMON, include_str!("shaders/rows.wgsl")],
+            Kernel::Pool => &[COMMON, include_str!("shaders/pool.wgsl")],
+            Kernel::Gather => &[COMMON, include_str!("shaders/gather.wgsl")],
+        };
+        parts.join("\n")
     }
 
     fn constants(self) -> Vec<(&'static str, f64)> {
@@ -135,7 +140,7 @@ impl Device {
         if let Some(p) = cache.get(&kernel) {
             return Ok(p.clone());
         }
-        let source = format!("{}\n{}", include_str!("shaders/common.wgsl"), kernel.source());
+        let source = kernel.source();
         let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some("snakeid kernel"),
             source: wgpu::ShaderSource::Wgsl(source.into()),

@@ -1,29 +1,9 @@
 // Convolution with groups == 1 (any kernel, stride, padding, dilation) and matrix products, as an implicit GEMM:
 // Y[m, n] = sum_k W[m, k] * X'[k, n] with m the output channel, n the output pixel, k = (ci, ky, kx), X' read from
 // the input on the fly (no im2col buffer). 64x64 output tiles, 16-deep K steps through workgroup memory, 4x4 outputs
-// per invocation. Weights are f32, f16 (two per word), or 8-bit packed four to a word with one scale and zero point per output channel
-// (chan[0..cout], chan[cout..2 cout]), dequantised here: w = (q - zero_point) * scale. Bias and what follows (activation, fake quantization) run in the epilogue.
+// per invocation. Parameters, bindings and weight decoding (f32, f16 or 8-bit) come from conv_common.wgsl. Bias and
+// what follows (activation, fake quantization) run in the epilogue.
 
-struct Params {
-    ch_div: u32, ch_len: u32, chan_off: u32, affine: u32,
-    lo: f32, hi: f32, fq_mode: u32, fq_inv: f32,
-    fq_lo: f32, fq_hi: f32, fq_off: f32, fq_scale: f32,
-    cin: u32, hin: u32, win: u32, cout: u32,
-    hout: u32, wout: u32, kh: u32, kw: u32,
-    sh: u32, sw: u32, ph: u32, pw: u32,
-    dh: u32, dw: u32, K: u32, N: u32,
-    cin_pg: u32, cout_pg: u32, _p0: u32, _p1: u32,
-}
-
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> w: array<u32>;
-@group(0) @binding(2) var<storage, read> chan: array<f32>;
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;
-@group(0) @binding(4) var<uniform> P: Params;
-
-override W_INT8: bool = false;
-// f16 weights, two per word (storage only: unpacked to f32, so no SHADER_F16 is needed).
-override W_F16: bool = false;
 // 1x1, stride 1, no padding: X' is the input itself, [cin, hout * wout].
 override POINTWISE: bool = false;
 
@@ -31,16 +11,7 @@ var<workgroup> As: array<f32, 1024>; // [16 k][64 m]
 var<workgroup> Bs: array<f32, 1024>; // [16 k][64 n]
 
 fn weight(m: u32, k: u32) -> f32 {
-    let i = m * P.K + k;
-    if (W_INT8) {
-        let b = (w[i >> 2u] >> ((i & 3u) * 8u)) & 0xffu;
-        return (f32(b) - chan[P.cout + m]) * chan[m];
-    }
-    if (W_F16) {
-        let pair = unpack2x16float(w[i >> 1u]);
-        return select(pair.x, pair.y, (i & 1u) == 1u);
-    }
-    return bitcast<f32>(w[i]);
+    return weight_at(m * P.K + k, m);
 }
 
 fn input(k: u32, n: u32) -> f32 {
