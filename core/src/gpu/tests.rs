@@ -49,6 +49,12 @@ fn run_gpu(model: TypedModel, input: &[f32]) -> (Vec<f32>, usize) {
     (engine.run(input).unwrap(), engine.cpu_nodes())
 }
 
+/// tract's own answer for the same graph.
+fn run_tract(model: &TypedModel, shape: &[usize], x: &[f32]) -> Vec<f32> {
+    let out = model.clone().into_runnable().unwrap().run(tvec!(Tensor::from_shape(shape, x).unwrap().into())).unwrap();
+    out[0].to_plain_array_view::<f32>().unwrap().iter().copied().collect()
+}
+
 fn assert_close(got: &[f32], want: &[f32], tol: f32, what: &str) {
     assert_eq!(got.len(), want.len(), "{what}: length");
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
@@ -345,9 +351,7 @@ fn fake_quantization_epilogue_matches_tract_rounding() {
     let q = m.wire_node("q", quantize_linear_u8(1.0 / scale, zp), &y).unwrap();
     let dq = m.wire_node("dq", DequantizeLinearF32 { scale, zero_point: zp as i32 }, &q).unwrap();
     m.select_output_outlets(&dq).unwrap();
-    let reference = m.clone().into_runnable().unwrap();
-    let want = reference.run(tvec!(Tensor::from_shape(&[c, h, w], &x).unwrap().into())).unwrap();
-    let want: Vec<f32> = want[0].to_plain_array_view::<f32>().unwrap().iter().copied().collect();
+    let want = run_tract(&m, &[c, h, w], &x);
     let (got, cpu) = run_gpu(m, &x);
     assert_eq!(cpu, 0);
     let exact = got.iter().zip(&want).filter(|(g, w)| g == w).count();
@@ -374,9 +378,7 @@ fn unsupported_operations_fall_back_to_the_cpu_between_gpu_kernels() {
     let w2 = m.add_const("w2", Tensor::from_shape(&[2, co], &[0.5f32, -1.0, 0.25, 2.0, 1.0, 1.0, -0.5, 0.0]).unwrap()).unwrap();
     let z = m.wire_node("mm2", EinSum::new("khw,ok->ohw".parse().unwrap(), f32::datum_type()), &[e[0], w2]).unwrap();
     m.select_output_outlets(&z).unwrap();
-    let reference = m.clone().into_runnable().unwrap();
-    let want = reference.run(tvec!(Tensor::from_shape(&[c, h, w], &x).unwrap().into())).unwrap();
-    let want: Vec<f32> = want[0].to_plain_array_view::<f32>().unwrap().iter().copied().collect();
+    let want = run_tract(&m, &[c, h, w], &x);
     let engine = GpuEngine::compile(m).unwrap();
     assert_eq!((engine.gpu_nodes(), engine.cpu_nodes()), (2, 1));
     for _ in 0..2 {
