@@ -7,20 +7,6 @@
 use snakeid::{Backend, Classifier};
 use snakeid_tests::*;
 
-fn gpu_available() -> bool {
-    match snakeid::gpu::adapter() {
-        Ok(a) => {
-            eprintln!("GPU adapter: {a:?}");
-            true
-        }
-        Err(e) if std::env::var_os("SNAKEID_REQUIRE_GPU").is_none() => {
-            eprintln!("skipping GPU test: {e}");
-            false
-        }
-        Err(e) => panic!("SNAKEID_REQUIRE_GPU is set but {e}"),
-    }
-}
-
 fn softmax(v: &[f32]) -> Vec<f32> {
     snakeid::decision::softmax(v)
 }

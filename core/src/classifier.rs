@@ -88,7 +88,10 @@ impl Classifier {
 
     fn compile(bundle: Bundle, start: Instant) -> Result<Self> {
         let m = &bundle.manifest;
-        let engine = guard(|| Engine::compile(&bundle.model, m.input.width, m.input.height, m.model.num_classes))?;
+        let engine = guard(|| {
+            crate::failpoint::hit("load");
+            Engine::compile(&bundle.model, m.input.width, m.input.height, m.model.num_classes)
+        })?;
         let runner = Runner::Cpu(engine);
         let backend_info = runner.info(None);
         Ok(Classifier { bundle, runner, backend_info, limits: Limits::default(), cold_start_ms: ms(start), first_call_ms: OnceLock::new() })
@@ -166,6 +169,7 @@ impl Classifier {
 
     fn identify_inner(&self, image: &[u8], country: Option<&str>, top_k: usize) -> Result<Identification> {
         let start = Instant::now();
+        crate::failpoint::hit("identify");
         // Resolve the country first: a typo should not cost an inference.
         let (country, prior) = self.prior_for(country)?;
         let spec = &self.bundle.manifest.input;

@@ -67,7 +67,10 @@ impl Engine {
             return Err(Error::Internal(format!("input has {} values, expected {expected}", input.len())));
         }
         let tensor = Tensor::from_shape(&[1, 3, self.height, self.width], &input).map_err(|e| Error::Internal(one_line(&e)))?;
-        let outputs = multithread_tract_scope(self.executor.clone(), || self.plan.run(tvec!(tensor.into()))).map_err(|e| Error::Backend(format!("running the model: {}", one_line(&e))))?;
+        let outputs = multithread_tract_scope(self.executor.clone(), || {
+            crate::failpoint::hit("inference");
+            self.plan.run(tvec!(tensor.into()))
+        }).map_err(|e| Error::Backend(format!("running the model: {}", one_line(&e))))?;
         let view = outputs[0].to_plain_array_view::<f32>().map_err(|e| Error::Internal(one_line(&e)))?;
         let logits: Vec<f32> = view.iter().copied().collect();
         if logits.len() != self.num_classes {

@@ -24,6 +24,7 @@ pub mod fakequant;
 #[cfg(feature = "gpu")]
 pub mod gpu;
 pub mod error;
+pub mod failpoint;
 pub mod labels;
 pub mod manifest;
 pub mod metrics;

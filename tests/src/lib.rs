@@ -57,3 +57,19 @@ pub fn top_k(v: &[f32], k: usize) -> Vec<usize> {
     idx.truncate(k);
     idx
 }
+
+/// Whether a GPU adapter is there for the GPU tests. Without one they say so and pass, unless `SNAKEID_REQUIRE_GPU`
+/// is set (as CI does), which makes a missing adapter a failure.
+pub fn gpu_available() -> bool {
+    match snakeid::gpu::adapter() {
+        Ok(a) => {
+            eprintln!("GPU adapter: {a:?}");
+            true
+        }
+        Err(e) if std::env::var_os("SNAKEID_REQUIRE_GPU").is_none() => {
+            eprintln!("skipping GPU test: {e}");
+            false
+        }
+        Err(e) => panic!("SNAKEID_REQUIRE_GPU is set but {e}"),
+    }
+}

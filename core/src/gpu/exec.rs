@@ -416,15 +416,19 @@ impl Plan {
         staging.map_async(wgpu::MapMode::Read, 0..n as u64, move |r| {
             let _ = tx.send(r);
         });
+        // Unmapped (or the pending map cancelled) on every way out, an error or a panic too: a buffer left mapped
+        // would make every later call fail.
+        let mapped = Unmap(staging);
         self.device.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::Backend(format!("GPU: {e}")))?;
         rx.recv()
             .map_err(|_| Error::Backend("GPU: readback was dropped".into()))?
             .map_err(|e| Error::Backend(format!("GPU: readback failed: {e}")))?;
         let values: Vec<f32> = {
             let view = staging.get_mapped_range(0..n as u64).map_err(|e| Error::Backend(format!("GPU: {e}")))?;
+            crate::failpoint::hit("gpu.readback");
             view.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
         };
-        staging.unmap();
+        drop(mapped);
         let t = Tensor::from_shape(&shape, &values).map_err(gerr)?;
         let t = if dt == f32::datum_type() {
             t
@@ -435,5 +439,14 @@ impl Plan {
         let v = t.into_tvalue();
         host.insert(o, v.clone());
         Ok(v)
+    }
+}
+
+/// Unmaps a buffer (mapped or with a map pending) when dropped; views into it must be gone by then.
+struct Unmap<'a>(&'a wgpu::Buffer);
+
+impl Drop for Unmap<'_> {
+    fn drop(&mut self) {
+        self.0.unmap();
     }
 }
