@@ -2,12 +2,15 @@
 //!
 //! Packed layout (little endian): `SNAKEIDB`, u16 version, u16 entry count, then per entry
 //! u16 name length, name (UTF-8), u64 data length, data. Every file is checked against the
-//! SHA-256 the manifest gives for it, and the pieces are checked against each other.
+//! SHA-256 the manifest gives for it, a file the manifest does not name is refused, and the pieces are checked
+//! against each other. A bundle may carry a signature over its manifest ([`crate::signing`]); the `*_signed`
+//! loaders require one from a trusted key.
 
 use crate::error::{Error, Result};
 use crate::labels::{self, Label};
 use crate::manifest::Manifest;
 use crate::prior::PriorTable;
+use crate::signing::{self, PublicKey, SIGNATURE_FILE};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -49,27 +52,31 @@ impl Bundle {
 
     /// Loads a bundle directory or packed bundle file.
     pub fn load(path: &Path) -> Result<Self> {
-        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-        if meta.is_dir() {
-            let manifest = Manifest::parse(&read_limited(&path.join("manifest.json"))?)?;
-            let mut files = BTreeMap::new();
-            for name in file_names(&manifest) {
-                let data = read_limited(&path.join(&name))?;
-                files.insert(name, data);
-            }
-            Self::from_files(files)
-        } else {
-            Self::from_packed(&read_limited(path)?)
-        }
+        Self::from_files(read_files(path)?, None)
+    }
+
+    /// Loads a bundle directory or packed file and requires its signature to verify with one of `trusted`.
+    pub fn load_signed(path: &Path, trusted: &[PublicKey]) -> Result<Self> {
+        Self::from_files(read_files(path)?, Some(trusted))
     }
 
     /// Parses a packed bundle.
     pub fn from_packed(bytes: &[u8]) -> Result<Self> {
-        Self::from_files(unpack(bytes)?)
+        Self::from_files(unpack(bytes)?, None)
     }
 
-    fn from_files(mut files: BTreeMap<String, Vec<u8>>) -> Result<Self> {
+    /// Parses a packed bundle and requires its signature to verify with one of `trusted`.
+    pub fn from_packed_signed(bytes: &[u8], trusted: &[PublicKey]) -> Result<Self> {
+        Self::from_files(unpack(bytes)?, Some(trusted))
+    }
+
+    fn from_files(mut files: BTreeMap<String, Vec<u8>>, trusted: Option<&[PublicKey]>) -> Result<Self> {
         let manifest_bytes = files.remove("manifest.json").ok_or_else(|| Error::bundle("manifest.json is missing"))?;
+        let signature = files.remove(SIGNATURE_FILE);
+        // The signature first: an untrusted manifest is not even parsed.
+        if let Some(trusted) = trusted {
+            signing::verify_manifest(&manifest_bytes, signature.as_deref(), trusted)?;
+        }
         let manifest = Manifest::parse(&manifest_bytes)?;
         let mut take = |name: &str, sha: &str| -> Result<Vec<u8>> {
             let data = files.remove(name).ok_or_else(|| Error::bundle(format!("{name} is missing")))?;
@@ -85,6 +92,9 @@ impl Bundle {
             Some(p) => Some(PriorTable::from_bytes(&take(&p.file, &p.sha256)?)?),
             None => None,
         };
+        if let Some(extra) = files.keys().next() {
+            return Err(Error::bundle(format!("{extra} is not named in the manifest (a bundle holds only the files it lists)")));
+        }
         if labels.len() != manifest.model.num_classes {
             return Err(Error::bundle(format!(
                 "labels.csv has {} classes but the model outputs {}",
@@ -115,19 +125,16 @@ impl Bundle {
 
     /// Packs a bundle directory into the single-file form, verifying it first.
     pub fn pack_dir(dir: &Path) -> Result<Vec<u8>> {
-        let manifest = Manifest::parse(&read_limited(&dir.join("manifest.json"))?)?;
-        let mut files = BTreeMap::new();
-        for name in file_names(&manifest) {
-            files.insert(name.clone(), read_limited(&dir.join(&name))?);
-        }
-        Ok(Self::pack_files(files)?.1)
+        Ok(Self::pack_files(read_dir_files(dir)?)?.1)
     }
 
-    /// Packs in-memory bundle files (`manifest.json` and the files it names) into the single-file form and
-    /// verifies them as [`Bundle::from_packed`] would; returns the verified bundle and the packed bytes.
+    /// Packs in-memory bundle files (`manifest.json`, the files it names and the signature if there is one) into
+    /// the single-file form and verifies them as [`Bundle::from_packed`] would; returns the verified bundle and the
+    /// packed bytes.
     pub fn pack_files(files: BTreeMap<String, Vec<u8>>) -> Result<(Self, Vec<u8>)> {
         let manifest_bytes = files.get("manifest.json").ok_or_else(|| Error::bundle("manifest.json is missing"))?;
-        let names = file_names(&Manifest::parse(manifest_bytes)?);
+        let mut names = file_names(&Manifest::parse(manifest_bytes)?);
+        names.extend(files.contains_key(SIGNATURE_FILE).then(|| SIGNATURE_FILE.to_string()));
         let mut out = Vec::new();
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&VERSION.to_le_bytes());
@@ -139,7 +146,7 @@ impl Bundle {
             out.extend_from_slice(&(data.len() as u64).to_le_bytes());
             out.extend_from_slice(data);
         }
-        Ok((Self::from_files(files)?, out))
+        Ok((Self::from_files(files, None)?, out))
     }
 
     /// Writes the files of a packed bundle into `dir` (created if missing), after verifying them.
@@ -153,10 +160,49 @@ impl Bundle {
         Ok(())
     }
 
+    /// Signs packed bundle bytes: verifies them, then returns them packed again with `signature.ed25519` (replacing any
+    /// earlier signature) over their manifest.
+    pub fn sign_packed(bytes: &[u8], key: &signing::SecretKey) -> Result<Vec<u8>> {
+        let mut files = unpack(bytes)?;
+        let manifest = files.get("manifest.json").ok_or_else(|| Error::bundle("manifest.json is missing"))?;
+        let signature = key.sign_manifest(manifest);
+        files.insert(SIGNATURE_FILE.to_string(), signature);
+        Ok(Self::pack_files(files)?.1)
+    }
+
+    /// Whether packed bundle bytes carry a signature (not whether it verifies: see [`Bundle::from_packed_signed`]).
+    pub fn is_signed_packed(bytes: &[u8]) -> Result<bool> {
+        Ok(unpack(bytes)?.contains_key(SIGNATURE_FILE))
+    }
+
     /// Species of the bundle (snake classes only), in class order.
     pub fn species(&self) -> impl Iterator<Item = &Label> {
         self.labels.iter().filter(|l| l.is_snake)
     }
+}
+
+/// The files of a bundle directory or packed file.
+fn read_files(path: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.is_dir() {
+        read_dir_files(path)
+    } else {
+        unpack(&read_limited(path)?)
+    }
+}
+
+/// `manifest.json`, the files it names and the signature, if the directory has one.
+fn read_dir_files(dir: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
+    let manifest = Manifest::parse(&read_limited(&dir.join("manifest.json"))?)?;
+    let mut files = BTreeMap::new();
+    for name in file_names(&manifest) {
+        files.insert(name.clone(), read_limited(&dir.join(&name))?);
+    }
+    let sig = dir.join(SIGNATURE_FILE);
+    if sig.is_file() {
+        files.insert(SIGNATURE_FILE.to_string(), read_limited(&sig)?);
+    }
+    Ok(files)
 }
 
 /// Every file of a bundle, manifest first.

@@ -80,6 +80,18 @@ impl Classifier {
         Self::compile(guard(|| Bundle::load(path))?, start)
     }
 
+    /// A bundle directory or packed file that must be signed by one of `trusted` (see [`crate::signing`]).
+    pub fn from_path_signed(path: &Path, trusted: &[crate::PublicKey]) -> Result<Self> {
+        let start = Instant::now();
+        Self::compile(guard(|| Bundle::load_signed(path, trusted))?, start)
+    }
+
+    /// A packed bundle in memory that must be signed by one of `trusted`.
+    pub fn from_packed_signed(bytes: &[u8], trusted: &[crate::PublicKey]) -> Result<Self> {
+        let start = Instant::now();
+        Self::compile(guard(|| Bundle::from_packed_signed(bytes, trusted))?, start)
+    }
+
     /// A packed bundle (`.snkb` bytes) already in memory, e.g. downloaded or read from app assets.
     pub fn from_packed(bytes: &[u8]) -> Result<Self> {
         let start = Instant::now();

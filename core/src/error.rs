@@ -21,6 +21,10 @@ pub enum Error {
     #[error("invalid bundle: {0}")]
     InvalidBundle(String),
 
+    /// A signed bundle was required and this one is unsigned, signed by an untrusted key or changed after signing.
+    #[error("untrusted bundle: {0}")]
+    Untrusted(String),
+
     /// The species-by-country prior table is malformed.
     #[error("invalid prior table: {0}")]
     InvalidPrior(String),

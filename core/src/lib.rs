@@ -31,6 +31,7 @@ pub mod metrics;
 pub mod preprocess;
 pub mod prior;
 pub mod resample;
+pub mod signing;
 
 pub use backend::{Backend, BackendInfo};
 pub use bench::BenchmarkReport;
@@ -39,3 +40,4 @@ pub use classifier::{Classifier, Identification, Timings};
 pub use decision::{Decision, GenusAnswer, Prediction};
 pub use decode::Limits;
 pub use error::{Error, Result};
+pub use signing::PublicKey;

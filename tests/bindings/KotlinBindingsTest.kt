@@ -36,7 +36,33 @@ inline fun <reified E : Throwable> assertThrows(block: () -> Unit): E {
     throw AssertionError("expected ${E::class.simpleName}, nothing was thrown")
 }
 
-fun main() {
+fun peakRssMb(): Double =
+    File("/proc/self/status").readLines().first { it.startsWith("VmHWM:") }.split(Regex("\\s+"))[1].toDouble() / 1024
+
+/** Run in its own JVM with SNAKEID_FAILPOINTS="load=1,inference=2" (the test build's forced panics): each panic
+ *  reaches Kotlin as SnakeIdException.Internal, and the library keeps working. */
+fun failpoints() {
+    val jpeg = photo("rocket.jpg")
+    test("a forced panic while loading throws Internal, the next load works") {
+        val e = assertThrows<SnakeIdException.Internal> { Classifier() }
+        check(e.message!!.contains("failpoint load")) { e.message!! }
+    }
+    Classifier().use { classifier ->
+        test("forced panics in inference throw Internal, then the classifier answers") {
+            repeat(2) { assertThrows<SnakeIdException.Internal> { classifier.identify(jpeg, "IN", 5u) } }
+            val a = classifier.identify(jpeg, "IN", 5u)
+            check(a.predictions.size == 5 && a.predictions == classifier.identify(jpeg, "IN", 5u).predictions)
+        }
+    }
+}
+
+fun main(args: Array<String>) {
+    if (args.firstOrNull() == "failpoints") {
+        failpoints()
+        println("kotlin failpoints: $passed passed, $failed failed")
+        if (failed > 0 || passed == 0) kotlin.system.exitProcess(1)
+        return
+    }
     Classifier().use { classifier ->
         test("identify ranks species with probabilities") {
             val a = classifier.identify(photo("chelsea.png"), "IN", 3u)
@@ -87,6 +113,34 @@ fun main() {
                     val (n, got) = f.get()
                     check(got == want[n]) { "thread answer differs for $n" }
                 }
+            } finally {
+                pool.shutdown()
+            }
+        }
+        test("soak: 4 threads x many calls, same answers, peak RSS flat") {
+            val names = listOf("chelsea.png", "coffee.png", "rocket.jpg", "astronaut.webp")
+            val photos = names.associateWith { photo(it) }
+            val want = names.associateWith { classifier.identify(photos[it]!!, "US", 5u).predictions }
+            val pool = Executors.newFixedThreadPool(4)
+            fun soak(calls: Int) {
+                val futures = (0 until calls).map { i ->
+                    val n = names[i % 4]
+                    pool.submit(Callable { n to classifier.identify(photos[n]!!, "US", 5u).predictions })
+                }
+                for (f in futures) {
+                    val (n, got) = f.get()
+                    check(got == want[n]) { "soak answer differs for $n" }
+                }
+            }
+            try {
+                soak(40)
+                System.gc()
+                val base = peakRssMb()
+                soak(System.getenv("SNAKEID_SOAK_CALLS")?.toInt() ?: 200)
+                System.gc()
+                val end = peakRssMb()
+                println("     soak: peak RSS %.1f MB after warm-up, %.1f MB at the end".format(base, end))
+                check(end <= base * 1.05) { "peak RSS grew from $base to $end MB" }
             } finally {
                 pool.shutdown()
             }

@@ -26,8 +26,14 @@ jna=/usr/share/java/jna.jar
 "$kotlinc" -nowarn -classpath "$jna" "$out/kotlin/org/snakeid/snakeid.kt" android/snakeid/src/main/kotlin/org/snakeid/SnakeId.kt \
   tests/bindings/KotlinBindingsTest.kt \
   -d "$out/kotlin-test.jar"
-java -Djna.library.path="$root/target/$profile" -cp "$out/kotlin-test.jar:$jna:$(dirname "$kotlinc")/../lib/kotlin-stdlib.jar" \
-  KotlinBindingsTestKt
+# A fixed, pre-touched heap, so the soak test's peak RSS measures the library and not the JVM growing its heap.
+kotlin_run() {
+  java -Xms192m -Xmx192m -XX:+AlwaysPreTouch -Djna.library.path="$root/target/$profile" \
+    -cp "$out/kotlin-test.jar:$jna:$(dirname "$kotlinc")/../lib/kotlin-stdlib.jar" KotlinBindingsTestKt "$@"
+}
+kotlin_run
+# Forced panics (the test build's failpoints) in a JVM of their own: the variable is read from the process environment.
+SNAKEID_FAILPOINTS="load=1,inference=2" kotlin_run failpoints
 
 echo "== Generated bindings committed to the app shells are up to date"
 # (SNAKEID_UPDATE_BINDINGS=1 tests/bindings/run.sh rewrites the committed copies instead of checking them.)

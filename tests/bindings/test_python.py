@@ -4,6 +4,7 @@ Run by tests/bindings/run.sh, which generates the `snakeid` module next to the l
 SNAKEID_BINDINGS (the module's folder), SNAKEID_CLI (the CLI binary, for cross-checks) and SNAKEID_ROOT.
 """
 
+import gc
 import json
 import os
 import subprocess
@@ -120,3 +121,52 @@ def test_benchmark(classifier):
     for s in [r.stages_ms.decode, r.stages_ms.inference, r.stages_ms.total]:
         assert 0 < s.p50 <= s.p90 <= s.p99
     assert r.stages_ms.inference.p50 <= r.stages_ms.total.p50
+
+
+def test_forced_internal_failures_raise_internal_and_the_classifier_keeps_working(classifier):
+    """A panic inside the library (forced with the test build's failpoints) reaches Python as SnakeIdError.Internal,
+    never as a crash, and the same classifier answers correctly afterwards."""
+    jpeg = photo("rocket.jpg")
+    want = classifier.identify(jpeg, "IN", 5)
+    try:
+        os.environ["SNAKEID_FAILPOINTS"] = "inference=2"
+        for _ in range(2):
+            with pytest.raises(snakeid.SnakeIdError.Internal, match="failpoint inference"):
+                classifier.identify(jpeg, "IN", 5)
+        assert classifier.identify(jpeg, "IN", 5).predictions == want.predictions
+        os.environ["SNAKEID_FAILPOINTS"] = "load=1"
+        with pytest.raises(snakeid.SnakeIdError.Internal, match="failpoint load"):
+            snakeid.Classifier()
+        assert snakeid.Classifier().identify(jpeg, "IN", 5).predictions == want.predictions
+    finally:
+        del os.environ["SNAKEID_FAILPOINTS"]
+
+
+def vm_mb(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise KeyError(field)
+
+
+def test_soak_threads_times_calls_keep_peak_memory_flat(classifier):
+    """4 threads share one classifier for SNAKEID_SOAK_CALLS calls (default 200) after a warm-up of 40: every answer
+    is the one a single call gives, and peak RSS grows by less than 5%."""
+    names = ["chelsea.png", "coffee.png", "rocket.jpg", "astronaut.webp"]
+    photos = {n: photo(n) for n in names}
+    want = {n: classifier.identify(photos[n], "US", 5).predictions for n in names}
+
+    def soak(calls):
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            for n, got in pool.map(lambda i: (names[i % 4], classifier.identify(photos[names[i % 4]], "US", 5)), range(calls)):
+                assert got.predictions == want[n]
+
+    soak(40)
+    gc.collect()
+    base = vm_mb("VmHWM")
+    soak(int(os.environ.get("SNAKEID_SOAK_CALLS", "200")))
+    gc.collect()
+    end = vm_mb("VmHWM")
+    print(f"soak: peak RSS {base:.1f} MB after warm-up, {end:.1f} MB at the end")
+    assert end <= base * 1.05, f"peak RSS grew from {base:.1f} to {end:.1f} MB"

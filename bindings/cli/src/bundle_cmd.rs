@@ -1,11 +1,12 @@
 //! `snakeid bundle`: create a bundle from your own model, pack a bundle directory into one file, unpack one,
-//! or describe a bundle.
+//! describe a bundle, and sign bundles (key generation, signing, verification).
 
 use crate::load_bundle;
 use snakeid::bundle::sha256_hex;
 use snakeid::manifest::{self, ChannelOrder, DecisionSpec, FileRef, InputSpec, Manifest, ModelSpec, Resize};
 use snakeid::prior::{PriorTable, DEFAULT_SMOOTHING};
-use snakeid::{Bundle, Classifier, Error};
+use snakeid::signing::SecretKey;
+use snakeid::{Bundle, Classifier, Error, PublicKey};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -80,6 +81,26 @@ pub enum BundleCommand {
         #[arg(long)]
         bundle: Option<PathBuf>,
     },
+    /// Make a signing key pair: the secret key (hex) goes to --out, the public key (hex) to stdout.
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Sign a bundle (packed file or directory) with a secret key from `bundle keygen`; writes a packed bundle.
+    Sign {
+        bundle: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Check a bundle's digests and that its signature verifies with one of the given public keys.
+    Verify {
+        bundle: PathBuf,
+        /// An ed25519 public key, 64 hex digits (repeat for several).
+        #[arg(long = "trusted-key", value_name = "HEX", required = true)]
+        trusted_keys: Vec<String>,
+    },
 }
 
 pub fn run(cmd: BundleCommand) -> snakeid::Result<ExitCode> {
@@ -110,9 +131,45 @@ pub fn run(cmd: BundleCommand) -> snakeid::Result<ExitCode> {
             if let Some(p) = &b.prior {
                 println!("prior: {} countries, smoothing {}", p.countries().count(), p.smoothing());
             }
+            if let Some(p) = bundle.filter(|p| p.is_file()) {
+                let signed = Bundle::is_signed_packed(&read(&p)?)?;
+                println!("signature: {}", if signed { "present (check it with `snakeid bundle verify`)" } else { "none" });
+            }
+        }
+        BundleCommand::Keygen { out } => {
+            let mut seed = [0u8; 32];
+            let mut rng = std::fs::File::open("/dev/urandom").map_err(|e| Error::Io { path: "/dev/urandom".into(), source: e })?;
+            std::io::Read::read_exact(&mut rng, &mut seed).map_err(|e| Error::Io { path: "/dev/urandom".into(), source: e })?;
+            let key = SecretKey::from_seed(seed);
+            write_secret(&out, &key.to_hex())?;
+            println!("{}", key.public_key().to_hex());
+            eprintln!("secret key written to {} (keep it off devices); public key above (compile it into the app)", out.display());
+        }
+        BundleCommand::Sign { bundle, key, out } => {
+            let key = SecretKey::from_hex(&String::from_utf8_lossy(&read(&key)?))?;
+            let packed = if bundle.is_dir() { Bundle::pack_dir(&bundle)? } else { read(&bundle)? };
+            let signed = Bundle::sign_packed(&packed, &key)?;
+            std::fs::write(&out, &signed).map_err(|e| Error::Io { path: out.clone(), source: e })?;
+            eprintln!("wrote {} signed by {}", out.display(), key.public_key().to_hex());
+        }
+        BundleCommand::Verify { bundle, trusted_keys } => {
+            let keys = trusted_keys.iter().map(|k| PublicKey::from_hex(k)).collect::<snakeid::Result<Vec<_>>>()?;
+            let b = Bundle::load_signed(&bundle, &keys)?;
+            println!("{}: digests and signature verify ({} {})", bundle.display(), b.manifest.name, b.manifest.version);
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a secret key readable by its owner only.
+fn write_secret(path: &Path, hex: &str) -> snakeid::Result<()> {
+    use std::io::Write;
+    let io = |e| Error::Io { path: path.to_path_buf(), source: e };
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    opts.open(path).and_then(|mut f| f.write_all(format!("{hex}\n").as_bytes())).map_err(io)
 }
 
 fn read(path: &Path) -> snakeid::Result<Vec<u8>> {

@@ -41,7 +41,7 @@ struct Sample {
 const IMAGE_EXTENSIONS: [&str; 5] = ["jpg", "jpeg", "png", "webp", "jfif"];
 
 pub fn run(args: Args) -> snakeid::Result<ExitCode> {
-    let classifier = crate::load_classifier(args.bundle.as_ref())?;
+    let classifier = crate::load_classifier(args.bundle.as_ref(), &[])?;
     let samples = if args.data.is_dir() {
         read_folder(&args.data, args.country.as_deref())?
     } else {

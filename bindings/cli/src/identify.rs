@@ -20,6 +20,9 @@ pub struct Args {
     /// A bundle directory or packed file instead of the embedded default.
     #[arg(long)]
     bundle: Option<PathBuf>,
+    /// Accept the bundle only if it is signed by this ed25519 public key (64 hex digits; repeat for several keys).
+    #[arg(long = "trusted-key", value_name = "HEX")]
+    trusted_keys: Vec<String>,
     /// One JSON object per photo per line.
     #[arg(long)]
     json: bool,
@@ -28,7 +31,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> snakeid::Result<ExitCode> {
-    let classifier = args.backend.apply(load_classifier(args.bundle.as_ref())?)?;
+    let classifier = args.backend.apply(load_classifier(args.bundle.as_ref(), &args.trusted_keys)?)?;
     // Where it ran, for people, when they chose a backend (stdout: stderr is one line per problem).
     if !args.json && args.backend.backend != "cpu" {
         let b = classifier.backend_info();
@@ -74,6 +77,7 @@ fn kind(e: &Error) -> &'static str {
         Error::Io { .. } => "io",
         Error::InvalidImage(_) | Error::ImageTooLarge(_) => "invalid_image",
         Error::InvalidBundle(_) | Error::InvalidPrior(_) => "invalid_bundle",
+        Error::Untrusted(_) => "untrusted_bundle",
         Error::UnknownCountry { .. } => "unknown_country",
         Error::Backend(_) => "backend",
         Error::Internal(_) => "internal",

@@ -29,7 +29,7 @@ enum Command {
     /// Build or inspect a species-by-country prior table.
     #[command(subcommand)]
     Prior(prior_cmd::PriorCommand),
-    /// Pack, unpack or describe a bundle.
+    /// Create, pack, unpack, describe, sign or verify a bundle.
     #[command(subcommand)]
     Bundle(bundle_cmd::BundleCommand),
 }
@@ -55,9 +55,14 @@ fn main() -> ExitCode {
     }
 }
 
-/// The bundle named on the command line, or the one embedded in the binary.
-pub fn load_classifier(bundle: Option<&PathBuf>) -> snakeid::Result<snakeid::Classifier> {
+/// The bundle named on the command line, or the one embedded in the binary. With trusted keys (hex), the bundle
+/// must be signed by one of them (the embedded bundle is part of the binary and needs no signature).
+pub fn load_classifier(bundle: Option<&PathBuf>, trusted_keys: &[String]) -> snakeid::Result<snakeid::Classifier> {
     match bundle {
+        Some(p) if !trusted_keys.is_empty() => {
+            let keys = trusted_keys.iter().map(|k| snakeid::PublicKey::from_hex(k)).collect::<snakeid::Result<Vec<_>>>()?;
+            snakeid::Classifier::from_path_signed(p, &keys)
+        }
         Some(p) => snakeid::Classifier::from_path(p),
         None => snakeid::Classifier::embedded_default(),
     }

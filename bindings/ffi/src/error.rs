@@ -11,6 +11,9 @@ pub enum SnakeIdError {
     /// The bundle is missing, unreadable, malformed, inconsistent or fails its checksums.
     #[error("{0}")]
     InvalidBundle(String),
+    /// A signed bundle was required and this one is unsigned, signed by another key or changed after signing.
+    #[error("{0}")]
+    UntrustedBundle(String),
     /// A country code or name we do not know; the message lists close matches.
     #[error("{0}")]
     UnknownCountry(String),
@@ -29,6 +32,7 @@ impl From<snakeid::Error> for SnakeIdError {
         match e {
             E::InvalidImage(_) | E::ImageTooLarge(_) => SnakeIdError::InvalidImage(msg),
             E::Io { .. } | E::InvalidBundle(_) | E::InvalidPrior(_) => SnakeIdError::InvalidBundle(msg),
+            E::Untrusted(_) => SnakeIdError::UntrustedBundle(msg),
             E::UnknownCountry { .. } => SnakeIdError::UnknownCountry(msg),
             E::Backend(_) => SnakeIdError::Backend(msg),
             E::Internal(_) => SnakeIdError::Internal(msg),
@@ -50,6 +54,7 @@ mod tests {
             (io, "InvalidBundle"),
             (E::InvalidBundle("b".into()), "InvalidBundle"),
             (E::InvalidPrior("p".into()), "InvalidBundle"),
+            (E::Untrusted("u".into()), "UntrustedBundle"),
             (E::UnknownCountry { input: "Indai".into(), suggestions: vec!["IN (India)".into()] }, "UnknownCountry"),
             (E::Backend("t".into()), "Backend"),
             (E::Internal("i".into()), "Internal"),

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs the soak test (tests/soak.rs, CPU backend: 4 threads sharing one classifier) under valgrind's leak checker
+# and fails on any definitely or indirectly lost block. Usage: tests/leakcheck.sh [cargo profile, default test-opt]
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+profile="${1:-test-opt}"
+cd "$root"
+bin=$(cargo test --locked --profile "$profile" -p snakeid-tests --test soak --no-run --message-format=json 2>/dev/null |
+  python3 -c 'import json,sys; print([m["executable"] for m in map(json.loads, sys.stdin) if m.get("executable")][-1])')
+# Few calls (valgrind runs them ~50x slower, on one core), no GPU (Mesa's own allocations are not ours), and no RSS
+# bound (under valgrind RSS is valgrind's).
+SNAKEID_SOAK_CALLS=6 SNAKEID_SOAK_WARMUP=2 SNAKEID_SOAK_GPU_CALLS=0 SNAKEID_SOAK_RSS=0 \
+  valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
+  --error-exitcode=3 --fair-sched=yes "$bin" --test-threads=1
+echo "leakcheck: no definite or indirect leaks"
