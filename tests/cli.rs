@@ -362,6 +362,44 @@ fn bundle_create_refuses_wrong_labels_models_and_settings_with_one_line() {
     assert!(!out.exists(), "nothing is written for a refused bundle");
 }
 
+#[test]
+fn bundle_keygen_sign_verify_and_identify_with_a_trusted_key() {
+    let (key, other_key) = (tmp("publisher.key"), tmp("stranger.key"));
+    let _ = (std::fs::remove_file(&key), std::fs::remove_file(&other_key));
+    let gen = |k: &Path| {
+        let o = snakeid(&["bundle", "keygen", "--out", k.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        String::from_utf8(o.stdout).unwrap().trim().to_string()
+    };
+    let (public, stranger) = (gen(&key), gen(&other_key));
+    assert_eq!(public.len(), 64);
+    #[cfg(unix)]
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key).unwrap().permissions()) & 0o777, 0o600);
+    // keygen never overwrites a key.
+    assert_bad_input(&snakeid(&["bundle", "keygen", "--out", key.to_str().unwrap()]), "existing key file");
+
+    let dir = unpacked_default("sign-src");
+    let signed = tmp("signed.snkb");
+    let o = snakeid(&["bundle", "sign", dir.to_str().unwrap(), "--key", key.to_str().unwrap(), "--out", signed.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let signed = signed.to_str().unwrap();
+    let o = snakeid(&["bundle", "verify", signed, "--trusted-key", &public]);
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("signature verify"), "{}", stderr(&o));
+    let info = String::from_utf8(snakeid(&["bundle", "info", "--bundle", signed]).stdout).unwrap();
+    assert!(info.contains("signature: present"), "{info}");
+
+    let coffee = photo_path("coffee.png");
+    let o = snakeid(&["identify", &coffee, "--json", "--bundle", signed, "--trusted-key", &stranger, "--trusted-key", &public]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = assert_bad_input(&snakeid(&["identify", &coffee, "--bundle", signed, "--trusted-key", &stranger]), "wrong key");
+    assert!(err.contains("untrusted bundle") && err.contains("does not verify"), "{err}");
+    let unsigned = dir.to_str().unwrap();
+    let err = assert_bad_input(&snakeid(&["identify", &coffee, "--bundle", unsigned, "--trusted-key", &public]), "unsigned");
+    assert!(err.contains("not signed"), "{err}");
+    let err = assert_bad_input(&snakeid(&["bundle", "verify", signed, "--trusted-key", "abc"]), "bad key");
+    assert!(err.contains("64 hex digits"), "{err}");
+}
+
 fn snakeid_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_snakeid"));
     c.args(args).env("XDG_CACHE_HOME", tmp("cache"));

@@ -91,6 +91,25 @@ fun main(args: Array<String>) {
             tampered[tampered.size / 2] = (tampered[tampered.size / 2].toInt() xor 1).toByte()
             assertThrows<SnakeIdException.InvalidBundle> { Classifier.fromBundleBytes(tampered) }
         }
+        test("signed bundles load only with a trusted key") {
+            val dir = kotlin.io.path.createTempDirectory("snakeid-kt").toFile()
+            fun cli(vararg a: String): String {
+                val p = ProcessBuilder(System.getenv("SNAKEID_CLI"), *a).redirectError(ProcessBuilder.Redirect.INHERIT).start()
+                val out = p.inputStream.bufferedReader().readText()
+                check(p.waitFor() == 0) { "snakeid ${a.toList()} failed" }
+                return out.trim()
+            }
+            val publisher = cli("bundle", "keygen", "--out", File(dir, "publisher.key").path)
+            val stranger = cli("bundle", "keygen", "--out", File(dir, "stranger.key").path)
+            val signed = File(dir, "signed.snkb")
+            cli("bundle", "sign", bundleFile.path, "--key", File(dir, "publisher.key").path, "--out", signed.path)
+            Classifier.fromBundleBytesSigned(signed.readBytes(), listOf(publisher)).use { c ->
+                check(c.identify(photo("rocket.jpg"), "IN", 3u).predictions.isNotEmpty())
+            }
+            assertThrows<SnakeIdException.UntrustedBundle> { Classifier.fromBundlePathSigned(signed.path, listOf(stranger)) }
+            assertThrows<SnakeIdException.UntrustedBundle> { Classifier.fromBundlePathSigned(bundleFile.path, listOf(publisher)) }
+            dir.deleteRecursively()
+        }
         test("bundle from bytes answers like the embedded one") {
             val want = classifier.identify(photo("coffee.png"), "BR", 5u)
             Classifier.fromBundleBytes(bundleFile.readBytes()).use { c ->
@@ -133,7 +152,7 @@ fun main(args: Array<String>) {
                 }
             }
             try {
-                soak(40)
+                soak(400) // the JVM settles (JIT, GC heuristics) over the first few hundred calls
                 System.gc()
                 val base = peakRssMb()
                 soak(System.getenv("SNAKEID_SOAK_CALLS")?.toInt() ?: 200)

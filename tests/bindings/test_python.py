@@ -151,7 +151,7 @@ def vm_mb(field):
 
 
 def test_soak_threads_times_calls_keep_peak_memory_flat(classifier):
-    """4 threads share one classifier for SNAKEID_SOAK_CALLS calls (default 200) after a warm-up of 40: every answer
+    """4 threads share one classifier for SNAKEID_SOAK_CALLS calls (default 200) after a warm-up of 100 (the peak of 4 overlapping calls is reached): every answer
     is the one a single call gives, and peak RSS grows by less than 5%."""
     names = ["chelsea.png", "coffee.png", "rocket.jpg", "astronaut.webp"]
     photos = {n: photo(n) for n in names}
@@ -162,7 +162,7 @@ def test_soak_threads_times_calls_keep_peak_memory_flat(classifier):
             for n, got in pool.map(lambda i: (names[i % 4], classifier.identify(photos[names[i % 4]], "US", 5)), range(calls)):
                 assert got.predictions == want[n]
 
-    soak(40)
+    soak(100)
     gc.collect()
     base = vm_mb("VmHWM")
     soak(int(os.environ.get("SNAKEID_SOAK_CALLS", "200")))
@@ -170,3 +170,25 @@ def test_soak_threads_times_calls_keep_peak_memory_flat(classifier):
     end = vm_mb("VmHWM")
     print(f"soak: peak RSS {base:.1f} MB after warm-up, {end:.1f} MB at the end")
     assert end <= base * 1.05, f"peak RSS grew from {base:.1f} to {end:.1f} MB"
+
+
+def test_signed_bundles_need_a_trusted_key(tmp_path):
+    """A bundle signed with `snakeid bundle keygen/sign` loads through the signed constructors only with its key."""
+    cli = os.environ["SNAKEID_CLI"]
+    keys = []
+    for name in ["publisher.key", "stranger.key"]:
+        out = subprocess.run([cli, "bundle", "keygen", "--out", str(tmp_path / name)], check=True, capture_output=True, text=True)
+        keys.append(out.stdout.strip())
+    publisher, stranger = keys
+    signed = tmp_path / "signed.snkb"
+    subprocess.run([cli, "bundle", "sign", BUNDLE, "--key", str(tmp_path / "publisher.key"), "--out", str(signed)], check=True)
+    data = signed.read_bytes()
+    c = snakeid.Classifier.from_bundle_bytes_signed(data, [stranger, publisher])
+    assert c.identify(photo("rocket.jpg"), "IN", 3).predictions
+    snakeid.Classifier.from_bundle_path_signed(str(signed), [publisher])
+    with pytest.raises(snakeid.SnakeIdError.UntrustedBundle, match="does not verify"):
+        snakeid.Classifier.from_bundle_bytes_signed(data, [stranger])
+    with pytest.raises(snakeid.SnakeIdError.UntrustedBundle, match="not signed"):
+        snakeid.Classifier.from_bundle_path_signed(BUNDLE, [publisher])
+    with pytest.raises(snakeid.SnakeIdError.UntrustedBundle, match="64 hex digits"):
+        snakeid.Classifier.from_bundle_bytes_signed(data, ["not a key"])

@@ -701,6 +701,19 @@ public static func fromBundleBytes(bytes: Data)throws  -> Classifier  {
 }
     
     /**
+     * Loads a packed bundle from memory, accepted only if signed by one of `trusted_keys`.
+     */
+public static func fromBundleBytesSigned(bytes: Data, trustedKeys: [String])throws  -> Classifier  {
+    return try  FfiConverterTypeClassifier_lift(try rustCallWithError(FfiConverterTypeSnakeIdError_lift) {
+        uniffiCallStatus in
+    uniffi_snakeid_ffi_fn_constructor_classifier_from_bundle_bytes_signed(
+        FfiConverterData.lower(bytes),
+        FfiConverterSequenceString.lower(trustedKeys),uniffiCallStatus
+    )
+})
+}
+    
+    /**
      * Loads a bundle directory or packed `.snkb` file.
      */
 public static func fromBundlePath(path: String)throws  -> Classifier  {
@@ -708,6 +721,20 @@ public static func fromBundlePath(path: String)throws  -> Classifier  {
         uniffiCallStatus in
     uniffi_snakeid_ffi_fn_constructor_classifier_from_bundle_path(
         FfiConverterString.lower(path),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Loads a bundle directory or packed file and accepts it only if it is signed by one of `trusted_keys`
+     * (ed25519 public keys, 64 hex digits each, compiled into the app); otherwise `UntrustedBundle`.
+     */
+public static func fromBundlePathSigned(path: String, trustedKeys: [String])throws  -> Classifier  {
+    return try  FfiConverterTypeClassifier_lift(try rustCallWithError(FfiConverterTypeSnakeIdError_lift) {
+        uniffiCallStatus in
+    uniffi_snakeid_ffi_fn_constructor_classifier_from_bundle_path_signed(
+        FfiConverterString.lower(path),
+        FfiConverterSequenceString.lower(trustedKeys),uniffiCallStatus
     )
 })
 }
@@ -1501,6 +1528,11 @@ enum SnakeIdError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
     case InvalidBundle(message: String)
     
     /**
+     * A signed bundle was required and this one is unsigned, signed by another key or changed after signing.
+     */
+    case UntrustedBundle(message: String)
+    
+    /**
      * A country code or name we do not know; the message lists close matches.
      */
     case UnknownCountry(message: String)
@@ -1552,15 +1584,19 @@ public struct FfiConverterTypeSnakeIdError: FfiConverterRustBuffer {
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 3: return .UnknownCountry(
+        case 3: return .UntrustedBundle(
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 4: return .Backend(
+        case 4: return .UnknownCountry(
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 5: return .Internal(
+        case 5: return .Backend(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 6: return .Internal(
             message: try FfiConverterString.read(from: &buf)
         )
         
@@ -1579,12 +1615,14 @@ public struct FfiConverterTypeSnakeIdError: FfiConverterRustBuffer {
             writeInt(&buf, Int32(1))
         case .InvalidBundle(_ /* message is ignored*/):
             writeInt(&buf, Int32(2))
-        case .UnknownCountry(_ /* message is ignored*/):
+        case .UntrustedBundle(_ /* message is ignored*/):
             writeInt(&buf, Int32(3))
-        case .Backend(_ /* message is ignored*/):
+        case .UnknownCountry(_ /* message is ignored*/):
             writeInt(&buf, Int32(4))
-        case .Internal(_ /* message is ignored*/):
+        case .Backend(_ /* message is ignored*/):
             writeInt(&buf, Int32(5))
+        case .Internal(_ /* message is ignored*/):
+            writeInt(&buf, Int32(6))
 
         
         }
@@ -1756,7 +1794,13 @@ private let initializationResult: InitializationResult = {
     if (uniffi_snakeid_ffi_checksum_constructor_classifier_from_bundle_bytes() != 44969) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_snakeid_ffi_checksum_constructor_classifier_from_bundle_bytes_signed() != 57576) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_snakeid_ffi_checksum_constructor_classifier_from_bundle_path() != 31154) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_snakeid_ffi_checksum_constructor_classifier_from_bundle_path_signed() != 28416) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_snakeid_ffi_checksum_constructor_classifier_new() != 9971) {

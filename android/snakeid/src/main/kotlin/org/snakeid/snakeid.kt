@@ -683,7 +683,11 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_snakeid_ffi_checksum_constructor_classifier_from_bundle_bytes(
     ): Int
+    external fun uniffi_snakeid_ffi_checksum_constructor_classifier_from_bundle_bytes_signed(
+    ): Int
     external fun uniffi_snakeid_ffi_checksum_constructor_classifier_from_bundle_path(
+    ): Int
+    external fun uniffi_snakeid_ffi_checksum_constructor_classifier_from_bundle_path_signed(
     ): Int
     external fun uniffi_snakeid_ffi_checksum_constructor_classifier_new(
     ): Int
@@ -713,7 +717,11 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_snakeid_ffi_fn_constructor_classifier_from_bundle_bytes(`bytes`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
+    external fun uniffi_snakeid_ffi_fn_constructor_classifier_from_bundle_bytes_signed(`bytes`: RustBuffer.ByValue,`trustedKeys`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
     external fun uniffi_snakeid_ffi_fn_constructor_classifier_from_bundle_path(`path`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_snakeid_ffi_fn_constructor_classifier_from_bundle_path_signed(`path`: RustBuffer.ByValue,`trustedKeys`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_snakeid_ffi_fn_constructor_classifier_new(uniffi_out_err: UniffiRustCallStatus, 
     ): Long
@@ -854,7 +862,13 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_snakeid_ffi_checksum_constructor_classifier_from_bundle_bytes() and 0xFFFF) != 44969) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_snakeid_ffi_checksum_constructor_classifier_from_bundle_bytes_signed() and 0xFFFF) != 57576) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_snakeid_ffi_checksum_constructor_classifier_from_bundle_path() and 0xFFFF) != 31154) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_snakeid_ffi_checksum_constructor_classifier_from_bundle_path_signed() and 0xFFFF) != 28416) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_snakeid_ffi_checksum_constructor_classifier_new() and 0xFFFF) != 9971) {
@@ -1501,6 +1515,23 @@ open class Classifier: Disposable, AutoCloseable, ClassifierInterface
 
         
     /**
+     * Loads a packed bundle from memory, accepted only if signed by one of `trusted_keys`.
+     */
+    @Throws(SnakeIdException::class) fun `fromBundleBytesSigned`(`bytes`: kotlin.ByteArray, `trustedKeys`: List<kotlin.String>): Classifier {
+            return FfiConverterTypeClassifier.lift(
+    uniffiRustCallWithError(SnakeIdException) { _status ->
+    UniffiLib.uniffi_snakeid_ffi_fn_constructor_classifier_from_bundle_bytes_signed(
+    
+        
+        FfiConverterByteArray.lower(`bytes`),
+        FfiConverterSequenceString.lower(`trustedKeys`),_status)
+}
+    )
+    }
+    
+
+        
+    /**
      * Loads a bundle directory or packed `.snkb` file.
      */
     @Throws(SnakeIdException::class) fun `fromBundlePath`(`path`: kotlin.String): Classifier {
@@ -1510,6 +1541,24 @@ open class Classifier: Disposable, AutoCloseable, ClassifierInterface
     
         
         FfiConverterString.lower(`path`),_status)
+}
+    )
+    }
+    
+
+        
+    /**
+     * Loads a bundle directory or packed file and accepts it only if it is signed by one of `trusted_keys`
+     * (ed25519 public keys, 64 hex digits each, compiled into the app); otherwise `UntrustedBundle`.
+     */
+    @Throws(SnakeIdException::class) fun `fromBundlePathSigned`(`path`: kotlin.String, `trustedKeys`: List<kotlin.String>): Classifier {
+            return FfiConverterTypeClassifier.lift(
+    uniffiRustCallWithError(SnakeIdException) { _status ->
+    UniffiLib.uniffi_snakeid_ffi_fn_constructor_classifier_from_bundle_path_signed(
+    
+        
+        FfiConverterString.lower(`path`),
+        FfiConverterSequenceString.lower(`trustedKeys`),_status)
 }
     )
     }
@@ -2118,6 +2167,11 @@ sealed class SnakeIdException(message: String): kotlin.Exception(message) {
         class InvalidBundle(message: String) : SnakeIdException(message)
         
     /**
+     * A signed bundle was required and this one is unsigned, signed by another key or changed after signing.
+     */
+        class UntrustedBundle(message: String) : SnakeIdException(message)
+        
+    /**
      * A country code or name we do not know; the message lists close matches.
      */
         class UnknownCountry(message: String) : SnakeIdException(message)
@@ -2147,9 +2201,10 @@ public object FfiConverterTypeSnakeIdError : FfiConverterRustBuffer<SnakeIdExcep
             return when(buf.getInt()) {
             1 -> SnakeIdException.InvalidImage(FfiConverterString.read(buf))
             2 -> SnakeIdException.InvalidBundle(FfiConverterString.read(buf))
-            3 -> SnakeIdException.UnknownCountry(FfiConverterString.read(buf))
-            4 -> SnakeIdException.Backend(FfiConverterString.read(buf))
-            5 -> SnakeIdException.Internal(FfiConverterString.read(buf))
+            3 -> SnakeIdException.UntrustedBundle(FfiConverterString.read(buf))
+            4 -> SnakeIdException.UnknownCountry(FfiConverterString.read(buf))
+            5 -> SnakeIdException.Backend(FfiConverterString.read(buf))
+            6 -> SnakeIdException.Internal(FfiConverterString.read(buf))
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
         }
         
@@ -2169,16 +2224,20 @@ public object FfiConverterTypeSnakeIdError : FfiConverterRustBuffer<SnakeIdExcep
                 buf.putInt(2)
                 Unit
             }
-            is SnakeIdException.UnknownCountry -> {
+            is SnakeIdException.UntrustedBundle -> {
                 buf.putInt(3)
                 Unit
             }
-            is SnakeIdException.Backend -> {
+            is SnakeIdException.UnknownCountry -> {
                 buf.putInt(4)
                 Unit
             }
-            is SnakeIdException.Internal -> {
+            is SnakeIdException.Backend -> {
                 buf.putInt(5)
+                Unit
+            }
+            is SnakeIdException.Internal -> {
+                buf.putInt(6)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
