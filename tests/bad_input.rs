@@ -22,39 +22,6 @@ fn expect_invalid_image(bytes: &[u8], what: &str) -> String {
     }
 }
 
-/// A PNG with a valid signature and IHDR claiming `w × h`, and no pixel data.
-fn png_header(w: u32, h: u32) -> Vec<u8> {
-    let mut ihdr = b"IHDR".to_vec();
-    ihdr.extend_from_slice(&w.to_be_bytes());
-    ihdr.extend_from_slice(&h.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    out.extend_from_slice(&13u32.to_be_bytes());
-    out.extend_from_slice(&ihdr);
-    out.extend_from_slice(&crc32(&ihdr).to_be_bytes());
-    out
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut c = !0u32;
-    for &b in data {
-        c ^= b as u32;
-        for _ in 0..8 {
-            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
-        }
-    }
-    !c
-}
-
-/// A JPEG whose frame header claims `w × h` (baseline SOF0), followed by nothing useful.
-fn jpeg_header(w: u16, h: u16) -> Vec<u8> {
-    let mut out = vec![0xFF, 0xD8, 0xFF, 0xC0, 0x00, 0x11, 8];
-    out.extend_from_slice(&h.to_be_bytes());
-    out.extend_from_slice(&w.to_be_bytes());
-    out.extend_from_slice(&[3, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1, 0xFF, 0xD9]);
-    out
-}
-
 #[test]
 fn empty_random_and_truncated_photos_are_refused() {
     expect_invalid_image(b"", "empty");
@@ -73,20 +40,6 @@ fn empty_random_and_truncated_photos_are_refused() {
     expect_invalid_image(&webp[..webp.len() / 3], "truncated WebP");
     // A valid photo still works afterwards: the process stays healthy.
     classifier().identify(&png, None, 3).unwrap();
-}
-
-#[test]
-fn decompression_bombs_are_refused_before_allocating() {
-    let before = snakeid::bench::peak_rss_mb();
-    let msg = expect_invalid_image(&png_header(100_000, 100_000), "100000x100000 PNG");
-    assert!(msg.contains("too large"), "{msg}");
-    let msg = expect_invalid_image(&jpeg_header(65_000, 65_000), "65000x65000 JPEG");
-    assert!(msg.contains("too large"), "{msg}");
-    let msg = expect_invalid_image(&png_header(30_000, 1), "30000x1 PNG");
-    assert!(msg.contains("too large"), "{msg}");
-    let after = snakeid::bench::peak_rss_mb();
-    eprintln!("peak RSS {before:.0} MB -> {after:.0} MB");
-    assert!(after < 1024.0, "peak RSS {after} MB");
 }
 
 #[test]

@@ -74,6 +74,12 @@ pub fn find(input: &str) -> Option<&'static Country> {
 
 /// Resolves user input to an ISO code (upper case) or [`UNKNOWN`], or a typed error naming close matches.
 pub fn resolve(input: &str) -> Result<&'static str> {
+    if input.len() > MAX_INPUT {
+        // No country name is this long: refuse without a search (whose cost grows with the input) and quote only
+        // the start, so the message stays one short line.
+        let cut = (0..=40).rev().find(|&i| input.is_char_boundary(i)).unwrap_or(0);
+        return Err(Error::UnknownCountry { input: format!("{}... ({} bytes)", &input[..cut], input.len()), suggestions: vec![] });
+    }
     if slug(input) == UNKNOWN {
         return Ok(UNKNOWN);
     }
@@ -82,6 +88,9 @@ pub fn resolve(input: &str) -> Result<&'static str> {
         suggestions: suggestions(input),
     })
 }
+
+/// Longest country input searched for (the longest English name we know is well under this).
+pub const MAX_INPUT: usize = 64;
 
 /// Up to five close matches for a string that matched nothing, as "CODE (Name)".
 pub fn suggestions(input: &str) -> Vec<String> {
@@ -131,6 +140,25 @@ mod tests {
         assert_eq!(resolve("Côte d'Ivoire").unwrap(), "CI");
         assert_eq!(resolve("hong-kong-s.a.r.").unwrap(), "HK");
         assert_eq!(resolve("UNKNOWN").unwrap(), UNKNOWN);
+    }
+
+    #[test]
+    fn every_name_in_the_table_is_within_the_input_limit() {
+        for c in all() {
+            for n in std::iter::once(c.name).chain(c.aliases.iter().copied()) {
+                assert!(n.len() <= MAX_INPUT, "{n}");
+                assert_eq!(resolve(n).unwrap(), c.code);
+            }
+        }
+    }
+
+    #[test]
+    fn regression_a_megabyte_country_string_is_refused_at_once_with_a_short_message() {
+        // It used to run the close-match search over the whole input (1.2 s for 100 KB) and echo it in the message.
+        let huge = "é".repeat(500_000);
+        let start = std::time::Instant::now();
+        let e = resolve(&huge).unwrap_err().to_string();
+        assert!(start.elapsed().as_millis() < 50 && e.len() < 200 && e.contains("1000000 bytes"), "{e}");
     }
 
     #[test]

@@ -51,7 +51,7 @@ pub fn decode(bytes: &[u8], min: MinSize, limits: &Limits) -> Result<RgbImage> {
         return Err(Error::image("empty file"));
     }
     if bytes.len() as u64 > limits.max_bytes {
-        return Err(Error::image(format!("file is {} bytes, more than the {} allowed", bytes.len(), limits.max_bytes)));
+        return Err(Error::ImageTooLarge(format!("file is {} bytes, more than the {} allowed", bytes.len(), limits.max_bytes)));
     }
     let format = sniff(bytes)?;
     // The decoders are fuzzed upstream, but a panic here must never take the host app down.

@@ -73,3 +73,39 @@ pub fn gpu_available() -> bool {
         Err(e) => panic!("SNAKEID_REQUIRE_GPU is set but {e}"),
     }
 }
+
+/// A PNG with a valid signature, an IHDR claiming `w × h` and an empty IDAT: a header a decoder reads to the
+/// start of the pixel data, with no pixel data.
+pub fn png_header(w: u32, h: u32) -> Vec<u8> {
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    for chunk in [&ihdr[..], b"IDAT"] {
+        out.extend_from_slice(&(chunk.len() as u32 - 4).to_be_bytes());
+        out.extend_from_slice(chunk);
+        out.extend_from_slice(&crc32(chunk).to_be_bytes());
+    }
+    out
+}
+
+pub fn crc32(data: &[u8]) -> u32 {
+    let mut c = !0u32;
+    for &b in data {
+        c ^= b as u32;
+        for _ in 0..8 {
+            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+        }
+    }
+    !c
+}
+
+/// A JPEG whose frame header claims `w × h` (baseline SOF0), followed by nothing useful.
+pub fn jpeg_header(w: u16, h: u16) -> Vec<u8> {
+    let mut out = vec![0xFF, 0xD8, 0xFF, 0xC0, 0x00, 0x11, 8];
+    out.extend_from_slice(&h.to_be_bytes());
+    out.extend_from_slice(&w.to_be_bytes());
+    out.extend_from_slice(&[3, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1, 0xFF, 0xD9]);
+    out
+}

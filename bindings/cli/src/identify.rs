@@ -67,7 +67,7 @@ pub fn read_photo(path: &Path) -> snakeid::Result<Vec<u8>> {
     }
     let limit = snakeid::Limits::default().max_bytes;
     if meta.len() > limit {
-        return Err(Error::InvalidImage(format!("file is {} bytes, more than the {limit} allowed", meta.len())));
+        return Err(Error::ImageTooLarge(format!("file is {} bytes, more than the {limit} allowed", meta.len())));
     }
     std::fs::read(path).map_err(io)
 }
