@@ -5,8 +5,9 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 profile="${1:-test-opt}"
 cd "$root"
-bin=$(cargo test --locked --profile "$profile" -p snakeid-tests --test soak --no-run --message-format=json 2>/dev/null |
-  python3 -c 'import json,sys; print([m["executable"] for m in map(json.loads, sys.stdin) if m.get("executable")][-1])')
+# The workspace's feature set, as `cargo test --workspace` builds it, so nothing rebuilds after the tests ran.
+bin=$(cargo test --locked --profile "$profile" --workspace --no-run --message-format=json 2>/dev/null |
+  python3 -c 'import json,sys; print([m["executable"] for m in map(json.loads, sys.stdin) if m.get("executable") and m["target"]["name"] == "soak"][0])')
 # Few calls (valgrind runs them ~50x slower, on one core), no GPU (Mesa's own allocations are not ours), and no RSS
 # bound (under valgrind RSS is valgrind's).
 SNAKEID_SOAK_CALLS=6 SNAKEID_SOAK_WARMUP=2 SNAKEID_SOAK_GPU_CALLS=0 SNAKEID_SOAK_RSS=0 \

@@ -1,0 +1,227 @@
+#!/usr/bin/env python3
+"""The architectures of the SnakeCLEF papers (../shared/seeds/), each exported as snakeid expects it and run by
+snakeid and by onnxruntime on the same inputs: does it load, how close are the logits, how fast, how big.
+
+    cargo build --release -p snakeid --features gpu --example zoo
+    python3 models/zoo/build_zoo.py [--only resnet18,squeezenet1_1] [--gpu] [--out models/zoo/RESULTS.md]
+
+For each architecture (torchvision or timm, random weights: no pretrained weights are reachable offline; seeded):
+ 1. float ONNX ending in logits (models/tools/export_from_pytorch.py's export; BiT's StdConv2d folded), the logits
+    scaled by a constant so their spread is ~3 on a real photo (random heads give near-equal logits, which would
+    make rankings noise);
+ 2. static int8 QDQ with the export tool's recipe (onnxruntime, u8/u8 per channel, percentile calibration on real
+    photos; first conv, depthwise convs, Gemm and Softmax kept float);
+ 3. both run by onnxruntime 1 thread and by snakeid (core/examples/zoo.rs: tract with our operators, and with
+    --gpu our wgpu backend) on 4 real photos preprocessed for the model; max |delta logit| against onnxruntime,
+    top-5 agreement (inputs whose top-5 sets are equal), median latency of one input, file size.
+A Markdown table goes to --out, raw numbers to the .json beside it. `--commit NAME` also writes NAME's int8 model
+with onnxruntime's logits on the golden inputs under models/zoo/committed/ (checked in CI by tests/zoo.rs).
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "models", "tools"))
+from export_from_pytorch import Preprocess, build, export, fold_std_conv, quantize  # noqa: E402
+
+IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+HALF = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+# name, source:arch, input side, resize policy, normalisation
+ZOO = [
+    ("bit_resnetv2_50x1", "timm:resnetv2_50x1_bit", 456, "stretch", HALF),
+    ("resnet18", "torchvision:resnet18", 224, "crop", IMAGENET),
+    ("resnext50_32x4d", "torchvision:resnext50_32x4d", 224, "crop", IMAGENET),
+    ("vgg16", "torchvision:vgg16", 224, "crop", IMAGENET),
+    ("vgg19_bn", "torchvision:vgg19_bn", 224, "crop", IMAGENET),
+    ("alexnet", "torchvision:alexnet", 224, "crop", IMAGENET),
+    ("squeezenet1_1", "torchvision:squeezenet1_1", 224, "crop", IMAGENET),
+    ("densenet121", "torchvision:densenet121", 224, "crop", IMAGENET),
+    ("shufflenet_v2_x1_0", "torchvision:shufflenet_v2_x1_0", 224, "crop", IMAGENET),
+    ("inception_v3", "torchvision:inception_v3", 299, "crop", IMAGENET),
+    ("efficientnet_b0", "torchvision:efficientnet_b0", 224, "crop", IMAGENET),
+    ("levit_192", "timm:levit_192", 224, "crop", IMAGENET),
+    ("coatnet_0", "timm:coatnet_0_rw_224", 224, "crop", IMAGENET),
+]
+TEST_PHOTOS = ["chelsea.png", "coffee.png", "rocket.jpg", "astronaut.webp"]
+CALIB = ["astronaut.png", "brick.png", "camera.png", "coffee.png", "grass.png", "gravel.png", "horse.png",
+         "hubble_deep_field.jpg", "motorcycle_left.png", "retina.jpg", "color.png", "ihc.png"]
+
+
+class Scaled(torch.nn.Module):
+    def __init__(self, net, k):
+        super().__init__()
+        self.net, self.k = net, k
+
+    def forward(self, x):
+        return self.net(x) * self.k
+
+
+def make(source, pre, photo):
+    torch.manual_seed(0)
+    kw = {"aux_logits": False, "init_weights": True} if source.endswith("inception_v3") else {}
+    if kw:
+        import torchvision
+        net = torchvision.models.inception_v3(weights=None, num_classes=1000, **kw)
+    else:
+        net = build(source, 1000)
+    fold_std_conv(net)
+    net.eval()
+    with torch.no_grad():
+        spread = float(net(torch.from_numpy(pre(photo))).std())
+    return Scaled(net, 3.0 / max(spread, 1e-6)).eval()
+
+
+def ort_run(path, inputs, iters=5):
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    t = time.perf_counter()
+    s = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    load = (time.perf_counter() - t) * 1e3
+    logits = [s.run(None, {"input": x})[0][0] for x in inputs]
+    times = []
+    for _ in range(iters):
+        t = time.perf_counter()
+        s.run(None, {"input": inputs[0]})
+        times.append((time.perf_counter() - t) * 1e3)
+    return {"load_ms": load, "logits": logits, "ms": float(np.median(times))}
+
+
+def snakeid_run(exe, path, side, inputs, gpu, iters=5):
+    with tempfile.NamedTemporaryFile(suffix=".f32") as f:
+        f.write(np.concatenate([x.ravel() for x in inputs]).astype("<f4").tobytes())
+        f.flush()
+        cmd = [exe, path, str(side), str(side), "1000", f.name, str(iters)] + (["--gpu"] if gpu else [])
+        p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        return {"cpu": {"error": (p.stderr.strip().splitlines() or ["crashed"])[-1]}}
+    return json.loads(p.stdout)
+
+
+def compare(ref, got):
+    if "error" in got:
+        return {"loads": False, "error": got["error"][:300]}
+    n = len(got["logits"])
+    d = max(float(np.abs(np.array(a) - b).max()) for a, b in zip(got["logits"], ref["logits"][:n]))
+    top5 = lambda v: set(np.argsort(-np.asarray(v))[:5])
+    agree = sum(top5(a) == top5(b) for a, b in zip(got["logits"], ref["logits"][:n]))
+    return {"loads": True, "max_dlogit": d, "top5_agree": f"{agree}/{n}", "ms": got["ms"], "load_ms": got["load_ms"]}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--only", help="comma-separated names")
+    ap.add_argument("--gpu", action="store_true", help="also run snakeid's GPU backend")
+    ap.add_argument("--exe", default=os.path.join(ROOT, "target", "release", "examples", "zoo"))
+    ap.add_argument("--work", default=os.path.join(ROOT, "models", ".work", "zoo"))
+    ap.add_argument("--out", default=os.path.join(ROOT, "models", "zoo", "RESULTS.md"))
+    ap.add_argument("--commit", default="", help="comma-separated names whose int8 model and goldens to commit")
+    a = ap.parse_args()
+    import skimage
+    sk = os.path.join(os.path.dirname(skimage.__file__), "data")
+    photos = [os.path.join(ROOT, "tests", "data", "photos", p) for p in TEST_PHOTOS]
+    calib = [os.path.join(sk, p) for p in CALIB]
+    os.makedirs(a.work, exist_ok=True)
+    only = set(a.only.split(",")) if a.only else None
+    commit = set(filter(None, a.commit.split(",")))
+    results = json.load(open(a.out.replace(".md", ".json"))) if os.path.exists(a.out.replace(".md", ".json")) else {}
+    for name, source, side, resize, (mean, std) in ZOO:
+        if only and name not in only:
+            continue
+        print(f"== {name}", flush=True)
+        pre = Preprocess(SimpleNamespace(size=(side, side), resize=resize, shorter_side=None, mean=mean, std=std))
+        inputs = [pre(p) for p in photos]
+        row = {"source": source, "input": f"{side}x{side}"}
+        net = make(source, pre, photos[0])
+        row["params_m"] = sum(p.numel() for p in net.parameters()) / 1e6
+        fp32 = os.path.join(a.work, f"{name}.onnx")
+        int8 = os.path.join(a.work, f"{name}.int8.onnx")
+        try:
+            export(net, SimpleNamespace(size=(side, side)), fp32)
+        except (Exception, SystemExit) as e:
+            row["export_error"] = str(e)[:300]
+            results[name] = row
+            continue
+        with tempfile.TemporaryDirectory() as work:
+            try:
+                row["float_kept_nodes"] = quantize(fp32, int8, calib, pre, work, False)
+            except Exception as e:
+                row["quantize_error"] = str(e)[:300]
+        for kind, path in [("float", fp32), ("int8", int8)]:
+            if not os.path.exists(path):
+                continue
+            ref = ort_run(path, inputs)
+            got = snakeid_run(a.exe, path, side, inputs, a.gpu)
+            row[kind] = {"size_mb": os.path.getsize(path) / 2**20, "ort_ms": ref["ms"], "ort_load_ms": ref["load_ms"],
+                         "cpu": compare(ref, got["cpu"])}
+            if "gpu" in got:
+                row[kind]["gpu"] = compare(ref, got["gpu"])
+            print(f"   {kind}: {json.dumps(row[kind])}", flush=True)
+            if kind == "int8" and name in commit:
+                write_committed(name, path, side)
+        results[name] = row
+        json.dump(results, open(a.out.replace(".md", ".json"), "w"), indent=1)
+        write_table(results, a.out)
+
+
+def write_committed(name, path, side):
+    """The int8 model and onnxruntime's logits on the committed golden inputs (224x224, ImageNet normalisation)."""
+    import shutil
+    assert side == 224
+    out = os.path.join(ROOT, "models", "zoo", "committed")
+    os.makedirs(out, exist_ok=True)
+    shutil.copy(path, os.path.join(out, f"{name}.int8.onnx"))
+    gold = os.path.join(ROOT, "tests", "data", "golden")
+    names = sorted(f[: -len(".input.f32")] for f in os.listdir(gold) if f.endswith(".input.f32"))
+    inputs = [np.fromfile(os.path.join(gold, f"{n}.input.f32"), "<f4").reshape(1, 3, 224, 224) for n in names]
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    s = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    logits = {n: [float(v) for v in s.run(None, {"input": x})[0][0]] for n, x in zip(names, inputs)}
+    json.dump({"model": f"{name}.int8.onnx", "onnxruntime": ort.__version__, "logits": logits},
+              open(os.path.join(out, f"{name}.int8.golden.json"), "w"))
+
+
+def write_table(results, path):
+    def cell(r, kind, side):
+        k = r.get(kind)
+        if not k:
+            return "—"
+        c = k.get(side)
+        if not c:
+            return "—"
+        if not c["loads"]:
+            return "**no**: " + c["error"].replace("|", "/")[:120]
+        return f"yes, {c['max_dlogit']:.2g}, {c['top5_agree']}, {c['ms']:.0f} ms"
+
+    lines = ["| model | input | params (M) | float size (MB) | float: snakeid CPU vs onnxruntime | float: onnxruntime | "
+             "float: snakeid GPU | int8 size (MB) | int8: snakeid CPU vs onnxruntime | int8: onnxruntime | int8: snakeid GPU |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, source, *_ in ZOO:
+        r = results.get(name)
+        if not r:
+            continue
+        if "export_error" in r:
+            lines.append(f"| {name} | {r['input']} | {r['params_m']:.1f} | export failed: {r['export_error'][:100]} |||||||")
+            continue
+        f, q = r.get("float", {}), r.get("int8", {})
+        lines.append(f"| {name} (`{source}`) | {r['input']} | {r['params_m']:.1f} | {f.get('size_mb', 0):.1f} | {cell(r, 'float', 'cpu')} | "
+                     f"{f.get('ort_ms', 0):.0f} ms | {cell(r, 'float', 'gpu')} | {q.get('size_mb', 0):.1f} | {cell(r, 'int8', 'cpu')} | "
+                     f"{q.get('ort_ms', 0):.0f} ms | {cell(r, 'int8', 'gpu')} |")
+    head = ("Cells: loads?, max |delta logit| against onnxruntime on the same input, top-5 agreement (photos whose top-5 "
+            "sets are equal, of 4), median latency of one input, 1 thread. Random weights (seeded); logits scaled to a "
+            "spread of ~3. GPU cells compare the GPU backend with onnxruntime (2 photos).\n\n")
+    open(path, "w").write("# Model zoo: the seed papers' architectures in snakeid\n\n" + head + "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+//! The two smallest models of the zoo (models/zoo/), int8 QDQ as the export tool makes them, against onnxruntime's
+//! logits committed beside them, on the golden inputs: snakeid's CPU engine, and its GPU backend when there is one.
+//! (Random weights, logits scaled to a spread of ~3: see models/zoo/build_zoo.py.)
+
+use snakeid::engine::{typed_model, Engine};
+use snakeid_tests::*;
+use std::path::PathBuf;
+
+fn committed() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/zoo/committed")
+}
+
+/// Runs `run` on every golden input and compares with onnxruntime: top-1 equal, top-5 overlap >= 4, |delta logit|
+/// within `bound` (onnxruntime's fused int8 kernels round differently from the QDQ graph; the spread is ~3).
+fn check(model: &str, what: &str, bound: f32, run: &dyn Fn(Vec<f32>) -> snakeid::Result<Vec<f32>>) {
+    let text = std::fs::read_to_string(committed().join(format!("{model}.int8.golden.json"))).unwrap();
+    let golden: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let logits = golden["logits"].as_object().unwrap();
+    assert!(logits.len() >= 6);
+    let mut worst = 0f32;
+    for (photo, want) in logits {
+        let want = floats(want);
+        let got = run(read_f32(&data_dir().join("golden").join(format!("{photo}.input.f32")))).unwrap();
+        let d = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        worst = worst.max(d);
+        assert_eq!(argmax(&got), argmax(&want), "{model} {what} {photo}: top-1");
+        let (a, b) = (top_k(&got, 5), top_k(&want, 5));
+        assert!(a.iter().filter(|i| b.contains(i)).count() >= 4, "{model} {what} {photo}: top-5 {a:?} vs {b:?}");
+        assert!(d <= bound, "{model} {what} {photo}: max |delta logit| {d}");
+    }
+    eprintln!("{model} {what}: max |delta logit| vs onnxruntime {worst:.3} over {} inputs", logits.len());
+}
+
+#[test]
+fn committed_zoo_models_answer_like_onnxruntime_on_the_cpu_and_gpu() {
+    for model in ["squeezenet1_1", "shufflenet_v2_x1_0"] {
+        let onnx = std::fs::read(committed().join(format!("{model}.int8.onnx"))).unwrap();
+        let cpu = Engine::compile(&onnx, 224, 224, 1000).unwrap();
+        check(model, "cpu", 0.5, &|x| cpu.run(x));
+        if gpu_available() {
+            let gpu = snakeid::gpu::GpuEngine::compile(typed_model(&onnx, 224, 224, 1000).unwrap()).unwrap();
+            check(model, "gpu", 0.5, &|x| gpu.run(&x));
+        }
+    }
+}
