@@ -121,6 +121,7 @@ impl Classifier {
 
     /// Runs inference on `threads` threads (default 1: the calling thread, best when several photos run in parallel).
     /// (CPU backend only: the GPU backend ignores it.)
+    #[cfg_attr(not(feature = "gpu"), allow(irrefutable_let_patterns))]
     pub fn with_threads(mut self, threads: usize) -> Result<Self> {
         if let Runner::Cpu(e) = self.runner {
             self.runner = Runner::Cpu(e.with_threads(threads)?);
@@ -138,6 +139,7 @@ impl Classifier {
 
     /// Moves inference to another backend (see [`Backend`]). `auto` measures the CPU and the GPU once and keeps the
     /// faster; with a `cache_dir` the choice is remembered per adapter and bundle. The time spent counts as cold start.
+    #[cfg_attr(not(feature = "gpu"), allow(irrefutable_let_patterns))]
     pub fn with_backend(mut self, backend: Backend, cache_dir: Option<&std::path::Path>) -> Result<Self> {
         let start = Instant::now();
         let (runner, why) = match backend {
