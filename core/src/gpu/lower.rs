@@ -138,6 +138,22 @@ pub struct GpuOp {
 }
 
 impl GpuOp {
+    /// Bytes of the largest buffer this dispatch binds: its weights, a constant input or its output.
+    pub fn largest_binding(&self, model: &TypedModel) -> TractResult<usize> {
+        let weights = match &self.weights {
+            None => 0,
+            Some(Weights::F32(w)) => w.len() * 4,
+            Some(Weights::F16(w)) | Some(Weights::Int8 { packed: w, .. }) => w.len() * 4,
+        };
+        let mut most = weights.max(self.out_len * 4);
+        for &i in &self.inputs {
+            if let Some(k) = &model.outlet_fact(i)?.konst {
+                most = most.max(k.len() * 4);
+            }
+        }
+        Ok(most)
+    }
+
     /// An op without weights or per-channel data, starting with an identity epilogue.
     fn plain(kernel: Kernel, inputs: Vec<OutletId>, params: Vec<u32>, out_len: usize, grid: Grid) -> Self {
         GpuOp { kernel, inputs, weights: None, params, chan_prefix: vec![], chan_suffix: vec![], epilogue: Epilogue::identity(), out_len, grid }
@@ -734,7 +750,9 @@ fn group_norm(model: &TypedModel, reduce: &TypedNode) -> TractResult<Option<(usi
 }
 
 /// The whole graph, in evaluation order: what each node became. `f16_weights`: float weights stored as f16.
-pub fn lower(model: &TypedModel, f16_weights: bool) -> TractResult<Vec<(usize, Lowered)>> {
+/// `max_binding`: the largest buffer one binding may hold, in bytes; an operation with larger weights or constants
+/// (VGG's first classifier layer: 411 MB of float weights) runs on the CPU instead of failing the whole plan.
+pub fn lower(model: &TypedModel, f16_weights: bool, max_binding: usize) -> TractResult<Vec<(usize, Lowered)>> {
     let order = model.eval_order()?;
     let mut done: Vec<Option<Lowered>> = vec![None; model.nodes.len()];
     for &id in &order {
@@ -767,6 +785,10 @@ pub fn lower(model: &TypedModel, f16_weights: bool) -> TractResult<Vec<(usize, L
         let lowered = match lowered {
             Some(l) => Some(l),
             None => lower_node(model, node, f16_weights)?,
+        };
+        let lowered = match lowered {
+            Some(Lowered::Gpu(g)) if g.largest_binding(model)? > max_binding => None,
+            other => other,
         };
         let Some(mut lowered) = lowered else {
             done[id] = Some(Lowered::Cpu);

@@ -45,8 +45,15 @@ impl GpuEngine {
     /// three significant digits; 8-bit weights stay 8-bit). Arithmetic stays f32.
     pub fn compile_with(model: TypedModel, f16_weights: bool) -> Result<Self> {
         let device = device::Device::shared()?;
+        let max_binding = device.limits.max_storage_buffer_binding_size as usize;
+        Self::compile_limited(model, f16_weights, max_binding)
+    }
+
+    /// As [`GpuEngine::compile_with`], with operations binding more than `max_binding` bytes sent to the CPU.
+    pub(crate) fn compile_limited(model: TypedModel, f16_weights: bool, max_binding: usize) -> Result<Self> {
+        let device = device::Device::shared()?;
         let model = model.into_decluttered().map_err(|e| Error::Backend(format!("decluttering: {}", one_line(&e))))?;
-        let lowered = lower::lower(&model, f16_weights).map_err(|e| Error::Backend(format!("lowering to the GPU: {}", one_line(&e))))?;
+        let lowered = lower::lower(&model, f16_weights, max_binding).map_err(|e| Error::Backend(format!("lowering to the GPU: {}", one_line(&e))))?;
         let adapter = device.info.clone();
         let plan = device.clone().scoped(|| {
             exec::Plan::build(device, model, lowered).map_err(|e| Error::Backend(format!("building the GPU plan: {}", one_line(&e))))

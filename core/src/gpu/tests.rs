@@ -385,3 +385,27 @@ fn unsupported_operations_fall_back_to_the_cpu_between_gpu_kernels() {
         assert_close(&engine.run(&x).unwrap(), &want, 1e-5, "fallback");
     }
 }
+
+/// Regression (VGG16 int8 in the zoo: "Buffer binding 1 range 411041792 exceeds max_*_buffer_binding_size"): an
+/// operation whose weights exceed the binding limit runs on the CPU; the rest of the graph stays on the GPU.
+#[test]
+fn weights_larger_than_a_binding_fall_back_to_the_cpu() {
+    if !gpu_available() {
+        return;
+    }
+    let mut rng = Rng(11);
+    let (k, o, o2) = (64, 48, 5);
+    let x = rng.vec(k);
+    let mut m = TypedModel::default();
+    let src = m.add_source("x", f32::fact([k])).unwrap();
+    let big = m.add_const("big", Tensor::from_shape(&[o, k], &rng.vec(o * k)).unwrap()).unwrap();
+    let y = m.wire_node("big_mm", EinSum::new("k,ok->o".parse().unwrap(), f32::datum_type()), &[src, big]).unwrap();
+    let small = m.add_const("small", Tensor::from_shape(&[o2, o], &rng.vec(o2 * o)).unwrap()).unwrap();
+    let z = m.wire_node("small_mm", EinSum::new("k,ok->o".parse().unwrap(), f32::datum_type()), &[y[0], small]).unwrap();
+    m.select_output_outlets(&z).unwrap();
+    let want = run_tract(&m, &[k], &x);
+    // 4 KB per binding: the 12 KB weights do not fit, the 1 KB ones do.
+    let engine = GpuEngine::compile_limited(m, false, 4096).unwrap();
+    assert_eq!((engine.gpu_nodes(), engine.cpu_nodes()), (1, 1));
+    assert_close(&engine.run(&x).unwrap(), &want, 1e-4, "big weights on the CPU");
+}
