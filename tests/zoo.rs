@@ -1,5 +1,7 @@
 //! The two smallest models of the zoo (models/zoo/), int8 QDQ as the export tool makes them, against onnxruntime's
-//! logits committed beside them, on the golden inputs: snakeid's CPU engine, and its GPU backend when there is one.
+//! logits committed beside them (its literal evaluation of the QDQ graph, no graph optimisation: its fused int8
+//! kernels depart from the QDQ semantics by up to 2.3 logits on ShuffleNetV2), on the golden inputs: snakeid's CPU
+//! engine, and its GPU backend when there is one.
 //! (Random weights, logits scaled to a spread of ~3: see models/zoo/build_zoo.py.)
 
 use snakeid::engine::{typed_model, Engine};
@@ -10,8 +12,11 @@ fn committed() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/zoo/committed")
 }
 
-/// Runs `run` on every golden input and compares with onnxruntime: top-1 equal, top-5 overlap >= 4, |delta logit|
-/// within `bound` (onnxruntime's fused int8 kernels round differently from the QDQ graph; the spread is ~3).
+/// Runs `run` on every golden input and compares with onnxruntime: every logit within `bound` (on most photos the
+/// logits are bit-identical; a value on a rounding boundary of one of the quantize steps flips by a step when sums
+/// are accumulated in another order, and one flip before the classifier moves every logit: 0.86 on one photo here),
+/// snakeid's top-1 one the reference also ranks within `bound` of its best (the references hold exact ties), top-5
+/// overlap >= 4.
 fn check(model: &str, what: &str, bound: f32, run: &dyn Fn(Vec<f32>) -> snakeid::Result<Vec<f32>>) {
     let text = std::fs::read_to_string(committed().join(format!("{model}.int8.golden.json"))).unwrap();
     let golden: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -23,10 +28,11 @@ fn check(model: &str, what: &str, bound: f32, run: &dyn Fn(Vec<f32>) -> snakeid:
         let got = run(read_f32(&data_dir().join("golden").join(format!("{photo}.input.f32")))).unwrap();
         let d = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
         worst = worst.max(d);
-        assert_eq!(argmax(&got), argmax(&want), "{model} {what} {photo}: top-1");
+        assert!(d <= bound, "{model} {what} {photo}: max |delta logit| {d}");
+        let best = want.iter().copied().fold(f32::MIN, f32::max);
+        assert!(want[argmax(&got)] >= best - bound, "{model} {what} {photo}: top-1 {} is far from the reference's", argmax(&got));
         let (a, b) = (top_k(&got, 5), top_k(&want, 5));
         assert!(a.iter().filter(|i| b.contains(i)).count() >= 4, "{model} {what} {photo}: top-5 {a:?} vs {b:?}");
-        assert!(d <= bound, "{model} {what} {photo}: max |delta logit| {d}");
     }
     eprintln!("{model} {what}: max |delta logit| vs onnxruntime {worst:.3} over {} inputs", logits.len());
 }
@@ -36,10 +42,10 @@ fn committed_zoo_models_answer_like_onnxruntime_on_the_cpu_and_gpu() {
     for model in ["squeezenet1_1", "shufflenet_v2_x1_0"] {
         let onnx = std::fs::read(committed().join(format!("{model}.int8.onnx"))).unwrap();
         let cpu = Engine::compile(&onnx, 224, 224, 1000).unwrap();
-        check(model, "cpu", 0.5, &|x| cpu.run(x));
+        check(model, "cpu", 1.0, &|x| cpu.run(x));
         if gpu_available() {
             let gpu = snakeid::gpu::GpuEngine::compile(typed_model(&onnx, 224, 224, 1000).unwrap()).unwrap();
-            check(model, "gpu", 0.5, &|x| gpu.run(&x));
+            check(model, "gpu", 1.0, &|x| gpu.run(&x));
         }
     }
 }

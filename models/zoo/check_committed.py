@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""CI: onnxruntime still gives the logits committed beside each model in models/zoo/committed/ (what tests/zoo.rs
+"""CI: onnxruntime (its literal QDQ evaluation, no graph optimisation) still gives the logits committed beside each model in models/zoo/committed/ (what tests/zoo.rs
 compares snakeid with), on the golden inputs of tests/data/golden/."""
 import glob
 import json
@@ -15,6 +15,7 @@ for path in sorted(glob.glob(os.path.join(ROOT, "models", "zoo", "committed", "*
     g = json.load(open(path))
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # as the goldens were made
     s = ort.InferenceSession(os.path.join(os.path.dirname(path), g["model"]), so, providers=["CPUExecutionProvider"])
     for photo, want in g["logits"].items():
         x = np.fromfile(os.path.join(gold, f"{photo}.input.f32"), "<f4").reshape(1, 3, 224, 224)
