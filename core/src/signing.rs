@@ -31,6 +31,11 @@ impl PublicKey {
     pub fn to_hex(&self) -> String {
         to_hex(self.0.as_bytes())
     }
+
+    /// Several keys from hex (as the CLI's `--trusted-key` and the FFI's signed constructors take them).
+    pub fn from_hex_all<S: AsRef<str>>(hex: &[S]) -> Result<Vec<Self>> {
+        hex.iter().map(|k| Self::from_hex(k.as_ref())).collect()
+    }
 }
 
 /// A publisher's secret key (kept by whoever builds bundles, never shipped).

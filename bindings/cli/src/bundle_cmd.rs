@@ -138,8 +138,9 @@ pub fn run(cmd: BundleCommand) -> snakeid::Result<ExitCode> {
         }
         BundleCommand::Keygen { out } => {
             let mut seed = [0u8; 32];
-            let mut rng = std::fs::File::open("/dev/urandom").map_err(|e| Error::Io { path: "/dev/urandom".into(), source: e })?;
-            std::io::Read::read_exact(&mut rng, &mut seed).map_err(|e| Error::Io { path: "/dev/urandom".into(), source: e })?;
+            std::fs::File::open("/dev/urandom")
+                .and_then(|mut rng| std::io::Read::read_exact(&mut rng, &mut seed))
+                .map_err(|e| Error::Io { path: "/dev/urandom".into(), source: e })?;
             let key = SecretKey::from_seed(seed);
             write_secret(&out, &key.to_hex())?;
             println!("{}", key.public_key().to_hex());
@@ -153,8 +154,7 @@ pub fn run(cmd: BundleCommand) -> snakeid::Result<ExitCode> {
             eprintln!("wrote {} signed by {}", out.display(), key.public_key().to_hex());
         }
         BundleCommand::Verify { bundle, trusted_keys } => {
-            let keys = trusted_keys.iter().map(|k| PublicKey::from_hex(k)).collect::<snakeid::Result<Vec<_>>>()?;
-            let b = Bundle::load_signed(&bundle, &keys)?;
+            let b = Bundle::load_signed(&bundle, &PublicKey::from_hex_all(&trusted_keys)?)?;
             println!("{}: digests and signature verify ({} {})", bundle.display(), b.manifest.name, b.manifest.version);
         }
     }

@@ -60,8 +60,7 @@ fn main() -> ExitCode {
 pub fn load_classifier(bundle: Option<&PathBuf>, trusted_keys: &[String]) -> snakeid::Result<snakeid::Classifier> {
     match bundle {
         Some(p) if !trusted_keys.is_empty() => {
-            let keys = trusted_keys.iter().map(|k| snakeid::PublicKey::from_hex(k)).collect::<snakeid::Result<Vec<_>>>()?;
-            snakeid::Classifier::from_path_signed(p, &keys)
+            snakeid::Classifier::from_path_signed(p, &snakeid::PublicKey::from_hex_all(trusted_keys)?)
         }
         Some(p) => snakeid::Classifier::from_path(p),
         None => snakeid::Classifier::embedded_default(),

@@ -38,13 +38,13 @@ impl Classifier {
     /// (ed25519 public keys, 64 hex digits each, compiled into the app); otherwise `UntrustedBundle`.
     #[uniffi::constructor]
     pub fn from_bundle_path_signed(path: String, trusted_keys: Vec<String>) -> Result<Arc<Self>, SnakeIdError> {
-        Ok(Arc::new(Classifier { inner: snakeid::Classifier::from_path_signed(Path::new(&path), &keys(&trusted_keys)?)? }))
+        Ok(Arc::new(Classifier { inner: snakeid::Classifier::from_path_signed(Path::new(&path), &snakeid::PublicKey::from_hex_all(&trusted_keys)?)? }))
     }
 
     /// Loads a packed bundle from memory, accepted only if signed by one of `trusted_keys`.
     #[uniffi::constructor]
     pub fn from_bundle_bytes_signed(bytes: Vec<u8>, trusted_keys: Vec<String>) -> Result<Arc<Self>, SnakeIdError> {
-        Ok(Arc::new(Classifier { inner: snakeid::Classifier::from_packed_signed(&bytes, &keys(&trusted_keys)?)? }))
+        Ok(Arc::new(Classifier { inner: snakeid::Classifier::from_packed_signed(&bytes, &snakeid::PublicKey::from_hex_all(&trusted_keys)?)? }))
     }
 
     /// Identifies the snake in a JPEG, PNG or WebP photo. `country`: ISO 3166-1 alpha-2 code, English name or
@@ -62,10 +62,6 @@ impl Classifier {
     pub fn benchmark(&self, image: Vec<u8>, iterations: u32) -> Result<BenchmarkReport, SnakeIdError> {
         Ok(self.inner.benchmark(&image, iterations, BENCH_WARMUP)?.into())
     }
-}
-
-fn keys(hex: &[String]) -> Result<Vec<snakeid::PublicKey>, SnakeIdError> {
-    Ok(hex.iter().map(|k| snakeid::PublicKey::from_hex(k)).collect::<snakeid::Result<_>>()?)
 }
 
 #[cfg(all(test, feature = "embedded-default"))]
