@@ -19,7 +19,7 @@ fn expect_internal<T: std::fmt::Debug>(r: snakeid::Result<T>, step: &str) {
 }
 
 fn top(c: &Classifier, photo: &[u8]) -> Vec<(usize, f32)> {
-    c.identify(photo, Some("IN"), 5).expect("answers").decision.predictions.iter().map(|p| (p.class_index, p.probability)).collect()
+    ranking(&c.identify(photo, Some("IN"), 5).expect("answers"))
 }
 
 #[test]
@@ -53,7 +53,7 @@ fn forced_panics_become_internal_errors_and_the_classifier_keeps_working() {
     let failed = results.iter().filter(|r| matches!(r, Err(Error::Internal(_)))).count();
     assert_eq!(failed, 3);
     for r in results.iter().filter_map(|r| r.as_ref().ok()) {
-        assert_eq!(r.decision.predictions.iter().map(|p| (p.class_index, p.probability)).collect::<Vec<_>>(), want);
+        assert_eq!(ranking(r), want);
     }
 
     // The GPU: a panic while the output buffer is mapped must leave it unmapped, or every later call would fail.

@@ -19,8 +19,7 @@ fn env_count(name: &str, default: usize) -> usize {
 type Answer = Vec<(usize, f32)>;
 
 fn answer(c: &Classifier, photo: &[u8]) -> Answer {
-    let a = c.identify(photo, Some("US"), 5).expect("answers");
-    a.decision.predictions.iter().map(|p| (p.class_index, p.probability)).collect()
+    ranking(&c.identify(photo, Some("US"), 5).expect("answers"))
 }
 
 /// `calls` calls spread over `threads` threads, each checked against the single-call answer.

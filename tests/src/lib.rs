@@ -109,3 +109,8 @@ pub fn jpeg_header(w: u16, h: u16) -> Vec<u8> {
     out.extend_from_slice(&[3, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1, 0xFF, 0xD9]);
     out
 }
+
+/// An answer's ranking as (class index, probability), for comparing answers exactly.
+pub fn ranking(answer: &snakeid::Identification) -> Vec<(usize, f32)> {
+    answer.decision.predictions.iter().map(|p| (p.class_index, p.probability)).collect()
+}
