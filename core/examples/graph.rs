@@ -11,6 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (w, h) = (bundle.manifest.input.width as usize, bundle.manifest.input.height as usize);
     let model = tract_onnx::onnx().model_for_read(&mut std::io::Cursor::new(&bundle.model))?;
     let model = model.with_input_fact(0, f32::fact([1, 3, h, w]).into())?.into_typed()?.into_decluttered()?;
+    let model = if std::env::var_os("SNAKEID_OPTIMIZED").is_some() { let mut m = model.into_optimized()?; snakeid::fakequant::fuse(&mut m)?; m } else { model };
     for node in model.eval_order()? {
         let node = &model.nodes[node];
         let facts: Vec<String> = node.outputs.iter().map(|o| format!("{:?}", o.fact)).collect();

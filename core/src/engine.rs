@@ -83,11 +83,21 @@ impl Engine {
 /// Parses and types the bundle's model for a `[1, 3, height, width]` f32 input, checking that it has one input and
 /// one output of `num_classes` f32 logits. The CPU engine optimises it; the GPU backend lowers it.
 pub fn typed_model(onnx: &[u8], width: u32, height: u32, num_classes: usize) -> Result<TypedModel> {
+    typed_model_with(onnx, width, height, num_classes, true)
+}
+
+/// As [`typed_model`]; `fold: false` leaves the folding of constant weights to tract (slower, same values).
+fn typed_model_with(onnx: &[u8], width: u32, height: u32, num_classes: usize, fold: bool) -> Result<TypedModel> {
     let berr = |stage: &'static str| move |e: TractError| Error::Backend(format!("{stage}: {}", one_line(&e)));
     let (width, height) = (width as usize, height as usize);
-    let model = tract_onnx::onnx()
-        .model_for_read(&mut std::io::Cursor::new(onnx))
-        .map_err(|e| Error::InvalidBundle(format!("model.onnx cannot be loaded: {}", one_line(&e))))?;
+    let unloadable = |e: TractError| Error::InvalidBundle(format!("model.onnx cannot be loaded: {}", one_line(&e)));
+    let onnx_reader = tract_onnx::onnx();
+    let mut proto = onnx_reader.proto_model_for_read(&mut std::io::Cursor::new(onnx)).map_err(unloadable)?;
+    if fold {
+        crate::onnx_fold::fold_constant_dequantize(&mut proto);
+    }
+    let model = onnx_reader.model_for_proto_model(&proto).map_err(unloadable)?;
+    drop(proto);
     if model.inputs.len() != 1 || model.outputs.len() != 1 {
         return Err(Error::bundle(format!(
             "the model must have one input and one output (it has {} and {})",
@@ -132,5 +142,27 @@ mod tests {
         let input: Vec<f32> = (0..3 * w * h).map(|i| ((i * 7919) % 1000) as f32 / 250.0 - 2.0).collect();
         let (a, b) = (fused.run(input.clone()).unwrap(), plain.run(input).unwrap());
         assert_eq!(a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), b.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
+    }
+
+    /// Our folding of constant DequantizeLinear nodes must give tract the very weights it would compute itself.
+    #[test]
+    fn folded_weights_are_tracts_weights_bit_for_bit() {
+        let bundle = crate::Bundle::embedded_default().unwrap();
+        let (w, h, n) = (bundle.manifest.input.width, bundle.manifest.input.height, bundle.manifest.model.num_classes);
+        let consts = |fold: bool| -> Vec<Vec<u32>> {
+            let model = typed_model_with(&bundle.model, w, h, n, fold).unwrap().into_decluttered().unwrap();
+            let mut out: Vec<Vec<u32>> = model
+                .nodes
+                .iter()
+                .filter_map(|node| node.op_as::<tract_onnx::tract_core::ops::konst::Const>())
+                .filter_map(|k| k.val().try_as_plain_ram().ok()?.as_slice::<f32>().ok().map(|v| v.iter().map(|x| x.to_bits()).collect()))
+                .filter(|v: &Vec<u32>| v.len() > 16)
+                .collect();
+            out.sort();
+            out
+        };
+        let (folded, plain) = (consts(true), consts(false));
+        assert!(folded.len() >= 50, "{} weight tensors", folded.len());
+        assert_eq!(folded, plain);
     }
 }

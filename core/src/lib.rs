@@ -21,6 +21,7 @@ pub mod decision;
 pub mod decode;
 pub mod engine;
 pub mod fakequant;
+pub mod onnx_fold;
 #[cfg(feature = "gpu")]
 pub mod gpu;
 pub mod error;
