@@ -8,6 +8,7 @@
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
+use tract_onnx::tract_core::ops::change_axes::IntoShape;
 use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
 use tract_onnx::tract_core::ops::quant::{DequantizeLinearF32, QuantizeLinearU8};
 
@@ -30,17 +31,64 @@ impl Eq for FakeQuant {}
 /// 1.5 * 2^23: adding and subtracting it rounds an f32 of magnitude < 2^22 to an integer, half to even.
 const ROUND: f32 = 12_582_912.0;
 
+/// `v` clamped to `[lo, hi]`, NaN to `lo`. Written as comparisons (not `f32::max`/`min`, whose NaN rules cost a
+/// compare and blend per vector) so that it compiles to plain `maxps`/`minps`.
+#[inline(always)]
+fn clamp(v: f32, lo: f32, hi: f32) -> f32 {
+    let v = if v > lo { v } else { lo };
+    if v < hi {
+        v
+    } else {
+        hi
+    }
+}
+
+/// Defines `$name`, which runs `$portable` (an `#[inline(always)]` loop) compiled for the widest vector unit this
+/// CPU has: AVX-512, AVX2, or the build's baseline. The loops are element-wise f32 arithmetic without fused
+/// multiply-adds (Rust never contracts `a * b + c`), so every variant computes the same bits.
+macro_rules! simd_dispatch {
+    ($(#[$doc:meta])* $ty_self:ty, $name:ident => $portable:ident ( $($arg:ident : $ty:ty),* )) => {
+        $(#[$doc])*
+        pub fn $name(&self, $($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                fn avx512(op: &$ty_self, $($arg: $ty),*) {
+                    op.$portable($($arg),*)
+                }
+                #[target_feature(enable = "avx2")]
+                fn avx2(op: &$ty_self, $($arg: $ty),*) {
+                    op.$portable($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has the feature the function was compiled for.
+                    return unsafe { avx512(self, $($arg),*) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: as above.
+                    return unsafe { avx2(self, $($arg),*) };
+                }
+            }
+            self.$portable($($arg),*)
+        }
+    };
+}
+
 impl FakeQuant {
     pub fn new(q: &QuantizeLinearU8, dq: &DequantizeLinearF32) -> Self {
         let zq = q.zero_point as f32;
         FakeQuant { inv_scale: q.scale, lo: -zq, hi: 255.0 - zq, offset: zq - dq.zero_point as f32, scale: dq.scale }
     }
 
-    /// In place. Clamping before rounding gives the same integers as clamping after (the bounds are integers),
-    /// and keeps every value within the exact range of the rounding trick.
-    pub fn apply(&self, xs: &mut [f32]) {
+    simd_dispatch!(
+        /// In place. Clamping before rounding gives the same integers as clamping after (the bounds are integers),
+        /// and keeps every value within the exact range of the rounding trick.
+        FakeQuant, apply => apply_portable(xs: &mut [f32]));
+
+    #[inline(always)]
+    fn apply_portable(&self, xs: &mut [f32]) {
         for x in xs {
-            let v = (*x * self.inv_scale).max(self.lo).min(self.hi);
+            let v = clamp(*x * self.inv_scale, self.lo, self.hi);
             let r = (v + ROUND) - ROUND;
             *x = (r + self.offset) * self.scale;
         }
@@ -64,12 +112,16 @@ impl QuantizeU8 {
         QuantizeU8 { inv_scale: q.scale, lo: -zq, hi: 255.0 - zq, zero_point: zq }
     }
 
-    /// The integer is read from the bits of `v + ROUND` (whose ulp is 1): no float-to-int conversion, which
-    /// would not vectorise. `v` is within [-255, 255], so `v + ROUND` stays in ROUND's binade.
-    pub fn apply(&self, xs: &[f32], ys: &mut [u8]) {
+    simd_dispatch!(
+        /// The integer is read from the bits of `v + ROUND` (whose ulp is 1): no float-to-int conversion, which
+        /// would not vectorise. `v` is within [-255, 255], so `v + ROUND` stays in ROUND's binade.
+        QuantizeU8, apply => apply_portable(xs: &[f32], ys: &mut [u8]));
+
+    #[inline(always)]
+    fn apply_portable(&self, xs: &[f32], ys: &mut [u8]) {
         let (zp, round_bits) = (self.zero_point as i32, ROUND.to_bits() as i32);
         for (x, y) in xs.iter().zip(ys) {
-            let v = (*x * self.inv_scale).max(self.lo).min(self.hi);
+            let v = clamp(*x * self.inv_scale, self.lo, self.hi);
             *y = ((v + ROUND).to_bits() as i32 - round_bits + zp) as u8;
         }
     }
@@ -157,8 +209,8 @@ impl TypedOp for FakeQuant {
     as_op!();
 }
 
-/// Swaps our operators into an optimised model: every f32 → QuantizeLinear(u8) → DequantizeLinear(f32) chain
-/// becomes one [`FakeQuant`], every other QuantizeLinear(u8) on f32 a [`QuantizeU8`]. Returns how many of each.
+/// Swaps our operators into an optimised model: every f32 → QuantizeLinear(u8) → [reshapes] → DequantizeLinear(f32)
+/// chain becomes one [`FakeQuant`] (then the reshapes, on f32), every other QuantizeLinear(u8) on f32 a [`QuantizeU8`]. Returns how many of each.
 pub fn fuse(model: &mut TypedModel) -> TractResult<(usize, usize)> {
     let quantize_of = |model: &TypedModel, id: usize| -> Option<QuantizeLinearU8> {
         let node = model.node(id);
@@ -167,16 +219,29 @@ pub fn fuse(model: &mut TypedModel) -> TractResult<(usize, usize)> {
         f32_in.then(|| q.clone())
     };
     let (mut pairs, mut singles) = (0, 0);
+    // tract's optimiser often leaves a reshape between the two (Q → IntoShape → DQ): look through such reshapes
+    // and reshape the f32 result instead.
+    let is_reshape = |node: &TypedNode| node.op_is::<IntoShape>() || node.op_is::<AxisOp>();
     for id in model.eval_order()? {
         let node = model.node(id);
         let Some(dq) = node.op_as::<DequantizeLinearF32>() else { continue };
-        let Some(q) = quantize_of(model, node.inputs[0].node) else { continue };
-        let source = model.node(node.inputs[0].node).inputs[0];
+        let mut reshapes = vec![];
+        let mut producer = node.inputs[0].node;
+        while is_reshape(model.node(producer)) {
+            reshapes.push(producer);
+            producer = model.node(producer).inputs[0].node;
+        }
+        let Some(q) = quantize_of(model, producer) else { continue };
+        let source = model.node(producer).inputs[0];
         let op = FakeQuant::new(&q, dq);
         let mut patch = TypedModelPatch::default();
-        let tap = patch.tap_model(model, source)?;
-        let out = patch.wire_node(format!("{}.fakequant", node.name), op, &[tap])?[0];
-        patch.shunt_outside(model, OutletId::new(id, 0), out)?;
+        let mut wire = patch.tap_model(model, source)?;
+        wire = patch.wire_node(format!("{}.fakequant", node.name), op, &[wire])?[0];
+        for &r in reshapes.iter().rev() {
+            let reshape = model.node(r);
+            wire = patch.wire_node(format!("{}.f32", reshape.name), reshape.op.clone(), &[wire])?[0];
+        }
+        patch.shunt_outside(model, OutletId::new(id, 0), wire)?;
         patch.apply(model)?;
         pairs += 1;
     }
@@ -225,8 +290,15 @@ mod tests {
             for (x, got) in xs.iter().zip(&qs) {
                 assert_eq!(*got, quantize_linear_f32_u8(*x, q.scale, q.zero_point as i32), "x = {x}, scale {scale}, zp {zp}");
             }
+            // The loop compiled for the baseline computes what the AVX-512/AVX2 variant (if any) computed.
+            let mut qs_portable = vec![0u8; xs.len()];
+            qop.apply_portable(&xs, &mut qs_portable);
+            assert_eq!(qs, qs_portable);
+            let mut ys_portable = xs.clone();
+            op.apply_portable(&mut ys_portable);
             let mut ys = xs.clone();
             op.apply(&mut ys);
+            assert_eq!(ys.iter().map(|y| y.to_bits()).collect::<Vec<_>>(), ys_portable.iter().map(|y| y.to_bits()).collect::<Vec<_>>());
             for (x, y) in xs.iter().zip(&ys) {
                 assert_eq!(y.to_bits(), reference(*x, &q, &dq).to_bits(), "x = {x}, scale {scale}, zp {zp}");
             }
