@@ -1,5 +1,6 @@
-//! The CPU inference engine: tract loads and optimises the ONNX model once (with our fused quantize/dequantize
-//! operator, see [`crate::fakequant`]); each call runs the compiled plan.
+//! The CPU inference engine: tract loads and optimises the ONNX model once (with our own depthwise convolution and
+//! quantize/dequantize operators swapped in, see [`crate::depthwise`] and [`crate::fakequant`]); each call runs the
+//! compiled plan.
 
 use crate::error::{Error, Result};
 use std::sync::Arc;
@@ -25,13 +26,19 @@ impl Engine {
         Self::compile_with(onnx, width, height, num_classes, true)
     }
 
-    /// As [`Engine::compile`]; `fuse_fake_quant: false` keeps tract's own QuantizeLinear/DequantizeLinear passes.
-    pub fn compile_with(onnx: &[u8], width: u32, height: u32, num_classes: usize, fuse_fake_quant: bool) -> Result<Self> {
+    /// As [`Engine::compile`]; `own_ops: false` keeps tract's own operators where we swap in ours (depthwise
+    /// convolutions with their clip and quantization, see [`crate::depthwise`]; quantize/dequantize passes, see
+    /// [`crate::fakequant`]).
+    pub fn compile_with(onnx: &[u8], width: u32, height: u32, num_classes: usize, own_ops: bool) -> Result<Self> {
         let berr = |stage: &'static str| move |e: TractError| Error::Backend(format!("{stage}: {}", one_line(&e)));
         let typed = typed_model(onnx, width, height, num_classes)?;
         let (width, height) = (width as usize, height as usize);
-        let mut optimized = typed.into_optimized().map_err(berr("optimising"))?;
-        if fuse_fake_quant {
+        let mut decluttered = typed.into_decluttered().map_err(berr("decluttering"))?;
+        if own_ops {
+            crate::depthwise::swap_in(&mut decluttered).map_err(berr("swapping in depthwise convolutions"))?;
+        }
+        let mut optimized = decluttered.into_optimized().map_err(berr("optimising"))?;
+        if own_ops {
             crate::fakequant::fuse(&mut optimized).map_err(berr("fusing quantize/dequantize pairs"))?;
         }
         let plan = optimized.into_runnable().map_err(berr("planning"))?;
@@ -134,7 +141,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fused_fake_quant_gives_the_same_logits_bit_for_bit() {
+    fn our_operators_give_tracts_logits_bit_for_bit() {
         let bundle = crate::Bundle::embedded_default().unwrap();
         let (w, h, n) = (bundle.manifest.input.width, bundle.manifest.input.height, bundle.manifest.model.num_classes);
         let fused = Engine::compile_with(&bundle.model, w, h, n, true).unwrap();

@@ -6,6 +6,7 @@
 //! that feeds tract's integer matrix products. Both compute the same values bit for bit in branch-free loops the
 //! compiler vectorises: clamp to the representable range, round half to even, shift and rescale.
 
+use crate::simd::{clamp, simd_dispatch};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::change_axes::IntoShape;
@@ -31,48 +32,6 @@ impl Eq for FakeQuant {}
 /// 1.5 * 2^23: adding and subtracting it rounds an f32 of magnitude < 2^22 to an integer, half to even.
 const ROUND: f32 = 12_582_912.0;
 
-/// `v` clamped to `[lo, hi]`, NaN to `lo`. Written as comparisons (not `f32::max`/`min`, whose NaN rules cost a
-/// compare and blend per vector) so that it compiles to plain `maxps`/`minps`.
-#[inline(always)]
-fn clamp(v: f32, lo: f32, hi: f32) -> f32 {
-    let v = if v > lo { v } else { lo };
-    if v < hi {
-        v
-    } else {
-        hi
-    }
-}
-
-/// Defines `$name`, which runs `$portable` (an `#[inline(always)]` loop) compiled for the widest vector unit this
-/// CPU has: AVX-512, AVX2, or the build's baseline. The loops are element-wise f32 arithmetic without fused
-/// multiply-adds (Rust never contracts `a * b + c`), so every variant computes the same bits.
-macro_rules! simd_dispatch {
-    ($(#[$doc:meta])* $ty_self:ty, $name:ident => $portable:ident ( $($arg:ident : $ty:ty),* )) => {
-        $(#[$doc])*
-        pub fn $name(&self, $($arg: $ty),*) {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f")]
-                fn avx512(op: &$ty_self, $($arg: $ty),*) {
-                    op.$portable($($arg),*)
-                }
-                #[target_feature(enable = "avx2")]
-                fn avx2(op: &$ty_self, $($arg: $ty),*) {
-                    op.$portable($($arg),*)
-                }
-                if std::arch::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: the CPU has the feature the function was compiled for.
-                    return unsafe { avx512(self, $($arg),*) };
-                }
-                if std::arch::is_x86_feature_detected!("avx2") {
-                    // SAFETY: as above.
-                    return unsafe { avx2(self, $($arg),*) };
-                }
-            }
-            self.$portable($($arg),*)
-        }
-    };
-}
 
 impl FakeQuant {
     pub fn new(q: &QuantizeLinearU8, dq: &DequantizeLinearF32) -> Self {
@@ -86,7 +45,7 @@ impl FakeQuant {
         FakeQuant, apply => apply_portable(xs: &mut [f32]));
 
     #[inline(always)]
-    fn apply_portable(&self, xs: &mut [f32]) {
+    pub(crate) fn apply_portable(&self, xs: &mut [f32]) {
         for x in xs {
             let v = clamp(*x * self.inv_scale, self.lo, self.hi);
             let r = (v + ROUND) - ROUND;

@@ -19,6 +19,7 @@ pub mod classifier;
 pub mod countries;
 pub mod decision;
 pub mod decode;
+pub mod depthwise;
 pub mod engine;
 pub mod fakequant;
 pub mod onnx_fold;
@@ -33,6 +34,7 @@ pub mod preprocess;
 pub mod prior;
 pub mod resample;
 pub mod signing;
+mod simd;
 
 pub use backend::{Backend, BackendInfo};
 pub use bench::BenchmarkReport;

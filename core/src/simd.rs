@@ -1,0 +1,47 @@
+//! Element-wise loops compiled for the widest vector unit the CPU has, chosen at run time, and the NaN-free
+//! clamp they share. Used by our tract operators (quantization, depthwise convolution).
+
+/// `v` clamped to `[lo, hi]`, NaN to `lo`. Written as comparisons (not `f32::max`/`min`, whose NaN rules cost a
+/// compare and blend per vector) so that it compiles to plain `maxps`/`minps`.
+#[inline(always)]
+pub(crate) fn clamp(v: f32, lo: f32, hi: f32) -> f32 {
+    let v = if v > lo { v } else { lo };
+    if v < hi {
+        v
+    } else {
+        hi
+    }
+}
+
+/// Defines `$name`, which runs `$portable` (an `#[inline(always)]` loop) compiled for the widest vector unit this
+/// CPU has: AVX-512, AVX2, or the build's baseline. The loops are element-wise f32 arithmetic without fused
+/// multiply-adds (Rust never contracts `a * b + c`), so every variant computes the same bits.
+macro_rules! simd_dispatch {
+    ($(#[$doc:meta])* $ty_self:ty, $name:ident => $portable:ident ( $($arg:ident : $ty:ty),* )) => {
+        $(#[$doc])*
+        pub fn $name(&self, $($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                fn avx512(op: &$ty_self, $($arg: $ty),*) {
+                    op.$portable($($arg),*)
+                }
+                #[target_feature(enable = "avx2")]
+                fn avx2(op: &$ty_self, $($arg: $ty),*) {
+                    op.$portable($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has the feature the function was compiled for.
+                    return unsafe { avx512(self, $($arg),*) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: as above.
+                    return unsafe { avx2(self, $($arg),*) };
+                }
+            }
+            self.$portable($($arg),*)
+        }
+    };
+}
+
+pub(crate) use simd_dispatch;
