@@ -44,6 +44,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t = Instant::now();
     // SNAKEID_NO_FUSE=1 also keeps tract's depthwise convolutions.
     let depthwise = if std::env::var_os("SNAKEID_NO_FUSE").is_none() { snakeid::depthwise::swap_in(&mut decluttered)? } else { 0 };
+    let pointwise = if std::env::var_os("SNAKEID_NO_FUSE").is_none() { snakeid::qpointwise::swap_in(&mut decluttered)? } else { 0 };
     let t_depthwise = ms(t);
     let t = Instant::now();
     let mut optimized = decluttered.into_optimized()?;
@@ -56,7 +57,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let plan = SimplePlan::new(optimized)?;
     let t_plan = ms(t);
     println!(
-        "load: protobuf {t_decode:.1} ms, fold {t_fold:.1} ms ({folded} weights), parse {t_parse:.1} ms, type {t_typed:.1} ms (of which analysis {t_analyse:.1} ms), declutter {t_declutter:.1} ms, depthwise swap {t_depthwise:.1} ms ({depthwise} convolutions), optimise {t_opt:.1} ms, fuse {t_fuse:.1} ms ({} quantize/dequantize pairs, {} quantize ops swapped), plan {t_plan:.1} ms (nodes: {})",
+        "load: protobuf {t_decode:.1} ms, fold {t_fold:.1} ms ({folded} weights), parse {t_parse:.1} ms, type {t_typed:.1} ms (of which analysis {t_analyse:.1} ms), declutter {t_declutter:.1} ms, depthwise swap {t_depthwise:.1} ms ({depthwise} depthwise, {pointwise} int8 pointwise convolutions), optimise {t_opt:.1} ms, fuse {t_fuse:.1} ms ({} quantize/dequantize pairs, {} quantize ops swapped), plan {t_plan:.1} ms (nodes: {})",
         fused.0,
         fused.1,
         plan.model().nodes.len()

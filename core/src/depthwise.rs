@@ -153,6 +153,11 @@ impl Depthwise {
         }
     }
 
+    /// The fake quantization fused into this convolution's output, if any.
+    pub fn fake_quant(&self) -> Option<&FakeQuant> {
+        self.fake_quant.as_ref()
+    }
+
     fn output_shape(&self, input_rank: usize) -> TVec<usize> {
         let g = &self.geometry;
         let mut shape: TVec<usize> = tvec![g.channels, g.out_hw[0], g.out_hw[1]];

@@ -7,6 +7,22 @@ use std::sync::Arc;
 use tract_linalg::multithread::{multithread_tract_scope, Executor};
 use tract_onnx::prelude::*;
 
+/// Which of our operators replace tract's: depthwise convolutions with their clip and quantization
+/// ([`crate::depthwise`]), int8 pointwise convolutions where the CPU has AVX-512 VNNI ([`crate::qpointwise`]),
+/// quantize/dequantize passes ([`crate::fakequant`]). The first and last compute tract's values bit for bit; the
+/// int8 products differ by tract's own float rounding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnOps {
+    pub depthwise: bool,
+    pub int8_pointwise: bool,
+    pub fake_quant: bool,
+}
+
+impl OwnOps {
+    pub const ALL: OwnOps = OwnOps { depthwise: true, int8_pointwise: true, fake_quant: true };
+    pub const NONE: OwnOps = OwnOps { depthwise: false, int8_pointwise: false, fake_quant: false };
+}
+
 /// A compiled model. Cheap to share: the plan is immutable and every call gets its own state.
 #[derive(Debug, Clone)]
 pub struct Engine {
@@ -23,22 +39,23 @@ impl Engine {
     /// Parses, types and optimises the model for a `[1, 3, height, width]` f32 input and checks
     /// that it outputs `num_classes` logits.
     pub fn compile(onnx: &[u8], width: u32, height: u32, num_classes: usize) -> Result<Self> {
-        Self::compile_with(onnx, width, height, num_classes, true)
+        Self::compile_with(onnx, width, height, num_classes, OwnOps::ALL)
     }
 
-    /// As [`Engine::compile`]; `own_ops: false` keeps tract's own operators where we swap in ours (depthwise
-    /// convolutions with their clip and quantization, see [`crate::depthwise`]; quantize/dequantize passes, see
-    /// [`crate::fakequant`]).
-    pub fn compile_with(onnx: &[u8], width: u32, height: u32, num_classes: usize, own_ops: bool) -> Result<Self> {
+    /// As [`Engine::compile`], with a choice of which of our operators replace tract's.
+    pub fn compile_with(onnx: &[u8], width: u32, height: u32, num_classes: usize, own_ops: OwnOps) -> Result<Self> {
         let berr = |stage: &'static str| move |e: TractError| Error::Backend(format!("{stage}: {}", one_line(&e)));
         let typed = typed_model(onnx, width, height, num_classes)?;
         let (width, height) = (width as usize, height as usize);
         let mut decluttered = typed.into_decluttered().map_err(berr("decluttering"))?;
-        if own_ops {
+        if own_ops.depthwise {
             crate::depthwise::swap_in(&mut decluttered).map_err(berr("swapping in depthwise convolutions"))?;
         }
+        if own_ops.int8_pointwise {
+            crate::qpointwise::swap_in(&mut decluttered).map_err(berr("swapping in int8 pointwise convolutions"))?;
+        }
         let mut optimized = decluttered.into_optimized().map_err(berr("optimising"))?;
-        if own_ops {
+        if own_ops.fake_quant {
             crate::fakequant::fuse(&mut optimized).map_err(berr("fusing quantize/dequantize pairs"))?;
         }
         let plan = optimized.into_runnable().map_err(berr("planning"))?;
@@ -140,15 +157,40 @@ pub(crate) fn one_line(e: &TractError) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn our_operators_give_tracts_logits_bit_for_bit() {
+    fn default_engines(a: OwnOps, b: OwnOps) -> (Engine, Engine, Vec<f32>) {
         let bundle = crate::Bundle::embedded_default().unwrap();
         let (w, h, n) = (bundle.manifest.input.width, bundle.manifest.input.height, bundle.manifest.model.num_classes);
-        let fused = Engine::compile_with(&bundle.model, w, h, n, true).unwrap();
-        let plain = Engine::compile_with(&bundle.model, w, h, n, false).unwrap();
         let input: Vec<f32> = (0..3 * w * h).map(|i| ((i * 7919) % 1000) as f32 / 250.0 - 2.0).collect();
+        (Engine::compile_with(&bundle.model, w, h, n, a).unwrap(), Engine::compile_with(&bundle.model, w, h, n, b).unwrap(), input)
+    }
+
+    #[test]
+    fn our_depthwise_and_quantize_operators_give_tracts_logits_bit_for_bit() {
+        let ours = OwnOps { int8_pointwise: false, ..OwnOps::ALL };
+        let (fused, plain, input) = default_engines(ours, OwnOps::NONE);
+        assert!(fused.nodes() < plain.nodes(), "nothing was swapped in: {} vs {} nodes", fused.nodes(), plain.nodes());
         let (a, b) = (fused.run(input.clone()).unwrap(), plain.run(input).unwrap());
         assert_eq!(a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), b.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
+    }
+
+    /// Integer products instead of tract's float products of the same quantized values: the logits move by tract's
+    /// float rounding, carried through a few quantization steps — the distance onnxruntime's integer kernels have.
+    #[test]
+    fn int8_pointwise_convolutions_stay_within_rounding_of_tracts_float_products() {
+        let (int8, float, input) = default_engines(OwnOps::ALL, OwnOps { int8_pointwise: false, ..OwnOps::ALL });
+        if !crate::qpointwise::has_vnni() {
+            assert_eq!(int8.nodes(), float.nodes());
+            return;
+        }
+        assert!(int8.nodes() < float.nodes(), "no int8 pointwise convolution was swapped in");
+        let (a, b) = (int8.run(input.clone()).unwrap(), float.run(input).unwrap());
+        let max = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        let mean = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).sum::<f32>() / a.len() as f32;
+        let spread = b.iter().fold(f32::MIN, |m, v| m.max(*v)) - b.iter().fold(f32::MAX, |m, v| m.min(*v));
+        eprintln!("int8 vs float pointwise: max |Δlogit| {max}, mean {mean}, logit spread {spread}");
+        assert!(max <= 1.0 && mean <= 0.25, "max |Δlogit| {max}, mean {mean}");
+        let argmax = |v: &[f32]| v.iter().enumerate().max_by(|x, y| x.1.total_cmp(y.1)).unwrap().0;
+        assert_eq!(argmax(&a), argmax(&b));
     }
 
     /// Our folding of constant DequantizeLinear nodes must give tract the very weights it would compute itself.

@@ -39,6 +39,11 @@ impl FakeQuant {
         FakeQuant { inv_scale: q.scale, lo: -zq, hi: 255.0 - zq, offset: zq - dq.zero_point as f32, scale: dq.scale }
     }
 
+    /// The grid of the output values: `(scale, zero_point)` with every output `(q - zero_point) * scale`, q in 0..=255.
+    pub fn grid(&self) -> (f32, i32) {
+        (self.scale, (-self.lo - self.offset) as i32)
+    }
+
     simd_dispatch!(
         /// In place. Clamping before rounding gives the same integers as clamping after (the bounds are integers),
         /// and keeps every value within the exact range of the rounding trick.

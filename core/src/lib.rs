@@ -32,6 +32,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod preprocess;
 pub mod prior;
+pub mod qpointwise;
 pub mod resample;
 pub mod signing;
 mod simd;

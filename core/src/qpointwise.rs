@@ -1,0 +1,545 @@
+//! Our int8 pointwise (1x1) convolution for tract, for CPUs with AVX-512 VNNI: the matrix products that are most
+//! of a quantized MobileNet's time, done in 8-bit integers as onnxruntime does, instead of tract's f32 products of
+//! dequantized values.
+//!
+//! In a QDQ model a pointwise convolution reads activations that are fake-quantized (`(q - zp) * s`, q in 0..=255)
+//! and weights that are `k * s_w[o]` with k in -128..=127. So `sum_i w[o][i] * x[i][p]` equals
+//! `s * s_w[o] * sum_i k[o][i] * (q[i][p] - zp)` — an exact integer sum, which `vpdpbusd` computes 64 products at
+//! a time. Each call quantizes its f32 input back to the codes q (exact: the values are on the grid) while packing
+//! it into 16-pixel x 4-channel panels, multiplies, and runs the epilogue (scale, bias, clip, fake quantization of
+//! the output) on each 16-pixel block while it is in registers. The result differs from tract's f32 evaluation
+//! only by that evaluation's own rounding (and rarely by one quantization step after it), as onnxruntime's does.
+//!
+//! [`swap_in`] replaces tract's EinSum (+ bias Add, clip, QuantizeLinear → DequantizeLinear) by this op in a
+//! decluttered model, only where the CPU has the instructions and the weights are exactly int8.
+
+use crate::depthwise::Depthwise;
+use crate::fakequant::FakeQuant;
+use crate::simd::clamp;
+use std::sync::Arc;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::*;
+use tract_onnx::tract_core::ops::binary::TypedBinOp;
+use tract_onnx::tract_core::ops::einsum::EinSum;
+use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
+use tract_onnx::tract_core::ops::math::{Add, Max, Min};
+use tract_onnx::tract_core::ops::quant::{DequantizeLinearF32, QuantizeLinearU8};
+
+/// Pixels per panel (one 512-bit vector of i32 accumulators).
+const PIXELS: usize = 16;
+/// Output channels per micro-kernel call.
+const ROWS: usize = 8;
+
+#[derive(Debug, Clone)]
+pub struct QPointwise {
+    in_channels: usize,
+    out_channels: usize,
+    pixels: usize,
+    out_shape: TVec<usize>,
+    /// Input activations are `(q - zero_point) * scale`; `inv_scale` recovers q.
+    inv_scale: f32,
+    zero_point: i32,
+    /// `k[o][i]`, each row padded with zeros to `k4 * 4` values.
+    weights: Arc<Vec<i8>>,
+    k4: usize,
+    /// `zero_point * sum_i k[o][i]`, subtracted from each accumulator.
+    correction: Arc<Vec<i32>>,
+    /// `scale * s_w[o]`.
+    scales: Arc<Vec<f32>>,
+    bias: Arc<Vec<f32>>,
+    clip: Option<(f32, f32)>,
+    fake_quant: Option<FakeQuant>,
+}
+
+impl PartialEq for QPointwise {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self, other)
+    }
+}
+
+impl Eq for QPointwise {}
+
+impl QPointwise {
+    /// The epilogue of one output channel's block: `(acc - correction) as f32 * scale + bias`, clip, fake quant.
+    #[inline(always)]
+    fn finish(&self, o: usize, acc: &[i32; PIXELS], out: &mut [f32; PIXELS]) {
+        let (corr, scale, bias) = (self.correction[o], self.scales[o], self.bias[o]);
+        for l in 0..PIXELS {
+            out[l] = (acc[l] - corr) as f32 * scale + bias;
+        }
+        if let Some((lo, hi)) = self.clip {
+            out.iter_mut().for_each(|v| *v = clamp(*v, lo, hi));
+        }
+        if let Some(fq) = &self.fake_quant {
+            fq.apply_portable(out);
+        }
+    }
+
+    /// The u8 code of an input value: `round_half_even(x / scale) + zero_point`, clamped to 0..=255.
+    #[inline(always)]
+    fn code(&self, x: f32) -> u8 {
+        const ROUND: f32 = 12_582_912.0;
+        let v = clamp(x * self.inv_scale, -self.zero_point as f32, 255.0 - self.zero_point as f32);
+        (((v + ROUND) - ROUND) as i32 + self.zero_point) as u8
+    }
+
+    /// Packs `[in_channels][pixels]` f32 into panels `[pixel block][k4][16 pixels][4 channels]` of u8 codes
+    /// (zeros beyond the last pixel and channel).
+    fn pack_portable(&self, x: &[f32]) -> Vec<u8> {
+        let blocks = self.pixels.div_ceil(PIXELS);
+        let mut packed = vec![0u8; blocks * self.k4 * PIXELS * 4];
+        for i in 0..self.in_channels {
+            for p in 0..self.pixels {
+                packed[((p / PIXELS) * self.k4 + i / 4) * PIXELS * 4 + (p % PIXELS) * 4 + i % 4] = self.code(x[i * self.pixels + p]);
+            }
+        }
+        packed
+    }
+
+    /// The reference: plain integer loops over packed panels (used by the tests, and where no fast kernel runs).
+    fn run_portable(&self, x: &[f32], out: &mut [f32]) {
+        let packed = self.pack_portable(x);
+        let panel = self.k4 * PIXELS * 4;
+        for (block, panel) in packed.chunks_exact(panel).enumerate() {
+            for o in 0..self.out_channels {
+                let w = &self.weights[o * self.k4 * 4..(o + 1) * self.k4 * 4];
+                let mut acc = [0i32; PIXELS];
+                for (k, lanes) in panel.chunks_exact(PIXELS * 4).enumerate() {
+                    for (l, a) in acc.iter_mut().enumerate() {
+                        for j in 0..4 {
+                            *a += lanes[l * 4 + j] as i32 * w[k * 4 + j] as i32;
+                        }
+                    }
+                }
+                let mut y = [0f32; PIXELS];
+                self.finish(o, &acc, &mut y);
+                let p0 = block * PIXELS;
+                let n = PIXELS.min(self.pixels - p0);
+                out[o * self.pixels + p0..o * self.pixels + p0 + n].copy_from_slice(&y[..n]);
+            }
+        }
+    }
+
+    fn run(&self, x: &[f32], out: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if has_vnni() {
+            // SAFETY: the CPU has the features the kernel is compiled for.
+            return unsafe { vnni::run(self, x, out) };
+        }
+        self.run_portable(x, out)
+    }
+}
+
+/// Whether this CPU runs the fast kernel (AVX-512 F, BW and VNNI).
+pub fn has_vnni() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512vnni")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+#[cfg(target_arch = "x86_64")]
+mod vnni {
+    use super::{QPointwise, PIXELS, ROWS};
+    use std::arch::x86_64::*;
+
+    /// Quantizes and packs four channel rows x 16 pixels into one 64-byte panel entry.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    unsafe fn pack_block(rows: [*const f32; 4], inv: __m512, zp: __m512i, hi: __m512i, dst: *mut u8) {
+        let code = |p: *const f32| {
+            let q = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(p), inv)), zp);
+            _mm512_cvtepi32_epi8(_mm512_min_epi32(_mm512_max_epi32(q, _mm512_setzero_si512()), hi))
+        };
+        let (r0, r1, r2, r3) = (code(rows[0]), code(rows[1]), code(rows[2]), code(rows[3]));
+        let (t0, t1) = (_mm_unpacklo_epi8(r0, r1), _mm_unpackhi_epi8(r0, r1));
+        let (t2, t3) = (_mm_unpacklo_epi8(r2, r3), _mm_unpackhi_epi8(r2, r3));
+        _mm_storeu_si128(dst as *mut __m128i, _mm_unpacklo_epi16(t0, t2));
+        _mm_storeu_si128(dst.add(16) as *mut __m128i, _mm_unpackhi_epi16(t0, t2));
+        _mm_storeu_si128(dst.add(32) as *mut __m128i, _mm_unpacklo_epi16(t1, t3));
+        _mm_storeu_si128(dst.add(48) as *mut __m128i, _mm_unpackhi_epi16(t1, t3));
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    unsafe fn pack(op: &QPointwise, x: &[f32]) -> Vec<u8> {
+        let (pixels, k4) = (op.pixels, op.k4);
+        let full = pixels / PIXELS;
+        if op.in_channels % 4 != 0 || full == 0 {
+            return op.pack_portable(x);
+        }
+        let blocks = pixels.div_ceil(PIXELS);
+        let mut packed = vec![0u8; blocks * k4 * PIXELS * 4];
+        let inv = _mm512_set1_ps(op.inv_scale);
+        let (zp, hi) = (_mm512_set1_epi32(op.zero_point), _mm512_set1_epi32(255));
+        for g in 0..k4 {
+            let rows = [0, 1, 2, 3].map(|j| x.as_ptr().add((g * 4 + j) * pixels));
+            for b in 0..full {
+                let dst = packed.as_mut_ptr().add((b * k4 + g) * PIXELS * 4);
+                pack_block(rows.map(|r| r.add(b * PIXELS)), inv, zp, hi, dst);
+            }
+            for p in full * PIXELS..pixels {
+                for j in 0..4 {
+                    packed[((p / PIXELS) * k4 + g) * PIXELS * 4 + (p % PIXELS) * 4 + j] = op.code(*rows[j].add(p));
+                }
+            }
+        }
+        packed
+    }
+
+    /// Runs `ROWS` output channels (or fewer, `rows`) over one 16-pixel panel.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    unsafe fn kernel(op: &QPointwise, panel: *const u8, o0: usize, rows: usize, acc_out: &mut [[i32; PIXELS]; ROWS]) {
+        let k4 = op.k4;
+        let mut acc = [_mm512_setzero_si512(); ROWS];
+        let w = op.weights.as_ptr() as *const i32;
+        for k in 0..k4 {
+            let xv = _mm512_loadu_si512(panel.add(k * PIXELS * 4) as *const _);
+            for r in 0..ROWS {
+                if r < rows {
+                    let wv = _mm512_set1_epi32(*w.add((o0 + r) * k4 + k));
+                    acc[r] = _mm512_dpbusd_epi32(acc[r], xv, wv);
+                }
+            }
+        }
+        for r in 0..rows {
+            _mm512_storeu_si512(acc_out[r].as_mut_ptr() as *mut _, acc[r]);
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(super) unsafe fn run(op: &QPointwise, x: &[f32], out: &mut [f32]) {
+        let packed = pack(op, x);
+        let panel_len = op.k4 * PIXELS * 4;
+        let mut acc = [[0i32; PIXELS]; ROWS];
+        let mut y = [0f32; PIXELS];
+        for (block, panel) in packed.chunks_exact(panel_len).enumerate() {
+            let p0 = block * PIXELS;
+            let n = PIXELS.min(op.pixels - p0);
+            let mut o0 = 0;
+            while o0 < op.out_channels {
+                let rows = ROWS.min(op.out_channels - o0);
+                kernel(op, panel.as_ptr(), o0, rows, &mut acc);
+                for r in 0..rows {
+                    op.finish(o0 + r, &acc[r], &mut y);
+                    let start = (o0 + r) * op.pixels + p0;
+                    out[start..start + n].copy_from_slice(&y[..n]);
+                }
+                o0 += rows;
+            }
+        }
+    }
+}
+
+impl Op for QPointwise {
+    fn name(&self) -> StaticName {
+        "SnakeidQPointwise".into()
+    }
+
+    fn info(&self) -> TractResult<Vec<String>> {
+        Ok(vec![format!(
+            "{} -> {} channels, {} pixels, input zero point {}, clip {:?}, fake quant {}",
+            self.in_channels,
+            self.out_channels,
+            self.pixels,
+            self.zero_point,
+            self.clip,
+            self.fake_quant.is_some()
+        )])
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for QPointwise {
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let input = inputs[0].try_as_plain_ram()?;
+        let xs = input.as_slice::<f32>()?;
+        ensure!(xs.len() == self.in_channels * self.pixels, "SnakeidQPointwise: input of {} values", xs.len());
+        let mut out = unsafe { Tensor::uninitialized::<f32>(&self.out_shape)? };
+        {
+            let mut plain = out.try_as_plain_ram_mut()?;
+            self.run(xs, plain.as_slice_mut::<f32>()?);
+        }
+        Ok(tvec!(out.into_tvalue()))
+    }
+
+    fn eval_out_of_plan(&self, inputs: TVec<TValue>) -> TractResult<Option<TVec<TValue>>> {
+        Ok(Some(EvalOp::eval(self, &EvalContext::out_of_plan(), inputs)?))
+    }
+}
+
+impl TypedOp for QPointwise {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        ensure!(inputs[0].datum_type == f32::datum_type(), "SnakeidQPointwise takes f32");
+        Ok(tvec!(f32::fact(self.out_shape.clone())))
+    }
+
+    as_op!();
+}
+
+/// `(scale, zero point)` of an f32 tensor known to be fake-quantized: the output of a u8 DequantizeLinear fed by a
+/// QuantizeLinear, or of our depthwise convolution with fake quantization fused in.
+fn activation_grid(model: &TypedModel, outlet: OutletId) -> Option<(f32, i32)> {
+    let node = model.node(outlet.node);
+    if let Some(dq) = node.op_as::<DequantizeLinearF32>() {
+        let q = model.node(node.inputs[0].node);
+        let u8_codes = model.outlet_fact(node.inputs[0]).ok()?.datum_type == u8::datum_type();
+        let quantized = q.op_as::<ElementWiseOp>().is_some_and(|e| e.0.is::<QuantizeLinearU8>());
+        return (u8_codes && quantized).then_some((dq.scale, dq.zero_point));
+    }
+    node.op_as::<Depthwise>()?.fake_quant().map(FakeQuant::grid)
+}
+
+/// Rows `k * s` with every k in -128..=127: the integers and the row scales (to four ulps per weight).
+fn int8_rows(w: &[f32], rows: usize) -> Option<(Vec<i32>, Vec<f32>)> {
+    let cols = w.len() / rows;
+    let (mut ks, mut scales) = (Vec::with_capacity(w.len()), Vec::with_capacity(rows));
+    for row in w.chunks_exact(cols) {
+        let amax = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+        if amax == 0.0 {
+            ks.extend(std::iter::repeat_n(0, cols));
+            scales.push(0.0);
+            continue;
+        }
+        let fits = |s: f32| -> Option<Vec<i32>> {
+            row.iter()
+                .map(|&v| {
+                    let k = (v / s).round();
+                    ((k * s - v).abs() <= 4.0 * f32::EPSILON * v.abs() && (-128.0..=127.0).contains(&k)).then_some(k as i32)
+                })
+                .collect()
+        };
+        let (s, k) = [amax / 127.0, amax / 128.0].into_iter().find_map(|s| fits(s).map(|k| (s, k)))?;
+        ks.extend(k);
+        scales.push(s);
+    }
+    Some((ks, scales))
+}
+
+fn only_successor(model: &TypedModel, node: usize) -> Option<usize> {
+    let outputs = &model.node(node).outputs;
+    (outputs.len() == 1 && outputs[0].successors.len() == 1 && !model.outputs.contains(&OutletId::new(node, 0)))
+        .then(|| outputs[0].successors[0].node)
+}
+
+/// The one-value f32 constant among a binary op's inputs other than `from`.
+fn other_scalar(model: &TypedModel, node: &TypedNode, from: usize) -> Option<Arc<Tensor>> {
+    let other = node.inputs.iter().find(|i| i.node != from)?;
+    model.outlet_fact(*other).ok()?.konst.clone()
+}
+
+/// Replaces every eligible pointwise convolution of a decluttered model by a [`QPointwise`] (only when
+/// [`has_vnni`]). Returns how many it replaced.
+pub fn swap_in(model: &mut TypedModel) -> TractResult<usize> {
+    if !has_vnni() {
+        return Ok(0);
+    }
+    let mut swapped = 0;
+    for id in model.eval_order()? {
+        let Some((op, last, source)) = pointwise_of(model, id) else { continue };
+        let mut patch = TypedModelPatch::default();
+        let tap = patch.tap_model(model, source)?;
+        let out = patch.wire_node(format!("{}.snakeid_qpointwise", model.node(id).name), op, &[tap])?[0];
+        patch.shunt_outside(model, OutletId::new(last, 0), out)?;
+        patch.apply(model)?;
+        swapped += 1;
+    }
+    model.compact()?;
+    Ok(swapped)
+}
+
+/// An EinSum `[N]IHW,OI->[N]OHW` over a fake-quantized input with int8 weights, and the bias Add, clip and
+/// Q → DQ that follow it: the op, the last node it replaces, and its input.
+fn pointwise_of(model: &TypedModel, id: usize) -> Option<(QPointwise, usize, OutletId)> {
+    let node = model.node(id);
+    let einsum = node.op_as::<EinSum>()?;
+    let expr = einsum.axes.to_string();
+    if einsum.q_params.is_some() || !matches!(expr.as_str(), "IHW,OI->OHW" | "NIHW,OI->OHW" | "NIHW,OI->NOHW") {
+        return None;
+    }
+    let source = node.inputs[0];
+    let in_shape: Vec<usize> = model.outlet_fact(source).ok()?.shape.as_concrete()?.to_vec();
+    if in_shape.len() == 4 && in_shape[0] != 1 {
+        return None;
+    }
+    let (in_channels, pixels) = (in_shape[in_shape.len() - 3], in_shape[in_shape.len() - 2] * in_shape[in_shape.len() - 1]);
+    let weights = model.outlet_fact(node.inputs[1]).ok()?.konst.clone()?;
+    let (out_channels, cols) = match weights.shape() {
+        [o, i] => (*o, *i),
+        _ => return None,
+    };
+    if cols != in_channels || weights.datum_type() != f32::datum_type() {
+        return None;
+    }
+    let (scale, zero_point) = activation_grid(model, source)?;
+    if !(0..=255).contains(&zero_point) || !(scale > 0.0) {
+        return None;
+    }
+    let w = weights.try_as_plain_ram().ok()?.as_slice::<f32>().ok()?.to_vec();
+    let (ks, w_scales) = int8_rows(&w, out_channels)?;
+    let out_shape: TVec<usize> = model.outlet_fact(OutletId::new(id, 0)).ok()?.shape.as_concrete()?.into();
+
+    // Bias: an Add of a constant with one value per output channel.
+    let mut last = id;
+    let mut bias = vec![0f32; out_channels];
+    if let Some(add_id) = only_successor(model, last) {
+        let add = model.node(add_id);
+        if add.op_as::<TypedBinOp>().is_some_and(|b| b.0.is::<Add>()) {
+            let b = other_scalar(model, add, last)?;
+            let per_channel = b.len() == out_channels && b.shape().iter().filter(|d| **d != 1).count() <= 1;
+            if b.datum_type() == f32::datum_type() && (per_channel || b.len() == 1) {
+                let v = b.try_as_plain_ram().ok()?.as_slice::<f32>().ok()?.to_vec();
+                bias = if v.len() == 1 { vec![v[0]; out_channels] } else { v };
+                last = add_id;
+            }
+        }
+    }
+    // Clip: Max/Min with one-value constants.
+    let (mut lo, mut hi, mut clipped) = (f32::NEG_INFINITY, f32::INFINITY, false);
+    while let Some(next) = only_successor(model, last) {
+        let n = model.node(next);
+        let Some(bin) = n.op_as::<TypedBinOp>() else { break };
+        let is_max = bin.0.is::<Max>();
+        if !is_max && !bin.0.is::<Min>() {
+            break;
+        }
+        let Some(k) = other_scalar(model, n, last).filter(|k| k.len() == 1 && k.datum_type() == f32::datum_type()) else { break };
+        let v = k.cast_to_scalar::<f32>().ok()?;
+        if is_max {
+            lo = lo.max(v)
+        } else {
+            hi = hi.min(v)
+        }
+        (last, clipped) = (next, true);
+    }
+    if clipped && lo > hi {
+        return None;
+    }
+    // Fake quantization of the output: QuantizeLinear(u8) → DequantizeLinear.
+    let mut fake_quant = None;
+    if let Some(q_id) = only_successor(model, last) {
+        let q = model.node(q_id).op_as::<ElementWiseOp>().and_then(|e| e.0.downcast_ref::<QuantizeLinearU8>());
+        if let (Some(q), Some(dq_id)) = (q, only_successor(model, q_id)) {
+            if let Some(dq) = model.node(dq_id).op_as::<DequantizeLinearF32>() {
+                fake_quant = Some(FakeQuant::new(q, dq));
+                last = dq_id;
+            }
+        }
+    }
+
+    let k4 = in_channels.div_ceil(4);
+    let mut padded = vec![0i8; out_channels * k4 * 4];
+    let mut correction = Vec::with_capacity(out_channels);
+    for (o, row) in ks.chunks_exact(in_channels).enumerate() {
+        for (i, k) in row.iter().enumerate() {
+            padded[o * k4 * 4 + i] = *k as i8;
+        }
+        correction.push(zero_point * row.iter().sum::<i32>());
+    }
+    let op = QPointwise {
+        in_channels,
+        out_channels,
+        pixels,
+        out_shape,
+        inv_scale: 1.0 / scale,
+        zero_point,
+        weights: Arc::new(padded),
+        k4,
+        correction: Arc::new(correction),
+        scales: Arc::new(w_scales.iter().map(|s| s * scale).collect()),
+        bias: Arc::new(bias),
+        clip: clipped.then_some((lo, hi)),
+        fake_quant,
+    };
+    Some((op, last, source))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op(in_channels: usize, out_channels: usize, pixels: usize, seed: u32) -> (QPointwise, Vec<f32>) {
+        let mut s = seed;
+        let mut rnd = move || {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            s >> 8
+        };
+        let (scale, zero_point) = (0.05f32, 7i32);
+        let x: Vec<f32> = (0..in_channels * pixels).map(|_| ((rnd() % 256) as i32 - zero_point) as f32 * scale).collect();
+        let k4 = in_channels.div_ceil(4);
+        let mut weights = vec![0i8; out_channels * k4 * 4];
+        let mut correction = vec![];
+        for o in 0..out_channels {
+            let mut sum = 0;
+            for i in 0..in_channels {
+                let k = (rnd() % 256) as i32 - 128;
+                weights[o * k4 * 4 + i] = k as i8;
+                sum += k;
+            }
+            correction.push(zero_point * sum);
+        }
+        let op = QPointwise {
+            in_channels,
+            out_channels,
+            pixels,
+            out_shape: tvec![out_channels, pixels],
+            inv_scale: 1.0 / scale,
+            zero_point,
+            weights: Arc::new(weights),
+            k4,
+            correction: Arc::new(correction),
+            scales: Arc::new((0..out_channels).map(|o| 0.001 * (o + 1) as f32).collect()),
+            bias: Arc::new((0..out_channels).map(|o| o as f32 * 0.1 - 1.0).collect()),
+            clip: Some((-3.0, 6.0)),
+            fake_quant: None,
+        };
+        (op, x)
+    }
+
+    /// The definition in f64: sum of dequantized products, then bias and clip.
+    fn reference(op: &QPointwise, x: &[f32], w_of: impl Fn(usize, usize) -> f64) -> Vec<f32> {
+        let mut out = vec![0f32; op.out_channels * op.pixels];
+        for o in 0..op.out_channels {
+            for p in 0..op.pixels {
+                let mut acc = 0f64;
+                for i in 0..op.in_channels {
+                    acc += w_of(o, i) * x[i * op.pixels + p] as f64;
+                }
+                out[o * op.pixels + p] = ((acc + op.bias[o] as f64) as f32).clamp(-3.0, 6.0);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn integer_product_matches_the_float_definition() {
+        let (op, x) = op(24, 10, 37, 1);
+        let scale = 0.05f64;
+        let w_of = |o: usize, i: usize| op.weights[o * op.k4 * 4 + i] as f64 * op.scales[o] as f64 / scale;
+        let mut got = vec![0f32; 10 * 37];
+        op.run_portable(&x, &mut got);
+        for (g, r) in got.iter().zip(reference(&op, &x, w_of)) {
+            assert!((g - r).abs() <= 1e-4 * r.abs().max(1.0), "{g} vs {r}");
+        }
+    }
+
+    #[test]
+    fn vnni_kernel_equals_the_portable_one_bit_for_bit() {
+        if !has_vnni() {
+            eprintln!("no AVX-512 VNNI on this CPU: the fast kernel is not used here, nothing to compare");
+            return;
+        }
+        // Channel counts that are and are not multiples of 4, pixel counts below, at and across 16-pixel panels,
+        // output channels that are and are not multiples of the kernel's 8 rows.
+        for (i, o, p) in [(16, 16, 12544), (24, 144, 3136), (96, 24, 49), (6, 9, 15), (32, 13, 17), (960, 8, 1)] {
+            let (op, x) = op(i, o, p, (i * o + p) as u32);
+            let (mut fast, mut slow) = (vec![0f32; o * p], vec![1f32; o * p]);
+            op.run(&x, &mut fast);
+            op.run_portable(&x, &mut slow);
+            assert_eq!(fast.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), slow.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), "{i}x{o}x{p}");
+        }
+    }
+}
