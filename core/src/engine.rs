@@ -47,17 +47,7 @@ impl Engine {
         let berr = |stage: &'static str| move |e: TractError| Error::Backend(format!("{stage}: {}", one_line(&e)));
         let typed = typed_model(onnx, width, height, num_classes)?;
         let (width, height) = (width as usize, height as usize);
-        let mut decluttered = typed.into_decluttered().map_err(berr("decluttering"))?;
-        if own_ops.depthwise {
-            crate::depthwise::swap_in(&mut decluttered).map_err(berr("swapping in depthwise convolutions"))?;
-        }
-        if own_ops.int8_pointwise {
-            crate::qpointwise::swap_in(&mut decluttered).map_err(berr("swapping in int8 pointwise convolutions"))?;
-        }
-        let mut optimized = decluttered.into_optimized().map_err(berr("optimising"))?;
-        if own_ops.fake_quant {
-            crate::fakequant::fuse(&mut optimized).map_err(berr("fusing quantize/dequantize pairs"))?;
-        }
+        let optimized = optimized_model(typed, own_ops)?;
         let plan = optimized.into_runnable().map_err(berr("planning"))?;
         Ok(Engine { plan, executor: Executor::SingleThread, threads: 1, width, height, num_classes })
     }
@@ -102,6 +92,23 @@ impl Engine {
         }
         Ok(logits)
     }
+}
+
+/// Declutters and optimises a typed model for the CPU, with our operators swapped in where `own_ops` says.
+pub fn optimized_model(typed: TypedModel, own_ops: OwnOps) -> Result<TypedModel> {
+    let berr = |stage: &'static str| move |e: TractError| Error::Backend(format!("{stage}: {}", one_line(&e)));
+    let mut decluttered = typed.into_decluttered().map_err(berr("decluttering"))?;
+    if own_ops.depthwise {
+        crate::depthwise::swap_in(&mut decluttered).map_err(berr("swapping in depthwise convolutions"))?;
+    }
+    if own_ops.int8_pointwise {
+        crate::qpointwise::swap_in(&mut decluttered).map_err(berr("swapping in int8 pointwise convolutions"))?;
+    }
+    let mut optimized = decluttered.into_optimized().map_err(berr("optimising"))?;
+    if own_ops.fake_quant {
+        crate::fakequant::fuse(&mut optimized).map_err(berr("fusing quantize/dequantize pairs"))?;
+    }
+    Ok(optimized)
 }
 
 /// Parses and types the bundle's model for a `[1, 3, height, width]` f32 input, checking that it has one input and

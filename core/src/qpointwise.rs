@@ -281,7 +281,7 @@ impl TypedOp for QPointwise {
 }
 
 /// `(scale, zero point)` of an f32 tensor known to be fake-quantized: the output of a u8 DequantizeLinear fed by a
-/// QuantizeLinear, or of our depthwise convolution with fake quantization fused in.
+/// QuantizeLinear, or of our depthwise or pointwise convolution with fake quantization fused in.
 fn activation_grid(model: &TypedModel, outlet: OutletId) -> Option<(f32, i32)> {
     let node = model.node(outlet.node);
     if let Some(dq) = node.op_as::<DequantizeLinearF32>() {
@@ -290,7 +290,12 @@ fn activation_grid(model: &TypedModel, outlet: OutletId) -> Option<(f32, i32)> {
         let quantized = q.op_as::<ElementWiseOp>().is_some_and(|e| e.0.is::<QuantizeLinearU8>());
         return (u8_codes && quantized).then_some((dq.scale, dq.zero_point));
     }
-    node.op_as::<Depthwise>()?.fake_quant().map(FakeQuant::grid)
+    let fused = match (node.op_as::<Depthwise>(), node.op_as::<QPointwise>()) {
+        (Some(dw), _) => dw.fake_quant(),
+        (_, Some(pw)) => pw.fake_quant.as_ref(),
+        _ => None,
+    };
+    fused.map(FakeQuant::grid)
 }
 
 /// Rows `k * s` with every k in -128..=127: the integers and the row scales (to four ulps per weight).
