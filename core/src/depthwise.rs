@@ -19,7 +19,7 @@ use tract_onnx::tract_core::ops::math::{Max, Min};
 use tract_onnx::tract_core::ops::nn::DataFormat;
 use tract_onnx::tract_core::ops::quant::{DequantizeLinearF32, QuantizeLinearU8};
 
-/// Extra values at the end of the padded plane and of the row buffer, so that a block of 16 lanes may overhang.
+/// Extra values at the end of the padded plane, so that a block of 16 lanes may overhang the last row.
 const SLACK: usize = 16;
 
 /// Geometry of one depthwise convolution over `[1, C, H, W]` or `[C, H, W]`.
@@ -79,7 +79,6 @@ impl Depthwise {
         let ([ih, iw], [oh, ow], [kh, kw], [sh, sw]) = (g.in_hw, g.out_hw, g.kernel, g.stride);
         let (pw, ph) = (g.phase_width(), g.padded_height());
         let mut plane = vec![0f32; sw * ph * pw + SLACK];
-        let mut acc = vec![0f32; ow + SLACK];
         let (clip, fake_quant) = (self.clip, self.fake_quant.as_ref());
         // Clip, then fake quantization, on a block of accumulated outputs while it is still in registers.
         let epilogue = |block: &mut [f32]| {
@@ -144,11 +143,10 @@ impl Depthwise {
                 // Blocks of 16 (8 for narrow rows) output columns, each accumulated over all taps in registers.
                 // The last block may run past the row: it reads the plane's slack and its extra lanes are dropped.
                 if ow >= 16 {
-                    accumulate::<16>(&mut acc, ow, self.bias[c], w, &tap_start, row_offset, &plane, &epilogue);
+                    accumulate::<16>(out_row, self.bias[c], w, &tap_start, row_offset, &plane, &epilogue);
                 } else {
-                    accumulate::<8>(&mut acc, ow, self.bias[c], w, &tap_start, row_offset, &plane, &epilogue);
+                    accumulate::<8>(out_row, self.bias[c], w, &tap_start, row_offset, &plane, &epilogue);
                 }
-                out_row.copy_from_slice(&acc[..ow]);
             }
         }
     }
@@ -168,13 +166,13 @@ impl Depthwise {
     }
 }
 
-/// Accumulates output columns `0..width` of one row into `acc` in blocks of `N` (the last block may overhang:
-/// `acc` and `plane` carry `SLACK` values beyond what they need), then runs `epilogue` on each block.
+/// Computes one output row in blocks of `N` columns, each accumulated over all taps in registers, then runs
+/// `epilogue` on the block and stores it. The last block may overhang the row: it reads the plane's `SLACK` and
+/// only its first lanes are stored.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn accumulate<const N: usize>(
-    acc: &mut [f32],
-    width: usize,
+    out_row: &mut [f32],
     bias: f32,
     weights: &[f32],
     tap_start: &[usize],
@@ -182,6 +180,7 @@ fn accumulate<const N: usize>(
     plane: &[f32],
     epilogue: &impl Fn(&mut [f32]),
 ) {
+    let width = out_row.len();
     let mut x = 0;
     while x < width {
         let mut a = [bias; N];
@@ -192,7 +191,11 @@ fn accumulate<const N: usize>(
             }
         }
         epilogue(&mut a);
-        acc[x..x + N].copy_from_slice(&a);
+        if x + N <= width {
+            out_row[x..x + N].copy_from_slice(&a);
+        } else {
+            out_row[x..].copy_from_slice(&a[..width - x]);
+        }
         x += N;
     }
 }

@@ -39,7 +39,7 @@ pub struct QPointwise {
     /// Input activations are `(q - zero_point) * scale`; `inv_scale` recovers q.
     inv_scale: f32,
     zero_point: i32,
-    /// `k[o][i]`, each row padded with zeros to `k4 * 4` values.
+    /// `k[o][i]`, each row padded with zeros to `k4 * 4` values, rows padded with zeros to a multiple of `ROWS`.
     weights: Arc<Vec<i8>>,
     k4: usize,
     /// `zero_point * sum_i k[o][i]`, subtracted from each accumulator.
@@ -189,46 +189,69 @@ mod vnni {
         packed
     }
 
-    /// Runs `ROWS` output channels (or fewer, `rows`) over one 16-pixel panel.
+    /// `ROWS` output channels from `o0` over `NP` consecutive 16-pixel panels: `ROWS x NP` accumulators, each
+    /// weight broadcast feeding `NP` dot products. The weight rows are padded to a multiple of `ROWS`.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    unsafe fn kernel(op: &QPointwise, panel: *const u8, o0: usize, rows: usize, acc_out: &mut [[i32; PIXELS]; ROWS]) {
+    unsafe fn kernel<const NP: usize>(op: &QPointwise, panels: *const u8, o0: usize, acc_out: &mut [[[i32; PIXELS]; ROWS]; NP]) {
         let k4 = op.k4;
-        let mut acc = [_mm512_setzero_si512(); ROWS];
+        let panel_len = k4 * PIXELS * 4;
+        let mut acc = [[_mm512_setzero_si512(); NP]; ROWS];
         let w = op.weights.as_ptr() as *const i32;
         for k in 0..k4 {
-            let xv = _mm512_loadu_si512(panel.add(k * PIXELS * 4) as *const _);
-            for r in 0..ROWS {
-                if r < rows {
-                    let wv = _mm512_set1_epi32(*w.add((o0 + r) * k4 + k));
-                    acc[r] = _mm512_dpbusd_epi32(acc[r], xv, wv);
+            let mut xv = [_mm512_setzero_si512(); NP];
+            for (n, x) in xv.iter_mut().enumerate() {
+                *x = _mm512_loadu_si512(panels.add(n * panel_len + k * PIXELS * 4) as *const _);
+            }
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                let wv = _mm512_set1_epi32(*w.add((o0 + r) * k4 + k));
+                for n in 0..NP {
+                    acc_r[n] = _mm512_dpbusd_epi32(acc_r[n], xv[n], wv);
                 }
             }
         }
-        for r in 0..rows {
-            _mm512_storeu_si512(acc_out[r].as_mut_ptr() as *mut _, acc[r]);
+        for r in 0..ROWS {
+            for n in 0..NP {
+                _mm512_storeu_si512(acc_out[n][r].as_mut_ptr() as *mut _, acc[r][n]);
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    unsafe fn blocks<const NP: usize>(op: &QPointwise, packed: &[u8], first_block: usize, out: &mut [f32]) {
+        let panel_len = op.k4 * PIXELS * 4;
+        let mut acc = [[[0i32; PIXELS]; ROWS]; NP];
+        let mut y = [0f32; PIXELS];
+        for o0 in (0..op.out_channels).step_by(ROWS) {
+            kernel::<NP>(op, packed.as_ptr().add(first_block * panel_len), o0, &mut acc);
+            for (n, acc_n) in acc.iter().enumerate() {
+                let p0 = (first_block + n) * PIXELS;
+                let width = PIXELS.min(op.pixels - p0);
+                for (r, acc_r) in acc_n.iter().enumerate().take(op.out_channels - o0) {
+                    let start = (o0 + r) * op.pixels + p0;
+                    if width == PIXELS {
+                        // A whole block: the epilogue writes straight into the output.
+                        let dst: &mut [f32; PIXELS] = (&mut out[start..start + PIXELS]).try_into().unwrap();
+                        op.finish(o0 + r, acc_r, dst);
+                    } else {
+                        op.finish(o0 + r, acc_r, &mut y);
+                        out[start..start + width].copy_from_slice(&y[..width]);
+                    }
+                }
+            }
         }
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     pub(super) unsafe fn run(op: &QPointwise, x: &[f32], out: &mut [f32]) {
         let packed = pack(op, x);
-        let panel_len = op.k4 * PIXELS * 4;
-        let mut acc = [[0i32; PIXELS]; ROWS];
-        let mut y = [0f32; PIXELS];
-        for (block, panel) in packed.chunks_exact(panel_len).enumerate() {
-            let p0 = block * PIXELS;
-            let n = PIXELS.min(op.pixels - p0);
-            let mut o0 = 0;
-            while o0 < op.out_channels {
-                let rows = ROWS.min(op.out_channels - o0);
-                kernel(op, panel.as_ptr(), o0, rows, &mut acc);
-                for r in 0..rows {
-                    op.finish(o0 + r, &acc[r], &mut y);
-                    let start = (o0 + r) * op.pixels + p0;
-                    out[start..start + n].copy_from_slice(&y[..n]);
-                }
-                o0 += rows;
-            }
+        let blocks_total = op.pixels.div_ceil(PIXELS);
+        let mut block = 0;
+        while block + 2 <= blocks_total {
+            blocks::<2>(op, &packed, block, out);
+            block += 2;
+        }
+        if block < blocks_total {
+            blocks::<1>(op, &packed, block, out);
         }
     }
 }
@@ -436,7 +459,8 @@ fn pointwise_of(model: &TypedModel, id: usize) -> Option<(QPointwise, usize, Out
     }
 
     let k4 = in_channels.div_ceil(4);
-    let mut padded = vec![0i8; out_channels * k4 * 4];
+    // Rows padded to a multiple of the kernel's ROWS with zero weights (their outputs are never stored).
+    let mut padded = vec![0i8; out_channels.div_ceil(ROWS) * ROWS * k4 * 4];
     let mut correction = Vec::with_capacity(out_channels);
     for (o, row) in ks.chunks_exact(in_channels).enumerate() {
         for (i, k) in row.iter().enumerate() {
@@ -475,7 +499,7 @@ mod tests {
         let (scale, zero_point) = (0.05f32, 7i32);
         let x: Vec<f32> = (0..in_channels * pixels).map(|_| ((rnd() % 256) as i32 - zero_point) as f32 * scale).collect();
         let k4 = in_channels.div_ceil(4);
-        let mut weights = vec![0i8; out_channels * k4 * 4];
+        let mut weights = vec![0i8; out_channels.div_ceil(ROWS) * ROWS * k4 * 4];
         let mut correction = vec![];
         for o in 0..out_channels {
             let mut sum = 0;
