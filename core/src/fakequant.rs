@@ -39,6 +39,12 @@ impl FakeQuant {
         FakeQuant { inv_scale: q.scale, lo: -zq, hi: 255.0 - zq, offset: zq - dq.zero_point as f32, scale: dq.scale }
     }
 
+    /// `[1/scale_q, lo, hi, offset, scale_dq]`: the constants of [`FakeQuant::apply`]'s loop, for kernels that
+    /// run the same operations on their own registers.
+    pub(crate) fn params(&self) -> [f32; 5] {
+        [self.inv_scale, self.lo, self.hi, self.offset, self.scale]
+    }
+
     /// The grid of the output values: `(scale, zero_point)` with every output `(q - zero_point) * scale`, q in 0..=255.
     pub fn grid(&self) -> (f32, i32) {
         (self.scale, (-self.lo - self.offset) as i32)

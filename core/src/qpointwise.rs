@@ -29,6 +29,8 @@ use tract_onnx::tract_core::ops::quant::{DequantizeLinearF32, QuantizeLinearU8};
 const PIXELS: usize = 16;
 /// Output channels per micro-kernel call.
 const ROWS: usize = 8;
+/// 1.5 * 2^23: adding and subtracting it rounds to an integer, half to even (as in [`crate::fakequant`]).
+const ROUND: f32 = 12_582_912.0;
 
 #[derive(Debug, Clone)]
 pub struct QPointwise {
@@ -78,7 +80,6 @@ impl QPointwise {
     /// The u8 code of an input value: `round_half_even(x / scale) + zero_point`, clamped to 0..=255.
     #[inline(always)]
     fn code(&self, x: f32) -> u8 {
-        const ROUND: f32 = 12_582_912.0;
         let v = clamp(x * self.inv_scale, -self.zero_point as f32, 255.0 - self.zero_point as f32);
         (((v + ROUND) - ROUND) as i32 + self.zero_point) as u8
     }
@@ -144,7 +145,7 @@ pub fn has_vnni() -> bool {
 
 #[cfg(target_arch = "x86_64")]
 mod vnni {
-    use super::{QPointwise, PIXELS, ROWS};
+    use super::{QPointwise, PIXELS, ROWS, ROUND};
     use std::arch::x86_64::*;
 
     /// Quantizes and packs four channel rows x 16 pixels into one 64-byte panel entry.
@@ -189,10 +190,12 @@ mod vnni {
         packed
     }
 
-    /// `ROWS` output channels from `o0` over `NP` consecutive 16-pixel panels: `ROWS x NP` accumulators, each
-    /// weight broadcast feeding `NP` dot products. The weight rows are padded to a multiple of `ROWS`.
+    /// `ROWS` output channels from `o0` over `NP` consecutive 16-pixel panels from pixel `p0`: `ROWS x NP`
+    /// accumulators, each weight broadcast feeding `NP` dot products (weight rows are padded to a multiple of
+    /// `ROWS`), then the epilogue in registers — the same operations in the same order as
+    /// [`QPointwise::finish`] — stored straight into `out`.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    unsafe fn kernel<const NP: usize>(op: &QPointwise, panels: *const u8, o0: usize, acc_out: &mut [[[i32; PIXELS]; ROWS]; NP]) {
+    unsafe fn kernel<const NP: usize>(op: &QPointwise, panels: *const u8, o0: usize, p0: usize, out: &mut [f32]) {
         let k4 = op.k4;
         let panel_len = k4 * PIXELS * 4;
         let mut acc = [[_mm512_setzero_si512(); NP]; ROWS];
@@ -209,33 +212,33 @@ mod vnni {
                 }
             }
         }
-        for r in 0..ROWS {
-            for n in 0..NP {
-                _mm512_storeu_si512(acc_out[n][r].as_mut_ptr() as *mut _, acc[r][n]);
-            }
-        }
-    }
-
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    unsafe fn blocks<const NP: usize>(op: &QPointwise, packed: &[u8], first_block: usize, out: &mut [f32]) {
-        let panel_len = op.k4 * PIXELS * 4;
-        let mut acc = [[[0i32; PIXELS]; ROWS]; NP];
-        let mut y = [0f32; PIXELS];
-        for o0 in (0..op.out_channels).step_by(ROWS) {
-            kernel::<NP>(op, packed.as_ptr().add(first_block * panel_len), o0, &mut acc);
-            for (n, acc_n) in acc.iter().enumerate() {
-                let p0 = (first_block + n) * PIXELS;
-                let width = PIXELS.min(op.pixels - p0);
-                for (r, acc_r) in acc_n.iter().enumerate().take(op.out_channels - o0) {
-                    let start = (o0 + r) * op.pixels + p0;
-                    if width == PIXELS {
-                        // A whole block: the epilogue writes straight into the output.
-                        let dst: &mut [f32; PIXELS] = (&mut out[start..start + PIXELS]).try_into().unwrap();
-                        op.finish(o0 + r, acc_r, dst);
-                    } else {
-                        op.finish(o0 + r, acc_r, &mut y);
-                        out[start..start + width].copy_from_slice(&y[..width]);
-                    }
+        let clip = op.clip.map(|(lo, hi)| (_mm512_set1_ps(lo), _mm512_set1_ps(hi)));
+        let fq = op.fake_quant.as_ref().map(|f| {
+            let [inv, lo, hi, offset, scale] = f.params();
+            [inv, lo, hi, offset, scale].map(|v| _mm512_set1_ps(v))
+        });
+        let round = _mm512_set1_ps(ROUND);
+        for (r, acc_r) in acc.iter().enumerate().take(op.out_channels - o0) {
+            let o = o0 + r;
+            let (corr, scale, bias) =
+                (_mm512_set1_epi32(op.correction[o]), _mm512_set1_ps(op.scales[o]), _mm512_set1_ps(op.bias[o]));
+            for (n, acc_rn) in acc_r.iter().enumerate() {
+                let p = p0 + n * PIXELS;
+                let mut v = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(*acc_rn, corr)), scale), bias);
+                if let Some((lo, hi)) = clip {
+                    v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+                }
+                if let Some([inv, lo, hi, offset, scale]) = fq {
+                    v = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(v, inv), lo), hi);
+                    v = _mm512_sub_ps(_mm512_add_ps(v, round), round);
+                    v = _mm512_mul_ps(_mm512_add_ps(v, offset), scale);
+                }
+                let dst = out.as_mut_ptr().add(o * op.pixels + p);
+                let width = PIXELS.min(op.pixels - p);
+                if width == PIXELS {
+                    _mm512_storeu_ps(dst, v);
+                } else {
+                    _mm512_mask_storeu_ps(dst, ((1u32 << width) - 1) as u16, v);
                 }
             }
         }
@@ -244,14 +247,20 @@ mod vnni {
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     pub(super) unsafe fn run(op: &QPointwise, x: &[f32], out: &mut [f32]) {
         let packed = pack(op, x);
+        let panel_len = op.k4 * PIXELS * 4;
         let blocks_total = op.pixels.div_ceil(PIXELS);
         let mut block = 0;
-        while block + 2 <= blocks_total {
-            blocks::<2>(op, &packed, block, out);
-            block += 2;
-        }
-        if block < blocks_total {
-            blocks::<1>(op, &packed, block, out);
+        while block < blocks_total {
+            let panels = packed.as_ptr().add(block * panel_len);
+            let two = block + 2 <= blocks_total;
+            for o0 in (0..op.out_channels).step_by(ROWS) {
+                if two {
+                    kernel::<2>(op, panels, o0, block * PIXELS, out);
+                } else {
+                    kernel::<1>(op, panels, o0, block * PIXELS, out);
+                }
+            }
+            block += if two { 2 } else { 1 };
         }
     }
 }
@@ -564,7 +573,12 @@ mod tests {
         // Channel counts that are and are not multiples of 4, pixel counts below, at and across 16-pixel panels,
         // output channels that are and are not multiples of the kernel's 8 rows.
         for (i, o, p) in [(16, 16, 12544), (24, 144, 3136), (96, 24, 49), (6, 9, 15), (32, 13, 17), (960, 8, 1)] {
-            let (op, x) = op(i, o, p, (i * o + p) as u32);
+            let (mut op, x) = op(i, o, p, (i * o + p) as u32);
+            // Half the cases also fake-quantize their output (on a grid with exact ties among the values).
+            if p % 2 == 1 {
+                let (q, dq) = (QuantizeLinearU8 { scale: 1.0 / 0.0625, zero_point: 100 }, DequantizeLinearF32 { scale: 0.0625, zero_point: 100 });
+                op.fake_quant = Some(FakeQuant::new(&q, &dq));
+            }
             let (mut fast, mut slow) = (vec![0f32; o * p], vec![1f32; o * p]);
             op.run(&x, &mut fast);
             op.run_portable(&x, &mut slow);
