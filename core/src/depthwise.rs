@@ -134,18 +134,18 @@ impl Depthwise {
                 }
             }
             let w = &self.weights[c * kh * kw..(c + 1) * kh * kw];
-            let out = &mut output[c * oh * ow..(c + 1) * oh * ow];
             // Where tap (ky, kx) of output row y reads in the plane: row_start[ky * kw + kx] + y * sh * pw.
             let tap_start: Vec<usize> =
                 (0..kh * kw).map(|t| ((t % kw % sw) * ph + t / kw) * pw + (t % kw) / sw).collect();
-            for (y, out_row) in out.chunks_exact_mut(ow).enumerate() {
+            for y in 0..oh {
                 let row_offset = y * sh * pw;
-                // Blocks of 16 (8 for narrow rows) output columns, each accumulated over all taps in registers.
-                // The last block may run past the row: it reads the plane's slack and its extra lanes are dropped.
+                // Everything from this output row to the end of the tensor: a block that overhangs the row spills
+                // into the next one, which is computed (and overwritten) later.
+                let out_row = &mut output[(c * oh + y) * ow..];
                 if ow >= 16 {
-                    accumulate::<16>(out_row, self.bias[c], w, &tap_start, row_offset, &plane, &epilogue);
+                    accumulate::<16>(out_row, ow, self.bias[c], w, &tap_start, row_offset, &plane, &epilogue);
                 } else {
-                    accumulate::<8>(out_row, self.bias[c], w, &tap_start, row_offset, &plane, &epilogue);
+                    accumulate::<8>(out_row, ow, self.bias[c], w, &tap_start, row_offset, &plane, &epilogue);
                 }
             }
         }
@@ -166,13 +166,15 @@ impl Depthwise {
     }
 }
 
-/// Computes one output row in blocks of `N` columns, each accumulated over all taps in registers, then runs
-/// `epilogue` on the block and stores it. The last block may overhang the row: it reads the plane's `SLACK` and
-/// only its first lanes are stored.
+/// Computes one output row of `width` columns in blocks of `N`, each accumulated over all taps in registers,
+/// then runs `epilogue` on the block and stores it into `out` (the row and everything after it). The last block
+/// may overhang the row: it reads the plane's `SLACK`, and its extra lanes land in the next row (computed later)
+/// unless the tensor ends there.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn accumulate<const N: usize>(
-    out_row: &mut [f32],
+    out: &mut [f32],
+    width: usize,
     bias: f32,
     weights: &[f32],
     tap_start: &[usize],
@@ -180,7 +182,6 @@ fn accumulate<const N: usize>(
     plane: &[f32],
     epilogue: &impl Fn(&mut [f32]),
 ) {
-    let width = out_row.len();
     let mut x = 0;
     while x < width {
         let mut a = [bias; N];
@@ -191,10 +192,11 @@ fn accumulate<const N: usize>(
             }
         }
         epilogue(&mut a);
-        if x + N <= width {
-            out_row[x..x + N].copy_from_slice(&a);
+        if x + N <= out.len() {
+            out[x..x + N].copy_from_slice(&a);
         } else {
-            out_row[x..].copy_from_slice(&a[..width - x]);
+            let n = width - x;
+            out[x..x + n].copy_from_slice(&a[..n]);
         }
         x += N;
     }
