@@ -89,6 +89,8 @@ impl Depthwise {
                 fq.apply_portable(block);
             }
         };
+        // Where tap (ky, kx) of output row y reads in the plane: tap_start[ky * kw + kx] + y * sh * pw.
+        let tap_start: Vec<usize> = (0..kh * kw).map(|t| ((t % kw % sw) * ph + t / kw) * pw + (t % kw) / sw).collect();
         for c in 0..g.channels {
             // The zero-padded input plane, column phase p holding padded columns p, p + sw, p + 2 sw, ...
             let src = &input[c * ih * iw..(c + 1) * ih * iw];
@@ -134,9 +136,6 @@ impl Depthwise {
                 }
             }
             let w = &self.weights[c * kh * kw..(c + 1) * kh * kw];
-            // Where tap (ky, kx) of output row y reads in the plane: row_start[ky * kw + kx] + y * sh * pw.
-            let tap_start: Vec<usize> =
-                (0..kh * kw).map(|t| ((t % kw % sw) * ph + t / kw) * pw + (t % kw) / sw).collect();
             for y in 0..oh {
                 let row_offset = y * sh * pw;
                 // Everything from this output row to the end of the tensor: a block that overhangs the row spills
