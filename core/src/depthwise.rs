@@ -70,11 +70,12 @@ impl Eq for Depthwise {}
 
 impl Depthwise {
     simd_dispatch!(
-        /// Convolves every channel of `input` into `output` (both channels first, batch 1).
-        Depthwise, run => run_portable(input: &[f32], output: &mut [f32]));
+        /// Convolves channels `first..` of the tensor: `input` and `output` hold those channels (channels first,
+        /// batch 1), as many as `output` has room for.
+        Depthwise, run => run_portable(input: &[f32], output: &mut [f32], first: usize));
 
     #[inline(always)]
-    fn run_portable(&self, input: &[f32], output: &mut [f32]) {
+    fn run_portable(&self, input: &[f32], output: &mut [f32], first: usize) {
         let g = &self.geometry;
         let ([ih, iw], [oh, ow], [kh, kw], [sh, sw]) = (g.in_hw, g.out_hw, g.kernel, g.stride);
         let (pw, ph) = (g.phase_width(), g.padded_height());
@@ -91,7 +92,7 @@ impl Depthwise {
         };
         // Where tap (ky, kx) of output row y reads in the plane: tap_start[ky * kw + kx] + y * sh * pw.
         let tap_start: Vec<usize> = (0..kh * kw).map(|t| ((t % kw % sw) * ph + t / kw) * pw + (t % kw) / sw).collect();
-        for c in 0..g.channels {
+        for c in 0..output.len() / (oh * ow) {
             // The zero-padded input plane, column phase p holding padded columns p, p + sw, p + 2 sw, ...
             let src = &input[c * ih * iw..(c + 1) * ih * iw];
             for (r, row) in src.chunks_exact(iw).enumerate() {
@@ -135,16 +136,16 @@ impl Depthwise {
                     }
                 }
             }
-            let w = &self.weights[c * kh * kw..(c + 1) * kh * kw];
+            let w = &self.weights[(first + c) * kh * kw..(first + c + 1) * kh * kw];
             for y in 0..oh {
                 let row_offset = y * sh * pw;
                 // Everything from this output row to the end of the tensor: a block that overhangs the row spills
                 // into the next one, which is computed (and overwritten) later.
                 let out_row = &mut output[(c * oh + y) * ow..];
                 if ow >= 16 {
-                    accumulate::<16>(out_row, ow, self.bias[c], w, &tap_start, row_offset, &plane, &epilogue);
+                    accumulate::<16>(out_row, ow, self.bias[first + c], w, &tap_start, row_offset, &plane, &epilogue);
                 } else {
-                    accumulate::<8>(out_row, ow, self.bias[c], w, &tap_start, row_offset, &plane, &epilogue);
+                    accumulate::<8>(out_row, ow, self.bias[first + c], w, &tap_start, row_offset, &plane, &epilogue);
                 }
             }
         }
@@ -234,7 +235,11 @@ impl EvalOp for Depthwise {
         let mut out = unsafe { Tensor::uninitialized::<f32>(&self.output_shape(inputs[0].rank()))? };
         {
             let mut plain = out.try_as_plain_ram_mut()?;
-            self.run(xs, plain.as_slice_mut::<f32>()?);
+            let (in_len, out_len) = (g.in_hw[0] * g.in_hw[1], g.out_hw[0] * g.out_hw[1]);
+            crate::parallel::for_each_chunk(plain.as_slice_mut::<f32>()?, out_len, 1, |first, chunk| {
+                let n = chunk.len() / out_len;
+                self.run(&xs[first * in_len..(first + n) * in_len], chunk, first)
+            });
         }
         Ok(tvec!(out.into_tvalue()))
     }
@@ -430,7 +435,7 @@ mod tests {
             let b: Vec<f32> = (0..3).map(|_| rnd()).collect();
             let op = Depthwise { geometry: g.clone(), weights: Arc::new(w.clone()), bias: Arc::new(b.clone()), clip: Some((0.0, 0.2)), fake_quant: None };
             let mut got = vec![0f32; 3 * out_hw[0] * out_hw[1]];
-            op.run(&x, &mut got);
+            op.run(&x, &mut got, 0);
             let want = reference(&g, &x, &w, &b);
             for (i, (g, r)) in got.iter().zip(&want).enumerate() {
                 let r = r.clamp(0.0, 0.2);

@@ -200,6 +200,16 @@ mod tests {
         assert_eq!(argmax(&a), argmax(&b));
     }
 
+    /// Our operators split their work over the engine's threads (channels of a depthwise convolution, output
+    /// channels of an int8 one); each piece computes what it computed on one thread.
+    #[test]
+    fn three_threads_give_one_threads_logits_bit_for_bit() {
+        let (one, three, input) = default_engines(OwnOps::ALL, OwnOps::ALL);
+        let three = three.with_threads(3).unwrap();
+        let (a, b) = (one.run(input.clone()).unwrap(), three.run(input).unwrap());
+        assert_eq!(a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), b.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
+    }
+
     /// Our folding of constant DequantizeLinear nodes must give tract the very weights it would compute itself.
     #[test]
     fn folded_weights_are_tracts_weights_bit_for_bit() {

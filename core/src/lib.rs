@@ -31,6 +31,7 @@ pub mod labels;
 pub mod manifest;
 pub mod metrics;
 pub mod preprocess;
+mod parallel;
 pub mod prior;
 pub mod qpointwise;
 pub mod resample;

@@ -121,11 +121,15 @@ impl QPointwise {
         }
     }
 
+    /// Quantizes and packs the input once, then splits the output channels over the call's threads.
     fn run(&self, x: &[f32], out: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         if has_vnni() {
-            // SAFETY: the CPU has the features the kernel is compiled for.
-            return unsafe { vnni::run(self, x, out) };
+            // SAFETY (both blocks): the CPU has the features the kernels are compiled for.
+            let packed = unsafe { vnni::pack(self, x) };
+            return crate::parallel::for_each_chunk(out, self.pixels, ROWS, |o_base, chunk| unsafe {
+                vnni::gemm(self, &packed, o_base, chunk)
+            });
         }
         self.run_portable(x, out)
     }
@@ -165,7 +169,7 @@ mod vnni {
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    unsafe fn pack(op: &QPointwise, x: &[f32]) -> Vec<u8> {
+    pub(super) unsafe fn pack(op: &QPointwise, x: &[f32]) -> Vec<u8> {
         let (pixels, k4) = (op.pixels, op.k4);
         let full = pixels / PIXELS;
         if op.in_channels % 4 != 0 || full == 0 {
@@ -195,7 +199,7 @@ mod vnni {
     /// `ROWS`), then the epilogue in registers — the same operations in the same order as
     /// [`QPointwise::finish`] — stored straight into `out`.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    unsafe fn kernel<const NP: usize>(op: &QPointwise, panels: *const u8, o0: usize, p0: usize, out: &mut [f32]) {
+    unsafe fn kernel<const NP: usize>(op: &QPointwise, panels: *const u8, o0: usize, p0: usize, out: &mut [f32], o_base: usize) {
         let k4 = op.k4;
         let panel_len = k4 * PIXELS * 4;
         let mut acc = [[_mm512_setzero_si512(); NP]; ROWS];
@@ -218,7 +222,8 @@ mod vnni {
             [inv, lo, hi, offset, scale].map(|v| _mm512_set1_ps(v))
         });
         let round = _mm512_set1_ps(ROUND);
-        for (r, acc_r) in acc.iter().enumerate().take(op.out_channels - o0) {
+        let o_end = o_base + out.len() / op.pixels;
+        for (r, acc_r) in acc.iter().enumerate().take(o_end - o0) {
             let o = o0 + r;
             let (corr, scale, bias) =
                 (_mm512_set1_epi32(op.correction[o]), _mm512_set1_ps(op.scales[o]), _mm512_set1_ps(op.bias[o]));
@@ -233,7 +238,7 @@ mod vnni {
                     v = _mm512_sub_ps(_mm512_add_ps(v, round), round);
                     v = _mm512_mul_ps(_mm512_add_ps(v, offset), scale);
                 }
-                let dst = out.as_mut_ptr().add(o * op.pixels + p);
+                let dst = out.as_mut_ptr().add((o - o_base) * op.pixels + p);
                 let width = PIXELS.min(op.pixels - p);
                 if width == PIXELS {
                     _mm512_storeu_ps(dst, v);
@@ -244,20 +249,21 @@ mod vnni {
         }
     }
 
+    /// Output channels `o_base..` (as many as `out` holds rows of pixels) from the packed input.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub(super) unsafe fn run(op: &QPointwise, x: &[f32], out: &mut [f32]) {
-        let packed = pack(op, x);
+    pub(super) unsafe fn gemm(op: &QPointwise, packed: &[u8], o_base: usize, out: &mut [f32]) {
         let panel_len = op.k4 * PIXELS * 4;
         let blocks_total = op.pixels.div_ceil(PIXELS);
+        let o_end = o_base + out.len() / op.pixels;
         let mut block = 0;
         while block < blocks_total {
             let panels = packed.as_ptr().add(block * panel_len);
             let two = block + 2 <= blocks_total;
-            for o0 in (0..op.out_channels).step_by(ROWS) {
+            for o0 in (o_base..o_end).step_by(ROWS) {
                 if two {
-                    kernel::<2>(op, panels, o0, block * PIXELS, out);
+                    kernel::<2>(op, panels, o0, block * PIXELS, out, o_base);
                 } else {
-                    kernel::<1>(op, panels, o0, block * PIXELS, out);
+                    kernel::<1>(op, panels, o0, block * PIXELS, out, o_base);
                 }
             }
             block += if two { 2 } else { 1 };

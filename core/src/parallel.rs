@@ -1,0 +1,23 @@
+//! Splits our operators' work over the threads tract runs a call on (the engine's `--threads` pool), so that
+//! they scale with threads as tract's own matrix products do.
+
+use tract_linalg::multithread::{current_tract_executor, Executor};
+
+/// Runs `f(first_unit, chunk)` over `out` cut into chunks of whole units (`unit_len` values each; chunk sizes a
+/// multiple of `align` units), one chunk per thread of the current executor, in parallel; on the calling thread
+/// when there is one thread. A panic in a chunk reaches the caller, as it would single-threaded.
+pub(crate) fn for_each_chunk<T: Send>(out: &mut [T], unit_len: usize, align: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+    let units = out.len() / unit_len.max(1);
+    match current_tract_executor() {
+        Executor::MultiThread(pool) if pool.current_num_threads() > 1 && units > align => {
+            let per = units.div_ceil(pool.current_num_threads()).div_ceil(align.max(1)) * align.max(1);
+            pool.scope(|s| {
+                for (i, chunk) in out.chunks_mut(per * unit_len).enumerate() {
+                    let f = &f;
+                    s.spawn(move |_| f(i * per, chunk));
+                }
+            });
+        }
+        _ => f(0, out),
+    }
+}
