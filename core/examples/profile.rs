@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::time::Instant;
+use tract_linalg::multithread::{multithread_tract_scope, Executor};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::plan::{eval, SimplePlan, SimpleState};
 
@@ -67,17 +68,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut state = SimpleState::new(&plan)?;
     state.run(tvec!(input.clone()))?;
     let mut per_op: BTreeMap<String, (f64, usize)> = BTreeMap::new();
+    // SNAKEID_THREADS=N runs the calls on an N-thread pool, as `snakeid bench --threads N` does.
+    let threads: usize = std::env::var("SNAKEID_THREADS").ok().and_then(|t| t.parse().ok()).unwrap_or(1);
+    let executor = if threads > 1 { Executor::multithread(threads) } else { Executor::SingleThread };
     let t_all = Instant::now();
-    for _ in 0..n {
-        state.run_plan_with_eval(tvec!(input.clone()), |ctx, op_state, node, inputs| {
-            let t = Instant::now();
-            let r = eval(ctx, op_state, node, inputs);
-            let e = per_op.entry(node.op().name().to_string()).or_default();
-            e.0 += ms(t);
-            e.1 += 1;
-            r
-        })?;
-    }
+    multithread_tract_scope(executor, || -> TractResult<()> {
+        for _ in 0..n {
+            state.run_plan_with_eval(tvec!(input.clone()), |ctx, op_state, node, inputs| {
+                let t = Instant::now();
+                let r = eval(ctx, op_state, node, inputs);
+                let e = per_op.entry(node.op().name().to_string()).or_default();
+                e.0 += ms(t);
+                e.1 += 1;
+                r
+            })?;
+        }
+        Ok(())
+    })?;
     let total = ms(t_all) / n as f64;
     let mut rows: Vec<_> = per_op.into_iter().map(|(k, (t, c))| (k, t / n as f64, c / n)).collect();
     rows.sort_by(|a, b| b.1.total_cmp(&a.1));

@@ -4,17 +4,24 @@
 use tract_linalg::multithread::{current_tract_executor, Executor};
 
 /// Runs `f(first_unit, chunk)` over `out` cut into chunks of whole units (`unit_len` values each; chunk sizes a
-/// multiple of `align` units), one chunk per thread of the current executor, in parallel; on the calling thread
-/// when there is one thread. A panic in a chunk reaches the caller, as it would single-threaded.
+/// multiple of `align` units), one chunk per thread of the current executor, in parallel (the first on the calling
+/// thread); all on the calling thread when there is one thread. A panic in a chunk reaches the caller, as it would single-threaded.
 pub(crate) fn for_each_chunk<T: Send>(out: &mut [T], unit_len: usize, align: usize, f: impl Fn(usize, &mut [T]) + Sync) {
     let units = out.len() / unit_len.max(1);
     match current_tract_executor() {
         Executor::MultiThread(pool) if pool.current_num_threads() > 1 && units > align => {
             let per = units.div_ceil(pool.current_num_threads()).div_ceil(align.max(1)) * align.max(1);
-            pool.scope(|s| {
-                for (i, chunk) in out.chunks_mut(per * unit_len).enumerate() {
+            // The calling thread does the first chunk itself while the pool does the others: one wake-up fewer
+            // per operator, and no thread idles waiting.
+            let mut chunks = out.chunks_mut(per * unit_len);
+            let first = chunks.next();
+            pool.in_place_scope(|s| {
+                for (i, chunk) in chunks.enumerate() {
                     let f = &f;
-                    s.spawn(move |_| f(i * per, chunk));
+                    s.spawn(move |_| f((i + 1) * per, chunk));
+                }
+                if let Some(chunk) = first {
+                    f(0, chunk);
                 }
             });
         }
