@@ -318,15 +318,14 @@ impl TypedOp for QPointwise {
     as_op!();
 }
 
-/// `(scale, zero point)` of an f32 tensor known to be fake-quantized: the output of a u8 DequantizeLinear fed by a
-/// QuantizeLinear, or of our depthwise or pointwise convolution with fake quantization fused in.
+/// `(scale, zero point)` of an f32 tensor known to be fake-quantized: the output of a DequantizeLinear of u8 codes,
+/// or of our depthwise or pointwise convolution with fake quantization fused in.
 fn activation_grid(model: &TypedModel, outlet: OutletId) -> Option<(f32, i32)> {
     let node = model.node(outlet.node);
     if let Some(dq) = node.op_as::<DequantizeLinearF32>() {
-        let q = model.node(node.inputs[0].node);
+        // Whatever made the u8 codes (a QuantizeLinear, or tract's lookup table for Q → DQ → Q).
         let u8_codes = model.outlet_fact(node.inputs[0]).ok()?.datum_type == u8::datum_type();
-        let quantized = q.op_as::<ElementWiseOp>().is_some_and(|e| e.0.is::<QuantizeLinearU8>());
-        return (u8_codes && quantized).then_some((dq.scale, dq.zero_point));
+        return u8_codes.then_some((dq.scale, dq.zero_point));
     }
     let fused = match (node.op_as::<Depthwise>(), node.op_as::<QPointwise>()) {
         (Some(dw), _) => dw.fake_quant(),
@@ -339,6 +338,8 @@ fn activation_grid(model: &TypedModel, outlet: OutletId) -> Option<(f32, i32)> {
 /// Rows `k * s` with every k in -128..=127: the integers and the row scales (to four ulps per weight).
 fn int8_rows(w: &[f32], rows: usize) -> Option<(Vec<i32>, Vec<f32>)> {
     let cols = w.len() / rows;
+    // Per-channel scales come from the row's largest magnitude; a per-tensor scale from the whole tensor's.
+    let amax_all = w.iter().fold(0f32, |m, v| m.max(v.abs()));
     let (mut ks, mut scales) = (Vec::with_capacity(w.len()), Vec::with_capacity(rows));
     for row in w.chunks_exact(cols) {
         let amax = row.iter().fold(0f32, |m, v| m.max(v.abs()));
@@ -355,7 +356,8 @@ fn int8_rows(w: &[f32], rows: usize) -> Option<(Vec<i32>, Vec<f32>)> {
                 })
                 .collect()
         };
-        let (s, k) = [amax / 127.0, amax / 128.0].into_iter().find_map(|s| fits(s).map(|k| (s, k)))?;
+        let candidates = [amax / 127.0, amax / 128.0, amax_all / 127.0, amax_all / 128.0];
+        let (s, k) = candidates.into_iter().find_map(|s| fits(s).map(|k| (s, k)))?;
         ks.extend(k);
         scales.push(s);
     }
@@ -400,12 +402,14 @@ fn pointwise_of(model: &TypedModel, id: usize) -> Option<(QPointwise, usize, Out
     let node = model.node(id);
     let einsum = node.op_as::<EinSum>()?;
     let expr = einsum.axes.to_string();
-    if einsum.q_params.is_some() || !matches!(expr.as_str(), "IHW,OI->OHW" | "NIHW,OI->OHW" | "NIHW,OI->NOHW") {
+    // 1x1 convolutions ([N]IHW), and the classifier's Gemm on a pooled [I, 1, 1] input (tract writes it kba,nk->mn).
+    let classifier = expr == "kba,nk->mn";
+    if einsum.q_params.is_some() || !(classifier || matches!(expr.as_str(), "IHW,OI->OHW" | "NIHW,OI->OHW" | "NIHW,OI->NOHW")) {
         return None;
     }
     let source = node.inputs[0];
     let in_shape: Vec<usize> = model.outlet_fact(source).ok()?.shape.as_concrete()?.to_vec();
-    if in_shape.len() == 4 && in_shape[0] != 1 {
+    if (in_shape.len() == 4 && in_shape[0] != 1) || in_shape.len() < 3 || (classifier && in_shape[1..] != [1, 1]) {
         return None;
     }
     let (in_channels, pixels) = (in_shape[in_shape.len() - 3], in_shape[in_shape.len() - 2] * in_shape[in_shape.len() - 1]);
