@@ -72,14 +72,18 @@ impl Depthwise {
     simd_dispatch!(
         /// Convolves channels `first..` of the tensor: `input` and `output` hold those channels (channels first,
         /// batch 1), as many as `output` has room for.
-        Depthwise, run => run_portable(input: &[f32], output: &mut [f32], first: usize));
+        Depthwise, run => run_portable(input: &[f32], output: &mut [f32], first: usize, plane: &mut [f32]));
+
+    /// Length of the zeroed scratch `run` needs for its padded plane.
+    fn plane_len(&self) -> usize {
+        self.geometry.stride[1] * self.geometry.padded_height() * self.geometry.phase_width() + SLACK
+    }
 
     #[inline(always)]
-    fn run_portable(&self, input: &[f32], output: &mut [f32], first: usize) {
+    fn run_portable(&self, input: &[f32], output: &mut [f32], first: usize, plane: &mut [f32]) {
         let g = &self.geometry;
         let ([ih, iw], [oh, ow], [kh, kw], [sh, sw]) = (g.in_hw, g.out_hw, g.kernel, g.stride);
         let (pw, ph) = (g.phase_width(), g.padded_height());
-        let mut plane = vec![0f32; sw * ph * pw + SLACK];
         let (clip, fake_quant) = (self.clip, self.fake_quant.as_ref());
         // Clip, then fake quantization, on a block of accumulated outputs while it is still in registers.
         let epilogue = |block: &mut [f32]| {
@@ -238,7 +242,9 @@ impl EvalOp for Depthwise {
             let (in_len, out_len) = (g.in_hw[0] * g.in_hw[1], g.out_hw[0] * g.out_hw[1]);
             crate::parallel::for_each_chunk(plain.as_slice_mut::<f32>()?, out_len, 1, |first, chunk| {
                 let n = chunk.len() / out_len;
-                self.run(&xs[first * in_len..(first + n) * in_len], chunk, first)
+                crate::parallel::with_zeroed_floats(self.plane_len(), |plane| {
+                    self.run(&xs[first * in_len..(first + n) * in_len], chunk, first, plane)
+                })
             });
         }
         Ok(tvec!(out.into_tvalue()))
@@ -435,7 +441,7 @@ mod tests {
             let b: Vec<f32> = (0..3).map(|_| rnd()).collect();
             let op = Depthwise { geometry: g.clone(), weights: Arc::new(w.clone()), bias: Arc::new(b.clone()), clip: Some((0.0, 0.2)), fake_quant: None };
             let mut got = vec![0f32; 3 * out_hw[0] * out_hw[1]];
-            op.run(&x, &mut got, 0);
+            op.run(&x, &mut got, 0, &mut vec![0.0; op.plane_len()]);
             let want = reference(&g, &x, &w, &b);
             for (i, (g, r)) in got.iter().zip(&want).enumerate() {
                 let r = r.clamp(0.0, 0.2);

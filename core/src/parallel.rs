@@ -1,5 +1,5 @@
 //! Splits our operators' work over the threads tract runs a call on (the engine's `--threads` pool), so that
-//! they scale with threads as tract's own matrix products do.
+//! they scale with threads as tract's own matrix products do, and gives them per-thread scratch memory.
 
 use tract_linalg::multithread::{current_tract_executor, Executor};
 
@@ -27,4 +27,36 @@ pub(crate) fn for_each_chunk<T: Send>(out: &mut [T], unit_len: usize, align: usi
         }
         _ => f(0, out),
     }
+}
+
+thread_local! {
+    static BYTES: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    static FLOATS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on this thread's reusable scratch of `len` bytes (contents left from earlier use: the caller writes
+/// or zeroes what it reads). No allocation per call once it has grown to the largest size asked for: allocating
+/// and freeing megabytes per operator made the allocator's per-thread arenas, and the process's peak memory,
+/// creep up under many threads.
+pub(crate) fn with_bytes<R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
+    BYTES.with(|b| {
+        let mut b = b.borrow_mut();
+        if b.len() < len {
+            b.resize(len, 0);
+        }
+        f(&mut b[..len])
+    })
+}
+
+/// As [`with_bytes`], for f32 scratch, zeroed.
+pub(crate) fn with_zeroed_floats<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    FLOATS.with(|b| {
+        let mut b = b.borrow_mut();
+        if b.len() < len {
+            b.resize(len, 0.0);
+        }
+        let scratch = &mut b[..len];
+        scratch.fill(0.0);
+        f(scratch)
+    })
 }

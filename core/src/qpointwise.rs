@@ -84,22 +84,26 @@ impl QPointwise {
         (((v + ROUND) - ROUND) as i32 + self.zero_point) as u8
     }
 
-    /// Packs `[in_channels][pixels]` f32 into panels `[pixel block][k4][16 pixels][4 channels]` of u8 codes
-    /// (zeros beyond the last pixel and channel).
-    fn pack_portable(&self, x: &[f32]) -> Vec<u8> {
-        let blocks = self.pixels.div_ceil(PIXELS);
-        let mut packed = vec![0u8; blocks * self.k4 * PIXELS * 4];
+    /// Packs `[in_channels][pixels]` f32 into `packed`: panels `[pixel block][k4][16 pixels][4 channels]` of u8
+    /// codes (zeros beyond the last pixel and channel).
+    fn pack_portable(&self, x: &[f32], packed: &mut [u8]) {
+        packed.fill(0);
         for i in 0..self.in_channels {
             for p in 0..self.pixels {
                 packed[((p / PIXELS) * self.k4 + i / 4) * PIXELS * 4 + (p % PIXELS) * 4 + i % 4] = self.code(x[i * self.pixels + p]);
             }
         }
-        packed
+    }
+
+    /// Bytes of the packed input: `[pixel block][k4][16 pixels][4 channels]`.
+    fn packed_len(&self) -> usize {
+        self.pixels.div_ceil(PIXELS) * self.k4 * PIXELS * 4
     }
 
     /// The reference: plain integer loops over packed panels (used by the tests, and where no fast kernel runs).
     fn run_portable(&self, x: &[f32], out: &mut [f32]) {
-        let packed = self.pack_portable(x);
+        let mut packed = vec![0u8; self.packed_len()];
+        self.pack_portable(x, &mut packed);
         let panel = self.k4 * PIXELS * 4;
         for (block, panel) in packed.chunks_exact(panel).enumerate() {
             for o in 0..self.out_channels {
@@ -126,9 +130,12 @@ impl QPointwise {
         #[cfg(target_arch = "x86_64")]
         if has_vnni() {
             // SAFETY (both blocks): the CPU has the features the kernels are compiled for.
-            let packed = unsafe { vnni::pack(self, x) };
-            return crate::parallel::for_each_chunk(out, self.pixels, ROWS, |o_base, chunk| unsafe {
-                vnni::gemm(self, &packed, o_base, chunk)
+            return crate::parallel::with_bytes(self.packed_len(), |packed| {
+                unsafe { vnni::pack(self, x, packed) };
+                let packed = &*packed;
+                crate::parallel::for_each_chunk(out, self.pixels, ROWS, |o_base, chunk| unsafe {
+                    vnni::gemm(self, packed, o_base, chunk)
+                })
             });
         }
         self.run_portable(x, out)
@@ -169,14 +176,14 @@ mod vnni {
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub(super) unsafe fn pack(op: &QPointwise, x: &[f32]) -> Vec<u8> {
+    pub(super) unsafe fn pack(op: &QPointwise, x: &[f32], packed: &mut [u8]) {
         let (pixels, k4) = (op.pixels, op.k4);
         let full = pixels / PIXELS;
         if op.in_channels % 4 != 0 || full == 0 {
-            return op.pack_portable(x);
+            return op.pack_portable(x, packed);
         }
-        let blocks = pixels.div_ceil(PIXELS);
-        let mut packed = vec![0u8; blocks * k4 * PIXELS * 4];
+        // Full blocks are written whole; a partial last block has lanes no pixel writes: zero it first.
+        packed[full * k4 * PIXELS * 4..].fill(0);
         let inv = _mm512_set1_ps(op.inv_scale);
         let (zp, hi) = (_mm512_set1_epi32(op.zero_point), _mm512_set1_epi32(255));
         for g in 0..k4 {
@@ -191,7 +198,6 @@ mod vnni {
                 }
             }
         }
-        packed
     }
 
     /// `ROWS` output channels from `o0` over `NP` consecutive 16-pixel panels from pixel `p0`: `ROWS x NP`

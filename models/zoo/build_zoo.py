@@ -143,6 +143,8 @@ def main():
     ap.add_argument("--work", default=os.path.join(ROOT, "models", ".work", "zoo"))
     ap.add_argument("--out", default=os.path.join(ROOT, "models", "zoo", "RESULTS.md"))
     ap.add_argument("--commit", default="", help="comma-separated names whose int8 model and goldens to commit")
+    ap.add_argument("--rerun", action="store_true",
+                    help="reuse the models already exported to --work: only run and compare them again (no torch export)")
     ap.add_argument("--floor-only", action="store_true",
                     help="only (re)compute onnxruntime's fused int8 against its own literal QDQ for the models in --work")
     a = ap.parse_args()
@@ -167,10 +169,18 @@ def main():
                 json.dump(results, open(a.out.replace(".md", ".json"), "w"), indent=1)
                 write_table(results, a.out)
             continue
+        fp32 = os.path.join(a.work, f"{name}.onnx")
+        if a.rerun and os.path.exists(fp32):
+            row = {k: v for k, v in results.get(name, {}).items() if k not in ("float", "int8")}
+            row.update({"source": source, "input": f"{side}x{side}"})
+            run_and_compare(a, name, row, fp32, int8, side, inputs, commit)
+            results[name] = row
+            json.dump(results, open(a.out.replace(".md", ".json"), "w"), indent=1)
+            write_table(results, a.out)
+            continue
         row = {"source": source, "input": f"{side}x{side}"}
         net = make(source, pre, photos[0], calib)
         row["params_m"] = sum(p.numel() for p in net.parameters()) / 1e6
-        fp32 = os.path.join(a.work, f"{name}.onnx")
         try:
             # timm's CoAtNet uses scaled_dot_product_attention, which ONNX has from opset 14.
             export(net, SimpleNamespace(size=(side, side), opset=14 if name == "coatnet_0" else 13), fp32)
@@ -185,23 +195,28 @@ def main():
                 row["float_kept_nodes"] = quantize(fp32, int8, calib, pre, work, False)
             except Exception as e:
                 row["quantize_error"] = str(e)[:300]
-        for kind, path in [("float", fp32), ("int8", int8)]:
-            if not os.path.exists(path):
-                continue
-            ref = ort_run(path, inputs)
-            got = snakeid_run(a.exe, path, side, inputs, a.gpu)
-            row[kind] = {"size_mb": os.path.getsize(path) / 2**20, "ort_ms": ref["ms"], "ort_load_ms": ref["load_ms"],
-                         "cpu": compare(ref, got["cpu"])}
-            if "gpu" in got:
-                row[kind]["gpu"] = compare(ref, got["gpu"])
-            if kind == "int8":
-                row[kind]["ort_vs_exact"] = compare(ref, ort_run(path, inputs, 1, exact=True))
-            print(f"   {kind}: {json.dumps(row[kind])}", flush=True)
-            if kind == "int8" and name in commit:
-                write_committed(name, path, side)
+        run_and_compare(a, name, row, fp32, int8, side, inputs, commit)
         results[name] = row
         json.dump(results, open(a.out.replace(".md", ".json"), "w"), indent=1)
         write_table(results, a.out)
+
+
+def run_and_compare(a, name, row, fp32, int8, side, inputs, commit):
+    """Runs the float and int8 models with onnxruntime and snakeid, and records the comparison in `row`."""
+    for kind, path in [("float", fp32), ("int8", int8)]:
+        if not os.path.exists(path):
+            continue
+        ref = ort_run(path, inputs)
+        got = snakeid_run(a.exe, path, side, inputs, a.gpu)
+        row[kind] = {"size_mb": os.path.getsize(path) / 2**20, "ort_ms": ref["ms"], "ort_load_ms": ref["load_ms"],
+                     "cpu": compare(ref, got["cpu"])}
+        if "gpu" in got:
+            row[kind]["gpu"] = compare(ref, got["gpu"])
+        if kind == "int8":
+            row[kind]["ort_vs_exact"] = compare(ref, ort_run(path, inputs, 1, exact=True))
+        print(f"   {kind}: {json.dumps(row[kind])}", flush=True)
+        if kind == "int8" and name in commit:
+            write_committed(name, path, side)
 
 
 def write_committed(name, path, side):
