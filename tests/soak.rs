@@ -1,5 +1,6 @@
 //! Soak: many threads x many calls on one `Classifier`, on the CPU and (when there is one) the GPU. Every answer must
-//! equal what a single call gives, and peak RSS must grow by less than 5% after the warm-up.
+//! equal what a single call gives, and peak RSS must grow by less than 5% after the warm-up (the same threads warm up
+//! and then run the measured calls, as an app's workers would: new threads bring new allocator arenas).
 //!
 //! `SNAKEID_SOAK_CALLS` (default 200), `SNAKEID_SOAK_WARMUP` (default 40) and `SNAKEID_SOAK_GPU_CALLS` (default 8; lavapipe takes ~1 s a call) scale the
 //! runs. `SNAKEID_SOAK_RSS=0` skips the RSS bound, for runs under valgrind (whose own memory is what RSS then shows):
@@ -8,7 +9,7 @@
 use snakeid::bench::peak_rss_mb;
 use snakeid::{Backend, Classifier};
 use snakeid_tests::*;
-use std::sync::Arc;
+use std::sync::{Arc, Barrier};
 
 const PHOTOS: [&str; 4] = ["chelsea.png", "coffee.png", "rocket.jpg", "astronaut.webp"];
 
@@ -22,32 +23,41 @@ fn answer(c: &Classifier, photo: &[u8]) -> Answer {
     ranking(&c.identify(photo, Some("US"), 5).expect("answers"))
 }
 
-/// `calls` calls spread over `threads` threads, each checked against the single-call answer.
-fn soak(c: &Arc<Classifier>, photos: &Arc<Vec<(Vec<u8>, Answer)>>, threads: usize, calls: usize) {
+/// On `threads` threads that live through both phases (as an app's workers do): `warmup` calls, then — once every
+/// thread is done warming up and the peak RSS has been read — `calls` calls, every answer checked against the
+/// single-call one. Returns the peak RSS after the warm-up and at the end.
+fn soak(c: &Arc<Classifier>, photos: &Arc<Vec<(Vec<u8>, Answer)>>, threads: usize, warmup: usize, calls: usize) -> (f64, f64) {
+    let barrier = Arc::new(Barrier::new(threads + 1));
+    let run = move |c: &Classifier, photos: &[(Vec<u8>, Answer)], t: usize, n: usize| {
+        for i in (t..n).step_by(threads) {
+            let (photo, want) = &photos[i % photos.len()];
+            assert_eq!(&answer(c, photo), want, "call {i} on thread {t}");
+        }
+    };
     let workers: Vec<_> = (0..threads)
         .map(|t| {
-            let (c, photos) = (c.clone(), photos.clone());
+            let (c, photos, barrier) = (c.clone(), photos.clone(), barrier.clone());
             std::thread::spawn(move || {
-                for i in (t..calls).step_by(threads) {
-                    let (photo, want) = &photos[i % photos.len()];
-                    assert_eq!(&answer(&c, photo), want, "call {i} on thread {t}");
-                }
+                run(&c, &photos, t, warmup);
+                barrier.wait(); // warm-up done
+                barrier.wait(); // base RSS read
+                run(&c, &photos, t, calls);
             })
         })
         .collect();
+    barrier.wait();
+    let base = peak_rss_mb();
+    barrier.wait();
     for w in workers {
         w.join().expect("soak thread");
     }
+    (base, peak_rss_mb())
 }
 
 fn soak_backend(c: Classifier, threads: usize, warmup: usize, calls: usize) {
     let c = Arc::new(c);
     let photos: Vec<_> = PHOTOS.iter().map(|n| photo(n)).map(|p| (p.clone(), answer(&c, &p))).collect();
-    let photos = Arc::new(photos);
-    soak(&c, &photos, threads, warmup);
-    let base = peak_rss_mb();
-    soak(&c, &photos, threads, calls);
-    let end = peak_rss_mb();
+    let (base, end) = soak(&c, &Arc::new(photos), threads, warmup, calls);
     eprintln!("{}: {threads} threads x {calls} calls: peak RSS {base:.1} MB after {warmup} warm-up calls, {end:.1} MB at the end", c.backend_info().backend);
     if std::env::var("SNAKEID_SOAK_RSS").as_deref() != Ok("0") {
         assert!(end <= base * 1.05, "{}: peak RSS grew from {base:.1} to {end:.1} MB", c.backend_info().backend);
