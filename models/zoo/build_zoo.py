@@ -173,7 +173,7 @@ def main():
         if a.rerun and os.path.exists(fp32):
             row = {k: v for k, v in results.get(name, {}).items() if k not in ("float", "int8")}
             row.update({"source": source, "input": f"{side}x{side}"})
-            run_and_compare(a, name, row, fp32, int8, side, inputs, commit)
+            run_and_compare(a, name, row, fp32, int8, side, inputs, commit, results.get(name, {}))
             results[name] = row
             json.dump(results, open(a.out.replace(".md", ".json"), "w"), indent=1)
             write_table(results, a.out)
@@ -201,8 +201,9 @@ def main():
         write_table(results, a.out)
 
 
-def run_and_compare(a, name, row, fp32, int8, side, inputs, commit):
+def run_and_compare(a, name, row, fp32, int8, side, inputs, commit, previous=None):
     """Runs the float and int8 models with onnxruntime and snakeid, and records the comparison in `row`."""
+    previous = previous or {}
     for kind, path in [("float", fp32), ("int8", int8)]:
         if not os.path.exists(path):
             continue
@@ -212,6 +213,9 @@ def run_and_compare(a, name, row, fp32, int8, side, inputs, commit):
                      "cpu": compare(ref, got["cpu"])}
         if "gpu" in got:
             row[kind]["gpu"] = compare(ref, got["gpu"])
+        elif "gpu" in previous.get(kind, {}):
+            # A --rerun without --gpu keeps the GPU column of the run that measured it, marked as such.
+            row[kind]["gpu"] = dict(previous[kind]["gpu"], earlier_run=True)
         if kind == "int8":
             row[kind]["ort_vs_exact"] = compare(ref, ort_run(path, inputs, 1, exact=True))
         print(f"   {kind}: {json.dumps(row[kind])}", flush=True)
@@ -251,7 +255,8 @@ def write_table(results, path):
             return "—"
         if not c["loads"]:
             return "**no**: " + c["error"].replace("|", "/")[:120]
-        return f"yes, {c['max_dlogit']:.2g}, {c['top5_agree']}, {c['ms']:.0f} ms"
+        earlier = " (earlier run)" if c.get("earlier_run") else ""
+        return f"yes, {c['max_dlogit']:.2g}, {c['top5_agree']}, {c['ms']:.0f} ms{earlier}"
 
     def floor(q):
         f = q.get("ort_vs_exact")
