@@ -12,12 +12,8 @@ use crate::simd::{clamp, simd_dispatch};
 use std::sync::Arc;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
-use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec};
-use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
-use tract_onnx::tract_core::ops::math::{Max, Min};
 use tract_onnx::tract_core::ops::nn::DataFormat;
-use tract_onnx::tract_core::ops::quant::{DequantizeLinearF32, QuantizeLinearU8};
 
 /// Extra values at the end of the padded plane, so that a block of 16 lanes may overhang the last row.
 const SLACK: usize = 16;
@@ -319,25 +315,6 @@ fn depthwise_of(model: &TypedModel, node: &TypedNode) -> Option<(Geometry, Vec<f
     Some((Geometry { channels: c, in_hw, out_hw, kernel, stride, pad_before, pad_after }, weights, bias))
 }
 
-/// The single consumer of `node`'s only output, if it has exactly one.
-fn only_successor(model: &TypedModel, node: usize) -> Option<usize> {
-    let outputs = &model.node(node).outputs;
-    (outputs.len() == 1 && outputs[0].successors.len() == 1 && !model.outputs.contains(&OutletId::new(node, 0)))
-        .then(|| outputs[0].successors[0].node)
-}
-
-/// `Max(x, c)` or `Min(x, c)` with a one-value f32 constant `c`: which, and `c`.
-fn scalar_bound(model: &TypedModel, node: &TypedNode) -> Option<(bool, f32)> {
-    let bin = node.op_as::<TypedBinOp>()?;
-    let is_max = bin.0.is::<Max>();
-    if !is_max && !bin.0.is::<Min>() {
-        return None;
-    }
-    let k = model.outlet_fact(node.inputs[1]).ok()?.konst.clone()?;
-    let v = if k.len() == 1 && k.datum_type() == f32::datum_type() { k.cast_to_scalar::<f32>().ok()? } else { return None };
-    Some((is_max, v))
-}
-
 /// Replaces every depthwise Conv of a decluttered model (and the Max/Min clip, QuantizeLinear and
 /// DequantizeLinear that follow it, when each is the previous one's only consumer) by one [`Depthwise`].
 /// Returns how many it replaced.
@@ -347,42 +324,12 @@ pub fn swap_in(model: &mut TypedModel) -> TractResult<usize> {
         let node = model.node(id);
         let Some((geometry, weights, bias)) = depthwise_of(model, node) else { continue };
         let source = node.inputs[0];
-        // Follow the chain: clip bounds, then a Q -> DQ pair.
-        let (mut last, mut lo, mut hi) = (id, f32::NEG_INFINITY, f32::INFINITY);
-        let mut clipped = false;
-        while let Some(next) = only_successor(model, last) {
-            let Some((is_max, v)) = scalar_bound(model, model.node(next)) else { break };
-            if is_max {
-                lo = lo.max(v);
-            } else {
-                hi = hi.min(v);
-            }
-            (last, clipped) = (next, true);
-        }
-        let mut fake_quant = None;
-        if let Some(q_id) = only_successor(model, last) {
-            let q = model.node(q_id).op_as::<ElementWiseOp>().and_then(|e| e.0.downcast_ref::<QuantizeLinearU8>());
-            if let (Some(q), Some(dq_id)) = (q, only_successor(model, q_id)) {
-                if let Some(dq) = model.node(dq_id).op_as::<DequantizeLinearF32>() {
-                    fake_quant = Some(FakeQuant::new(q, dq));
-                    last = dq_id;
-                }
-            }
-        }
-        let op = Depthwise {
-            geometry,
-            weights: Arc::new(weights),
-            bias: Arc::new(bias),
-            clip: (clipped && lo <= hi).then_some((lo, hi)),
-            fake_quant,
-        };
-        if clipped && lo > hi {
-            continue;
-        }
+        let Some(tail) = crate::epilogue::tail_after(model, id) else { continue };
+        let op = Depthwise { geometry, weights: Arc::new(weights), bias: Arc::new(bias), clip: tail.clip, fake_quant: tail.fake_quant };
         let mut patch = TypedModelPatch::default();
         let tap = patch.tap_model(model, source)?;
         let out = patch.wire_node(format!("{}.snakeid_depthwise", model.node(id).name), op, &[tap])?[0];
-        patch.shunt_outside(model, OutletId::new(last, 0), out)?;
+        patch.shunt_outside(model, OutletId::new(tail.last, 0), out)?;
         patch.apply(model)?;
         swapped += 1;
     }

@@ -21,6 +21,7 @@ pub mod decision;
 pub mod decode;
 pub mod depthwise;
 pub mod engine;
+mod epilogue;
 pub mod fakequant;
 pub mod onnx_fold;
 #[cfg(feature = "gpu")]

@@ -14,6 +14,7 @@
 //! decluttered model, only where the CPU has the instructions and the weights are exactly int8.
 
 use crate::depthwise::Depthwise;
+use crate::epilogue::{only_successor, other_constant, tail_after};
 use crate::fakequant::FakeQuant;
 use crate::simd::clamp;
 use std::sync::Arc;
@@ -21,9 +22,8 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
 use tract_onnx::tract_core::ops::einsum::EinSum;
-use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
-use tract_onnx::tract_core::ops::math::{Add, Max, Min};
-use tract_onnx::tract_core::ops::quant::{DequantizeLinearF32, QuantizeLinearU8};
+use tract_onnx::tract_core::ops::math::Add;
+use tract_onnx::tract_core::ops::quant::DequantizeLinearF32;
 
 /// Pixels per panel (one 512-bit vector of i32 accumulators).
 const PIXELS: usize = 16;
@@ -370,18 +370,6 @@ fn int8_rows(w: &[f32], rows: usize) -> Option<(Vec<i32>, Vec<f32>)> {
     Some((ks, scales))
 }
 
-fn only_successor(model: &TypedModel, node: usize) -> Option<usize> {
-    let outputs = &model.node(node).outputs;
-    (outputs.len() == 1 && outputs[0].successors.len() == 1 && !model.outputs.contains(&OutletId::new(node, 0)))
-        .then(|| outputs[0].successors[0].node)
-}
-
-/// The one-value f32 constant among a binary op's inputs other than `from`.
-fn other_scalar(model: &TypedModel, node: &TypedNode, from: usize) -> Option<Arc<Tensor>> {
-    let other = node.inputs.iter().find(|i| i.node != from)?;
-    model.outlet_fact(*other).ok()?.konst.clone()
-}
-
 /// Replaces every eligible pointwise convolution of a decluttered model by a [`QPointwise`] (only when
 /// [`has_vnni`]). Returns how many it replaced.
 pub fn swap_in(model: &mut TypedModel) -> TractResult<usize> {
@@ -441,7 +429,7 @@ fn pointwise_of(model: &TypedModel, id: usize) -> Option<(QPointwise, usize, Out
     if let Some(add_id) = only_successor(model, last) {
         let add = model.node(add_id);
         if add.op_as::<TypedBinOp>().is_some_and(|b| b.0.is::<Add>()) {
-            let b = other_scalar(model, add, last)?;
+            let b = other_constant(model, add, last)?;
             let per_channel = b.len() == out_channels && b.shape().iter().filter(|d| **d != 1).count() <= 1;
             if b.datum_type() == f32::datum_type() && (per_channel || b.len() == 1) {
                 let v = b.try_as_plain_ram().ok()?.as_slice::<f32>().ok()?.to_vec();
@@ -450,39 +438,7 @@ fn pointwise_of(model: &TypedModel, id: usize) -> Option<(QPointwise, usize, Out
             }
         }
     }
-    // Clip: Max/Min with one-value constants.
-    let (mut lo, mut hi, mut clipped) = (f32::NEG_INFINITY, f32::INFINITY, false);
-    while let Some(next) = only_successor(model, last) {
-        let n = model.node(next);
-        let Some(bin) = n.op_as::<TypedBinOp>() else { break };
-        let is_max = bin.0.is::<Max>();
-        if !is_max && !bin.0.is::<Min>() {
-            break;
-        }
-        let Some(k) = other_scalar(model, n, last).filter(|k| k.len() == 1 && k.datum_type() == f32::datum_type()) else { break };
-        let v = k.cast_to_scalar::<f32>().ok()?;
-        if is_max {
-            lo = lo.max(v)
-        } else {
-            hi = hi.min(v)
-        }
-        (last, clipped) = (next, true);
-    }
-    if clipped && lo > hi {
-        return None;
-    }
-    // Fake quantization of the output: QuantizeLinear(u8) → DequantizeLinear.
-    let mut fake_quant = None;
-    if let Some(q_id) = only_successor(model, last) {
-        let q = model.node(q_id).op_as::<ElementWiseOp>().and_then(|e| e.0.downcast_ref::<QuantizeLinearU8>());
-        if let (Some(q), Some(dq_id)) = (q, only_successor(model, q_id)) {
-            if let Some(dq) = model.node(dq_id).op_as::<DequantizeLinearF32>() {
-                fake_quant = Some(FakeQuant::new(q, dq));
-                last = dq_id;
-            }
-        }
-    }
-
+    let tail = tail_after(model, last)?;
     let k4 = in_channels.div_ceil(4);
     // Rows padded to a multiple of the kernel's ROWS with zero weights (their outputs are never stored).
     let mut padded = vec![0i8; out_channels.div_ceil(ROWS) * ROWS * k4 * 4];
@@ -505,15 +461,16 @@ fn pointwise_of(model: &TypedModel, id: usize) -> Option<(QPointwise, usize, Out
         correction: Arc::new(correction),
         scales: Arc::new(w_scales.iter().map(|s| s * scale).collect()),
         bias: Arc::new(bias),
-        clip: clipped.then_some((lo, hi)),
-        fake_quant,
+        clip: tail.clip,
+        fake_quant: tail.fake_quant,
     };
-    Some((op, last, source))
+    Some((op, tail.last, source))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tract_onnx::tract_core::ops::quant::QuantizeLinearU8;
 
     fn op(in_channels: usize, out_channels: usize, pixels: usize, seed: u32) -> (QPointwise, Vec<f32>) {
         let mut s = seed;

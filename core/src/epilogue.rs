@@ -1,0 +1,69 @@
+//! Finds the element-wise tail that our convolution operators absorb into their epilogue: a Max/Min clip with
+//! one-value constants, then a QuantizeLinear(u8) → DequantizeLinear pair, each node the previous one's only
+//! consumer.
+
+use crate::fakequant::FakeQuant;
+use std::sync::Arc;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::ops::binary::TypedBinOp;
+use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
+use tract_onnx::tract_core::ops::math::{Max, Min};
+use tract_onnx::tract_core::ops::quant::{DequantizeLinearF32, QuantizeLinearU8};
+
+/// What follows a node and can be fused into it.
+pub(crate) struct Tail {
+    /// The last node absorbed (the node itself when nothing is).
+    pub last: usize,
+    pub clip: Option<(f32, f32)>,
+    pub fake_quant: Option<FakeQuant>,
+}
+
+/// The single consumer of `node`'s only output, if it has exactly one and is not a model output.
+pub(crate) fn only_successor(model: &TypedModel, node: usize) -> Option<usize> {
+    let outputs = &model.node(node).outputs;
+    (outputs.len() == 1 && outputs[0].successors.len() == 1 && !model.outputs.contains(&OutletId::new(node, 0)))
+        .then(|| outputs[0].successors[0].node)
+}
+
+/// The constant among a node's inputs other than the one coming from `from`.
+pub(crate) fn other_constant(model: &TypedModel, node: &TypedNode, from: usize) -> Option<Arc<Tensor>> {
+    let other = node.inputs.iter().find(|i| i.node != from)?;
+    model.outlet_fact(*other).ok()?.konst.clone()
+}
+
+/// The clip and fake quantization after node `from`; `None` when clip bounds cross (nothing sensible to fuse).
+pub(crate) fn tail_after(model: &TypedModel, from: usize) -> Option<Tail> {
+    let (mut last, mut lo, mut hi, mut clipped) = (from, f32::NEG_INFINITY, f32::INFINITY, false);
+    while let Some(next) = only_successor(model, last) {
+        let node = model.node(next);
+        let Some(bin) = node.op_as::<TypedBinOp>() else { break };
+        let is_max = bin.0.is::<Max>();
+        if !is_max && !bin.0.is::<Min>() {
+            break;
+        }
+        let Some(k) = other_constant(model, node, last).filter(|k| k.len() == 1 && k.datum_type() == f32::datum_type()) else {
+            break;
+        };
+        let v = k.cast_to_scalar::<f32>().ok()?;
+        if is_max {
+            lo = lo.max(v)
+        } else {
+            hi = hi.min(v)
+        }
+        (last, clipped) = (next, true);
+    }
+    if clipped && lo > hi {
+        return None;
+    }
+    let mut fake_quant = None;
+    if let Some(q_id) = only_successor(model, last) {
+        let q = model.node(q_id).op_as::<ElementWiseOp>().and_then(|e| e.0.downcast_ref::<QuantizeLinearU8>());
+        if let (Some(q), Some(dq_id)) = (q, only_successor(model, q_id)) {
+            if let Some(dq) = model.node(dq_id).op_as::<DequantizeLinearF32>() {
+                fake_quant = Some(FakeQuant::new(q, dq));
+                last = dq_id;
+            }
+        }
+    }
+    Some(Tail { last, clip: clipped.then_some((lo, hi)), fake_quant })
+}
