@@ -179,7 +179,7 @@ impl TypedOp for FakeQuant {
     as_op!();
 }
 
-/// Swaps our operators into an optimised model: every f32 → QuantizeLinear(u8) → [reshapes] → DequantizeLinear(f32)
+/// Swaps our operators into an optimised model: every f32 → QuantizeLinear(u8) → (reshapes) → DequantizeLinear(f32)
 /// chain becomes one [`FakeQuant`] (then the reshapes, on f32), every other QuantizeLinear(u8) on f32 a [`QuantizeU8`]. Returns how many of each.
 pub fn fuse(model: &mut TypedModel) -> TractResult<(usize, usize)> {
     let quantize_of = |model: &TypedModel, id: usize| -> Option<QuantizeLinearU8> {
