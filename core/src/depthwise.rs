@@ -8,7 +8,7 @@
 //! that buffer before it is stored. [`swap_in`] replaces tract's Conv nodes by this op before tract optimises.
 
 use crate::fakequant::FakeQuant;
-use crate::simd::{clamp, simd_dispatch};
+use crate::simd::{clamp, eval_f32_into, simd_dispatch};
 use std::sync::Arc;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
@@ -227,27 +227,20 @@ impl Op for Depthwise {
 }
 
 impl EvalOp for Depthwise {
+    op_out_of_plan!();
+
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let input = inputs[0].try_as_plain_ram()?;
-        let xs = input.as_slice::<f32>()?;
         let g = &self.geometry;
-        ensure!(xs.len() == g.channels * g.in_hw[0] * g.in_hw[1], "SnakeidDepthwise: input of {} values", xs.len());
-        let mut out = unsafe { Tensor::uninitialized::<f32>(&self.output_shape(inputs[0].rank()))? };
-        {
-            let mut plain = out.try_as_plain_ram_mut()?;
-            let (in_len, out_len) = (g.in_hw[0] * g.in_hw[1], g.out_hw[0] * g.out_hw[1]);
-            crate::parallel::for_each_chunk(plain.as_slice_mut::<f32>()?, out_len, 1, |first, chunk| {
+        let (in_len, out_len) = (g.in_hw[0] * g.in_hw[1], g.out_hw[0] * g.out_hw[1]);
+        ensure!(inputs[0].len() == g.channels * in_len, "SnakeidDepthwise: input of {} values", inputs[0].len());
+        eval_f32_into::<f32>(&inputs[0], &self.output_shape(inputs[0].rank()), |xs, out| {
+            crate::parallel::for_each_chunk(out, out_len, 1, |first, chunk| {
                 let n = chunk.len() / out_len;
                 crate::parallel::with_zeroed_floats(self.plane_len(), |plane| {
                     self.run(&xs[first * in_len..(first + n) * in_len], chunk, first, plane)
                 })
-            });
-        }
-        Ok(tvec!(out.into_tvalue()))
-    }
-
-    fn eval_out_of_plan(&self, inputs: TVec<TValue>) -> TractResult<Option<TVec<TValue>>> {
-        Ok(Some(EvalOp::eval(self, &EvalContext::out_of_plan(), inputs)?))
+            })
+        })
     }
 }
 

@@ -44,7 +44,6 @@ impl Engine {
 
     /// As [`Engine::compile`], with a choice of which of our operators replace tract's.
     pub fn compile_with(onnx: &[u8], width: u32, height: u32, num_classes: usize, own_ops: OwnOps) -> Result<Self> {
-        let berr = |stage: &'static str| move |e: TractError| Error::Backend(format!("{stage}: {}", one_line(&e)));
         let typed = typed_model(onnx, width, height, num_classes)?;
         let (width, height) = (width as usize, height as usize);
         let optimized = optimized_model(typed, own_ops)?;
@@ -96,7 +95,6 @@ impl Engine {
 
 /// Declutters and optimises a typed model for the CPU, with our operators swapped in where `own_ops` says.
 pub fn optimized_model(typed: TypedModel, own_ops: OwnOps) -> Result<TypedModel> {
-    let berr = |stage: &'static str| move |e: TractError| Error::Backend(format!("{stage}: {}", one_line(&e)));
     let mut decluttered = typed.into_decluttered().map_err(berr("decluttering"))?;
     if own_ops.depthwise {
         crate::depthwise::swap_in(&mut decluttered).map_err(berr("swapping in depthwise convolutions"))?;
@@ -119,7 +117,6 @@ pub fn typed_model(onnx: &[u8], width: u32, height: u32, num_classes: usize) -> 
 
 /// As [`typed_model`]; `fold: false` leaves the folding of constant weights to tract (slower, same values).
 fn typed_model_with(onnx: &[u8], width: u32, height: u32, num_classes: usize, fold: bool) -> Result<TypedModel> {
-    let berr = |stage: &'static str| move |e: TractError| Error::Backend(format!("{stage}: {}", one_line(&e)));
     let (width, height) = (width as usize, height as usize);
     let unloadable = |e: TractError| Error::InvalidBundle(format!("model.onnx cannot be loaded: {}", one_line(&e)));
     let onnx_reader = tract_onnx::onnx();
@@ -153,6 +150,11 @@ fn typed_model_with(onnx: &[u8], width: u32, height: u32, num_classes: usize, fo
         return Err(Error::bundle(format!("model output must be f32 logits, found {:?}", out.datum_type)));
     }
     Ok(typed)
+}
+
+/// Turns a tract error at one stage of compiling into our one-line backend error.
+fn berr(stage: &'static str) -> impl Fn(TractError) -> Error {
+    move |e| Error::Backend(format!("{stage}: {}", one_line(&e)))
 }
 
 /// tract errors carry a chain of causes; one readable line is what we promise.

@@ -6,7 +6,7 @@
 //! that feeds tract's integer matrix products. Both compute the same values bit for bit in branch-free loops the
 //! compiler vectorises: clamp to the representable range, round half to even, shift and rescale.
 
-use crate::simd::{clamp, simd_dispatch};
+use crate::simd::{clamp, eval_f32_into, simd_dispatch, ROUND};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::change_axes::IntoShape;
@@ -29,8 +29,6 @@ pub struct FakeQuant {
 
 impl Eq for FakeQuant {}
 
-/// 1.5 * 2^23: adding and subtracting it rounds an f32 of magnitude < 2^22 to an integer, half to even.
-const ROUND: f32 = 12_582_912.0;
 
 
 impl FakeQuant {
@@ -110,19 +108,10 @@ impl Op for QuantizeU8 {
 }
 
 impl EvalOp for QuantizeU8 {
-    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let input = inputs[0].try_as_plain_ram()?;
-        let xs = input.as_slice::<f32>()?;
-        let mut out = unsafe { Tensor::uninitialized::<u8>(inputs[0].shape())? };
-        {
-            let mut plain = out.try_as_plain_ram_mut()?;
-            self.apply(xs, plain.as_slice_mut::<u8>()?);
-        }
-        Ok(tvec!(out.into_tvalue()))
-    }
+    op_out_of_plan!();
 
-    fn eval_out_of_plan(&self, inputs: TVec<TValue>) -> TractResult<Option<TVec<TValue>>> {
-        Ok(Some(EvalOp::eval(self, &EvalContext::out_of_plan(), inputs)?))
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        eval_f32_into::<u8>(&inputs[0], inputs[0].shape(), |xs, ys| self.apply(xs, ys))
     }
 }
 
@@ -161,9 +150,7 @@ impl EvalOp for FakeQuant {
         Ok(tvec!(t.into_tvalue()))
     }
 
-    fn eval_out_of_plan(&self, inputs: TVec<TValue>) -> TractResult<Option<TVec<TValue>>> {
-        Ok(Some(EvalOp::eval(self, &EvalContext::out_of_plan(), inputs)?))
-    }
+    op_out_of_plan!();
 }
 
 impl TypedOp for FakeQuant {

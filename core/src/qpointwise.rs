@@ -16,7 +16,7 @@
 use crate::depthwise::Depthwise;
 use crate::epilogue::{only_successor, other_constant, tail_after};
 use crate::fakequant::FakeQuant;
-use crate::simd::clamp;
+use crate::simd::{clamp, eval_f32_into, ROUND};
 use std::sync::Arc;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
@@ -29,8 +29,6 @@ use tract_onnx::tract_core::ops::quant::DequantizeLinearF32;
 const PIXELS: usize = 16;
 /// Output channels per micro-kernel call.
 const ROWS: usize = 8;
-/// 1.5 * 2^23: adding and subtracting it rounds to an integer, half to even (as in [`crate::fakequant`]).
-const ROUND: f32 = 12_582_912.0;
 
 #[derive(Debug, Clone)]
 pub struct QPointwise {
@@ -156,7 +154,7 @@ pub fn has_vnni() -> bool {
 
 #[cfg(target_arch = "x86_64")]
 mod vnni {
-    use super::{QPointwise, PIXELS, ROWS, ROUND};
+    use super::{QPointwise, PIXELS, ROUND, ROWS};
     use std::arch::x86_64::*;
 
     /// Quantizes and packs four channel rows x 16 pixels into one 64-byte panel entry.
@@ -298,20 +296,11 @@ impl Op for QPointwise {
 }
 
 impl EvalOp for QPointwise {
-    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let input = inputs[0].try_as_plain_ram()?;
-        let xs = input.as_slice::<f32>()?;
-        ensure!(xs.len() == self.in_channels * self.pixels, "SnakeidQPointwise: input of {} values", xs.len());
-        let mut out = unsafe { Tensor::uninitialized::<f32>(&self.out_shape)? };
-        {
-            let mut plain = out.try_as_plain_ram_mut()?;
-            self.run(xs, plain.as_slice_mut::<f32>()?);
-        }
-        Ok(tvec!(out.into_tvalue()))
-    }
+    op_out_of_plan!();
 
-    fn eval_out_of_plan(&self, inputs: TVec<TValue>) -> TractResult<Option<TVec<TValue>>> {
-        Ok(Some(EvalOp::eval(self, &EvalContext::out_of_plan(), inputs)?))
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        ensure!(inputs[0].len() == self.in_channels * self.pixels, "SnakeidQPointwise: input of {} values", inputs[0].len());
+        eval_f32_into::<f32>(&inputs[0], &self.out_shape, |xs, out| self.run(xs, out))
     }
 }
 

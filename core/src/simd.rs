@@ -1,5 +1,27 @@
-//! Element-wise loops compiled for the widest vector unit the CPU has, chosen at run time, and the NaN-free
-//! clamp they share. Used by our tract operators (quantization, depthwise convolution).
+//! Element-wise loops compiled for the widest vector unit the CPU has, chosen at run time, and what our tract
+//! operators (quantization, depthwise and int8 pointwise convolution) share: the NaN-free clamp, the rounding
+//! constant, and the evaluation of an f32 input into a fresh output tensor.
+
+/// 1.5 * 2^23: adding and subtracting it rounds an f32 of magnitude < 2^22 to an integer, half to even.
+pub(crate) const ROUND: f32 = 12_582_912.0;
+
+/// Evaluates an operator whose input is f32: `fill(input values, output values)` into a fresh tensor of `shape`.
+pub(crate) fn eval_f32_into<T: tract_onnx::prelude::Datum>(
+    input: &tract_onnx::prelude::TValue,
+    shape: &[usize],
+    fill: impl FnOnce(&[f32], &mut [T]),
+) -> tract_onnx::prelude::TractResult<tract_onnx::prelude::TVec<tract_onnx::prelude::TValue>> {
+    use tract_onnx::prelude::*;
+    let input = input.try_as_plain_ram()?;
+    let xs = input.as_slice::<f32>()?;
+    // SAFETY: every caller's `fill` writes every output value.
+    let mut out = unsafe { Tensor::uninitialized::<T>(shape)? };
+    {
+        let mut plain = out.try_as_plain_ram_mut()?;
+        fill(xs, plain.as_slice_mut::<T>()?);
+    }
+    Ok(tvec!(out.into_tvalue()))
+}
 
 /// `v` clamped to `[lo, hi]`, NaN to `lo`. Written as comparisons (not `f32::max`/`min`, whose NaN rules cost a
 /// compare and blend per vector) so that it compiles to plain `maxps`/`minps`.
