@@ -65,21 +65,88 @@ impl PartialEq for Depthwise {
 impl Eq for Depthwise {}
 
 impl Depthwise {
+    /// Convolves channels `first..` of the tensor: `input` and `output` hold those channels (channels first,
+    /// batch 1), as many as `output` has room for. `plane` is zeroed scratch of [`Self::plane_len`] values.
+    pub fn run(&self, input: &[f32], output: &mut [f32], first: usize, plane: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512 F.
+            return unsafe { avx512::run(self, input, output, first, plane) };
+        }
+        self.run_auto(input, output, first, plane)
+    }
+
     simd_dispatch!(
-        /// Convolves channels `first..` of the tensor: `input` and `output` hold those channels (channels first,
-        /// batch 1), as many as `output` has room for.
-        Depthwise, run => run_portable(input: &[f32], output: &mut [f32], first: usize, plane: &mut [f32]));
+        /// [`Self::run`] without explicit vector code, compiled for the widest vector unit this CPU has.
+        Depthwise, run_auto => run_portable(input: &[f32], output: &mut [f32], first: usize, plane: &mut [f32]));
 
     /// Length of the zeroed scratch `run` needs for its padded plane.
     fn plane_len(&self) -> usize {
         self.geometry.stride[1] * self.geometry.padded_height() * self.geometry.phase_width() + SLACK
     }
 
+    /// Where tap (ky, kx) of output row y reads in the plane: `tap_start[ky * kw + kx] + y * sh * pw`.
+    fn tap_start(&self) -> Vec<usize> {
+        let g = &self.geometry;
+        let ([kh, kw], sw, ph, pw) = (g.kernel, g.stride[1], g.padded_height(), g.phase_width());
+        (0..kh * kw).map(|t| ((t % kw % sw) * ph + t / kw) * pw + (t % kw) / sw).collect()
+    }
+
+    /// Copies one channel `src` (`ih x iw`) into the zero-padded plane, column phase p holding padded columns
+    /// p, p + sw, p + 2 sw, ... (the padding itself stays zero: only the interior is ever written).
+    #[inline(always)]
+    fn fill_plane(&self, src: &[f32], plane: &mut [f32]) {
+        let g = &self.geometry;
+        let (iw, sw) = (g.in_hw[1], g.stride[1]);
+        let (pw, ph) = (g.phase_width(), g.padded_height());
+        for (r, row) in src.chunks_exact(iw).enumerate() {
+            let r = r + g.pad_before[0];
+            if sw == 1 {
+                let start = r * pw + g.pad_before[1];
+                plane[start..start + iw].copy_from_slice(row);
+            } else if sw == 2 {
+                // Column j goes to phase (j + pad_left) % 2 at (j + pad_left) / 2: split the row in pairs.
+                let pl = g.pad_before[1];
+                let (even, odd) = plane.split_at_mut(ph * pw);
+                let (even, odd) = (&mut even[r * pw..(r + 1) * pw], &mut odd[r * pw..(r + 1) * pw]);
+                let mut j = 0;
+                if pl % 2 == 1 {
+                    odd[pl / 2] = row[0];
+                    j = 1;
+                }
+                let k0 = (j + pl) / 2;
+                let pairs = row[j..].chunks_exact(2);
+                let rest = pairs.remainder();
+                let n = (iw - j) / 2;
+                for ((pair, e), o) in pairs.zip(&mut even[k0..k0 + n]).zip(&mut odd[k0..k0 + n]) {
+                    *e = pair[0];
+                    *o = pair[1];
+                }
+                if let [last] = rest {
+                    even[k0 + n] = *last;
+                }
+            } else {
+                // Phase p takes input columns j with (j + pad_left) % sw == p, starting at k = (j + pad_left) / sw.
+                for p in 0..sw {
+                    let first = (p + sw - g.pad_before[1] % sw) % sw;
+                    if first >= iw {
+                        continue;
+                    }
+                    let k0 = (first + g.pad_before[1]) / sw;
+                    let start = (p * ph + r) * pw + k0;
+                    for (dst, v) in plane[start..start + pw - k0].iter_mut().zip(row[first..].iter().step_by(sw)) {
+                        *dst = *v;
+                    }
+                }
+            }
+        }
+    }
+
     #[inline(always)]
     fn run_portable(&self, input: &[f32], output: &mut [f32], first: usize, plane: &mut [f32]) {
         let g = &self.geometry;
-        let ([ih, iw], [oh, ow], [kh, kw], [sh, sw]) = (g.in_hw, g.out_hw, g.kernel, g.stride);
-        let (pw, ph) = (g.phase_width(), g.padded_height());
+        let ([ih, iw], [oh, ow], [kh, kw], [sh, _]) = (g.in_hw, g.out_hw, g.kernel, g.stride);
+        let pw = g.phase_width();
         let (clip, fake_quant) = (self.clip, self.fake_quant.as_ref());
         // Clip, then fake quantization, on a block of accumulated outputs while it is still in registers.
         let epilogue = |block: &mut [f32]| {
@@ -90,52 +157,9 @@ impl Depthwise {
                 fq.apply_portable(block);
             }
         };
-        // Where tap (ky, kx) of output row y reads in the plane: tap_start[ky * kw + kx] + y * sh * pw.
-        let tap_start: Vec<usize> = (0..kh * kw).map(|t| ((t % kw % sw) * ph + t / kw) * pw + (t % kw) / sw).collect();
+        let tap_start = self.tap_start();
         for c in 0..output.len() / (oh * ow) {
-            // The zero-padded input plane, column phase p holding padded columns p, p + sw, p + 2 sw, ...
-            let src = &input[c * ih * iw..(c + 1) * ih * iw];
-            for (r, row) in src.chunks_exact(iw).enumerate() {
-                let r = r + g.pad_before[0];
-                if sw == 1 {
-                    let start = r * pw + g.pad_before[1];
-                    plane[start..start + iw].copy_from_slice(row);
-                } else if sw == 2 {
-                    // Column j goes to phase (j + pad_left) % 2 at (j + pad_left) / 2: split the row in pairs.
-                    let pl = g.pad_before[1];
-                    let (even, odd) = plane.split_at_mut(ph * pw);
-                    let (even, odd) = (&mut even[r * pw..(r + 1) * pw], &mut odd[r * pw..(r + 1) * pw]);
-                    let mut j = 0;
-                    if pl % 2 == 1 {
-                        odd[pl / 2] = row[0];
-                        j = 1;
-                    }
-                    let k0 = (j + pl) / 2;
-                    let pairs = row[j..].chunks_exact(2);
-                    let rest = pairs.remainder();
-                    let n = (iw - j) / 2;
-                    for ((pair, e), o) in pairs.zip(&mut even[k0..k0 + n]).zip(&mut odd[k0..k0 + n]) {
-                        *e = pair[0];
-                        *o = pair[1];
-                    }
-                    if let [last] = rest {
-                        even[k0 + n] = *last;
-                    }
-                } else {
-                    // Phase p takes input columns j with (j + pad_left) % sw == p, starting at k = (j + pad_left) / sw.
-                    for p in 0..sw {
-                        let first = (p + sw - g.pad_before[1] % sw) % sw;
-                        if first >= iw {
-                            continue;
-                        }
-                        let k0 = (first + g.pad_before[1]) / sw;
-                        let start = (p * ph + r) * pw + k0;
-                        for (dst, v) in plane[start..start + pw - k0].iter_mut().zip(row[first..].iter().step_by(sw)) {
-                            *dst = *v;
-                        }
-                    }
-                }
-            }
+            self.fill_plane(&input[c * ih * iw..(c + 1) * ih * iw], plane);
             let w = &self.weights[(first + c) * kh * kw..(first + c + 1) * kh * kw];
             for y in 0..oh {
                 let row_offset = y * sh * pw;
@@ -143,9 +167,9 @@ impl Depthwise {
                 // into the next one, which is computed (and overwritten) later.
                 let out_row = &mut output[(c * oh + y) * ow..];
                 if ow >= 16 {
-                    accumulate::<16>(out_row, ow, self.bias[first + c], w, &tap_start, row_offset, &plane, &epilogue);
+                    accumulate::<16>(out_row, ow, self.bias[first + c], w, &tap_start, row_offset, plane, &epilogue);
                 } else {
-                    accumulate::<8>(out_row, ow, self.bias[first + c], w, &tap_start, row_offset, &plane, &epilogue);
+                    accumulate::<8>(out_row, ow, self.bias[first + c], w, &tap_start, row_offset, plane, &epilogue);
                 }
             }
         }
@@ -199,6 +223,104 @@ fn accumulate<const N: usize>(
             out[x..x + n].copy_from_slice(&a[..n]);
         }
         x += N;
+    }
+}
+
+/// The same computation as [`Depthwise::run_portable`] (same operations in the same order, so the same bits),
+/// written with AVX-512 intrinsics: two output rows per pass, 16 outputs per register, the epilogue on the
+/// accumulators, masked stores at row ends (no overhang into the next row).
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::Depthwise;
+    use crate::simd::ROUND;
+    use std::arch::x86_64::*;
+
+    /// Clip and fake quantization as vectors.
+    struct Epilogue {
+        clip: Option<(__m512, __m512)>,
+        fake_quant: Option<[__m512; 5]>,
+        round: __m512,
+    }
+
+    impl Epilogue {
+        #[inline(always)]
+        unsafe fn apply(&self, mut v: __m512) -> __m512 {
+            // max(v, lo) is `v > lo ? v : lo` and min(v, hi) is `v < hi ? v : hi`: `simd::clamp` exactly.
+            if let Some((lo, hi)) = self.clip {
+                v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+            }
+            if let Some([inv, lo, hi, offset, scale]) = self.fake_quant {
+                v = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(v, inv), lo), hi);
+                v = _mm512_sub_ps(_mm512_add_ps(v, self.round), self.round);
+                v = _mm512_mul_ps(_mm512_add_ps(v, offset), scale);
+            }
+            v
+        }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn run(op: &Depthwise, input: &[f32], output: &mut [f32], first: usize, plane: &mut [f32]) {
+        let g = &op.geometry;
+        let ([ih, iw], [oh, ow], [kh, kw], [sh, _]) = (g.in_hw, g.out_hw, g.kernel, g.stride);
+        let (pw, taps) = (g.phase_width(), kh * kw);
+        let tap_start = op.tap_start();
+        let epilogue = Epilogue {
+            clip: op.clip.map(|(lo, hi)| (_mm512_set1_ps(lo), _mm512_set1_ps(hi))),
+            fake_quant: op.fake_quant.as_ref().map(|f| f.params().map(|v| _mm512_set1_ps(v))),
+            round: _mm512_set1_ps(ROUND),
+        };
+        // Every load stays inside `plane`: a block starts before the row's end and overhangs it by at most 15
+        // values, which the plane's SLACK (or the next row) holds.
+        let last_load = (oh - 1) * pw * sh + tap_start.iter().max().unwrap_or(&0) + ow.div_ceil(16) * 16;
+        assert!(last_load <= plane.len(), "depthwise plane too short");
+        for c in 0..output.len() / (oh * ow) {
+            op.fill_plane(&input[c * ih * iw..(c + 1) * ih * iw], plane);
+            let w = &op.weights[(first + c) * taps..(first + c + 1) * taps];
+            let bias = _mm512_set1_ps(op.bias[first + c]);
+            let out = &mut output[c * oh * ow..(c + 1) * oh * ow];
+            let mut y = 0;
+            while y + 2 <= oh {
+                rows::<2>(plane, pw * sh, y, ow, w, &tap_start, bias, &epilogue, out);
+                y += 2;
+            }
+            if y < oh {
+                rows::<1>(plane, pw * sh, y, ow, w, &tap_start, bias, &epilogue, out);
+            }
+        }
+    }
+
+    /// Output rows `y..y + R` of one channel (`out`: the channel's `oh x ow` values), in blocks of 16.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn rows<const R: usize>(
+        plane: &[f32],
+        row_step: usize,
+        y: usize,
+        ow: usize,
+        w: &[f32],
+        tap_start: &[usize],
+        bias: __m512,
+        epilogue: &Epilogue,
+        out: &mut [f32],
+    ) {
+        let base = plane.as_ptr();
+        let mut x = 0;
+        while x < ow {
+            let mut acc = [bias; R];
+            for (wv, start) in w.iter().zip(tap_start) {
+                let wv = _mm512_set1_ps(*wv);
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let src = _mm512_loadu_ps(base.add((y + r) * row_step + start + x));
+                    *acc = _mm512_add_ps(*acc, _mm512_mul_ps(wv, src));
+                }
+            }
+            let width = (ow - x).min(16);
+            let mask = ((1u32 << width) - 1) as u16;
+            for (r, acc) in acc.iter().enumerate() {
+                _mm512_mask_storeu_ps(out.as_mut_ptr().add((y + r) * ow + x), mask, epilogue.apply(*acc));
+            }
+            x += 16;
+        }
     }
 }
 
@@ -356,6 +478,34 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn explicit_vector_code_gives_the_portable_bits() {
+        let mut seed = 777u32;
+        let mut rnd = || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+        };
+        use tract_onnx::tract_core::ops::quant::{DequantizeLinearF32, QuantizeLinearU8};
+        let fq = FakeQuant::new(&QuantizeLinearU8 { scale: 1.0 / 0.02, zero_point: 3 }, &DequantizeLinearF32 { scale: 0.02, zero_point: 3 });
+        for (kernel, stride, pad, in_hw) in [([3, 3], [1, 1], 1, [28, 28]), ([3, 3], [2, 2], 1, [15, 9]), ([5, 5], [2, 2], 2, [14, 14]), ([3, 3], [1, 1], 1, [7, 7])] {
+            let padded = [in_hw[0] + 2 * pad, in_hw[1] + 2 * pad];
+            let out_hw = [(padded[0] - kernel[0]) / stride[0] + 1, (padded[1] - kernel[1]) / stride[1] + 1];
+            let g = Geometry { channels: 5, in_hw, out_hw, kernel, stride, pad_before: [pad; 2], pad_after: [pad; 2] };
+            let x: Vec<f32> = (0..5 * in_hw[0] * in_hw[1]).map(|_| rnd() * 4.0).collect();
+            let w: Vec<f32> = (0..5 * kernel[0] * kernel[1]).map(|_| rnd()).collect();
+            let b: Vec<f32> = (0..5).map(|_| rnd()).collect();
+            for (clip, fake_quant) in [(Some((0.0, 6.0)), Some(fq.clone())), (None, None), (Some((0.0, 0.3)), None)] {
+                let op = Depthwise { geometry: g.clone(), weights: Arc::new(w.clone()), bias: Arc::new(b.clone()), clip, fake_quant };
+                let mut fast = vec![0f32; 5 * out_hw[0] * out_hw[1]];
+                op.run(&x, &mut fast, 0, &mut vec![0.0; op.plane_len()]);
+                let mut portable = vec![0f32; fast.len()];
+                op.run_portable(&x, &mut portable, 0, &mut vec![0.0; op.plane_len()]);
+                let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&fast), bits(&portable), "kernel {kernel:?} stride {stride:?} in {in_hw:?}");
+            }
+        }
     }
 
     #[test]
