@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
 """The race: snakeid against onnxruntime on one machine, in one run, same model, photo and thread count.
 
-    python3 bench/compare_onnxruntime.py PHOTO [--iterations N] [--threads T] [--bundle B] [--snakeid PATH]
+    python3 bench/compare_onnxruntime.py PHOTO [--iterations N] [--threads T] [--rounds R] [--bundle B] [--snakeid PATH]
 
 onnxruntime side, like a careful competitor, in its own process: PIL decode with `draft` (JPEG DCT scaling),
 torchvision-style resize and centre crop, `intra_op_num_threads = T`, the bundle's own model.onnx.
 snakeid side: `snakeid bench --json` (release build) on the same photo. Prints p50s, cold start, peak RSS and the
 ratios snakeid / onnxruntime (lower is better for snakeid).
+
+This machine's speed drifts (shared VM): the two sides run alternately, R rounds (default 3), each round a fresh
+process per side; the table shows each side's median over the rounds, the median of the per-round ratios and their
+range.
 """
 import argparse
 import json
@@ -87,6 +91,7 @@ def main():
     ap.add_argument("photo")
     ap.add_argument("--iterations", type=int, default=30)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--bundle")
     ap.add_argument("--snakeid", default=os.path.join(ROOT, "target", "release", "snakeid"))
     ap.add_argument("--ort-child", nargs=2, help=argparse.SUPPRESS)
@@ -95,33 +100,38 @@ def main():
         return ort_child(a.ort_child[0], a.ort_child[1], a.photo, a.iterations, a.threads)
 
     bundle = ["--bundle", a.bundle] if a.bundle else []
+    names = ["cold start: load + compile + first call (ms)", "decode + preprocess p50 (ms)", "model inference p50 (ms)",
+             "photo to answer p50 (ms)", "photo to answer p90 (ms)", "peak RSS (MB)"]
+    rounds = []
     with tempfile.TemporaryDirectory() as d:
         subprocess.run([a.snakeid, "bundle", "unpack", *bundle, "--out", d], check=True, capture_output=True)
-        o = json.loads(subprocess.run(
-            [sys.executable, __file__, a.photo, "--iterations", str(a.iterations), "--threads", str(a.threads),
-             "--ort-child", os.path.join(d, "model.onnx"), os.path.join(d, "manifest.json")],
-            check=True, capture_output=True, text=True).stdout)
-    s = json.loads(subprocess.run(
-        [a.snakeid, "bench", *bundle, "--image", a.photo, "--iterations", str(a.iterations), "--threads", str(a.threads), "--json"],
-        check=True, capture_output=True, text=True).stdout)
-    st = s["stages_ms"]
-    s_dec = st["decode"]["p50"] + st["preprocess"]["p50"]
-    s_cold = s["cold_start_ms"] + s["first_call_ms"]
-    o_cold = o["load_ms"] + o["first_call_ms"]
-    rows = [
-        ("cold start: load + compile + first call (ms)", o_cold, s_cold),
-        ("decode + preprocess p50 (ms)", o["decode_preprocess"], s_dec),
-        ("model inference p50 (ms)", o["inference"], st["inference"]["p50"]),
-        ("photo to answer p50 (ms)", o["total"], st["total"]["p50"]),
-        ("photo to answer p90 (ms)", o["total_p90"], st["total"]["p90"]),
-        ("peak RSS (MB)", o["peak_rss_mb"], s["peak_rss_mb"]),
-    ]
-    print(f"photo {os.path.basename(a.photo)}, {a.threads} thread(s), {a.iterations} calls; onnxruntime {o['version']} "
-          f"(+ {o['import_ms']:.0f} ms to import numpy/onnxruntime/PIL, not counted)")
-    print(f"| {'':46} | onnxruntime | snakeid | ratio |")
-    print(f"|{'-' * 48}|-------------|---------|-------|")
-    for name, ov, sv in rows:
-        print(f"| {name:46} | {ov:11.2f} | {sv:7.2f} | {sv / ov:5.2f} |")
+        for _ in range(a.rounds):
+            o = json.loads(subprocess.run(
+                [sys.executable, __file__, a.photo, "--iterations", str(a.iterations), "--threads", str(a.threads),
+                 "--ort-child", os.path.join(d, "model.onnx"), os.path.join(d, "manifest.json")],
+                check=True, capture_output=True, text=True).stdout)
+            s = json.loads(subprocess.run(
+                [a.snakeid, "bench", *bundle, "--image", a.photo, "--iterations", str(a.iterations),
+                 "--threads", str(a.threads), "--json"],
+                check=True, capture_output=True, text=True).stdout)
+            st = s["stages_ms"]
+            rounds.append([
+                (o["load_ms"] + o["first_call_ms"], s["cold_start_ms"] + s["first_call_ms"]),
+                (o["decode_preprocess"], st["decode"]["p50"] + st["preprocess"]["p50"]),
+                (o["inference"], st["inference"]["p50"]),
+                (o["total"], st["total"]["p50"]),
+                (o["total_p90"], st["total"]["p90"]),
+                (o["peak_rss_mb"], s["peak_rss_mb"]),
+            ])
+    med = lambda v: sorted(v)[(len(v) - 1) // 2]  # lower median: a value that was measured
+    print(f"photo {os.path.basename(a.photo)}, {a.threads} thread(s), {a.iterations} calls, {a.rounds} alternating "
+          f"rounds; onnxruntime {o['version']} (+ {o['import_ms']:.0f} ms to import numpy/onnxruntime/PIL, not counted)")
+    print(f"| {'':46} | onnxruntime | snakeid | ratio | ratio range |")
+    print(f"|{'-' * 48}|-------------|---------|-------|-------------|")
+    for i, name in enumerate(names):
+        ov, sv = med([r[i][0] for r in rounds]), med([r[i][1] for r in rounds])
+        ratios = [r[i][1] / r[i][0] for r in rounds]
+        print(f"| {name:46} | {ov:11.2f} | {sv:7.2f} | {med(ratios):5.2f} | {min(ratios):5.2f}–{max(ratios):5.2f} |")
 
 
 if __name__ == "__main__":

@@ -40,7 +40,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let typed = model.into_typed()?;
     let t_typed = ms(t);
     let t = Instant::now();
-    let mut decluttered = typed.into_decluttered()?;
+    let mut decluttered = typed;
+    // SNAKEID_FULL_DECLUTTER=1 runs tract's whole declutter here, ChangeAxes included.
+    if std::env::var_os("SNAKEID_FULL_DECLUTTER").is_some() {
+        decluttered.declutter()?;
+    } else {
+        snakeid::engine::declutter_for_swaps(&mut decluttered)?;
+    }
     let t_declutter = ms(t);
     let t = Instant::now();
     // SNAKEID_NO_FUSE=1 also keeps tract's depthwise convolutions.

@@ -95,7 +95,8 @@ impl Engine {
 
 /// Declutters and optimises a typed model for the CPU, with our operators swapped in where `own_ops` says.
 pub fn optimized_model(typed: TypedModel, own_ops: OwnOps) -> Result<TypedModel> {
-    let mut decluttered = typed.into_decluttered().map_err(berr("decluttering"))?;
+    let mut decluttered = typed;
+    declutter_for_swaps(&mut decluttered).map_err(berr("decluttering"))?;
     if own_ops.depthwise {
         crate::depthwise::swap_in(&mut decluttered).map_err(berr("swapping in depthwise convolutions"))?;
     }
@@ -107,6 +108,20 @@ pub fn optimized_model(typed: TypedModel, own_ops: OwnOps) -> Result<TypedModel>
         crate::fakequant::fuse(&mut optimized).map_err(berr("fusing quantize/dequantize pairs"))?;
     }
     Ok(optimized)
+}
+
+/// tract's declutter without its ChangeAxes pass, which is most of the load time (it deep-copies constant tensors
+/// for the axis changes it tries: about 30 of 55 ms on the default bundle) and which our swaps do not need.
+/// `into_optimized` runs the full declutter, ChangeAxes included, afterwards, on the graph our operators made small.
+/// Should a tract release rename or drop the pass, this falls back to the full declutter.
+pub fn declutter_for_swaps(model: &mut TypedModel) -> TractResult<()> {
+    let mut optimizer = tract_onnx::tract_core::optim::Optimizer::declutter();
+    let all = optimizer.passes.len();
+    optimizer.passes.retain(|pass| !format!("{pass:?}").starts_with("ChangeAxes"));
+    if optimizer.passes.len() + 1 != all {
+        return model.declutter();
+    }
+    optimizer.session().optimize(model)
 }
 
 /// Parses and types the bundle's model for a `[1, 3, height, width]` f32 input, checking that it has one input and
