@@ -136,9 +136,10 @@ fn dequantize(node: &NodeProto, inputs: &[&TensorProto]) -> Option<TensorProto> 
 }
 
 fn f32_le_bytes(values: &[f32]) -> Vec<u8> {
-    let mut raw = Vec::with_capacity(values.len() * 4);
-    for v in values {
-        raw.extend_from_slice(&v.to_le_bytes());
+    // Fixed-size chunks of a zeroed buffer: one vectorised copy (on little-endian), not a growing Vec per value.
+    let mut raw = vec![0u8; values.len() * 4];
+    for (bytes, v) in raw.chunks_exact_mut(4).zip(values) {
+        bytes.copy_from_slice(&v.to_le_bytes());
     }
     raw
 }

@@ -201,9 +201,18 @@ mod vnni {
     /// `ROWS` output channels from `o0` over `NP` consecutive 16-pixel panels from pixel `p0`: `ROWS x NP`
     /// accumulators, each weight broadcast feeding `NP` dot products (weight rows are padded to a multiple of
     /// `ROWS`), then the epilogue in registers — the same operations in the same order as
-    /// [`QPointwise::finish`] — stored straight into `out`.
+    /// [`QPointwise::finish`] — stored straight into `out`. `FQ` says whether the output is fake-quantized.
+    /// Without a clip the bounds are infinite, which changes no value: the accumulators are integers, so every
+    /// value clipped is finite.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    unsafe fn kernel<const NP: usize>(op: &QPointwise, panels: *const u8, o0: usize, p0: usize, out: &mut [f32], o_base: usize) {
+    unsafe fn kernel<const NP: usize, const FQ: bool>(
+        op: &QPointwise,
+        panels: *const u8,
+        o0: usize,
+        p0: usize,
+        out: &mut [f32],
+        o_base: usize,
+    ) {
         let k4 = op.k4;
         let panel_len = k4 * PIXELS * 4;
         let mut acc = [[_mm512_setzero_si512(); NP]; ROWS];
@@ -220,37 +229,42 @@ mod vnni {
                 }
             }
         }
-        let clip = op.clip.map(|(lo, hi)| (_mm512_set1_ps(lo), _mm512_set1_ps(hi)));
-        let fq = op.fake_quant.as_ref().map(|f| {
-            let [inv, lo, hi, offset, scale] = f.params();
-            [inv, lo, hi, offset, scale].map(|v| _mm512_set1_ps(v))
-        });
+        let (clip_lo, clip_hi) = op.clip.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
+        let (clip_lo, clip_hi) = (_mm512_set1_ps(clip_lo), _mm512_set1_ps(clip_hi));
+        let [inv, lo, hi, offset, fq_scale] = op.fake_quant.as_ref().map_or([0.0; 5], |f| f.params()).map(|v| _mm512_set1_ps(v));
         let round = _mm512_set1_ps(ROUND);
-        let o_end = o_base + out.len() / op.pixels;
-        for (r, acc_r) in acc.iter().enumerate().take(o_end - o0) {
-            let o = o0 + r;
-            let (corr, scale, bias) =
-                (_mm512_set1_epi32(op.correction[o]), _mm512_set1_ps(op.scales[o]), _mm512_set1_ps(op.bias[o]));
-            for (n, acc_rn) in acc_r.iter().enumerate() {
-                let p = p0 + n * PIXELS;
-                let mut v = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(*acc_rn, corr)), scale), bias);
-                if let Some((lo, hi)) = clip {
-                    v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+        let rows = (o_base + out.len() / op.pixels - o0).min(ROWS);
+        // One expansion per row, so that every accumulator index is a constant and the array lives in registers
+        // (a loop over the rows was left rolled by the compiler, which then kept the accumulators on the stack).
+        macro_rules! finish_row {
+            ($($r:literal)*) => {$(
+                if $r < rows {
+                    let o = o0 + $r;
+                    let (corr, scale, bias) =
+                        (_mm512_set1_epi32(op.correction[o]), _mm512_set1_ps(op.scales[o]), _mm512_set1_ps(op.bias[o]));
+                    for n in 0..NP {
+                        let mut v = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[$r][n], corr));
+                        v = _mm512_add_ps(_mm512_mul_ps(v, scale), bias);
+                        v = _mm512_min_ps(_mm512_max_ps(v, clip_lo), clip_hi);
+                        if FQ {
+                            v = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(v, inv), lo), hi);
+                            v = _mm512_sub_ps(_mm512_add_ps(v, round), round);
+                            v = _mm512_mul_ps(_mm512_add_ps(v, offset), fq_scale);
+                        }
+                        let p = p0 + n * PIXELS;
+                        let dst = out.as_mut_ptr().add((o - o_base) * op.pixels + p);
+                        let width = PIXELS.min(op.pixels - p);
+                        if width == PIXELS {
+                            _mm512_storeu_ps(dst, v);
+                        } else {
+                            _mm512_mask_storeu_ps(dst, ((1u32 << width) - 1) as u16, v);
+                        }
+                    }
                 }
-                if let Some([inv, lo, hi, offset, scale]) = fq {
-                    v = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(v, inv), lo), hi);
-                    v = _mm512_sub_ps(_mm512_add_ps(v, round), round);
-                    v = _mm512_mul_ps(_mm512_add_ps(v, offset), scale);
-                }
-                let dst = out.as_mut_ptr().add((o - o_base) * op.pixels + p);
-                let width = PIXELS.min(op.pixels - p);
-                if width == PIXELS {
-                    _mm512_storeu_ps(dst, v);
-                } else {
-                    _mm512_mask_storeu_ps(dst, ((1u32 << width) - 1) as u16, v);
-                }
-            }
+            )*};
         }
+        const _: () = assert!(ROWS == 8, "finish_row! lists the rows");
+        finish_row!(0 1 2 3 4 5 6 7);
     }
 
     /// Output channels `o_base..` (as many as `out` holds rows of pixels) from the packed input.
@@ -264,10 +278,11 @@ mod vnni {
             let panels = packed.as_ptr().add(block * panel_len);
             let two = block + 2 <= blocks_total;
             for o0 in (o_base..o_end).step_by(ROWS) {
-                if two {
-                    kernel::<2>(op, panels, o0, block * PIXELS, out, o_base);
-                } else {
-                    kernel::<1>(op, panels, o0, block * PIXELS, out, o_base);
+                match (two, op.fake_quant.is_some()) {
+                    (true, true) => kernel::<2, true>(op, panels, o0, block * PIXELS, out, o_base),
+                    (true, false) => kernel::<2, false>(op, panels, o0, block * PIXELS, out, o_base),
+                    (false, true) => kernel::<1, true>(op, panels, o0, block * PIXELS, out, o_base),
+                    (false, false) => kernel::<1, false>(op, panels, o0, block * PIXELS, out, o_base),
                 }
             }
             block += if two { 2 } else { 1 };
@@ -343,13 +358,21 @@ fn int8_rows(w: &[f32], rows: usize) -> Option<(Vec<i32>, Vec<f32>)> {
             scales.push(0.0);
             continue;
         }
+        // The check `k * s ≈ v` decides; k comes from a multiplication by 1/s and the rounding trick (|v / s| is at
+        // most 128 for every candidate), which give the same k as `(v / s).round()` whenever the check passes, at
+        // a fraction of the cost of a division and a libm call per weight.
         let fits = |s: f32| -> Option<Vec<i32>> {
-            row.iter()
+            let inv = 1.0 / s;
+            let mut all = true;
+            let ks: Vec<i32> = row
+                .iter()
                 .map(|&v| {
-                    let k = (v / s).round();
-                    ((k * s - v).abs() <= 4.0 * f32::EPSILON * v.abs() && (-128.0..=127.0).contains(&k)).then_some(k as i32)
+                    let k = (v * inv + ROUND) - ROUND;
+                    all &= (k * s - v).abs() <= 4.0 * f32::EPSILON * v.abs() && (-128.0..=127.0).contains(&k);
+                    k as i32
                 })
-                .collect()
+                .collect();
+            all.then_some(ks)
         };
         let candidates = [amax / 127.0, amax / 128.0, amax_all / 127.0, amax_all / 128.0];
         let (s, k) = candidates.into_iter().find_map(|s| fits(s).map(|k| (s, k)))?;
