@@ -135,7 +135,9 @@ fn typed_model_with(onnx: &[u8], width: u32, height: u32, num_classes: usize, fo
     let (width, height) = (width as usize, height as usize);
     let unloadable = |e: TractError| Error::InvalidBundle(format!("model.onnx cannot be loaded: {}", one_line(&e)));
     let onnx_reader = tract_onnx::onnx();
-    let mut proto = onnx_reader.proto_model_for_read(&mut std::io::Cursor::new(onnx)).map_err(unloadable)?;
+    // Decoded in place: tract's `proto_model_for_read` first copies the whole file into a fresh buffer.
+    let mut proto = <tract_onnx::pb::ModelProto as prost::Message>::decode(onnx)
+        .map_err(|e| Error::InvalidBundle(format!("model.onnx cannot be loaded: {e}")))?;
     if fold {
         crate::onnx_fold::fold_constant_dequantize(&mut proto);
     }

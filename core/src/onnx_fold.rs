@@ -103,9 +103,17 @@ fn dequantize(node: &NodeProto, inputs: &[&TensorProto]) -> Option<TensorProto> 
     if scale.is_empty() || zero_point.is_empty() || dims.iter().any(|d| *d < 0) {
         return None;
     }
-    let values: Vec<f32> = if scale.len() == 1 && zero_point.len() == 1 {
-        let (s, zp) = (scale[0], zero_point[0]);
-        x.iter().map(|&q| (q - zp) as f32 * s).collect()
+    // The f32 values are written straight as little-endian bytes: no intermediate Vec<f32>.
+    let mut raw = vec![0u8; x.len() * 4];
+    let dequantize = |out: &mut [u8], xs: &[i32], zp: i32, s: f32, per_tensor: bool| {
+        for (bytes, &q) in out.chunks_exact_mut(4).zip(xs) {
+            // tract: per tensor `(q - zp) as f32 * s`, per axis `(q as f32 - zp as f32) * s` (the same value).
+            let v = if per_tensor { (q - zp) as f32 * s } else { (q as f32 - zp as f32) * s };
+            bytes.copy_from_slice(&v.to_le_bytes());
+        }
+    };
+    if scale.len() == 1 && zero_point.len() == 1 {
+        dequantize(&mut raw, &x, zero_point[0], scale[0], true);
     } else {
         let rank = dims.len() as i64;
         let axis = if axis < 0 { axis + rank } else { axis };
@@ -118,30 +126,14 @@ fn dequantize(node: &NodeProto, inputs: &[&TensorProto]) -> Option<TensorProto> 
         if !per_channel(&zero_point) || !(scale.len() == 1 || scale.len() == channels) || inner == 0 {
             return None;
         }
-        let mut values = Vec::with_capacity(x.len());
-        for (i, run) in x.chunks(inner).enumerate() {
+        for (i, (run, out)) in x.chunks(inner).zip(raw.chunks_mut(inner * 4)).enumerate() {
             let c = i % channels;
-            let zp = zero_point[if zero_point.len() == 1 { 0 } else { c }] as f32;
+            let zp = zero_point[if zero_point.len() == 1 { 0 } else { c }];
             let s = scale[if scale.len() == 1 { 0 } else { c }];
-            values.extend(run.iter().map(|&q| (q as f32 - zp) * s));
+            dequantize(out, run, zp, s, false);
         }
-        values
-    };
-    Some(TensorProto {
-        dims,
-        data_type: DataType::Float as i32,
-        raw_data: f32_le_bytes(&values),
-        ..Default::default()
-    })
-}
-
-fn f32_le_bytes(values: &[f32]) -> Vec<u8> {
-    // Fixed-size chunks of a zeroed buffer: one vectorised copy (on little-endian), not a growing Vec per value.
-    let mut raw = vec![0u8; values.len() * 4];
-    for (bytes, v) in raw.chunks_exact_mut(4).zip(values) {
-        bytes.copy_from_slice(&v.to_le_bytes());
     }
-    raw
+    Some(TensorProto { dims, data_type: DataType::Float as i32, raw_data: raw, ..Default::default() })
 }
 
 fn stored_inline(t: &TensorProto) -> bool {

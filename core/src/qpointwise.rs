@@ -362,14 +362,16 @@ fn int8_rows(w: &[f32], rows: usize) -> Option<(Vec<i32>, Vec<f32>)> {
         // most 128 for every candidate), which give the same k as `(v / s).round()` whenever the check passes, at
         // a fraction of the cost of a division and a libm call per weight.
         let fits = |s: f32| -> Option<Vec<i32>> {
-            let inv = 1.0 / s;
+            let (inv, round_bits) = (1.0 / s, ROUND.to_bits() as i32);
             let mut all = true;
             let ks: Vec<i32> = row
                 .iter()
                 .map(|&v| {
                     let k = (v * inv + ROUND) - ROUND;
-                    all &= (k * s - v).abs() <= 4.0 * f32::EPSILON * v.abs() && (-128.0..=127.0).contains(&k);
-                    k as i32
+                    // `&`, not `&&`: no branch per weight, so the loop vectorises.
+                    all &= ((k * s - v).abs() <= 4.0 * f32::EPSILON * v.abs()) & (k >= -128.0) & (k <= 127.0);
+                    // The integer from the bits of k + ROUND (exact while |k| < 2^22; garbage beyond, then discarded).
+                    (k + ROUND).to_bits() as i32 - round_bits
                 })
                 .collect();
             all.then_some(ks)
