@@ -91,7 +91,7 @@ fn a_model_that_is_not_a_classifier_is_refused_at_load() {
     // Keep the manifest and labels, but replace the model with garbage (and fix the digest so it gets that far).
     let good = Bundle::embedded_default().unwrap();
     let mut b = good.clone();
-    b.model = b"not an onnx model".to_vec();
+    b.model = b"not an onnx model".to_vec().into();
     match Classifier::new(b) {
         Err(e @ Error::InvalidBundle(_)) => eprintln!("{}", one_line(&e)),
         other => panic!("{:?}", other.map(|_| ())),

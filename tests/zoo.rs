@@ -41,10 +41,10 @@ fn check(model: &str, what: &str, bound: f32, run: &dyn Fn(Vec<f32>) -> snakeid:
 fn committed_zoo_models_answer_like_onnxruntime_on_the_cpu_and_gpu() {
     for model in ["squeezenet1_1", "shufflenet_v2_x1_0"] {
         let onnx = std::fs::read(committed().join(format!("{model}.int8.onnx"))).unwrap();
-        let cpu = Engine::compile(&onnx, 224, 224, 1000).unwrap();
+        let cpu = Engine::compile(onnx.clone(), 224, 224, 1000).unwrap();
         check(model, "cpu", 1.0, &|x| cpu.run(x));
         if gpu_available() {
-            let gpu = snakeid::gpu::GpuEngine::compile(typed_model(&onnx, 224, 224, 1000).unwrap()).unwrap();
+            let gpu = snakeid::gpu::GpuEngine::compile(typed_model(onnx.clone(), 224, 224, 1000).unwrap()).unwrap();
             check(model, "gpu", 1.0, &|x| gpu.run(&x));
         }
     }

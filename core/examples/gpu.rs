@@ -22,11 +22,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(5);
     let (w, h, c) = (bundle.manifest.input.width, bundle.manifest.input.height, bundle.manifest.model.num_classes);
     let t = Instant::now();
-    let cpu = Engine::compile(&bundle.model, w, h, c)?;
+    let cpu = Engine::compile(bundle.model.clone(), w, h, c)?;
     let t_cpu_load = t.elapsed().as_secs_f64() * 1e3;
     let t = Instant::now();
     // SNAKEID_GPU_F16=1: float weights stored as f16.
-    let gpu = GpuEngine::compile_with(typed_model(&bundle.model, w, h, c)?, std::env::var_os("SNAKEID_GPU_F16").is_some())?;
+    let gpu = GpuEngine::compile_with(typed_model(bundle.model.clone(), w, h, c)?, std::env::var_os("SNAKEID_GPU_F16").is_some())?;
     let t_gpu_load = t.elapsed().as_secs_f64() * 1e3;
     let (layers, int8) = gpu.weight_layers();
     println!("adapter: {:?}; nodes on GPU {}, on CPU {}; {int8} of {layers} weight layers int8 on the GPU", gpu.adapter(), gpu.gpu_nodes(), gpu.cpu_nodes());
@@ -42,7 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if std::env::var_os("SNAKEID_DECLUTTERED").is_some() {
         // tract itself, unoptimised: how far its own optimised plan is from the graph the GPU runs.
         use tract_onnx::prelude::*;
-        let plain = typed_model(&bundle.model, w, h, c)?.into_decluttered()?.into_runnable()?;
+        let plain = typed_model(bundle.model.clone(), w, h, c)?.into_decluttered()?.into_runnable()?;
         let t = Tensor::from_shape(&[1, 3, h as usize, w as usize], &input)?;
         let out = plain.run(tvec!(t.into()))?;
         let d: Vec<f32> = out[0].to_plain_array_view::<f32>()?.iter().copied().collect();

@@ -20,7 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ms = |t: Instant| t.elapsed().as_secs_f64() * 1e3;
     let t = Instant::now();
     let onnx = tract_onnx::onnx();
-    let mut proto = <tract_onnx::pb::ModelProto as prost::Message>::decode(bundle.model.as_slice())?;
+    let mut proto = <tract_onnx::pb::ModelProto as prost::Message>::decode(bundle.model.clone())?;
     let t_decode = ms(t);
     let t = Instant::now();
     // SNAKEID_NO_FOLD=1 leaves the constant weights' DequantizeLinear nodes to tract.

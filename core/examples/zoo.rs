@@ -51,7 +51,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let inputs: Vec<Vec<f32>> = values.chunks_exact(per).map(|c| c.to_vec()).collect();
     let cpu = measure(
         || {
-            let e = Engine::compile(&onnx, w, h, classes)?;
+            let e = Engine::compile(onnx.clone(), w, h, classes)?;
             Ok(Box::new(move |x: &[f32]| e.run(x.to_vec())))
         },
         &inputs,
@@ -62,7 +62,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if gpu {
         out["gpu"] = measure(
             || {
-                let g = snakeid::gpu::GpuEngine::compile(typed_model(&onnx, w, h, classes)?)?;
+                let g = snakeid::gpu::GpuEngine::compile(typed_model(onnx.clone(), w, h, classes)?)?;
                 Ok(Box::new(move |x: &[f32]| g.run(x)))
             },
             // lavapipe, CI's GPU, runs big models at seconds per call: two inputs, one timed run.

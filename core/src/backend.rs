@@ -1,7 +1,7 @@
 //! Which engine runs the model: tract on the CPU, our wgpu kernels on the GPU, or `auto`, which measures both once
 //! per adapter and bundle (remembering the answer in a small cache file when given one) and keeps the faster.
 
-use crate::engine::{typed_model, Engine};
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -85,13 +85,12 @@ impl Runner {
 #[cfg(feature = "gpu")]
 pub(crate) fn compile_gpu(bundle: &crate::Bundle, f16_weights: bool) -> Result<Runner> {
     let m = &bundle.manifest;
-    let typed = typed_model(&bundle.model, m.input.width, m.input.height, m.model.num_classes)?;
+    let typed = crate::engine::typed_model(bundle.model.clone(), m.input.width, m.input.height, m.model.num_classes)?;
     Ok(Runner::Gpu(crate::gpu::GpuEngine::compile_with(typed, f16_weights)?))
 }
 
 #[cfg(not(feature = "gpu"))]
 pub(crate) fn compile_gpu(_bundle: &crate::Bundle, _f16_weights: bool) -> Result<Runner> {
-    let _ = typed_model;
     Err(Error::Backend("this build of snakeid has no GPU backend (core feature `gpu`)".into()))
 }
 

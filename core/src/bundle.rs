@@ -11,6 +11,7 @@ use crate::labels::{self, Label};
 use crate::manifest::Manifest;
 use crate::prior::PriorTable;
 use crate::signing::{self, PublicKey, SIGNATURE_FILE};
+use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -31,7 +32,8 @@ pub struct Bundle {
     pub manifest: Manifest,
     pub labels: Vec<Label>,
     pub prior: Option<PriorTable>,
-    pub model: Vec<u8>,
+    /// The ONNX file. Shares the packed bundle's memory (the binary's own, for the embedded bundle): no copy.
+    pub model: Bytes,
     /// For each output class, its column in the prior table (snake classes only).
     pub(crate) prior_columns: Vec<Option<usize>>,
 }
@@ -39,7 +41,7 @@ pub struct Bundle {
 impl Bundle {
     /// The bundle embedded in the binary.
     pub fn embedded_default() -> Result<Self> {
-        Self::from_packed(Self::embedded_default_bytes()?)
+        Self::from_files(unpack(&Bytes::from_static(Self::embedded_default_bytes()?))?, None)
     }
 
     /// The packed bytes of the embedded bundle.
@@ -62,15 +64,15 @@ impl Bundle {
 
     /// Parses a packed bundle.
     pub fn from_packed(bytes: &[u8]) -> Result<Self> {
-        Self::from_files(unpack(bytes)?, None)
+        Self::from_files(unpack(&Bytes::copy_from_slice(bytes))?, None)
     }
 
     /// Parses a packed bundle and requires its signature to verify with one of `trusted`.
     pub fn from_packed_signed(bytes: &[u8], trusted: &[PublicKey]) -> Result<Self> {
-        Self::from_files(unpack(bytes)?, Some(trusted))
+        Self::from_files(unpack(&Bytes::copy_from_slice(bytes))?, Some(trusted))
     }
 
-    fn from_files(mut files: BTreeMap<String, Vec<u8>>, trusted: Option<&[PublicKey]>) -> Result<Self> {
+    fn from_files(mut files: BTreeMap<String, Bytes>, trusted: Option<&[PublicKey]>) -> Result<Self> {
         let manifest_bytes = files.remove("manifest.json").ok_or_else(|| Error::bundle("manifest.json is missing"))?;
         let signature = files.remove(SIGNATURE_FILE);
         // The signature first: an untrusted manifest is not even parsed.
@@ -78,7 +80,7 @@ impl Bundle {
             signing::verify_manifest(&manifest_bytes, signature.as_deref(), trusted)?;
         }
         let manifest = Manifest::parse(&manifest_bytes)?;
-        let mut take = |name: &str, sha: &str| -> Result<Vec<u8>> {
+        let mut take = |name: &str, sha: &str| -> Result<Bytes> {
             let data = files.remove(name).ok_or_else(|| Error::bundle(format!("{name} is missing")))?;
             let got = sha256_hex(&data);
             if !got.eq_ignore_ascii_case(sha) {
@@ -146,14 +148,14 @@ impl Bundle {
             out.extend_from_slice(&(data.len() as u64).to_le_bytes());
             out.extend_from_slice(data);
         }
-        Ok((Self::from_files(files, None)?, out))
+        Ok((Self::from_files(files.into_iter().map(|(name, data)| (name, Bytes::from(data))).collect(), None)?, out))
     }
 
     /// Writes the files of a packed bundle into `dir` (created if missing), after verifying them.
     pub fn unpack_to_dir(bytes: &[u8], dir: &Path) -> Result<()> {
         Self::from_packed(bytes)?;
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        for (name, data) in unpack(bytes)? {
+        for (name, data) in unpack(&Bytes::copy_from_slice(bytes))? {
             let path = dir.join(&name);
             std::fs::write(&path, data).map_err(|e| Error::io(&path, e))?;
         }
@@ -163,7 +165,8 @@ impl Bundle {
     /// Signs packed bundle bytes: verifies them, then returns them packed again with `signature.ed25519` (replacing any
     /// earlier signature) over their manifest.
     pub fn sign_packed(bytes: &[u8], key: &signing::SecretKey) -> Result<Vec<u8>> {
-        let mut files = unpack(bytes)?;
+        let mut files: BTreeMap<String, Vec<u8>> =
+            unpack(&Bytes::copy_from_slice(bytes))?.into_iter().map(|(name, data)| (name, data.to_vec())).collect();
         let manifest = files.get("manifest.json").ok_or_else(|| Error::bundle("manifest.json is missing"))?;
         let signature = key.sign_manifest(manifest);
         files.insert(SIGNATURE_FILE.to_string(), signature);
@@ -172,7 +175,7 @@ impl Bundle {
 
     /// Whether packed bundle bytes carry a signature (not whether it verifies: see [`Bundle::from_packed_signed`]).
     pub fn is_signed_packed(bytes: &[u8]) -> Result<bool> {
-        Ok(unpack(bytes)?.contains_key(SIGNATURE_FILE))
+        Ok(unpack(&Bytes::copy_from_slice(bytes))?.contains_key(SIGNATURE_FILE))
     }
 
     /// Species of the bundle (snake classes only), in class order.
@@ -182,12 +185,12 @@ impl Bundle {
 }
 
 /// The files of a bundle directory or packed file.
-fn read_files(path: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
+fn read_files(path: &Path) -> Result<BTreeMap<String, Bytes>> {
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     if meta.is_dir() {
-        read_dir_files(path)
+        Ok(read_dir_files(path)?.into_iter().map(|(name, data)| (name, Bytes::from(data))).collect())
     } else {
-        unpack(&read_limited(path)?)
+        unpack(&Bytes::from(read_limited(path)?))
     }
 }
 
@@ -212,7 +215,8 @@ fn file_names(m: &Manifest) -> Vec<String> {
     names
 }
 
-fn unpack(bytes: &[u8]) -> Result<BTreeMap<String, Vec<u8>>> {
+/// The entries of a packed bundle, each a view of `bytes` (no copy).
+fn unpack(bytes: &Bytes) -> Result<BTreeMap<String, Bytes>> {
     let bad = |what: &str| Error::bundle(format!("not a valid packed bundle: {what}"));
     if bytes.len() < 12 || &bytes[..8] != MAGIC {
         return Err(bad("bad magic (expected a snakeid bundle file or directory)"));
@@ -226,10 +230,10 @@ fn unpack(bytes: &[u8]) -> Result<BTreeMap<String, Vec<u8>>> {
         return Err(bad(&format!("{count} entries")));
     }
     let mut pos = 12usize;
-    let mut take = |n: u64| -> Result<&[u8]> {
+    let mut take = |n: u64| -> Result<Bytes> {
         let n = usize::try_from(n).map_err(|_| bad("entry too large"))?;
         let end = pos.checked_add(n).filter(|&e| e <= bytes.len()).ok_or_else(|| bad("truncated"))?;
-        let s = &bytes[pos..end];
+        let s = bytes.slice(pos..end);
         pos = end;
         Ok(s)
     };
@@ -237,10 +241,10 @@ fn unpack(bytes: &[u8]) -> Result<BTreeMap<String, Vec<u8>>> {
     for _ in 0..count {
         let n = take(2)?;
         let name_len = u16::from_le_bytes([n[0], n[1]]) as u64;
-        let name = std::str::from_utf8(take(name_len)?).map_err(|_| bad("entry name is not UTF-8"))?.to_string();
+        let name = std::str::from_utf8(&take(name_len)?).map_err(|_| bad("entry name is not UTF-8"))?.to_string();
         let l = take(8)?;
-        let len = u64::from_le_bytes(l.try_into().expect("8 bytes"));
-        let data = take(len)?.to_vec();
+        let len = u64::from_le_bytes(<[u8; 8]>::try_from(&l[..]).expect("8 bytes"));
+        let data = take(len)?;
         if files.insert(name.clone(), data).is_some() {
             return Err(bad(&format!("{name} appears twice")));
         }

@@ -102,7 +102,7 @@ impl Classifier {
         let m = &bundle.manifest;
         let engine = guard(|| {
             crate::failpoint::hit("load");
-            Engine::compile(&bundle.model, m.input.width, m.input.height, m.model.num_classes)
+            Engine::compile(bundle.model.clone(), m.input.width, m.input.height, m.model.num_classes)
         })?;
         let runner = Runner::Cpu(engine);
         let backend_info = runner.info(None);

@@ -38,12 +38,13 @@ pub struct Engine {
 impl Engine {
     /// Parses, types and optimises the model for a `[1, 3, height, width]` f32 input and checks
     /// that it outputs `num_classes` logits.
-    pub fn compile(onnx: &[u8], width: u32, height: u32, num_classes: usize) -> Result<Self> {
+    /// `onnx`: the file's bytes (a `Vec<u8>`, a `&'static [u8]` or a bundle's `Bytes`, which is not copied).
+    pub fn compile(onnx: impl Into<bytes::Bytes>, width: u32, height: u32, num_classes: usize) -> Result<Self> {
         Self::compile_with(onnx, width, height, num_classes, OwnOps::ALL)
     }
 
     /// As [`Engine::compile`], with a choice of which of our operators replace tract's.
-    pub fn compile_with(onnx: &[u8], width: u32, height: u32, num_classes: usize, own_ops: OwnOps) -> Result<Self> {
+    pub fn compile_with(onnx: impl Into<bytes::Bytes>, width: u32, height: u32, num_classes: usize, own_ops: OwnOps) -> Result<Self> {
         let typed = typed_model(onnx, width, height, num_classes)?;
         let (width, height) = (width as usize, height as usize);
         let optimized = optimized_model(typed, own_ops)?;
@@ -126,17 +127,18 @@ pub fn declutter_for_swaps(model: &mut TypedModel) -> TractResult<()> {
 
 /// Parses and types the bundle's model for a `[1, 3, height, width]` f32 input, checking that it has one input and
 /// one output of `num_classes` f32 logits. The CPU engine optimises it; the GPU backend lowers it.
-pub fn typed_model(onnx: &[u8], width: u32, height: u32, num_classes: usize) -> Result<TypedModel> {
+pub fn typed_model(onnx: impl Into<bytes::Bytes>, width: u32, height: u32, num_classes: usize) -> Result<TypedModel> {
     typed_model_with(onnx, width, height, num_classes, true)
 }
 
 /// As [`typed_model`]; `fold: false` leaves the folding of constant weights to tract (slower, same values).
-fn typed_model_with(onnx: &[u8], width: u32, height: u32, num_classes: usize, fold: bool) -> Result<TypedModel> {
+fn typed_model_with(onnx: impl Into<bytes::Bytes>, width: u32, height: u32, num_classes: usize, fold: bool) -> Result<TypedModel> {
     let (width, height) = (width as usize, height as usize);
     let unloadable = |e: TractError| Error::InvalidBundle(format!("model.onnx cannot be loaded: {}", one_line(&e)));
     let onnx_reader = tract_onnx::onnx();
-    // Decoded in place: tract's `proto_model_for_read` first copies the whole file into a fresh buffer.
-    let mut proto = <tract_onnx::pb::ModelProto as prost::Message>::decode(onnx)
+    // Decoded from the bytes themselves: tract's `proto_model_for_read` copies the whole file into a fresh buffer
+    // first, and decoding from a plain slice copies every tensor twice.
+    let mut proto = <tract_onnx::pb::ModelProto as prost::Message>::decode(onnx.into())
         .map_err(|e| Error::InvalidBundle(format!("model.onnx cannot be loaded: {e}")))?;
     if fold {
         crate::onnx_fold::fold_constant_dequantize(&mut proto);
@@ -187,7 +189,7 @@ mod tests {
         let bundle = crate::Bundle::embedded_default().unwrap();
         let (w, h, n) = (bundle.manifest.input.width, bundle.manifest.input.height, bundle.manifest.model.num_classes);
         let input: Vec<f32> = (0..3 * w * h).map(|i| ((i * 7919) % 1000) as f32 / 250.0 - 2.0).collect();
-        (Engine::compile_with(&bundle.model, w, h, n, a).unwrap(), Engine::compile_with(&bundle.model, w, h, n, b).unwrap(), input)
+        (Engine::compile_with(bundle.model.clone(), w, h, n, a).unwrap(), Engine::compile_with(bundle.model.clone(), w, h, n, b).unwrap(), input)
     }
 
     #[test]
@@ -235,7 +237,7 @@ mod tests {
         let bundle = crate::Bundle::embedded_default().unwrap();
         let (w, h, n) = (bundle.manifest.input.width, bundle.manifest.input.height, bundle.manifest.model.num_classes);
         let consts = |fold: bool| -> Vec<Vec<u32>> {
-            let model = typed_model_with(&bundle.model, w, h, n, fold).unwrap().into_decluttered().unwrap();
+            let model = typed_model_with(bundle.model.clone(), w, h, n, fold).unwrap().into_decluttered().unwrap();
             let mut out: Vec<Vec<u32>> = model
                 .nodes
                 .iter()

@@ -363,18 +363,22 @@ fn int8_rows(w: &[f32], rows: usize) -> Option<(Vec<i32>, Vec<f32>)> {
         // a fraction of the cost of a division and a libm call per weight.
         let fits = |s: f32| -> Option<Vec<i32>> {
             let (inv, round_bits) = (1.0 / s, ROUND.to_bits() as i32);
-            let mut all = true;
-            let ks: Vec<i32> = row
-                .iter()
-                .map(|&v| {
+            let mut ks = Vec::with_capacity(row.len());
+            // In chunks, so that float weights (not on any grid) are given up after the first chunk.
+            for chunk in row.chunks(64) {
+                let mut all = true;
+                ks.extend(chunk.iter().map(|&v| {
                     let k = (v * inv + ROUND) - ROUND;
                     // `&`, not `&&`: no branch per weight, so the loop vectorises.
                     all &= ((k * s - v).abs() <= 4.0 * f32::EPSILON * v.abs()) & (k >= -128.0) & (k <= 127.0);
                     // The integer from the bits of k + ROUND (exact while |k| < 2^22; garbage beyond, then discarded).
                     (k + ROUND).to_bits() as i32 - round_bits
-                })
-                .collect();
-            all.then_some(ks)
+                }));
+                if !all {
+                    return None;
+                }
+            }
+            Some(ks)
         };
         let candidates = [amax / 127.0, amax / 128.0, amax_all / 127.0, amax_all / 128.0];
         let (s, k) = candidates.into_iter().find_map(|s| fits(s).map(|k| (s, k)))?;
@@ -433,8 +437,7 @@ fn pointwise_of(model: &TypedModel, id: usize) -> Option<(QPointwise, usize, Out
     if !(0..=255).contains(&zero_point) || !(scale > 0.0) {
         return None;
     }
-    let w = weights.try_as_plain_ram().ok()?.as_slice::<f32>().ok()?.to_vec();
-    let (ks, w_scales) = int8_rows(&w, out_channels)?;
+    let (ks, w_scales) = int8_rows(weights.try_as_plain_ram().ok()?.as_slice::<f32>().ok()?, out_channels)?;
     let out_shape: TVec<usize> = model.outlet_fact(OutletId::new(id, 0)).ok()?.shape.as_concrete()?.into();
 
     // Bias: an Add of a constant with one value per output channel.
