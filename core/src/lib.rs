@@ -25,6 +25,7 @@ pub mod depthwise;
 pub mod engine;
 mod epilogue;
 pub mod fakequant;
+mod jpeg_dc;
 pub mod onnx_fold;
 #[cfg(feature = "gpu")]
 pub mod gpu;

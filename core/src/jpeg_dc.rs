@@ -1,0 +1,610 @@
+//! JPEG decoding at 1/8 scale from the DC coefficients alone, for the large camera photos the model sees at
+//! 224x224.
+//!
+//! At 1/8 scale every 8x8 block becomes one pixel, its DC value (the 1x1 inverse DCT), so the AC coefficients need
+//! only be skipped: their Huffman codes are read, their values neither sign-extended, dequantized, stored nor
+//! transformed. jpeg-decoder decodes, stores and zeroes all 64 coefficients of every block even when scaling by
+//! 1/8; on a 12 MP photo this path takes a fraction of its time. The result is the same, byte for byte, as
+//! jpeg-decoder's own 1/8-scale output (same DC arithmetic, same chroma upsampling, same colour conversion;
+//! tested on real photos). Only the common case is handled here — baseline or extended sequential Huffman coding,
+//! 8-bit samples, one interleaved scan, grayscale or YCbCr (component ids 1, 2, 3) with chroma subsampled by 1 or 2
+//! — and anything else, or any data that does not decode cleanly, returns `None` so that the caller falls back to
+//! jpeg-decoder (which reports the error, if there is one).
+
+/// An RGB8 image: `width x height` pixels, rows top to bottom.
+pub(crate) struct Rgb {
+    pub width: u32,
+    pub height: u32,
+    pub pixels: Vec<u8>,
+}
+
+/// Decodes `bytes` (a whole JPEG file) at 1/8 scale, or `None` when this decoder does not handle it.
+pub(crate) fn decode_eighth(bytes: &[u8]) -> Option<Rgb> {
+    let mut tables = Tables::default();
+    let mut frame: Option<Frame> = None;
+    let mut restart_interval = 0usize;
+    if bytes.get(..2)? != [0xFF, 0xD8] {
+        return None;
+    }
+    let mut pos = 2;
+    loop {
+        // A marker: 0xFF (any fill bytes), then its code.
+        if *bytes.get(pos)? != 0xFF {
+            return None;
+        }
+        while *bytes.get(pos)? == 0xFF {
+            pos += 1;
+        }
+        let code = bytes[pos];
+        pos += 1;
+        let len = u16::from_be_bytes([*bytes.get(pos)?, *bytes.get(pos + 1)?]) as usize;
+        let segment = bytes.get(pos + 2..pos + len.checked_sub(2)?.checked_add(2)?)?;
+        pos += len;
+        match code {
+            0xC0 | 0xC1 => frame = Some(Frame::parse(segment)?),
+            // Progressive, lossless, hierarchical or arithmetic-coded: jpeg-decoder's business.
+            0xC2 | 0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => return None,
+            0xC4 => tables.parse_huffman(segment)?,
+            0xDB => tables.parse_quantization(segment)?,
+            0xDD => restart_interval = u16::from_be_bytes([*segment.first()?, *segment.get(1)?]) as usize,
+            0xDA => {
+                let frame = frame.as_ref()?;
+                let scan = Scan::parse(segment, frame, &tables)?;
+                let planes = decode_scan(bytes.get(pos..)?, frame, &scan, restart_interval)?;
+                return assemble(frame, &planes);
+            }
+            0xE0..=0xEF | 0xFE => {}
+            // DNL, EOI before a scan, or anything unexpected.
+            _ => return None,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Tables {
+    /// Huffman tables by class (0 DC, 1 AC) and id.
+    huffman: [[Option<Huffman>; 4]; 2],
+    /// The DC entry (zig-zag index 0) of each quantization table.
+    dc_quant: [Option<u16>; 4],
+}
+
+impl Tables {
+    fn parse_huffman(&mut self, mut s: &[u8]) -> Option<()> {
+        while !s.is_empty() {
+            let (class, id) = ((s[0] >> 4) as usize, (s[0] & 15) as usize);
+            let counts: [u8; 16] = s.get(1..17)?.try_into().ok()?;
+            let n: usize = counts.iter().map(|c| *c as usize).sum();
+            let symbols = s.get(17..17 + n)?;
+            if class > 1 || id > 3 {
+                return None;
+            }
+            self.huffman[class][id] = Some(Huffman::new(&counts, symbols)?);
+            s = &s[17 + n..];
+        }
+        Some(())
+    }
+
+    fn parse_quantization(&mut self, mut s: &[u8]) -> Option<()> {
+        while !s.is_empty() {
+            let (precision, id) = (s[0] >> 4, (s[0] & 15) as usize);
+            let size = match precision {
+                0 => 64,
+                1 => 128,
+                _ => return None,
+            };
+            let table = s.get(1..1 + size)?;
+            let dc = if precision == 0 { table[0] as u16 } else { u16::from_be_bytes([table[0], table[1]]) };
+            *self.dc_quant.get_mut(id)? = Some(dc);
+            s = &s[1 + size..];
+        }
+        Some(())
+    }
+}
+
+struct Component {
+    id: u8,
+    h: usize,
+    v: usize,
+    quant: usize,
+}
+
+struct Frame {
+    width: usize,
+    height: usize,
+    components: Vec<Component>,
+    h_max: usize,
+    v_max: usize,
+    /// MCUs per row and per column.
+    mcus: [usize; 2],
+}
+
+impl Frame {
+    fn parse(s: &[u8]) -> Option<Frame> {
+        let (precision, height, width, n) =
+            (*s.first()?, u16::from_be_bytes([*s.get(1)?, *s.get(2)?]) as usize, u16::from_be_bytes([*s.get(3)?, *s.get(4)?]) as usize, *s.get(5)? as usize);
+        if precision != 8 || height == 0 || width == 0 || !(n == 1 || n == 3) {
+            return None;
+        }
+        let mut components = Vec::with_capacity(n);
+        for c in s.get(6..6 + 3 * n)?.chunks_exact(3) {
+            let (h, v) = ((c[1] >> 4) as usize, (c[1] & 15) as usize);
+            if !(1..=2).contains(&h) || !(1..=2).contains(&v) || c[2] > 3 {
+                return None;
+            }
+            components.push(Component { id: c[0], h, v, quant: c[2] as usize });
+        }
+        if n == 1 && (components[0].h != 1 || components[0].v != 1) {
+            return None;
+        }
+        // YCbCr as jpeg-decoder reads it (ids 1, 2, 3), chroma at full or half resolution of the luma.
+        if n == 3 {
+            let ids: Vec<u8> = components.iter().map(|c| c.id).collect();
+            if ids != [1, 2, 3] || components[1].h != 1 || components[1].v != 1 || components[2].h != 1 || components[2].v != 1 {
+                return None;
+            }
+        }
+        let h_max = components.iter().map(|c| c.h).max()?;
+        let v_max = components.iter().map(|c| c.v).max()?;
+        let mcus = [width.div_ceil(8 * h_max), height.div_ceil(8 * v_max)];
+        Some(Frame { width, height, components, h_max, v_max, mcus })
+    }
+
+    /// Blocks per row and rows of blocks of component `c`'s plane (whole MCUs, as jpeg-decoder stores it).
+    fn blocks(&self, c: usize) -> [usize; 2] {
+        [self.mcus[0] * self.components[c].h, self.mcus[1] * self.components[c].v]
+    }
+}
+
+/// One interleaved scan over every component of the frame: per component, its DC and AC tables and DC quantizer.
+struct Scan<'t> {
+    tables: Vec<(&'t Huffman, &'t Huffman, i32)>,
+}
+
+impl<'t> Scan<'t> {
+    fn parse(s: &[u8], frame: &Frame, tables: &'t Tables) -> Option<Scan<'t>> {
+        let n = *s.first()? as usize;
+        if n != frame.components.len() {
+            return None;
+        }
+        let mut scan = Vec::with_capacity(n);
+        for (c, entry) in frame.components.iter().zip(s.get(1..1 + 2 * n)?.chunks_exact(2)) {
+            if entry[0] != c.id {
+                return None;
+            }
+            let (dc, ac) = ((entry[1] >> 4) as usize, (entry[1] & 15) as usize);
+            let dc_table = tables.huffman[0].get(dc)?.as_ref()?;
+            let ac_table = tables.huffman[1].get(ac)?.as_ref()?;
+            scan.push((dc_table, ac_table, *tables.dc_quant[c.quant].as_ref()? as i32));
+        }
+        // Spectral selection 0..63, no successive approximation: a sequential scan.
+        if s.get(1 + 2 * n..4 + 2 * n)? != [0, 63, 0] {
+            return None;
+        }
+        Some(Scan { tables: scan })
+    }
+}
+
+/// A Huffman table: a 9-bit lookup for short codes, the canonical per-length limits for the rest.
+struct Huffman {
+    /// Indexed by the next 9 bits: `(code length, symbol)`, length 0 when the code is longer.
+    lookup: Box<[(u8, u8); 1 << LOOKUP_BITS]>,
+    /// The same for an AC table read past: `(code length + extra bits, coefficients advanced)`, the advance
+    /// [`END_OF_BLOCK`] for EOB. One load and one shift per coefficient.
+    skip: Box<[(u8, u8); 1 << LOOKUP_BITS]>,
+    /// For each length 1..=16: the largest code of that length + 1 (0 when none), and the symbol index offset.
+    max_code: [i32; 17],
+    offset: [i32; 17],
+    symbols: Vec<u8>,
+}
+
+const LOOKUP_BITS: u32 = 9;
+
+impl Huffman {
+    fn new(counts: &[u8; 16], symbols: &[u8]) -> Option<Huffman> {
+        let mut lookup = Box::new([(0u8, 0u8); 1 << LOOKUP_BITS]);
+        let mut skip = Box::new([(0u8, 0u8); 1 << LOOKUP_BITS]);
+        let (mut max_code, mut offset) = ([0i32; 17], [0i32; 17]);
+        let (mut code, mut k) = (0i32, 0usize);
+        for len in 1..=16usize {
+            let n = counts[len - 1] as usize;
+            offset[len] = k as i32 - code;
+            for _ in 0..n {
+                if len as u32 <= LOOKUP_BITS {
+                    let shift = LOOKUP_BITS - len as u32;
+                    let first = (code as usize) << shift;
+                    let sym = *symbols.get(k)?;
+                    lookup.get_mut(first..first + (1 << shift))?.fill((len as u8, sym));
+                    skip.get_mut(first..first + (1 << shift))?.fill(ac_skip(len as u32, sym));
+                }
+                code += 1;
+                k += 1;
+            }
+            if code > 1 << len {
+                return None;
+            }
+            max_code[len] = if n > 0 { code } else { 0 };
+            code <<= 1;
+        }
+        Some(Huffman { lookup, skip, max_code, offset, symbols: symbols.to_vec() })
+    }
+}
+
+/// Coefficients an AC symbol stands for before the next symbol, or this for end of block.
+const END_OF_BLOCK: u8 = 0xFF;
+
+/// `(bits to skip, coefficients advanced)` for AC symbol `sym` (run in the high nibble, size in the low) with a
+/// code of `len` bits: a run of zeros then one coefficient of `size` extra bits; ZRL (15, 0) is sixteen zeros.
+fn ac_skip(len: u32, sym: u8) -> (u8, u8) {
+    let (run, size) = (sym >> 4, sym & 15);
+    match (run, size) {
+        (15, 0) => (len as u8, 16),
+        (_, 0) => (len as u8, END_OF_BLOCK),
+        _ => ((len + size as u32) as u8, run + 1),
+    }
+}
+
+/// The entropy-coded bits, MSB first, with 0xFF00 stuffing removed. At a marker (or the end) it feeds zeros and
+/// counts them, so that running past the data is detected.
+struct Bits<'a> {
+    data: &'a [u8],
+    pos: usize,
+    acc: u64,
+    /// Valid bits at the top of `acc`.
+    n: u32,
+    /// Zero bytes fed after the data ended (at a marker or the end of the file).
+    padding: u32,
+}
+
+impl<'a> Bits<'a> {
+    #[inline(always)]
+    fn refill(&mut self) {
+        while self.n <= 56 {
+            let mut byte = 0u8;
+            if self.padding == 0 {
+                match self.data.get(self.pos) {
+                    Some(0xFF) if self.data.get(self.pos + 1) == Some(&0) => {
+                        byte = 0xFF;
+                        self.pos += 2;
+                    }
+                    Some(0xFF) | None => self.padding = 1,
+                    Some(b) => {
+                        byte = *b;
+                        self.pos += 1;
+                    }
+                }
+            } else {
+                self.padding += 1;
+            }
+            self.acc |= (byte as u64) << (56 - self.n);
+            self.n += 8;
+        }
+    }
+
+    /// Whether bits fed as padding have been consumed (the data ran out): the zero bytes are the last
+    /// `8 * padding` bits of the buffer.
+    fn overran(&self) -> bool {
+        self.n < 8 * self.padding
+    }
+
+    #[inline(always)]
+    fn bits(&mut self, count: u32) -> u32 {
+        // Callers keep at least 32 bits in the buffer; count <= 16.
+        let v = (self.acc >> (64 - count)) as u32;
+        self.acc <<= count;
+        self.n -= count;
+        v
+    }
+
+    #[inline(always)]
+    fn symbol(&mut self, table: &Huffman) -> Option<u8> {
+        if self.n < 32 {
+            self.refill();
+        }
+        let (len, sym) = table.lookup[(self.acc >> (64 - LOOKUP_BITS)) as usize];
+        if len > 0 {
+            self.acc <<= len;
+            self.n -= len as u32;
+            return Some(sym);
+        }
+        for len in LOOKUP_BITS as usize + 1..=16 {
+            let code = (self.acc >> (64 - len)) as i32;
+            if code < table.max_code[len] {
+                self.acc <<= len;
+                self.n -= len as u32;
+                return table.symbols.get((code + table.offset[len]) as usize).copied();
+            }
+        }
+        None
+    }
+
+    /// Drops the buffered bits and steps over the restart marker `RST(index % 8)`.
+    fn restart(&mut self, index: usize) -> Option<()> {
+        if self.overran() {
+            return None;
+        }
+        // Bits still buffered belong to the segment's last byte (its padding ones): the marker follows.
+        while self.data.get(self.pos)? != &0xFF {
+            self.pos += 1;
+        }
+        while self.data.get(self.pos + 1)? == &0xFF {
+            self.pos += 1;
+        }
+        if *self.data.get(self.pos + 1)? != 0xD0 + (index % 8) as u8 {
+            return None;
+        }
+        self.pos += 2;
+        (self.acc, self.n, self.padding) = (0, 0, 0);
+        Some(())
+    }
+}
+
+/// The Huffman-coded extra bits of a DC difference: `count` bits, negative when the first is 0 (F.2.2.1).
+#[inline(always)]
+fn extend(value: u32, count: u32) -> i16 {
+    if value < 1 << (count - 1) {
+        (value as i32 + (-1i32 << count) + 1) as i16
+    } else {
+        value as i16
+    }
+}
+
+/// Decodes the scan, keeping one value per block: its 1x1 inverse DCT, `(DC * q + 1024) / 8` clamped to 0..=255
+/// (jpeg-decoder's arithmetic). Returns each component's plane, [`Frame::blocks`] in size.
+fn decode_scan(data: &[u8], frame: &Frame, scan: &Scan, restart_interval: usize) -> Option<Vec<Vec<u8>>> {
+    let mut planes: Vec<Vec<u8>> = (0..frame.components.len()).map(|c| vec![0u8; frame.blocks(c)[0] * frame.blocks(c)[1]]).collect();
+    let mut bits = Bits { data, pos: 0, acc: 0, n: 0, padding: 0 };
+    let mut predictors = vec![0i16; frame.components.len()];
+    let total = frame.mcus[0] * frame.mcus[1];
+    let mut restarts = 0;
+    for mcu in 0..total {
+        if restart_interval > 0 && mcu > 0 && mcu % restart_interval == 0 {
+            bits.restart(restarts)?;
+            restarts += 1;
+            predictors.iter_mut().for_each(|p| *p = 0);
+        }
+        let (mx, my) = (mcu % frame.mcus[0], mcu / frame.mcus[0]);
+        for (c, comp) in frame.components.iter().enumerate() {
+            let (dc_table, ac_table, q) = scan.tables[c];
+            let stride = frame.blocks(c)[0];
+            for by in 0..comp.v {
+                for bx in 0..comp.h {
+                    let s = bits.symbol(dc_table)? as u32;
+                    if s > 11 {
+                        return None;
+                    }
+                    let diff = if s == 0 { 0 } else { extend(bits.bits(s), s) };
+                    predictors[c] = predictors[c].wrapping_add(diff);
+                    let value = ((predictors[c] as i32 * q + 1024) / 8).clamp(0, 255) as u8;
+                    planes[c][(my * comp.v + by) * stride + mx * comp.h + bx] = value;
+                    // The AC coefficients: read past them.
+                    let mut k = 1u32;
+                    while k < 64 {
+                        if bits.n < 32 {
+                            bits.refill();
+                        }
+                        let (total, advance) = ac_table.skip[(bits.acc >> (64 - LOOKUP_BITS)) as usize];
+                        let advance = if total > 0 {
+                            bits.acc <<= total;
+                            bits.n -= total as u32;
+                            advance
+                        } else {
+                            // A code longer than the lookup: the slow path, then its extra bits.
+                            let sym = bits.symbol(ac_table)?;
+                            bits.bits((sym & 15) as u32);
+                            ac_skip(0, sym).1
+                        };
+                        if advance == END_OF_BLOCK {
+                            break;
+                        }
+                        k += advance as u32;
+                    }
+                    if k > 64 {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+    if bits.overran() {
+        return None;
+    }
+    Some(planes)
+}
+
+/// The planes upsampled and colour-converted as jpeg-decoder does at 1/8 scale.
+fn assemble(frame: &Frame, planes: &[Vec<u8>]) -> Option<Rgb> {
+    let (ow, oh) = (frame.width.div_ceil(8), frame.height.div_ceil(8));
+    let mut pixels = vec![0u8; ow * oh * 3];
+    if frame.components.len() == 1 {
+        let stride = frame.blocks(0)[0];
+        for (y, row) in pixels.chunks_exact_mut(ow * 3).enumerate() {
+            for (x, px) in row.chunks_exact_mut(3).enumerate() {
+                px.fill(planes[0][y * stride + x]);
+            }
+        }
+        return Some(Rgb { width: ow as u32, height: oh as u32, pixels });
+    }
+    // Each component's size at 1/8 scale, as jpeg-decoder computes it, and its line buffer.
+    let sizes: Vec<[usize; 2]> = frame
+        .components
+        .iter()
+        .map(|c| [(frame.width * c.h).div_ceil(frame.h_max * 8), (frame.height * c.v).div_ceil(frame.v_max * 8)])
+        .collect();
+    let line_len = sizes.iter().map(|s| s[0]).max()? * frame.h_max;
+    let mut lines = vec![vec![0u8; line_len]; 3];
+    for (row, out) in pixels.chunks_exact_mut(ow * 3).enumerate() {
+        for (c, comp) in frame.components.iter().enumerate() {
+            let stride = frame.blocks(c)[0];
+            let h2 = comp.h * 2 == frame.h_max && ow != 1;
+            let v2 = comp.v * 2 == frame.v_max && oh != 1;
+            upsample_row(&planes[c], sizes[c], stride, row, h2, v2, ow, &mut lines[c]);
+        }
+        // jpeg-decoder converts with SSSE3 on x86 CPUs that have it (all pixels of a row but its last 8 to 15),
+        // in 16-bit arithmetic that rounds differently from its scalar code.
+        let vector_pixels = if has_ssse3() { (ow / 8).saturating_sub(1) * 8 } else { 0 };
+        for (x, px) in out.chunks_exact_mut(3).enumerate() {
+            let (y, cb, cr) = (lines[0][x], lines[1][x], lines[2][x]);
+            px.copy_from_slice(&if x < vector_pixels { ycbcr_to_rgb_16bit(y, cb, cr) } else { ycbcr_to_rgb(y, cb, cr) });
+        }
+    }
+    Some(Rgb { width: ow as u32, height: oh as u32, pixels })
+}
+
+/// Output row `row` of one component, upsampled by 2 horizontally (`h2`) and/or vertically (`v2`) with
+/// jpeg-decoder's triangle filters (its `UpsamplerH1V1`, `H2V1`, `H1V2`, `H2V2`).
+#[allow(clippy::too_many_arguments)]
+fn upsample_row(plane: &[u8], size: [usize; 2], stride: usize, row: usize, h2: bool, v2: bool, out_width: usize, out: &mut [u8]) {
+    let [width, height] = size;
+    let (near, far) = if v2 {
+        let row_near = row as f32 / 2.0;
+        // jpeg-decoder: the previous input row for even output rows, the next for odd ones.
+        let row_far = (row_near + row_near.fract() * 3.0 - 0.25).min((height - 1) as f32);
+        (&plane[row_near as usize * stride..], &plane[row_far as usize * stride..])
+    } else {
+        (&plane[row * stride..], &plane[row * stride..])
+    };
+    match (h2, v2) {
+        (false, false) => out[..out_width].copy_from_slice(&near[..out_width]),
+        (false, true) => {
+            for i in 0..out_width {
+                out[i] = ((3 * near[i] as u32 + far[i] as u32 + 2) >> 2) as u8;
+            }
+        }
+        (true, false) => {
+            if width == 1 {
+                out[0] = near[0];
+                out[1] = near[0];
+                return;
+            }
+            out[0] = near[0];
+            out[1] = ((near[0] as u32 * 3 + near[1] as u32 + 2) >> 2) as u8;
+            for i in 1..width - 1 {
+                let sample = 3 * near[i] as u32 + 2;
+                out[i * 2] = ((sample + near[i - 1] as u32) >> 2) as u8;
+                out[i * 2 + 1] = ((sample + near[i + 1] as u32) >> 2) as u8;
+            }
+            out[(width - 1) * 2] = ((near[width - 1] as u32 * 3 + near[width - 2] as u32 + 2) >> 2) as u8;
+            out[(width - 1) * 2 + 1] = near[width - 1];
+        }
+        (true, true) => {
+            if width == 1 {
+                let value = ((3 * near[0] as u32 + far[0] as u32 + 2) >> 2) as u8;
+                out[0] = value;
+                out[1] = value;
+                return;
+            }
+            let mut t1 = 3 * near[0] as u32 + far[0] as u32;
+            out[0] = ((t1 + 2) >> 2) as u8;
+            for i in 1..width {
+                let t0 = t1;
+                t1 = 3 * near[i] as u32 + far[i] as u32;
+                out[i * 2 - 1] = ((3 * t0 + t1 + 8) >> 4) as u8;
+                out[i * 2] = ((3 * t1 + t0 + 8) >> 4) as u8;
+            }
+            out[width * 2 - 1] = ((t1 + 2) >> 2) as u8;
+        }
+    }
+}
+
+fn has_ssse3() -> bool {
+    #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+    return std::arch::is_x86_feature_detected!("ssse3");
+    #[allow(unreachable_code)]
+    false
+}
+
+/// jpeg-decoder's SSSE3 YCbCr to RGB, one pixel at a time: 6 fractional bits, saturating 16-bit adds and
+/// rounding high multiplies (`pmulhrsw`).
+fn ycbcr_to_rgb_16bit(y: u8, cb: u8, cr: u8) -> [u8; 3] {
+    const SHIFT: u32 = 6;
+    let mulhrs = |a: i16, b: i16| ((a as i32 * b as i32 + 0x4000) >> 15) as i16;
+    let y = ((y as i16) << SHIFT).saturating_add(1 << (SHIFT - 1));
+    let cb = ((cb as i16) << SHIFT).saturating_sub(128 << SHIFT);
+    let cr = ((cr as i16) << SHIFT).saturating_sub(128 << SHIFT);
+    let r = y.saturating_add(mulhrs(cr, 13173).saturating_add(cr));
+    let g = y.saturating_sub(mulhrs(cb, 11276).saturating_add(mulhrs(cr, 23401)));
+    let b = y.saturating_add(mulhrs(cb, 25297).saturating_add(cb));
+    [r, g, b].map(|v| (v >> SHIFT).clamp(0, 255) as u8)
+}
+
+/// jpeg-decoder's fixed-point YCbCr to RGB (20 fractional bits).
+fn ycbcr_to_rgb(y: u8, cb: u8, cr: u8) -> [u8; 3] {
+    const SHIFT: i32 = 20;
+    let f2f = |x: f32| (x * (1 << SHIFT) as f32 + 0.5) as i32;
+    let clamp = |v: i32| (v >> SHIFT).clamp(0, 255) as u8;
+    let y = y as i32 * (1 << SHIFT) + (1 << (SHIFT - 1));
+    let (cb, cr) = (cb as i32 - 128, cr as i32 - 128);
+    [clamp(y + f2f(1.40200) * cr), clamp(y - f2f(0.34414) * cb - f2f(0.71414) * cr), clamp(y + f2f(1.77200) * cb)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn photos() -> Vec<PathBuf> {
+        let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/data");
+        let mut files: Vec<PathBuf> = ["photos", "jpeg"]
+            .iter()
+            .flat_map(|d| std::fs::read_dir(data.join(d)).unwrap().map(|e| e.unwrap().path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "jpg"))
+            .collect();
+        files.sort();
+        assert!(files.len() >= 8, "test JPEGs missing: {files:?}");
+        files
+    }
+
+    /// jpeg-decoder's own 1/8-scale decoding, as RGB.
+    fn reference(bytes: &[u8]) -> Rgb {
+        let mut d = jpeg_decoder::Decoder::new(bytes);
+        d.read_info().unwrap();
+        let (w, h) = d.scale(1, 1).unwrap();
+        let data = d.decode().unwrap();
+        let pixels = match d.info().unwrap().pixel_format {
+            jpeg_decoder::PixelFormat::RGB24 => data,
+            jpeg_decoder::PixelFormat::L8 => data.iter().flat_map(|v| [*v; 3]).collect(),
+            other => panic!("unexpected {other:?}"),
+        };
+        Rgb { width: w as u32, height: h as u32, pixels }
+    }
+
+    #[test]
+    fn gives_jpeg_decoders_eighth_scale_byte_for_byte() {
+        for path in photos() {
+            let bytes = std::fs::read(&path).unwrap();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            let ours = decode_eighth(&bytes);
+            if name.contains("progressive") {
+                assert!(ours.is_none(), "{name}: progressive JPEGs are left to jpeg-decoder");
+                continue;
+            }
+            let ours = ours.unwrap_or_else(|| panic!("{name}: not decoded"));
+            let want = reference(&bytes);
+            assert_eq!((ours.width, ours.height), (want.width, want.height), "{name}");
+            let differ = ours.pixels.iter().zip(&want.pixels).filter(|(a, b)| a != b).count();
+            for (i, (a, b)) in ours.pixels.iter().zip(&want.pixels).enumerate().filter(|(_, (a, b))| a != b).take(40) {
+                eprintln!("{name} px {} ({}, {}) c{}: ours {a} want {b}", i / 3, (i / 3) % ours.width as usize, (i / 3) / ours.width as usize, i % 3);
+            }
+            assert_eq!(differ, 0, "{name}: {differ} of {} values differ", want.pixels.len());
+        }
+    }
+
+    #[test]
+    fn truncated_or_corrupted_data_is_declined_or_decoded_never_a_panic() {
+        for path in photos() {
+            let bytes = std::fs::read(&path).unwrap();
+            for cut in [300, bytes.len() / 2, bytes.len() - 200] {
+                assert!(decode_eighth(&bytes[..cut]).is_none(), "{}: cut at {cut} decoded", path.display());
+            }
+            // Flipped bits anywhere: whatever comes back, it comes back.
+            let mut seed = 99u32;
+            for _ in 0..200 {
+                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                let mut b = bytes.clone();
+                let i = (seed as usize >> 4) % b.len();
+                b[i] ^= 1 << (seed % 8);
+                let _ = decode_eighth(&b);
+            }
+        }
+    }
+}
