@@ -258,6 +258,21 @@ struct Bits<'a> {
 impl<'a> Bits<'a> {
     #[inline(always)]
     fn refill(&mut self) {
+        // Fast path: the next 8 bytes hold no 0xFF (no stuffing, no marker): take as many as fit at once.
+        if let Some(next) = self.data.get(self.pos..self.pos + 8) {
+            let w = u64::from_be_bytes(next.try_into().unwrap_or([0xFF; 8]));
+            let ones = !w;
+            let has_ff = ones.wrapping_sub(0x0101_0101_0101_0101) & !ones & 0x8080_8080_8080_8080 != 0;
+            if !has_ff && self.padding == 0 {
+                let k = (64 - self.n) / 8;
+                // k is 1 to 8 bytes; shifting by 64 is avoided by splitting the full-word case.
+                let taken = if k == 8 { w } else { w >> (64 - 8 * k) };
+                self.acc |= taken << (64 - self.n - 8 * k);
+                self.n += 8 * k;
+                self.pos += k as usize;
+                return;
+            }
+        }
         while self.n <= 56 {
             let mut byte = 0u8;
             if self.padding == 0 {
@@ -442,9 +457,10 @@ fn assemble(frame: &Frame, planes: &[Vec<u8>]) -> Option<Rgb> {
         // jpeg-decoder converts with SSSE3 on x86 CPUs that have it (all pixels of a row but its last 8 to 15),
         // in 16-bit arithmetic that rounds differently from its scalar code.
         let vector_pixels = if has_ssse3() { (ow / 8).saturating_sub(1) * 8 } else { 0 };
-        for (x, px) in out.chunks_exact_mut(3).enumerate() {
-            let (y, cb, cr) = (lines[0][x], lines[1][x], lines[2][x]);
-            px.copy_from_slice(&if x < vector_pixels { ycbcr_to_rgb_16bit(y, cb, cr) } else { ycbcr_to_rgb(y, cb, cr) });
+        let (y, cb, cr) = (&lines[0][..ow], &lines[1][..ow], &lines[2][..ow]);
+        let pixels = out.chunks_exact_mut(3).zip(y.iter().zip(cb).zip(cr));
+        for (x, (px, ((y, cb), cr))) in pixels.enumerate() {
+            px.copy_from_slice(&if x < vector_pixels { ycbcr_to_rgb_16bit(*y, *cb, *cr) } else { ycbcr_to_rgb(*y, *cb, *cr) });
         }
     }
     Some(Rgb { width: ow as u32, height: oh as u32, pixels })
@@ -453,6 +469,7 @@ fn assemble(frame: &Frame, planes: &[Vec<u8>]) -> Option<Rgb> {
 /// Output row `row` of one component, upsampled by 2 horizontally (`h2`) and/or vertically (`v2`) with
 /// jpeg-decoder's triangle filters (its `UpsamplerH1V1`, `H2V1`, `H1V2`, `H2V2`).
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn upsample_row(plane: &[u8], size: [usize; 2], stride: usize, row: usize, h2: bool, v2: bool, out_width: usize, out: &mut [u8]) {
     let [width, height] = size;
     let (near, far) = if v2 {
@@ -515,6 +532,7 @@ fn has_ssse3() -> bool {
 
 /// jpeg-decoder's SSSE3 YCbCr to RGB, one pixel at a time: 6 fractional bits, saturating 16-bit adds and
 /// rounding high multiplies (`pmulhrsw`).
+#[inline(always)]
 fn ycbcr_to_rgb_16bit(y: u8, cb: u8, cr: u8) -> [u8; 3] {
     const SHIFT: u32 = 6;
     let mulhrs = |a: i16, b: i16| ((a as i32 * b as i32 + 0x4000) >> 15) as i16;
@@ -528,13 +546,15 @@ fn ycbcr_to_rgb_16bit(y: u8, cb: u8, cr: u8) -> [u8; 3] {
 }
 
 /// jpeg-decoder's fixed-point YCbCr to RGB (20 fractional bits).
+#[inline(always)]
 fn ycbcr_to_rgb(y: u8, cb: u8, cr: u8) -> [u8; 3] {
     const SHIFT: i32 = 20;
-    let f2f = |x: f32| (x * (1 << SHIFT) as f32 + 0.5) as i32;
+    // stbi__f2f: (x * 2^20 + 0.5) as i32, for 1.402, 0.34414, 0.71414 and 1.772.
+    const F: [i32; 4] = [1_470_104, 360_857, 748_830, 1_858_077];
     let clamp = |v: i32| (v >> SHIFT).clamp(0, 255) as u8;
     let y = y as i32 * (1 << SHIFT) + (1 << (SHIFT - 1));
     let (cb, cr) = (cb as i32 - 128, cr as i32 - 128);
-    [clamp(y + f2f(1.40200) * cr), clamp(y - f2f(0.34414) * cb - f2f(0.71414) * cr), clamp(y + f2f(1.77200) * cb)]
+    [clamp(y + F[0] * cr), clamp(y - F[1] * cb - F[2] * cr), clamp(y + F[3] * cb)]
 }
 
 #[cfg(test)]
