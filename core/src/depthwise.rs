@@ -273,19 +273,48 @@ mod avx512 {
         // values, which the plane's SLACK (or the next row) holds.
         let last_load = (oh - 1) * pw * sh + tap_start.iter().max().unwrap_or(&0) + ow.div_ceil(16) * 16;
         assert!(last_load <= plane.len(), "depthwise plane too short");
+        // 3x3 kernels (every depthwise convolution of MobileNet-like models): the taps and broadcast weights in
+        // fixed-size arrays, so that the tap loop is unrolled and the weights stay in registers.
+        let tap_start_3x3: Option<[usize; 9]> = tap_start.as_slice().try_into().ok();
         for c in 0..output.len() / (oh * ow) {
             op.fill_plane(&input[c * ih * iw..(c + 1) * ih * iw], plane);
             let w = &op.weights[(first + c) * taps..(first + c + 1) * taps];
             let bias = _mm512_set1_ps(op.bias[first + c]);
             let out = &mut output[c * oh * ow..(c + 1) * oh * ow];
-            let mut y = 0;
-            while y + 2 <= oh {
-                rows::<2>(plane, pw * sh, y, ow, w, &tap_start, bias, &epilogue, out);
-                y += 2;
+            match tap_start_3x3 {
+                Some(starts) => {
+                    let wv: [__m512; 9] = std::array::from_fn(|t| _mm512_set1_ps(w[t]));
+                    channel(plane, pw * sh, oh, ow, &wv, &starts, bias, &epilogue, out);
+                }
+                None => {
+                    let wv: Vec<__m512> = w.iter().map(|v| _mm512_set1_ps(*v)).collect();
+                    channel(plane, pw * sh, oh, ow, &wv, &tap_start, bias, &epilogue, out);
+                }
             }
-            if y < oh {
-                rows::<1>(plane, pw * sh, y, ow, w, &tap_start, bias, &epilogue, out);
-            }
+        }
+    }
+
+    /// One channel's output rows, two at a time.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn channel(
+        plane: &[f32],
+        row_step: usize,
+        oh: usize,
+        ow: usize,
+        w: &[__m512],
+        tap_start: &[usize],
+        bias: __m512,
+        epilogue: &Epilogue,
+        out: &mut [f32],
+    ) {
+        let mut y = 0;
+        while y + 2 <= oh {
+            rows::<2>(plane, row_step, y, ow, w, tap_start, bias, epilogue, out);
+            y += 2;
+        }
+        if y < oh {
+            rows::<1>(plane, row_step, y, ow, w, tap_start, bias, epilogue, out);
         }
     }
 
@@ -297,7 +326,7 @@ mod avx512 {
         row_step: usize,
         y: usize,
         ow: usize,
-        w: &[f32],
+        w: &[__m512],
         tap_start: &[usize],
         bias: __m512,
         epilogue: &Epilogue,
@@ -308,7 +337,7 @@ mod avx512 {
         while x < ow {
             let mut acc = [bias; R];
             for (wv, start) in w.iter().zip(tap_start) {
-                let wv = _mm512_set1_ps(*wv);
+                let wv = *wv;
                 for (r, acc) in acc.iter_mut().enumerate() {
                     let src = _mm512_loadu_ps(base.add((y + r) * row_step + start + x));
                     *acc = _mm512_add_ps(*acc, _mm512_mul_ps(wv, src));
