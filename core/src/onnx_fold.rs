@@ -92,7 +92,7 @@ fn dequantize(node: &NodeProto, inputs: &[&TensorProto]) -> Option<TensorProto> 
         }
     }
     let x_type = inputs[0].data_type;
-    let x = integers(inputs[0])?;
+    let x = Ints::of(inputs[0])?;
     let scale = floats(inputs[1])?;
     let zero_point = match inputs.get(2) {
         Some(zp) if zp.data_type != x_type => return None,
@@ -105,15 +105,8 @@ fn dequantize(node: &NodeProto, inputs: &[&TensorProto]) -> Option<TensorProto> 
     }
     // The f32 values are written straight as little-endian bytes: no intermediate Vec<f32>.
     let mut raw = vec![0u8; x.len() * 4];
-    let dequantize = |out: &mut [u8], xs: &[i32], zp: i32, s: f32, per_tensor: bool| {
-        for (bytes, &q) in out.chunks_exact_mut(4).zip(xs) {
-            // tract: per tensor `(q - zp) as f32 * s`, per axis `(q as f32 - zp as f32) * s` (the same value).
-            let v = if per_tensor { (q - zp) as f32 * s } else { (q as f32 - zp as f32) * s };
-            bytes.copy_from_slice(&v.to_le_bytes());
-        }
-    };
     if scale.len() == 1 && zero_point.len() == 1 {
-        dequantize(&mut raw, &x, zero_point[0], scale[0], true);
+        x.dequantize_into(0..x.len(), &mut raw, zero_point[0], scale[0], true);
     } else {
         let rank = dims.len() as i64;
         let axis = if axis < 0 { axis + rank } else { axis };
@@ -126,11 +119,11 @@ fn dequantize(node: &NodeProto, inputs: &[&TensorProto]) -> Option<TensorProto> 
         if !per_channel(&zero_point) || !(scale.len() == 1 || scale.len() == channels) || inner == 0 {
             return None;
         }
-        for (i, (run, out)) in x.chunks(inner).zip(raw.chunks_mut(inner * 4)).enumerate() {
+        for (i, out) in raw.chunks_mut(inner * 4).enumerate() {
             let c = i % channels;
             let zp = zero_point[if zero_point.len() == 1 { 0 } else { c }];
             let s = scale[if scale.len() == 1 { 0 } else { c }];
-            dequantize(out, run, zp, s, false);
+            x.dequantize_into(i * inner..(i * inner + out.len() / 4), out, zp, s, false);
         }
     }
     Some(TensorProto { dims, data_type: DataType::Float as i32, raw_data: raw, ..Default::default() })
@@ -145,6 +138,49 @@ fn element_count(t: &TensorProto) -> Option<usize> {
 }
 
 /// int8, uint8 or int32 values, from `raw_data` or `int32_data`.
+/// The integers of a quantized tensor, read in place when stored as raw 8-bit values (the weights).
+enum Ints<'a> {
+    Int8(&'a [u8]),
+    Uint8(&'a [u8]),
+    Wide(Vec<i32>),
+}
+
+impl<'a> Ints<'a> {
+    fn of(t: &'a TensorProto) -> Option<Ints<'a>> {
+        let n = element_count(t)?;
+        let raw = &t.raw_data;
+        let ints = match DataType::try_from(t.data_type).ok()? {
+            DataType::Int8 if stored_inline(t) && !raw.is_empty() => Ints::Int8(raw),
+            DataType::Uint8 if stored_inline(t) && !raw.is_empty() => Ints::Uint8(raw),
+            _ => Ints::Wide(integers(t)?),
+        };
+        (ints.len() == n).then_some(ints)
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Ints::Int8(b) | Ints::Uint8(b) => b.len(),
+            Ints::Wide(v) => v.len(),
+        }
+    }
+
+    /// Writes the f32 values of `range` into `out` (little-endian), with tract's arithmetic: per tensor
+    /// `(q - zp) as f32 * s`, per axis `(q as f32 - zp as f32) * s` (the same value).
+    fn dequantize_into(&self, range: std::ops::Range<usize>, out: &mut [u8], zp: i32, s: f32, per_tensor: bool) {
+        fn write(out: &mut [u8], xs: impl Iterator<Item = i32>, zp: i32, s: f32, per_tensor: bool) {
+            for (bytes, q) in out.chunks_exact_mut(4).zip(xs) {
+                let v = if per_tensor { (q - zp) as f32 * s } else { (q as f32 - zp as f32) * s };
+                bytes.copy_from_slice(&v.to_le_bytes());
+            }
+        }
+        match self {
+            Ints::Int8(b) => write(out, b[range].iter().map(|b| *b as i8 as i32), zp, s, per_tensor),
+            Ints::Uint8(b) => write(out, b[range].iter().map(|b| *b as i32), zp, s, per_tensor),
+            Ints::Wide(v) => write(out, v[range].iter().copied(), zp, s, per_tensor),
+        }
+    }
+}
+
 fn integers(t: &TensorProto) -> Option<Vec<i32>> {
     if !stored_inline(t) {
         return None;
