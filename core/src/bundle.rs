@@ -67,12 +67,12 @@ impl Bundle {
 
     /// Parses a packed bundle.
     pub fn from_packed(bytes: &[u8]) -> Result<Self> {
-        Self::from_files(unpack(&Bytes::copy_from_slice(bytes))?, None)
+        Self::from_files(unpack_copy(bytes)?, None)
     }
 
     /// Parses a packed bundle and requires its signature to verify with one of `trusted`.
     pub fn from_packed_signed(bytes: &[u8], trusted: &[PublicKey]) -> Result<Self> {
-        Self::from_files(unpack(&Bytes::copy_from_slice(bytes))?, Some(trusted))
+        Self::from_files(unpack_copy(bytes)?, Some(trusted))
     }
 
     fn from_files(files: BTreeMap<String, Bytes>, trusted: Option<&[PublicKey]>) -> Result<Self> {
@@ -166,7 +166,7 @@ impl Bundle {
     pub fn unpack_to_dir(bytes: &[u8], dir: &Path) -> Result<()> {
         Self::from_packed(bytes)?;
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        for (name, data) in unpack(&Bytes::copy_from_slice(bytes))? {
+        for (name, data) in unpack_copy(bytes)? {
             let path = dir.join(&name);
             std::fs::write(&path, data).map_err(|e| Error::io(&path, e))?;
         }
@@ -177,7 +177,7 @@ impl Bundle {
     /// earlier signature) over their manifest.
     pub fn sign_packed(bytes: &[u8], key: &signing::SecretKey) -> Result<Vec<u8>> {
         let mut files: BTreeMap<String, Vec<u8>> =
-            unpack(&Bytes::copy_from_slice(bytes))?.into_iter().map(|(name, data)| (name, data.to_vec())).collect();
+            unpack_copy(bytes)?.into_iter().map(|(name, data)| (name, data.to_vec())).collect();
         let manifest = files.get("manifest.json").ok_or_else(|| Error::bundle("manifest.json is missing"))?;
         let signature = key.sign_manifest(manifest);
         files.insert(SIGNATURE_FILE.to_string(), signature);
@@ -186,7 +186,7 @@ impl Bundle {
 
     /// Whether packed bundle bytes carry a signature (not whether it verifies: see [`Bundle::from_packed_signed`]).
     pub fn is_signed_packed(bytes: &[u8]) -> Result<bool> {
-        Ok(unpack(&Bytes::copy_from_slice(bytes))?.contains_key(SIGNATURE_FILE))
+        Ok(unpack_copy(bytes)?.contains_key(SIGNATURE_FILE))
     }
 
     /// Species of the bundle (snake classes only), in class order.
@@ -224,6 +224,11 @@ fn file_names(m: &Manifest) -> Vec<String> {
     let mut names = vec!["manifest.json".to_string(), m.model.file.clone(), m.labels.file.clone()];
     names.extend(m.prior.as_ref().map(|p| p.file.clone()));
     names
+}
+
+/// The entries of packed bundle bytes the caller keeps: one copy, which the entries share.
+fn unpack_copy(bytes: &[u8]) -> Result<BTreeMap<String, Bytes>> {
+    unpack(&Bytes::copy_from_slice(bytes))
 }
 
 /// The entries of a packed bundle, each a view of `bytes` (no copy).
