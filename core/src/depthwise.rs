@@ -284,71 +284,65 @@ mod avx512 {
             match tap_start_3x3 {
                 Some(starts) => {
                     let wv: [__m512; 9] = std::array::from_fn(|t| _mm512_set1_ps(w[t]));
-                    channel(plane, pw * sh, oh, ow, &wv, &starts, bias, &epilogue, out);
+                    let channel = Channel { plane, row_step: pw * sh, ow, weights: &wv, tap_start: &starts, bias, epilogue: &epilogue };
+                    channel.run(oh, out);
                 }
                 None => {
                     let wv: Vec<__m512> = w.iter().map(|v| _mm512_set1_ps(*v)).collect();
-                    channel(plane, pw * sh, oh, ow, &wv, &tap_start, bias, &epilogue, out);
+                    let channel = Channel { plane, row_step: pw * sh, ow, weights: &wv, tap_start: &tap_start, bias, epilogue: &epilogue };
+                    channel.run(oh, out);
                 }
             }
         }
     }
 
-    /// One channel's output rows, two at a time.
-    #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn channel(
-        plane: &[f32],
+    /// One channel's convolution: its padded plane, broadcast weights and bias, and where each tap reads.
+    struct Channel<'a> {
+        plane: &'a [f32],
+        /// Plane values between the starts of two output rows.
         row_step: usize,
-        oh: usize,
         ow: usize,
-        w: &[__m512],
-        tap_start: &[usize],
+        weights: &'a [__m512],
+        tap_start: &'a [usize],
         bias: __m512,
-        epilogue: &Epilogue,
-        out: &mut [f32],
-    ) {
-        let mut y = 0;
-        while y + 2 <= oh {
-            rows::<2>(plane, row_step, y, ow, w, tap_start, bias, epilogue, out);
-            y += 2;
-        }
-        if y < oh {
-            rows::<1>(plane, row_step, y, ow, w, tap_start, bias, epilogue, out);
-        }
+        epilogue: &'a Epilogue,
     }
 
-    /// Output rows `y..y + R` of one channel (`out`: the channel's `oh x ow` values), in blocks of 16.
-    #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn rows<const R: usize>(
-        plane: &[f32],
-        row_step: usize,
-        y: usize,
-        ow: usize,
-        w: &[__m512],
-        tap_start: &[usize],
-        bias: __m512,
-        epilogue: &Epilogue,
-        out: &mut [f32],
-    ) {
-        let base = plane.as_ptr();
-        let mut x = 0;
-        while x < ow {
-            let mut acc = [bias; R];
-            for (wv, start) in w.iter().zip(tap_start) {
-                let wv = *wv;
-                for (r, acc) in acc.iter_mut().enumerate() {
-                    let src = _mm512_loadu_ps(base.add((y + r) * row_step + start + x));
-                    *acc = _mm512_add_ps(*acc, _mm512_mul_ps(wv, src));
+    impl Channel<'_> {
+        /// All `oh` output rows into `out` (the channel's `oh x ow` values), two at a time.
+        #[inline(always)]
+        unsafe fn run(&self, oh: usize, out: &mut [f32]) {
+            let mut y = 0;
+            while y + 2 <= oh {
+                self.rows::<2>(y, out);
+                y += 2;
+            }
+            if y < oh {
+                self.rows::<1>(y, out);
+            }
+        }
+
+        /// Output rows `y..y + R`, in blocks of 16.
+        #[inline(always)]
+        unsafe fn rows<const R: usize>(&self, y: usize, out: &mut [f32]) {
+            let (base, ow) = (self.plane.as_ptr(), self.ow);
+            let mut x = 0;
+            while x < ow {
+                let mut acc = [self.bias; R];
+                for (wv, start) in self.weights.iter().zip(self.tap_start) {
+                    let wv = *wv;
+                    for (r, acc) in acc.iter_mut().enumerate() {
+                        let src = _mm512_loadu_ps(base.add((y + r) * self.row_step + start + x));
+                        *acc = _mm512_add_ps(*acc, _mm512_mul_ps(wv, src));
+                    }
                 }
+                let width = (ow - x).min(16);
+                let mask = ((1u32 << width) - 1) as u16;
+                for (r, acc) in acc.iter().enumerate() {
+                    _mm512_mask_storeu_ps(out.as_mut_ptr().add((y + r) * ow + x), mask, self.epilogue.apply(*acc));
+                }
+                x += 16;
             }
-            let width = (ow - x).min(16);
-            let mask = ((1u32 << width) - 1) as u16;
-            for (r, acc) in acc.iter().enumerate() {
-                _mm512_mask_storeu_ps(out.as_mut_ptr().add((y + r) * ow + x), mask, epilogue.apply(*acc));
-            }
-            x += 16;
         }
     }
 }
