@@ -12,6 +12,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // SNAKEID_OPTIMIZED=1: the graph the CPU engine runs (our operators swapped in, then optimised).
     let model = if std::env::var_os("SNAKEID_OPTIMIZED").is_some() {
         snakeid::engine::optimized_model(typed, snakeid::engine::OwnOps::ALL)?
+    } else if std::env::var_os("SNAKEID_TYPED").is_some() {
+        typed
     } else {
         typed.into_decluttered()?
     };

@@ -39,8 +39,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t = Instant::now();
     let typed = model.into_typed()?;
     let t_typed = ms(t);
-    let t = Instant::now();
+    // As the engine does: our operators into the typed graph, declutter, our operators again (what only declutter
+    // brings into their form). SNAKEID_NO_FUSE=1 keeps tract's convolutions.
+    let fuse = std::env::var_os("SNAKEID_NO_FUSE").is_none();
+    let swap = |m: &mut TypedModel| -> TractResult<(usize, usize)> {
+        Ok(if fuse { (snakeid::depthwise::swap_in(m)?, snakeid::qpointwise::swap_in(m)?) } else { (0, 0) })
+    };
     let mut decluttered = typed;
+    let t = Instant::now();
+    let (depthwise, pointwise) = swap(&mut decluttered)?;
+    let t_depthwise = ms(t);
+    let t = Instant::now();
     // SNAKEID_FULL_DECLUTTER=1 runs tract's whole declutter here, ChangeAxes included.
     if std::env::var_os("SNAKEID_FULL_DECLUTTER").is_some() {
         decluttered.declutter()?;
@@ -49,22 +58,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let t_declutter = ms(t);
     let t = Instant::now();
-    // SNAKEID_NO_FUSE=1 also keeps tract's depthwise convolutions.
-    let depthwise = if std::env::var_os("SNAKEID_NO_FUSE").is_none() { snakeid::depthwise::swap_in(&mut decluttered)? } else { 0 };
-    let pointwise = if std::env::var_os("SNAKEID_NO_FUSE").is_none() { snakeid::qpointwise::swap_in(&mut decluttered)? } else { 0 };
-    let t_depthwise = ms(t);
+    let (depthwise2, pointwise2) = swap(&mut decluttered)?;
+    let (depthwise, pointwise) = (format!("{depthwise}+{depthwise2}"), format!("{pointwise}+{pointwise2}"));
+    let t_swaps2 = ms(t);
     let t = Instant::now();
     let mut optimized = decluttered.into_optimized()?;
     let t_opt = ms(t);
     let t = Instant::now();
     // SNAKEID_NO_FUSE=1 profiles tract's own quantize/dequantize passes instead of ours.
-    let fused = if std::env::var_os("SNAKEID_NO_FUSE").is_none() { snakeid::fakequant::fuse(&mut optimized)? } else { (0, 0) };
+    let fused = if fuse { snakeid::fakequant::fuse(&mut optimized)? } else { (0, 0) };
     let t_fuse = ms(t);
     let t = Instant::now();
     let plan = SimplePlan::new(optimized)?;
     let t_plan = ms(t);
     println!(
-        "load: protobuf {t_decode:.1} ms, fold {t_fold:.1} ms ({folded} weights), parse {t_parse:.1} ms, type {t_typed:.1} ms (of which analysis {t_analyse:.1} ms), declutter {t_declutter:.1} ms, depthwise swap {t_depthwise:.1} ms ({depthwise} depthwise, {pointwise} int8 pointwise convolutions), optimise {t_opt:.1} ms, fuse {t_fuse:.1} ms ({} quantize/dequantize pairs, {} quantize ops swapped), plan {t_plan:.1} ms (nodes: {})",
+        "load: protobuf {t_decode:.1} ms, fold {t_fold:.1} ms ({folded} weights), parse {t_parse:.1} ms, type {t_typed:.1} ms (of which analysis {t_analyse:.1} ms), declutter {t_declutter:.1} ms, swaps {t_depthwise:.1}+{t_swaps2:.1} ms ({depthwise} depthwise, {pointwise} int8 pointwise convolutions), optimise {t_opt:.1} ms, fuse {t_fuse:.1} ms ({} quantize/dequantize pairs, {} quantize ops swapped), plan {t_plan:.1} ms (nodes: {})",
         fused.0,
         fused.1,
         plan.model().nodes.len()

@@ -437,7 +437,7 @@ fn depthwise_of(model: &TypedModel, node: &TypedNode) -> Option<(Geometry, Vec<f
     }
     let out_hw = [(padded[0] - kernel[0]) / stride[0] + 1, (padded[1] - kernel[1]) / stride[1] + 1];
     let konst = |i: usize| -> Option<Vec<f32>> {
-        let t = model.outlet_fact(node.inputs[i]).ok()?.konst.clone()?;
+        let t = crate::epilogue::constant(model, node.inputs[i])?;
         let t = t.cast_to::<f32>().ok()?;
         Some(t.try_as_plain_ram().ok()?.as_slice::<f32>().ok()?.to_vec())
     };
@@ -453,7 +453,7 @@ fn depthwise_of(model: &TypedModel, node: &TypedNode) -> Option<(Geometry, Vec<f
     Some((Geometry { channels: c, in_hw, out_hw, kernel, stride, pad_before, pad_after }, weights, bias))
 }
 
-/// Replaces every depthwise Conv of a decluttered model (and the Max/Min clip, QuantizeLinear and
+/// Replaces every depthwise Conv of a typed or decluttered model (and the Max/Min clip, QuantizeLinear and
 /// DequantizeLinear that follow it, when each is the previous one's only consumer) by one [`Depthwise`].
 /// Returns how many it replaced.
 pub fn swap_in(model: &mut TypedModel) -> TractResult<usize> {

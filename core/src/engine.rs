@@ -95,20 +95,30 @@ impl Engine {
 }
 
 /// Declutters and optimises a typed model for the CPU, with our operators swapped in where `own_ops` says.
+/// They go in twice: first into the typed graph, straight from the importer — declutter is then a pass over a
+/// graph without the convolutions' weights, which it would otherwise rewrite and copy (most of the load time) —,
+/// then into the decluttered graph, for what only declutter brings into their form (a classifier's Gemm).
 pub fn optimized_model(typed: TypedModel, own_ops: OwnOps) -> Result<TypedModel> {
-    let mut decluttered = typed;
-    declutter_for_swaps(&mut decluttered).map_err(berr("decluttering"))?;
-    if own_ops.depthwise {
-        crate::depthwise::swap_in(&mut decluttered).map_err(berr("swapping in depthwise convolutions"))?;
-    }
-    if own_ops.int8_pointwise {
-        crate::qpointwise::swap_in(&mut decluttered).map_err(berr("swapping in int8 pointwise convolutions"))?;
-    }
-    let mut optimized = decluttered.into_optimized().map_err(berr("optimising"))?;
+    let mut model = typed;
+    swap_in(&mut model, own_ops)?;
+    declutter_for_swaps(&mut model).map_err(berr("decluttering"))?;
+    swap_in(&mut model, own_ops)?;
+    let mut optimized = model.into_optimized().map_err(berr("optimising"))?;
     if own_ops.fake_quant {
         crate::fakequant::fuse(&mut optimized).map_err(berr("fusing quantize/dequantize pairs"))?;
     }
     Ok(optimized)
+}
+
+/// Our depthwise and int8 pointwise convolutions, where `own_ops` says, into a typed or decluttered model.
+fn swap_in(model: &mut TypedModel, own_ops: OwnOps) -> Result<()> {
+    if own_ops.depthwise {
+        crate::depthwise::swap_in(model).map_err(berr("swapping in depthwise convolutions"))?;
+    }
+    if own_ops.int8_pointwise {
+        crate::qpointwise::swap_in(model).map_err(berr("swapping in int8 pointwise convolutions"))?;
+    }
+    Ok(())
 }
 
 /// tract's declutter without its ChangeAxes pass, which is most of the load time (it deep-copies constant tensors
@@ -229,6 +239,20 @@ mod tests {
         let three = three.with_threads(3).unwrap();
         let (a, b) = (one.run(input.clone()).unwrap(), three.run(input).unwrap());
         assert_eq!(a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), b.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
+    }
+
+    /// Load time: our operators must find every convolution of the default model in the typed graph, before
+    /// declutter — one left for declutter costs its weights' rewriting and copying (most of the load time).
+    #[test]
+    fn every_convolution_is_swapped_in_before_declutter() {
+        let bundle = crate::Bundle::embedded_default().unwrap();
+        let (w, h, n) = (bundle.manifest.input.width, bundle.manifest.input.height, bundle.manifest.model.num_classes);
+        let mut model = typed_model(bundle.model.clone(), w, h, n).unwrap();
+        assert_eq!(crate::depthwise::swap_in(&mut model).unwrap(), 17);
+        let pointwise = if crate::qpointwise::has_vnni() { 34 } else { 0 };
+        assert_eq!(crate::qpointwise::swap_in(&mut model).unwrap(), pointwise);
+        declutter_for_swaps(&mut model).unwrap();
+        assert_eq!(crate::depthwise::swap_in(&mut model).unwrap() + crate::qpointwise::swap_in(&mut model).unwrap(), 0);
     }
 
     /// Our folding of constant DequantizeLinear nodes must give tract the very weights it would compute itself.

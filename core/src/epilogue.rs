@@ -6,6 +6,7 @@ use crate::fakequant::FakeQuant;
 use std::sync::Arc;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
+use tract_onnx::tract_core::ops::cast::Cast;
 use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
 use tract_onnx::tract_core::ops::math::{Max, Min};
 use tract_onnx::tract_core::ops::quant::{DequantizeLinearF32, QuantizeLinearU8};
@@ -28,7 +29,20 @@ pub(crate) fn only_successor(model: &TypedModel, node: usize) -> Option<usize> {
 /// The constant among a node's inputs other than the one coming from `from`.
 pub(crate) fn other_constant(model: &TypedModel, node: &TypedNode, from: usize) -> Option<Arc<Tensor>> {
     let other = node.inputs.iter().find(|i| i.node != from)?;
-    model.outlet_fact(*other).ok()?.konst.clone()
+    constant(model, *other)
+}
+
+/// The value of an outlet that is a constant, or a constant under a Cast: before declutter, tract's ONNX Conv
+/// casts its bias to the input's type with a Cast node that only declutter folds away.
+pub(crate) fn constant(model: &TypedModel, outlet: OutletId) -> Option<Arc<Tensor>> {
+    let fact = model.outlet_fact(outlet).ok()?;
+    if let Some(k) = &fact.konst {
+        return Some(k.clone());
+    }
+    let node = model.node(outlet.node);
+    let cast = node.op_as::<Cast>()?;
+    let k = model.outlet_fact(*node.inputs.first()?).ok()?.konst.clone()?;
+    Some(k.cast_to_dt(cast.to).ok()?.into_owned().into_arc_tensor())
 }
 
 /// The clip and fake quantization after node `from`; `None` when clip bounds cross (nothing sensible to fuse).

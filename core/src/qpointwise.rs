@@ -10,19 +10,22 @@
 //! the output) on each 16-pixel block while it is in registers. The result differs from tract's f32 evaluation
 //! only by that evaluation's own rounding (and rarely by one quantization step after it), as onnxruntime's does.
 //!
-//! [`swap_in`] replaces tract's EinSum (+ bias Add, clip, QuantizeLinear → DequantizeLinear) by this op in a
-//! decluttered model, only where the CPU has the instructions and the weights are exactly int8.
+//! [`swap_in`] replaces tract's 1x1 Conv (typed model) or EinSum + bias Add (decluttered model), with the clip and
+//! QuantizeLinear → DequantizeLinear after it, by this op, only where the CPU has the instructions and the weights
+//! are exactly int8.
 
 use crate::depthwise::Depthwise;
-use crate::epilogue::{only_successor, other_constant, tail_after};
+use crate::epilogue::{constant, only_successor, other_constant, tail_after};
 use crate::fakequant::FakeQuant;
 use crate::simd::{clamp, eval_f32_into, ROUND};
 use std::sync::Arc;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
+use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec};
 use tract_onnx::tract_core::ops::einsum::EinSum;
 use tract_onnx::tract_core::ops::math::Add;
+use tract_onnx::tract_core::ops::nn::DataFormat;
 use tract_onnx::tract_core::ops::quant::DequantizeLinearF32;
 
 /// Pixels per panel (one 512-bit vector of i32 accumulators).
@@ -345,50 +348,59 @@ fn activation_grid(model: &TypedModel, outlet: OutletId) -> Option<(f32, i32)> {
     fused.map(FakeQuant::grid)
 }
 
-/// Rows `k * s` with every k in -128..=127: the integers and the row scales (to four ulps per weight).
-fn int8_rows(w: &[f32], rows: usize) -> Option<(Vec<i32>, Vec<f32>)> {
+/// Rows `k * s` with every k in -128..=127: writes row r's integers to `out[r * stride..]` and returns the row
+/// scales (to four ulps per weight); `None` as soon as a row is not on any int8 grid.
+fn int8_rows(w: &[f32], rows: usize, stride: usize, out: &mut [i8]) -> Option<Vec<f32>> {
     let cols = w.len() / rows;
-    // Per-channel scales come from the row's largest magnitude; a per-tensor scale from the whole tensor's.
-    let amax_all = w.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let (mut ks, mut scales) = (Vec::with_capacity(w.len()), Vec::with_capacity(rows));
-    for row in w.chunks_exact(cols) {
-        let amax = row.iter().fold(0f32, |m, v| m.max(v.abs()));
-        if amax == 0.0 {
-            ks.extend(std::iter::repeat_n(0, cols));
+    // |v| as bits: for numbers, the same order as the values (a NaN is larger than all, and then fits no grid).
+    let amax = |v: &[f32]| f32::from_bits(v.iter().fold(0u32, |m, v| m.max(v.to_bits() & 0x7fff_ffff)));
+    // Per-channel scales come from the row's largest magnitude; a per-tensor scale from the whole tensor's (found
+    // only when a row needs it: float weights are given up on within their first row).
+    let mut amax_all = None;
+    let mut scales = Vec::with_capacity(rows);
+    for (row, out) in w.chunks_exact(cols).zip(out.chunks_mut(stride)) {
+        let out = &mut out[..cols];
+        let row_max = amax(row);
+        if row_max == 0.0 {
+            out.fill(0);
             scales.push(0.0);
             continue;
         }
         // The check `k * s ≈ v` decides; k comes from a multiplication by 1/s and the rounding trick (|v / s| is at
         // most 128 for every candidate), which give the same k as `(v / s).round()` whenever the check passes, at
         // a fraction of the cost of a division and a libm call per weight.
-        let fits = |s: f32| -> Option<Vec<i32>> {
+        let mut fits = |s: f32| -> bool {
             let (inv, round_bits) = (1.0 / s, ROUND.to_bits() as i32);
-            let mut ks = Vec::with_capacity(row.len());
             // In chunks, so that float weights (not on any grid) are given up after the first chunk.
-            for chunk in row.chunks(64) {
+            for (chunk, out) in row.chunks(64).zip(out.chunks_mut(64)) {
                 let mut all = true;
-                ks.extend(chunk.iter().map(|&v| {
+                for (o, &v) in out.iter_mut().zip(chunk) {
                     let k = (v * inv + ROUND) - ROUND;
                     // `&`, not `&&`: no branch per weight, so the loop vectorises.
                     all &= ((k * s - v).abs() <= 4.0 * f32::EPSILON * v.abs()) & (k >= -128.0) & (k <= 127.0);
                     // The integer from the bits of k + ROUND (exact while |k| < 2^22; garbage beyond, then discarded).
-                    (k + ROUND).to_bits() as i32 - round_bits
-                }));
+                    *o = ((k + ROUND).to_bits() as i32 - round_bits) as i8;
+                }
                 if !all {
-                    return None;
+                    return false;
                 }
             }
-            Some(ks)
+            true
         };
-        let candidates = [amax / 127.0, amax / 128.0, amax_all / 127.0, amax_all / 128.0];
-        let (s, k) = candidates.into_iter().find_map(|s| fits(s).map(|k| (s, k)))?;
-        ks.extend(k);
+        let s = [row_max / 127.0, row_max / 128.0].into_iter().find(|s| fits(*s));
+        let s = match s {
+            Some(s) => s,
+            None => {
+                let all = *amax_all.get_or_insert_with(|| amax(w));
+                [all / 127.0, all / 128.0].into_iter().find(|s| fits(*s))?
+            }
+        };
         scales.push(s);
     }
-    Some((ks, scales))
+    Some(scales)
 }
 
-/// Replaces every eligible pointwise convolution of a decluttered model by a [`QPointwise`] (only when
+/// Replaces every eligible pointwise convolution of a typed or decluttered model by a [`QPointwise`] (only when
 /// [`has_vnni`]). Returns how many it replaced.
 pub fn swap_in(model: &mut TypedModel) -> TractResult<usize> {
     if !has_vnni() {
@@ -408,26 +420,67 @@ pub fn swap_in(model: &mut TypedModel) -> TractResult<usize> {
     Ok(swapped)
 }
 
-/// An EinSum `[N]IHW,OI->[N]OHW` over a fake-quantized input with int8 weights, and the bias Add, clip and
-/// Q → DQ that follow it: the op, the last node it replaces, and its input.
-fn pointwise_of(model: &TypedModel, id: usize) -> Option<(QPointwise, usize, OutletId)> {
+/// What a pointwise convolution node is made of, in either form.
+struct Parts {
+    source: OutletId,
+    /// `[O, I]` or `[O, I, 1, 1]`.
+    weights: Arc<Tensor>,
+    /// Per output channel (or one value), when the node itself adds it.
+    bias: Option<Arc<Tensor>>,
+    /// The last node covered so far (the node itself).
+    last: usize,
+}
+
+/// tract's ONNX `Conv` before declutter: 1x1, one group, unit strides, no padding, NCHW with a batch of one.
+fn conv_parts(model: &TypedModel, id: usize) -> Option<Parts> {
+    let node = model.node(id);
+    let conv = node.op_as::<Conv>()?;
+    let spec = &conv.pool_spec;
+    let ones = |v: &Option<TVec<usize>>| v.as_ref().is_none_or(|v| v.iter().all(|d| *d == 1));
+    let unpadded = match &spec.padding {
+        PaddingSpec::Valid => true,
+        PaddingSpec::Explicit(b, a) => b.iter().chain(a.iter()).all(|p| *p == 0),
+        _ => false,
+    };
+    if conv.q_params.is_some() || conv.kernel_fmt != KernelFormat::OIHW || conv.group != 1 || node.inputs.len() != 3 {
+        return None;
+    }
+    if spec.data_format != DataFormat::NCHW || spec.kernel_shape.as_slice() != [1, 1] || !ones(&spec.strides) || !ones(&spec.dilations) || !unpadded {
+        return None;
+    }
+    let in_shape: Vec<usize> = model.outlet_fact(node.inputs[0]).ok()?.shape.as_concrete()?.to_vec();
+    if in_shape.len() != 4 || in_shape[0] != 1 {
+        return None;
+    }
+    Some(Parts { source: node.inputs[0], weights: constant(model, node.inputs[1])?, bias: Some(constant(model, node.inputs[2])?), last: id })
+}
+
+/// The decluttered form: an EinSum `[N]IHW,OI->[N]OHW`, or the classifier's Gemm on a pooled `[I, 1, 1]` input
+/// (tract writes it `kba,nk->mn`).
+fn einsum_parts(model: &TypedModel, id: usize) -> Option<Parts> {
     let node = model.node(id);
     let einsum = node.op_as::<EinSum>()?;
     let expr = einsum.axes.to_string();
-    // 1x1 convolutions ([N]IHW), and the classifier's Gemm on a pooled [I, 1, 1] input (tract writes it kba,nk->mn).
     let classifier = expr == "kba,nk->mn";
     if einsum.q_params.is_some() || !(classifier || matches!(expr.as_str(), "IHW,OI->OHW" | "NIHW,OI->OHW" | "NIHW,OI->NOHW")) {
         return None;
     }
-    let source = node.inputs[0];
-    let in_shape: Vec<usize> = model.outlet_fact(source).ok()?.shape.as_concrete()?.to_vec();
+    let in_shape: Vec<usize> = model.outlet_fact(node.inputs[0]).ok()?.shape.as_concrete()?.to_vec();
     if (in_shape.len() == 4 && in_shape[0] != 1) || in_shape.len() < 3 || (classifier && in_shape[1..] != [1, 1]) {
         return None;
     }
+    Some(Parts { source: node.inputs[0], weights: model.outlet_fact(node.inputs[1]).ok()?.konst.clone()?, bias: None, last: id })
+}
+
+/// A pointwise convolution over a fake-quantized input with int8 weights, and the clip and Q → DQ that follow it:
+/// the op, the last node it replaces, and its input. Two forms: tract's ONNX `Conv` before declutter (1x1,
+/// bias as its third input), and after declutter an EinSum and the bias Add that follows it.
+fn pointwise_of(model: &TypedModel, id: usize) -> Option<(QPointwise, usize, OutletId)> {
+    let Parts { source, weights, mut bias, mut last } = conv_parts(model, id).or_else(|| einsum_parts(model, id))?;
+    let in_shape: Vec<usize> = model.outlet_fact(source).ok()?.shape.as_concrete()?.to_vec();
     let (in_channels, pixels) = (in_shape[in_shape.len() - 3], in_shape[in_shape.len() - 2] * in_shape[in_shape.len() - 1]);
-    let weights = model.outlet_fact(node.inputs[1]).ok()?.konst.clone()?;
     let (out_channels, cols) = match weights.shape() {
-        [o, i] => (*o, *i),
+        [o, i] | [o, i, 1, 1] => (*o, *i),
         _ => return None,
     };
     if cols != in_channels || weights.datum_type() != f32::datum_type() {
@@ -437,35 +490,41 @@ fn pointwise_of(model: &TypedModel, id: usize) -> Option<(QPointwise, usize, Out
     if !(0..=255).contains(&zero_point) || !(scale > 0.0) {
         return None;
     }
-    let (ks, w_scales) = int8_rows(weights.try_as_plain_ram().ok()?.as_slice::<f32>().ok()?, out_channels)?;
+    // Rows padded to k4 * 4 values, and to a multiple of the kernel's ROWS, with zero weights (their outputs are
+    // never stored).
+    let k4 = in_channels.div_ceil(4);
+    let mut padded = vec![0i8; out_channels.div_ceil(ROWS) * ROWS * k4 * 4];
+    let w_scales = int8_rows(weights.try_as_plain_ram().ok()?.as_slice::<f32>().ok()?, out_channels, k4 * 4, &mut padded)?;
     let out_shape: TVec<usize> = model.outlet_fact(OutletId::new(id, 0)).ok()?.shape.as_concrete()?.into();
 
-    // Bias: an Add of a constant with one value per output channel.
-    let mut last = id;
-    let mut bias = vec![0f32; out_channels];
-    if let Some(add_id) = only_successor(model, last) {
-        let add = model.node(add_id);
-        if add.op_as::<TypedBinOp>().is_some_and(|b| b.0.is::<Add>()) {
-            let b = other_constant(model, add, last)?;
-            let per_channel = b.len() == out_channels && b.shape().iter().filter(|d| **d != 1).count() <= 1;
-            if b.datum_type() == f32::datum_type() && (per_channel || b.len() == 1) {
-                let v = b.try_as_plain_ram().ok()?.as_slice::<f32>().ok()?.to_vec();
-                bias = if v.len() == 1 { vec![v[0]; out_channels] } else { v };
-                last = add_id;
+    // The decluttered form's bias: an Add of a constant with one value per output channel.
+    if bias.is_none() {
+        if let Some(add_id) = only_successor(model, last) {
+            let add = model.node(add_id);
+            if add.op_as::<TypedBinOp>().is_some_and(|b| b.0.is::<Add>()) {
+                let b = other_constant(model, add, last)?;
+                let per_channel = b.len() == out_channels && b.shape().iter().filter(|d| **d != 1).count() <= 1;
+                if b.datum_type() == f32::datum_type() && (per_channel || b.len() == 1) {
+                    bias = Some(b);
+                    last = add_id;
+                }
             }
         }
     }
-    let tail = tail_after(model, last)?;
-    let k4 = in_channels.div_ceil(4);
-    // Rows padded to a multiple of the kernel's ROWS with zero weights (their outputs are never stored).
-    let mut padded = vec![0i8; out_channels.div_ceil(ROWS) * ROWS * k4 * 4];
-    let mut correction = Vec::with_capacity(out_channels);
-    for (o, row) in ks.chunks_exact(in_channels).enumerate() {
-        for (i, k) in row.iter().enumerate() {
-            padded[o * k4 * 4 + i] = *k as i8;
+    let bias = match bias {
+        Some(b) if b.datum_type() == f32::datum_type() => {
+            let v = b.try_as_plain_ram().ok()?.as_slice::<f32>().ok()?.to_vec();
+            match v.len() {
+                1 => vec![v[0]; out_channels],
+                n if n == out_channels => v,
+                _ => return None,
+            }
         }
-        correction.push(zero_point * row.iter().sum::<i32>());
-    }
+        Some(_) => return None,
+        None => vec![0f32; out_channels],
+    };
+    let tail = tail_after(model, last)?;
+    let correction = padded.chunks(k4 * 4).take(out_channels).map(|row| zero_point * row.iter().map(|k| *k as i32).sum::<i32>()).collect();
     let op = QPointwise {
         in_channels,
         out_channels,
