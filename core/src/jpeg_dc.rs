@@ -457,10 +457,14 @@ fn assemble(frame: &Frame, planes: &[Vec<u8>]) -> Option<Rgb> {
         // jpeg-decoder converts with SSSE3 on x86 CPUs that have it (all pixels of a row but its last 8 to 15),
         // in 16-bit arithmetic that rounds differently from its scalar code.
         let vector_pixels = if has_ssse3() { (ow / 8).saturating_sub(1) * 8 } else { 0 };
-        let (y, cb, cr) = (&lines[0][..ow], &lines[1][..ow], &lines[2][..ow]);
-        let pixels = out.chunks_exact_mut(3).zip(y.iter().zip(cb).zip(cr));
-        for (x, (px, ((y, cb), cr))) in pixels.enumerate() {
-            px.copy_from_slice(&if x < vector_pixels { ycbcr_to_rgb_16bit(*y, *cb, *cr) } else { ycbcr_to_rgb(*y, *cb, *cr) });
+        let (vector_out, scalar_out) = out.split_at_mut(vector_pixels * 3);
+        let inputs = |from: usize, to: usize| lines[0][from..to].iter().zip(&lines[1][from..to]).zip(&lines[2][from..to]);
+        // Two branch-free loops (the first vectorises).
+        for (px, ((y, cb), cr)) in vector_out.chunks_exact_mut(3).zip(inputs(0, vector_pixels)) {
+            px.copy_from_slice(&ycbcr_to_rgb_16bit(*y, *cb, *cr));
+        }
+        for (px, ((y, cb), cr)) in scalar_out.chunks_exact_mut(3).zip(inputs(vector_pixels, ow)) {
+            px.copy_from_slice(&ycbcr_to_rgb(*y, *cb, *cr));
         }
     }
     Some(Rgb { width: ow as u32, height: oh as u32, pixels })
