@@ -1,6 +1,6 @@
-//! The CPU inference engine: tract loads and optimises the ONNX model once (with our own depthwise convolution and
-//! quantize/dequantize operators swapped in, see [`crate::depthwise`] and [`crate::fakequant`]); each call runs the
-//! compiled plan.
+//! The CPU inference engine: tract loads and optimises the ONNX model once (with our own depthwise, int8 pointwise
+//! and quantize/dequantize operators swapped in, see [`crate::depthwise`], [`crate::qpointwise`] and
+//! [`crate::fakequant`]); each call runs the compiled plan.
 
 use crate::error::{Error, Result};
 use std::sync::Arc;
@@ -121,8 +121,9 @@ fn swap_in(model: &mut TypedModel, own_ops: OwnOps) -> Result<()> {
     Ok(())
 }
 
-/// tract's declutter without its ChangeAxes pass, which is most of the load time (it deep-copies constant tensors
-/// for the axis changes it tries: about 30 of 55 ms on the default bundle) and which our swaps do not need.
+/// tract's declutter without its ChangeAxes pass, which deep-copies constant tensors for the axis changes it tries
+/// (on the default bundle: 30 of 55 ms before our operators went in ahead of declutter; still a few ms on what is
+/// left, the first convolution and the classifier) and which our swaps do not need.
 /// `into_optimized` runs the full declutter, ChangeAxes included, afterwards, on the graph our operators made small.
 /// Should a tract release rename or drop the pass, this falls back to the full declutter.
 pub fn declutter_for_swaps(model: &mut TypedModel) -> TractResult<()> {
