@@ -10,40 +10,65 @@ const SPIN: Duration = Duration::from_micros(200);
 
 /// Runs `f(first_unit, chunk)` over `out` cut into chunks of whole units (`unit_len` values each; chunk sizes a
 /// multiple of `align` units), one chunk per thread of the current executor, in parallel (the first on the calling
-/// thread); all on the calling thread when there is one thread. A panic in a chunk reaches the caller, as it would single-threaded.
+/// thread); all on the calling thread when there is one thread. A panic in a chunk reaches the caller, as it would
+/// single-threaded.
 pub(crate) fn for_each_chunk<T: Send>(out: &mut [T], unit_len: usize, align: usize, f: impl Fn(usize, &mut [T]) + Sync) {
     let units = out.len() / unit_len.max(1);
+    let per = units.div_ceil(threads()).div_ceil(align.max(1)) * align.max(1);
+    if per >= units {
+        return f(0, out);
+    }
+    for_each(out.chunks_mut(per * unit_len).enumerate().map(|(i, chunk)| (i * per, chunk)).collect(), |(first, chunk)| f(first, chunk));
+}
+
+/// Runs `f(range)` over `0..units` cut into one range per thread of the current executor (range lengths a
+/// multiple of `align`), in parallel as [`for_each_chunk`] does.
+pub(crate) fn for_each_range(units: usize, align: usize, f: impl Fn(std::ops::Range<usize>) + Sync) {
+    let per = units.div_ceil(threads()).div_ceil(align.max(1)) * align.max(1);
+    if per >= units {
+        return f(0..units);
+    }
+    for_each((0..units).step_by(per).map(|start| start..(start + per).min(units)).collect(), f);
+}
+
+/// Threads of the current executor.
+fn threads() -> usize {
     match current_tract_executor() {
-        Executor::MultiThread(pool) if pool.current_num_threads() > 1 && units > align => {
-            let per = units.div_ceil(pool.current_num_threads()).div_ceil(align.max(1)) * align.max(1);
-            // The calling thread does the first chunk itself while the pool does the others: one wake-up fewer
-            // per operator, and no thread idles waiting.
-            let mut chunks = out.chunks_mut(per * unit_len);
-            let first = chunks.next();
-            let pending = AtomicUsize::new(chunks.len());
-            pool.in_place_scope(|s| {
-                for (i, chunk) in chunks.enumerate() {
-                    let (f, pending) = (&f, &pending);
-                    s.spawn(move |_| {
-                        f((i + 1) * per, chunk);
-                        pending.fetch_sub(1, Ordering::Release);
-                    });
-                }
-                if let Some(chunk) = first {
-                    f(0, chunk);
-                }
-                // Wait for the others spinning, for a while: the scope's own wait puts this thread to sleep, and the
-                // wake-up (15–25 µs measured on a 2-core VM) was as long as a whole chunk of most of our operators.
-                let since = Instant::now();
-                while pending.load(Ordering::Acquire) > 0 && since.elapsed() < SPIN {
-                    for _ in 0..64 {
-                        std::hint::spin_loop();
-                    }
-                }
+        Executor::MultiThread(pool) => pool.current_num_threads().max(1),
+        _ => 1,
+    }
+}
+
+/// Runs `f` on each item, the first on the calling thread and the others on the current executor's pool.
+fn for_each<I: Send>(items: Vec<I>, f: impl Fn(I) + Sync) {
+    let Executor::MultiThread(pool) = current_tract_executor() else {
+        return items.into_iter().for_each(f);
+    };
+    // The calling thread does the first item itself while the pool does the others: one wake-up fewer per
+    // operator, and no thread idles waiting.
+    let mut items = items.into_iter();
+    let first = items.next();
+    let pending = AtomicUsize::new(items.len());
+    pool.in_place_scope(|s| {
+        for item in items {
+            let (f, pending) = (&f, &pending);
+            s.spawn(move |_| {
+                f(item);
+                pending.fetch_sub(1, Ordering::Release);
             });
         }
-        _ => f(0, out),
-    }
+        if let Some(item) = first {
+            f(item);
+        }
+        // Wait for the others spinning, for a while: the scope's own wait puts this thread to sleep, and the
+        // wake-up (15–25 µs measured on a 2-core VM) was as long as a whole chunk of most of our operators.
+        let since = Instant::now();
+        while pending.load(Ordering::Acquire) > 0 && since.elapsed() < SPIN {
+            for _ in 0..64 {
+                std::hint::spin_loop();
+            }
+        }
+    });
 }
 
 thread_local! {

@@ -18,6 +18,7 @@ use crate::depthwise::Depthwise;
 use crate::epilogue::{constant, only_successor, other_constant, tail_after};
 use crate::fakequant::FakeQuant;
 use crate::simd::{clamp, eval_f32_into, ROUND};
+use std::ops::Range;
 use std::sync::Arc;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
@@ -85,26 +86,27 @@ impl QPointwise {
         (((v + ROUND) - ROUND) as i32 + self.zero_point) as u8
     }
 
-    /// Packs `[in_channels][pixels]` f32 into `packed`: panels `[pixel block][k4][16 pixels][4 channels]` of u8
-    /// codes (zeros beyond the last pixel and channel).
-    fn pack_portable(&self, x: &[f32], packed: &mut [u8]) {
+    /// Packs the 16-pixel blocks `blocks` of `[in_channels][pixels]` f32 into `packed`: panels
+    /// `[pixel block][k4][16 pixels][4 channels]` of u8 codes (zeros beyond the last pixel and channel).
+    fn pack_portable(&self, x: &[f32], blocks: Range<usize>, packed: &mut [u8]) {
         packed.fill(0);
         for i in 0..self.in_channels {
-            for p in 0..self.pixels {
-                packed[((p / PIXELS) * self.k4 + i / 4) * PIXELS * 4 + (p % PIXELS) * 4 + i % 4] = self.code(x[i * self.pixels + p]);
+            for p in blocks.start * PIXELS..(blocks.end * PIXELS).min(self.pixels) {
+                packed[((p / PIXELS - blocks.start) * self.k4 + i / 4) * PIXELS * 4 + (p % PIXELS) * 4 + i % 4] = self.code(x[i * self.pixels + p]);
             }
         }
     }
 
-    /// Bytes of the packed input: `[pixel block][k4][16 pixels][4 channels]`.
-    fn packed_len(&self) -> usize {
-        self.pixels.div_ceil(PIXELS) * self.k4 * PIXELS * 4
+    /// Bytes of `blocks` 16-pixel blocks of packed input: `[pixel block][k4][16 pixels][4 channels]`.
+    fn packed_len(&self, blocks: usize) -> usize {
+        blocks * self.k4 * PIXELS * 4
     }
 
     /// The reference: plain integer loops over packed panels (used by the tests, and where no fast kernel runs).
     fn run_portable(&self, x: &[f32], out: &mut [f32]) {
-        let mut packed = vec![0u8; self.packed_len()];
-        self.pack_portable(x, &mut packed);
+        let blocks = self.pixels.div_ceil(PIXELS);
+        let mut packed = vec![0u8; self.packed_len(blocks)];
+        self.pack_portable(x, 0..blocks, &mut packed);
         let panel = self.k4 * PIXELS * 4;
         for (block, panel) in packed.chunks_exact(panel).enumerate() {
             for o in 0..self.out_channels {
@@ -126,20 +128,39 @@ impl QPointwise {
         }
     }
 
-    /// Quantizes and packs the input once, then splits the output channels over the call's threads.
+    /// Splits the pixels over the call's threads: each quantizes and packs its own pixel blocks into its own
+    /// scratch and computes every output channel for them (no thread waits for a shared packing, and each reads
+    /// only the panels it packed).
     fn run(&self, x: &[f32], out: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         if has_vnni() {
-            // SAFETY (both blocks): the CPU has the features the kernels are compiled for.
-            return crate::parallel::with_bytes(self.packed_len(), |packed| {
-                unsafe { vnni::pack(self, x, packed) };
-                let packed = &*packed;
-                crate::parallel::for_each_chunk(out, self.pixels, ROWS, |o_base, chunk| unsafe {
-                    vnni::gemm(self, packed, o_base, chunk)
+            assert_eq!(out.len(), self.out_channels * self.pixels);
+            let out = OutPtr(out.as_mut_ptr());
+            // Ranges of an even number of blocks: the kernel takes them two at a time.
+            return crate::parallel::for_each_range(self.pixels.div_ceil(PIXELS), 2, |blocks| {
+                crate::parallel::with_bytes(self.packed_len(blocks.len()), |packed| {
+                    // SAFETY: the CPU has the features the kernels are compiled for; `out` holds every output
+                    // channel's row of pixels, and each thread writes only its own pixels of each row.
+                    unsafe {
+                        vnni::pack(self, x, blocks.clone(), packed);
+                        vnni::gemm(self, packed, blocks, out.get());
+                    }
                 })
             });
         }
         self.run_portable(x, out)
+    }
+}
+
+/// The output, shared by the threads that write disjoint pixel ranges of it.
+struct OutPtr(*mut f32);
+// SAFETY: the threads sharing it write disjoint elements (see `QPointwise::run`).
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    /// (A method, so that closures capture the whole `Sync` wrapper, not its raw pointer field.)
+    fn get(&self) -> *mut f32 {
+        self.0
     }
 }
 
@@ -158,6 +179,7 @@ pub fn has_vnni() -> bool {
 #[cfg(target_arch = "x86_64")]
 mod vnni {
     use super::{QPointwise, PIXELS, ROUND, ROWS};
+    use std::ops::Range;
     use std::arch::x86_64::*;
 
     /// Quantizes and packs four channel rows x 16 pixels into one 64-byte panel entry.
@@ -177,25 +199,25 @@ mod vnni {
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub(super) unsafe fn pack(op: &QPointwise, x: &[f32], packed: &mut [u8]) {
-        let (pixels, k4) = (op.pixels, op.k4);
-        let full = pixels / PIXELS;
-        if op.in_channels % 4 != 0 || full == 0 {
-            return op.pack_portable(x, packed);
+    pub(super) unsafe fn pack(op: &QPointwise, x: &[f32], blocks: Range<usize>, packed: &mut [u8]) {
+        let (pixels, k4, b0) = (op.pixels, op.k4, blocks.start);
+        if op.in_channels % 4 != 0 || pixels < PIXELS {
+            return op.pack_portable(x, blocks, packed);
         }
         // Full blocks are written whole; a partial last block has lanes no pixel writes: zero it first.
-        packed[full * k4 * PIXELS * 4..].fill(0);
+        let full = (pixels / PIXELS).clamp(b0, blocks.end);
+        packed[(full - b0) * k4 * PIXELS * 4..].fill(0);
         let inv = _mm512_set1_ps(op.inv_scale);
         let (zp, hi) = (_mm512_set1_epi32(op.zero_point), _mm512_set1_epi32(255));
         for g in 0..k4 {
             let rows = [0, 1, 2, 3].map(|j| x.as_ptr().add((g * 4 + j) * pixels));
-            for b in 0..full {
-                let dst = packed.as_mut_ptr().add((b * k4 + g) * PIXELS * 4);
+            for b in b0..full {
+                let dst = packed.as_mut_ptr().add(((b - b0) * k4 + g) * PIXELS * 4);
                 pack_block(rows.map(|r| r.add(b * PIXELS)), inv, zp, hi, dst);
             }
-            for p in full * PIXELS..pixels {
+            for p in full * PIXELS..(blocks.end * PIXELS).min(pixels) {
                 for j in 0..4 {
-                    packed[((p / PIXELS) * k4 + g) * PIXELS * 4 + (p % PIXELS) * 4 + j] = op.code(*rows[j].add(p));
+                    packed[((p / PIXELS - b0) * k4 + g) * PIXELS * 4 + (p % PIXELS) * 4 + j] = op.code(*rows[j].add(p));
                 }
             }
         }
@@ -213,8 +235,7 @@ mod vnni {
         panels: *const u8,
         o0: usize,
         p0: usize,
-        out: &mut [f32],
-        o_base: usize,
+        out: *mut f32,
     ) {
         let k4 = op.k4;
         let panel_len = k4 * PIXELS * 4;
@@ -236,7 +257,7 @@ mod vnni {
         let (clip_lo, clip_hi) = (_mm512_set1_ps(clip_lo), _mm512_set1_ps(clip_hi));
         let [inv, lo, hi, offset, fq_scale] = op.fake_quant.as_ref().map_or([0.0; 5], |f| f.params()).map(|v| _mm512_set1_ps(v));
         let round = _mm512_set1_ps(ROUND);
-        let rows = (o_base + out.len() / op.pixels - o0).min(ROWS);
+        let rows = (op.out_channels - o0).min(ROWS);
         // One expansion per row, so that every accumulator index is a constant and the array lives in registers
         // (a loop over the rows was left rolled by the compiler, which then kept the accumulators on the stack).
         macro_rules! finish_row {
@@ -255,7 +276,7 @@ mod vnni {
                             v = _mm512_mul_ps(_mm512_add_ps(v, offset), fq_scale);
                         }
                         let p = p0 + n * PIXELS;
-                        let dst = out.as_mut_ptr().add((o - o_base) * op.pixels + p);
+                        let dst = out.add(o * op.pixels + p);
                         let width = PIXELS.min(op.pixels - p);
                         if width == PIXELS {
                             _mm512_storeu_ps(dst, v);
@@ -270,22 +291,21 @@ mod vnni {
         finish_row!(0 1 2 3 4 5 6 7);
     }
 
-    /// Output channels `o_base..` (as many as `out` holds rows of pixels) from the packed input.
+    /// Every output channel for the pixel blocks `blocks`, from their packed panels, into `out` (`[out_channels]
+    /// [pixels]`; only these pixels of each row are written).
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub(super) unsafe fn gemm(op: &QPointwise, packed: &[u8], o_base: usize, out: &mut [f32]) {
+    pub(super) unsafe fn gemm(op: &QPointwise, packed: &[u8], blocks: Range<usize>, out: *mut f32) {
         let panel_len = op.k4 * PIXELS * 4;
-        let blocks_total = op.pixels.div_ceil(PIXELS);
-        let o_end = o_base + out.len() / op.pixels;
-        let mut block = 0;
-        while block < blocks_total {
-            let panels = packed.as_ptr().add(block * panel_len);
-            let two = block + 2 <= blocks_total;
-            for o0 in (o_base..o_end).step_by(ROWS) {
+        let mut block = blocks.start;
+        while block < blocks.end {
+            let panels = packed.as_ptr().add((block - blocks.start) * panel_len);
+            let two = block + 2 <= blocks.end;
+            for o0 in (0..op.out_channels).step_by(ROWS) {
                 match (two, op.fake_quant.is_some()) {
-                    (true, true) => kernel::<2, true>(op, panels, o0, block * PIXELS, out, o_base),
-                    (true, false) => kernel::<2, false>(op, panels, o0, block * PIXELS, out, o_base),
-                    (false, true) => kernel::<1, true>(op, panels, o0, block * PIXELS, out, o_base),
-                    (false, false) => kernel::<1, false>(op, panels, o0, block * PIXELS, out, o_base),
+                    (true, true) => kernel::<2, true>(op, panels, o0, block * PIXELS, out),
+                    (true, false) => kernel::<2, false>(op, panels, o0, block * PIXELS, out),
+                    (false, true) => kernel::<1, true>(op, panels, o0, block * PIXELS, out),
+                    (false, false) => kernel::<1, false>(op, panels, o0, block * PIXELS, out),
                 }
             }
             block += if two { 2 } else { 1 };
@@ -546,6 +566,7 @@ fn pointwise_of(model: &TypedModel, id: usize) -> Option<(QPointwise, usize, Out
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tract_linalg::multithread::{multithread_tract_scope, Executor};
     use tract_onnx::tract_core::ops::quant::QuantizeLinearU8;
 
     fn op(in_channels: usize, out_channels: usize, pixels: usize, seed: u32) -> (QPointwise, Vec<f32>) {
@@ -629,9 +650,14 @@ mod tests {
                 op.fake_quant = Some(FakeQuant::new(&q, &dq));
             }
             let (mut fast, mut slow) = (vec![0f32; o * p], vec![1f32; o * p]);
-            op.run(&x, &mut fast);
             op.run_portable(&x, &mut slow);
-            assert_eq!(fast.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), slow.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), "{i}x{o}x{p}");
+            let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            // On one thread, and on three (pixel ranges split at every kind of boundary).
+            op.run(&x, &mut fast);
+            assert_eq!(bits(&fast), bits(&slow), "{i}x{o}x{p}");
+            fast.fill(0.0);
+            multithread_tract_scope(Executor::multithread(3), || op.run(&x, &mut fast));
+            assert_eq!(bits(&fast), bits(&slow), "{i}x{o}x{p}, 3 threads");
         }
     }
 }
