@@ -48,6 +48,10 @@ pub struct Depthwise {
     /// `[C][kh * kw]`.
     weights: Arc<Vec<f32>>,
     bias: Arc<Vec<f32>>,
+    /// A clip of the input (the Max/Min after the previous operator, when only this convolution reads it), applied
+    /// while the input is copied into the padded plane: the padding stays zero, as the convolution pads the
+    /// clipped values.
+    input_clip: Option<(f32, f32)>,
     clip: Option<(f32, f32)>,
     fake_quant: Option<FakeQuant>,
 }
@@ -57,6 +61,7 @@ impl PartialEq for Depthwise {
         self.geometry == other.geometry
             && self.weights == other.weights
             && self.bias == other.bias
+            && self.input_clip.map(|(a, b)| (a.to_bits(), b.to_bits())) == other.input_clip.map(|(a, b)| (a.to_bits(), b.to_bits()))
             && self.clip.map(|(a, b)| (a.to_bits(), b.to_bits())) == other.clip.map(|(a, b)| (a.to_bits(), b.to_bits()))
             && self.fake_quant == other.fake_quant
     }
@@ -96,6 +101,15 @@ impl Depthwise {
     /// p, p + sw, p + 2 sw, ... (the padding itself stays zero: only the interior is ever written).
     #[inline(always)]
     fn fill_plane(&self, src: &[f32], plane: &mut [f32]) {
+        match self.input_clip {
+            Some((lo, hi)) => self.fill_plane_with(src, plane, |v| clamp(v, lo, hi)),
+            None => self.fill_plane_with(src, plane, |v| v),
+        }
+    }
+
+    /// [`Depthwise::fill_plane`], each value through `f`.
+    #[inline(always)]
+    fn fill_plane_with(&self, src: &[f32], plane: &mut [f32], f: impl Fn(f32) -> f32) {
         let g = &self.geometry;
         let (iw, sw) = (g.in_hw[1], g.stride[1]);
         let (pw, ph) = (g.phase_width(), g.padded_height());
@@ -103,7 +117,9 @@ impl Depthwise {
             let r = r + g.pad_before[0];
             if sw == 1 {
                 let start = r * pw + g.pad_before[1];
-                plane[start..start + iw].copy_from_slice(row);
+                for (dst, v) in plane[start..start + iw].iter_mut().zip(row) {
+                    *dst = f(*v);
+                }
             } else if sw == 2 {
                 // Column j goes to phase (j + pad_left) % 2 at (j + pad_left) / 2: split the row in pairs.
                 let pl = g.pad_before[1];
@@ -111,7 +127,7 @@ impl Depthwise {
                 let (even, odd) = (&mut even[r * pw..(r + 1) * pw], &mut odd[r * pw..(r + 1) * pw]);
                 let mut j = 0;
                 if pl % 2 == 1 {
-                    odd[pl / 2] = row[0];
+                    odd[pl / 2] = f(row[0]);
                     j = 1;
                 }
                 let k0 = (j + pl) / 2;
@@ -119,11 +135,11 @@ impl Depthwise {
                 let rest = pairs.remainder();
                 let n = (iw - j) / 2;
                 for ((pair, e), o) in pairs.zip(&mut even[k0..k0 + n]).zip(&mut odd[k0..k0 + n]) {
-                    *e = pair[0];
-                    *o = pair[1];
+                    *e = f(pair[0]);
+                    *o = f(pair[1]);
                 }
                 if let [last] = rest {
-                    even[k0 + n] = *last;
+                    even[k0 + n] = f(*last);
                 }
             } else {
                 // Phase p takes input columns j with (j + pad_left) % sw == p, starting at k = (j + pad_left) / sw.
@@ -135,7 +151,7 @@ impl Depthwise {
                     let k0 = (first + g.pad_before[1]) / sw;
                     let start = (p * ph + r) * pw + k0;
                     for (dst, v) in plane[start..start + pw - k0].iter_mut().zip(row[first..].iter().step_by(sw)) {
-                        *dst = *v;
+                        *dst = f(*v);
                     }
                 }
             }
@@ -355,7 +371,7 @@ impl Op for Depthwise {
     fn info(&self) -> TractResult<Vec<String>> {
         let g = &self.geometry;
         Ok(vec![format!(
-            "{} channels {:?} -> {:?}, kernel {:?} stride {:?} pad {:?}/{:?}, clip {:?}, fake quant {}",
+            "{} channels {:?} -> {:?}, kernel {:?} stride {:?} pad {:?}/{:?}, input clip {:?}, clip {:?}, fake quant {}",
             g.channels,
             g.in_hw,
             g.out_hw,
@@ -363,6 +379,7 @@ impl Op for Depthwise {
             g.stride,
             g.pad_before,
             g.pad_after,
+            self.input_clip,
             self.clip,
             self.fake_quant.is_some()
         )])
@@ -461,9 +478,12 @@ pub fn swap_in(model: &mut TypedModel) -> TractResult<usize> {
     for id in model.eval_order()? {
         let node = model.node(id);
         let Some((geometry, weights, bias)) = depthwise_of(model, node) else { continue };
-        let source = node.inputs[0];
         let Some(tail) = crate::epilogue::tail_after(model, id) else { continue };
-        let op = Depthwise { geometry, weights: Arc::new(weights), bias: Arc::new(bias), clip: tail.clip, fake_quant: tail.fake_quant };
+        let (source, input_clip) = match crate::epilogue::clip_before(model, node.inputs[0]) {
+            Some((source, bounds)) => (source, Some(bounds)),
+            None => (node.inputs[0], None),
+        };
+        let op = Depthwise { geometry, weights: Arc::new(weights), bias: Arc::new(bias), input_clip, clip: tail.clip, fake_quant: tail.fake_quant };
         let mut patch = TypedModelPatch::default();
         let tap = patch.tap_model(model, source)?;
         let out = patch.wire_node(format!("{}.snakeid_depthwise", model.node(id).name), op, &[tap])?[0];
@@ -520,7 +540,7 @@ mod tests {
             let w: Vec<f32> = (0..5 * kernel[0] * kernel[1]).map(|_| rnd()).collect();
             let b: Vec<f32> = (0..5).map(|_| rnd()).collect();
             for (clip, fake_quant) in [(Some((0.0, 6.0)), Some(fq.clone())), (None, None), (Some((0.0, 0.3)), None)] {
-                let op = Depthwise { geometry: g.clone(), weights: Arc::new(w.clone()), bias: Arc::new(b.clone()), clip, fake_quant };
+                let op = Depthwise { geometry: g.clone(), weights: Arc::new(w.clone()), bias: Arc::new(b.clone()), input_clip: None, clip, fake_quant };
                 let mut fast = vec![0f32; 5 * out_hw[0] * out_hw[1]];
                 op.run(&x, &mut fast, 0, &mut vec![0.0; op.plane_len()]);
                 let mut portable = vec![0f32; fast.len()];
@@ -552,7 +572,7 @@ mod tests {
             let x: Vec<f32> = (0..3 * in_hw[0] * in_hw[1]).map(|_| rnd()).collect();
             let w: Vec<f32> = (0..3 * kernel[0] * kernel[1]).map(|_| rnd()).collect();
             let b: Vec<f32> = (0..3).map(|_| rnd()).collect();
-            let op = Depthwise { geometry: g.clone(), weights: Arc::new(w.clone()), bias: Arc::new(b.clone()), clip: Some((0.0, 0.2)), fake_quant: None };
+            let op = Depthwise { geometry: g.clone(), weights: Arc::new(w.clone()), bias: Arc::new(b.clone()), input_clip: None, clip: Some((0.0, 0.2)), fake_quant: None };
             let mut got = vec![0f32; 3 * out_hw[0] * out_hw[1]];
             op.run(&x, &mut got, 0, &mut vec![0.0; op.plane_len()]);
             let want = reference(&g, &x, &w, &b);

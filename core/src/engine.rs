@@ -254,6 +254,11 @@ mod tests {
         assert_eq!(crate::qpointwise::swap_in(&mut model).unwrap(), pointwise);
         declutter_for_swaps(&mut model).unwrap();
         assert_eq!(crate::depthwise::swap_in(&mut model).unwrap() + crate::qpointwise::swap_in(&mut model).unwrap(), 0);
+        // Every clip went into one of our operators too (the first convolution's, tract's, into the depthwise
+        // convolution that reads it).
+        let plan = optimized_model(typed_model(bundle.model.clone(), w, h, n).unwrap(), OwnOps::ALL).unwrap();
+        let clips: Vec<String> = plan.nodes.iter().map(|n| n.op.name().to_string()).filter(|n| n.contains("Max") || n.contains("Min")).collect();
+        assert!(clips.is_empty(), "clips left to tract: {clips:?}");
     }
 
     /// Our folding of constant DequantizeLinear nodes must give tract the very weights it would compute itself.

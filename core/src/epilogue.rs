@@ -45,20 +45,44 @@ pub(crate) fn constant(model: &TypedModel, outlet: OutletId) -> Option<Arc<Tenso
     Some(k.cast_to_dt(cast.to).ok()?.into_owned().into_arc_tensor())
 }
 
+/// A Max or Min of `node`'s input from `from` with a one-value f32 constant: whether it is a Max, and the value.
+fn clip_bound(model: &TypedModel, node: &TypedNode, from: usize) -> Option<(bool, f32)> {
+    let bin = node.op_as::<TypedBinOp>()?;
+    let is_max = bin.0.is::<Max>();
+    if !is_max && !bin.0.is::<Min>() {
+        return None;
+    }
+    let k = other_constant(model, node, from).filter(|k| k.len() == 1 && k.datum_type() == f32::datum_type())?;
+    Some((is_max, k.cast_to_scalar::<f32>().ok()?))
+}
+
+/// The Max/Min clip that makes `outlet`, when it is read by one node only: the outlet before the clip and its
+/// bounds. `None` when there is none, or its bounds cross.
+pub(crate) fn clip_before(model: &TypedModel, outlet: OutletId) -> Option<(OutletId, (f32, f32))> {
+    let (mut source, mut lo, mut hi, mut clipped) = (outlet, f32::NEG_INFINITY, f32::INFINITY, false);
+    loop {
+        let node = model.node(source.node);
+        let fact_users = node.outputs.first().map_or(0, |o| o.successors.len());
+        if source.slot != 0 || node.outputs.len() != 1 || fact_users != 1 || model.outputs.contains(&source) {
+            break;
+        }
+        let Some(input) = node.inputs.iter().find(|i| model.outlet_fact(**i).is_ok_and(|f| f.konst.is_none())) else { break };
+        let Some((is_max, v)) = clip_bound(model, node, input.node) else { break };
+        if is_max {
+            lo = lo.max(v)
+        } else {
+            hi = hi.min(v)
+        }
+        (source, clipped) = (*input, true);
+    }
+    (clipped && lo <= hi).then_some((source, (lo, hi)))
+}
+
 /// The clip and fake quantization after node `from`; `None` when clip bounds cross (nothing sensible to fuse).
 pub(crate) fn tail_after(model: &TypedModel, from: usize) -> Option<Tail> {
     let (mut last, mut lo, mut hi, mut clipped) = (from, f32::NEG_INFINITY, f32::INFINITY, false);
     while let Some(next) = only_successor(model, last) {
-        let node = model.node(next);
-        let Some(bin) = node.op_as::<TypedBinOp>() else { break };
-        let is_max = bin.0.is::<Max>();
-        if !is_max && !bin.0.is::<Min>() {
-            break;
-        }
-        let Some(k) = other_constant(model, node, last).filter(|k| k.len() == 1 && k.datum_type() == f32::datum_type()) else {
-            break;
-        };
-        let v = k.cast_to_scalar::<f32>().ok()?;
+        let Some((is_max, v)) = clip_bound(model, model.node(next), last) else { break };
         if is_max {
             lo = lo.max(v)
         } else {
