@@ -249,6 +249,7 @@ fn accumulate<const N: usize>(
 mod avx512 {
     use super::Depthwise;
     use crate::simd::ROUND;
+    use crate::simd::avx512 as simd;
     use std::arch::x86_64::*;
 
     /// Clip and fake quantization as vectors.
@@ -261,14 +262,11 @@ mod avx512 {
     impl Epilogue {
         #[inline(always)]
         unsafe fn apply(&self, mut v: __m512) -> __m512 {
-            // max(v, lo) is `v > lo ? v : lo` and min(v, hi) is `v < hi ? v : hi`: `simd::clamp` exactly.
             if let Some((lo, hi)) = self.clip {
-                v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+                v = simd::clamp(v, lo, hi);
             }
-            if let Some([inv, lo, hi, offset, scale]) = self.fake_quant {
-                v = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(v, inv), lo), hi);
-                v = _mm512_sub_ps(_mm512_add_ps(v, self.round), self.round);
-                v = _mm512_mul_ps(_mm512_add_ps(v, offset), scale);
+            if let Some(params) = self.fake_quant {
+                v = simd::fake_quant(v, params, self.round);
             }
             v
         }

@@ -179,8 +179,9 @@ pub fn has_vnni() -> bool {
 #[cfg(target_arch = "x86_64")]
 mod vnni {
     use super::{QPointwise, PIXELS, ROUND, ROWS};
-    use std::ops::Range;
+    use crate::simd::avx512 as simd;
     use std::arch::x86_64::*;
+    use std::ops::Range;
 
     /// Quantizes and packs four channel rows x 16 pixels into one 64-byte panel entry.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
@@ -255,7 +256,7 @@ mod vnni {
         }
         let (clip_lo, clip_hi) = op.clip.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
         let (clip_lo, clip_hi) = (_mm512_set1_ps(clip_lo), _mm512_set1_ps(clip_hi));
-        let [inv, lo, hi, offset, fq_scale] = op.fake_quant.as_ref().map_or([0.0; 5], |f| f.params()).map(|v| _mm512_set1_ps(v));
+        let fq = op.fake_quant.as_ref().map_or([0.0; 5], |f| f.params()).map(|v| _mm512_set1_ps(v));
         let round = _mm512_set1_ps(ROUND);
         let rows = (op.out_channels - o0).min(ROWS);
         // One expansion per row, so that every accumulator index is a constant and the array lives in registers
@@ -269,11 +270,9 @@ mod vnni {
                     for n in 0..NP {
                         let mut v = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[$r][n], corr));
                         v = _mm512_add_ps(_mm512_mul_ps(v, scale), bias);
-                        v = _mm512_min_ps(_mm512_max_ps(v, clip_lo), clip_hi);
+                        v = simd::clamp(v, clip_lo, clip_hi);
                         if FQ {
-                            v = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(v, inv), lo), hi);
-                            v = _mm512_sub_ps(_mm512_add_ps(v, round), round);
-                            v = _mm512_mul_ps(_mm512_add_ps(v, offset), fq_scale);
+                            v = simd::fake_quant(v, fq, round);
                         }
                         let p = p0 + n * PIXELS;
                         let dst = out.add(o * op.pixels + p);

@@ -67,3 +67,25 @@ macro_rules! simd_dispatch {
 }
 
 pub(crate) use simd_dispatch;
+
+/// The epilogue steps of our AVX-512 kernels on one register of 16 outputs: [`clamp`] and
+/// [`crate::fakequant::FakeQuant`]'s arithmetic, the same operations in the same order as the portable loops.
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx512 {
+    use std::arch::x86_64::*;
+
+    /// [`super::clamp`]: `max(v, lo)` is `v > lo ? v : lo` and `min(v, hi)` is `v < hi ? v : hi`, as `maxps`/`minps`.
+    #[inline(always)]
+    pub(crate) unsafe fn clamp(v: __m512, lo: __m512, hi: __m512) -> __m512 {
+        _mm512_min_ps(_mm512_max_ps(v, lo), hi)
+    }
+
+    /// Fake quantization with `FakeQuant::params()` broadcast (`[1/scale_q, lo, hi, offset, scale_dq]`) and
+    /// [`super::ROUND`] broadcast: quantize, clamp, round half to even, dequantize.
+    #[inline(always)]
+    pub(crate) unsafe fn fake_quant(v: __m512, [inv, lo, hi, offset, scale]: [__m512; 5], round: __m512) -> __m512 {
+        let v = clamp(_mm512_mul_ps(v, inv), lo, hi);
+        let v = _mm512_sub_ps(_mm512_add_ps(v, round), round);
+        _mm512_mul_ps(_mm512_add_ps(v, offset), scale)
+    }
+}
