@@ -1,5 +1,6 @@
 //! Prints the decluttered tract graph of a bundle's model, node by node (what the GPU backend lowers), or with
-//! SNAKEID_OPTIMIZED=1 the optimised graph the CPU engine runs.
+//! SNAKEID_OPTIMIZED=1 the optimised graph the CPU engine runs, or with SNAKEID_TYPED=1 the typed graph straight
+//! from the importer (where the CPU engine swaps in its operators).
 //! `cargo run --release -p snakeid --example graph -- [BUNDLE|-]`
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
