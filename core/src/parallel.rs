@@ -13,45 +13,45 @@ const SPIN: Duration = Duration::from_micros(200);
 /// thread); all on the calling thread when there is one thread. A panic in a chunk reaches the caller, as it would
 /// single-threaded.
 pub(crate) fn for_each_chunk<T: Send>(out: &mut [T], unit_len: usize, align: usize, f: impl Fn(usize, &mut [T]) + Sync) {
-    let units = out.len() / unit_len.max(1);
-    let per = units.div_ceil(threads()).div_ceil(align.max(1)) * align.max(1);
-    if per >= units {
-        return f(0, out);
+    match split(out.len() / unit_len.max(1), align) {
+        Some((executor, per)) => {
+            run_on(&executor, out.chunks_mut(per * unit_len).enumerate().map(|(i, chunk)| (i * per, chunk)), |(first, chunk)| f(first, chunk))
+        }
+        None => f(0, out),
     }
-    for_each(out.chunks_mut(per * unit_len).enumerate().map(|(i, chunk)| (i * per, chunk)).collect(), |(first, chunk)| f(first, chunk));
 }
 
 /// Runs `f(range)` over `0..units` cut into one range per thread of the current executor (range lengths a
 /// multiple of `align`), in parallel as [`for_each_chunk`] does.
 pub(crate) fn for_each_range(units: usize, align: usize, f: impl Fn(std::ops::Range<usize>) + Sync) {
-    let per = units.div_ceil(threads()).div_ceil(align.max(1)) * align.max(1);
-    if per >= units {
-        return f(0..units);
-    }
-    for_each((0..units).step_by(per).map(|start| start..(start + per).min(units)).collect(), f);
-}
-
-/// Threads of the current executor.
-fn threads() -> usize {
-    match current_tract_executor() {
-        Executor::MultiThread(pool) => pool.current_num_threads().max(1),
-        _ => 1,
+    match split(units, align) {
+        Some((executor, per)) => run_on(&executor, (0..units).step_by(per).map(|start| start..(start + per).min(units)), f),
+        None => f(0..units),
     }
 }
 
-/// Runs `f` on each item, the first on the calling thread and the others on the current executor's pool.
-fn for_each<I: Send>(items: Vec<I>, f: impl Fn(I) + Sync) {
-    let Executor::MultiThread(pool) = current_tract_executor() else {
-        return items.into_iter().for_each(f);
-    };
+/// The current executor, when it has a pool of threads that `units` is worth splitting over, and the units each
+/// thread takes (a multiple of `align`).
+fn split(units: usize, align: usize) -> Option<(Executor, usize)> {
+    let executor = current_tract_executor();
+    let Executor::MultiThread(pool) = &executor else { return None };
+    let align = align.max(1);
+    let per = units.div_ceil(pool.current_num_threads().max(1)).div_ceil(align) * align;
+    (per < units).then_some((executor, per))
+}
+
+/// Runs `f` on each item: the first on the calling thread and the others on the executor's pool (all on the calling
+/// thread when it has none).
+fn run_on<I: Send>(executor: &Executor, mut items: impl Iterator<Item = I>, f: impl Fn(I) + Sync) {
+    let Executor::MultiThread(pool) = executor else { return items.for_each(f) };
     // The calling thread does the first item itself while the pool does the others: one wake-up fewer per
     // operator, and no thread idles waiting.
-    let mut items = items.into_iter();
     let first = items.next();
-    let pending = AtomicUsize::new(items.len());
+    let pending = AtomicUsize::new(0);
     pool.in_place_scope(|s| {
         for item in items {
             let (f, pending) = (&f, &pending);
+            pending.fetch_add(1, Ordering::Relaxed);
             s.spawn(move |_| {
                 f(item);
                 pending.fetch_sub(1, Ordering::Release);
