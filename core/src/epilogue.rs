@@ -45,35 +45,28 @@ pub(crate) fn constant(model: &TypedModel, outlet: OutletId) -> Option<Arc<Tenso
     Some(k.cast_to_dt(cast.to).ok()?.into_owned().into_arc_tensor())
 }
 
-/// A Max or Min of `node`'s input from `from` with a one-value f32 constant: whether it is a Max, and the value.
-fn clip_bound(model: &TypedModel, node: &TypedNode, from: usize) -> Option<(bool, f32)> {
+/// A Max or Min of `node`'s input from `from` with a one-value f32 constant, as the bounds it clips to (the other
+/// one infinite).
+fn clip_bounds(model: &TypedModel, node: &TypedNode, from: usize) -> Option<(f32, f32)> {
     let bin = node.op_as::<TypedBinOp>()?;
     let is_max = bin.0.is::<Max>();
     if !is_max && !bin.0.is::<Min>() {
         return None;
     }
     let k = other_constant(model, node, from).filter(|k| k.len() == 1 && k.datum_type() == f32::datum_type())?;
-    Some((is_max, k.cast_to_scalar::<f32>().ok()?))
+    let v = k.cast_to_scalar::<f32>().ok()?;
+    Some(if is_max { (v, f32::INFINITY) } else { (f32::NEG_INFINITY, v) })
 }
 
 /// The Max/Min clip that makes `outlet`, when it is read by one node only: the outlet before the clip and its
 /// bounds. `None` when there is none, or its bounds cross.
 pub(crate) fn clip_before(model: &TypedModel, outlet: OutletId) -> Option<(OutletId, (f32, f32))> {
     let (mut source, mut lo, mut hi, mut clipped) = (outlet, f32::NEG_INFINITY, f32::INFINITY, false);
-    loop {
+    while source.slot == 0 && only_successor(model, source.node).is_some() {
         let node = model.node(source.node);
-        let fact_users = node.outputs.first().map_or(0, |o| o.successors.len());
-        if source.slot != 0 || node.outputs.len() != 1 || fact_users != 1 || model.outputs.contains(&source) {
-            break;
-        }
         let Some(input) = node.inputs.iter().find(|i| model.outlet_fact(**i).is_ok_and(|f| f.konst.is_none())) else { break };
-        let Some((is_max, v)) = clip_bound(model, node, input.node) else { break };
-        if is_max {
-            lo = lo.max(v)
-        } else {
-            hi = hi.min(v)
-        }
-        (source, clipped) = (*input, true);
+        let Some((l, h)) = clip_bounds(model, node, input.node) else { break };
+        (lo, hi, source, clipped) = (lo.max(l), hi.min(h), *input, true);
     }
     (clipped && lo <= hi).then_some((source, (lo, hi)))
 }
@@ -82,13 +75,8 @@ pub(crate) fn clip_before(model: &TypedModel, outlet: OutletId) -> Option<(Outle
 pub(crate) fn tail_after(model: &TypedModel, from: usize) -> Option<Tail> {
     let (mut last, mut lo, mut hi, mut clipped) = (from, f32::NEG_INFINITY, f32::INFINITY, false);
     while let Some(next) = only_successor(model, last) {
-        let Some((is_max, v)) = clip_bound(model, model.node(next), last) else { break };
-        if is_max {
-            lo = lo.max(v)
-        } else {
-            hi = hi.min(v)
-        }
-        (last, clipped) = (next, true);
+        let Some((l, h)) = clip_bounds(model, model.node(next), last) else { break };
+        (lo, hi, last, clipped) = (lo.max(l), hi.min(h), next, true);
     }
     if clipped && lo > hi {
         return None;
