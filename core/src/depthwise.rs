@@ -415,25 +415,24 @@ impl TypedOp for Depthwise {
 
 /// The depthwise geometry of a tract Conv node, if it is one we run: f32, groups = input = output channels,
 /// channels first with batch 1, concrete shape, explicit or no padding, no dilation, constant weights and bias.
-fn depthwise_of(model: &TypedModel, node: &TypedNode) -> Option<(Geometry, Vec<f32>, Vec<f32>)> {
+/// A 2-D float Conv that our convolution operators can replace: no quantization parameters, an OIHW kernel given
+/// as an input with the bias, unit dilations, explicit (or no) padding, no zero-sized kernel or stride.
+pub(crate) struct PlainConv<'a> {
+    pub conv: &'a Conv,
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub pad_before: [usize; 2],
+    pub pad_after: [usize; 2],
+}
+
+/// `node` as a [`PlainConv`], when it is one.
+pub(crate) fn plain_conv(node: &TypedNode) -> Option<PlainConv<'_>> {
     let conv = node.op_as::<Conv>()?;
     let spec = &conv.pool_spec;
-    if conv.q_params.is_some() || conv.kernel_fmt != KernelFormat::OIHW || node.inputs.len() != 3 {
-        return None;
-    }
-    if conv.group != spec.input_channels || conv.group != spec.output_channels || spec.kernel_shape.len() != 2 {
+    if conv.q_params.is_some() || conv.kernel_fmt != KernelFormat::OIHW || node.inputs.len() != 3 || spec.kernel_shape.len() != 2 {
         return None;
     }
     if spec.dilations.as_ref().is_some_and(|d| d.iter().any(|d| *d != 1)) {
-        return None;
-    }
-    let fact = model.outlet_fact(node.inputs[0]).ok()?;
-    let shape: Vec<usize> = fact.shape.as_concrete()?.to_vec();
-    let (c, in_hw) = match (spec.data_format, shape.as_slice()) {
-        (DataFormat::NCHW, [1, c, h, w]) | (DataFormat::CHW, [c, h, w]) => (*c, [*h, *w]),
-        _ => return None,
-    };
-    if fact.datum_type != f32::datum_type() || c != conv.group {
         return None;
     }
     let (pad_before, pad_after) = match &spec.padding {
@@ -444,6 +443,24 @@ fn depthwise_of(model: &TypedModel, node: &TypedNode) -> Option<(Geometry, Vec<f
     let kernel = [spec.kernel_shape[0], spec.kernel_shape[1]];
     let stride = spec.strides.as_ref().map(|s| [s[0], s[1]]).unwrap_or([1, 1]);
     if stride.contains(&0) || kernel.contains(&0) {
+        return None;
+    }
+    Some(PlainConv { conv, kernel, stride, pad_before, pad_after })
+}
+
+fn depthwise_of(model: &TypedModel, node: &TypedNode) -> Option<(Geometry, Vec<f32>, Vec<f32>)> {
+    let PlainConv { conv, kernel, stride, pad_before, pad_after } = plain_conv(node)?;
+    let spec = &conv.pool_spec;
+    if conv.group != spec.input_channels || conv.group != spec.output_channels {
+        return None;
+    }
+    let fact = model.outlet_fact(node.inputs[0]).ok()?;
+    let shape: Vec<usize> = fact.shape.as_concrete()?.to_vec();
+    let (c, in_hw) = match (spec.data_format, shape.as_slice()) {
+        (DataFormat::NCHW, [1, c, h, w]) | (DataFormat::CHW, [c, h, w]) => (*c, [*h, *w]),
+        _ => return None,
+    };
+    if fact.datum_type != f32::datum_type() || c != conv.group {
         return None;
     }
     let padded = [in_hw[0] + pad_before[0] + pad_after[0], in_hw[1] + pad_before[1] + pad_after[1]];

@@ -14,7 +14,7 @@
 //! QuantizeLinear → DequantizeLinear after it, by this op, only where the CPU has the instructions and the weights
 //! are exactly int8.
 
-use crate::depthwise::Depthwise;
+use crate::depthwise::{plain_conv, Depthwise, PlainConv};
 use crate::epilogue::{constant, only_successor, other_constant, tail_after};
 use crate::fakequant::FakeQuant;
 use crate::simd::{clamp, eval_f32_into, ROUND};
@@ -23,7 +23,6 @@ use std::sync::Arc;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::binary::TypedBinOp;
-use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec};
 use tract_onnx::tract_core::ops::einsum::EinSum;
 use tract_onnx::tract_core::ops::math::Add;
 use tract_onnx::tract_core::ops::nn::DataFormat;
@@ -453,18 +452,8 @@ struct Parts {
 /// tract's ONNX `Conv` before declutter: 1x1, one group, unit strides, no padding, NCHW with a batch of one.
 fn conv_parts(model: &TypedModel, id: usize) -> Option<Parts> {
     let node = model.node(id);
-    let conv = node.op_as::<Conv>()?;
-    let spec = &conv.pool_spec;
-    let ones = |v: &Option<TVec<usize>>| v.as_ref().is_none_or(|v| v.iter().all(|d| *d == 1));
-    let unpadded = match &spec.padding {
-        PaddingSpec::Valid => true,
-        PaddingSpec::Explicit(b, a) => b.iter().chain(a.iter()).all(|p| *p == 0),
-        _ => false,
-    };
-    if conv.q_params.is_some() || conv.kernel_fmt != KernelFormat::OIHW || conv.group != 1 || node.inputs.len() != 3 {
-        return None;
-    }
-    if spec.data_format != DataFormat::NCHW || spec.kernel_shape.as_slice() != [1, 1] || !ones(&spec.strides) || !ones(&spec.dilations) || !unpadded {
+    let PlainConv { conv, kernel, stride, pad_before, pad_after } = plain_conv(node)?;
+    if conv.group != 1 || conv.pool_spec.data_format != DataFormat::NCHW || kernel != [1, 1] || stride != [1, 1] || pad_before != [0, 0] || pad_after != [0, 0] {
         return None;
     }
     let in_shape: Vec<usize> = model.outlet_fact(node.inputs[0]).ok()?.shape.as_concrete()?.to_vec();
