@@ -48,7 +48,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut decluttered = typed;
     let t = Instant::now();
     let (depthwise, pointwise) = swap(&mut decluttered)?;
-    let t_depthwise = ms(t);
+    let t_swaps1 = ms(t);
     let t = Instant::now();
     // SNAKEID_FULL_DECLUTTER=1 runs tract's whole declutter here, ChangeAxes included.
     if std::env::var_os("SNAKEID_FULL_DECLUTTER").is_some() {
@@ -72,7 +72,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let plan = SimplePlan::new(optimized)?;
     let t_plan = ms(t);
     println!(
-        "load: protobuf {t_decode:.1} ms, fold {t_fold:.1} ms ({folded} weights), parse {t_parse:.1} ms, type {t_typed:.1} ms (of which analysis {t_analyse:.1} ms), declutter {t_declutter:.1} ms, swaps {t_depthwise:.1}+{t_swaps2:.1} ms ({depthwise} depthwise, {pointwise} int8 pointwise convolutions), optimise {t_opt:.1} ms, fuse {t_fuse:.1} ms ({} quantize/dequantize pairs, {} quantize ops swapped), plan {t_plan:.1} ms (nodes: {})",
+        "load: protobuf {t_decode:.1} ms, fold {t_fold:.1} ms ({folded} weights), parse {t_parse:.1} ms, type {t_typed:.1} ms (of which analysis {t_analyse:.1} ms), declutter {t_declutter:.1} ms, swaps {t_swaps1:.1}+{t_swaps2:.1} ms ({depthwise} depthwise, {pointwise} int8 pointwise convolutions), optimise {t_opt:.1} ms, fuse {t_fuse:.1} ms ({} quantize/dequantize pairs, {} quantize ops swapped), plan {t_plan:.1} ms (nodes: {})",
         fused.0,
         fused.1,
         plan.model().nodes.len()

@@ -56,13 +56,18 @@ pub struct Depthwise {
     fake_quant: Option<FakeQuant>,
 }
 
+/// Clip bounds compared by their bits (NaN-safe, as `Eq` needs).
+fn bits(clip: Option<(f32, f32)>) -> Option<(u32, u32)> {
+    clip.map(|(a, b)| (a.to_bits(), b.to_bits()))
+}
+
 impl PartialEq for Depthwise {
     fn eq(&self, other: &Self) -> bool {
         self.geometry == other.geometry
             && self.weights == other.weights
             && self.bias == other.bias
-            && self.input_clip.map(|(a, b)| (a.to_bits(), b.to_bits())) == other.input_clip.map(|(a, b)| (a.to_bits(), b.to_bits()))
-            && self.clip.map(|(a, b)| (a.to_bits(), b.to_bits())) == other.clip.map(|(a, b)| (a.to_bits(), b.to_bits()))
+            && bits(self.input_clip) == bits(other.input_clip)
+            && bits(self.clip) == bits(other.clip)
             && self.fake_quant == other.fake_quant
     }
 }

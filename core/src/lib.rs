@@ -1,10 +1,11 @@
 //! snakeid: offline snake species identification from a photo (and, when known, a country).
 //!
 //! Layers, bottom up: [`bundle`] (model + [`manifest`] + [`labels`] + [`prior`]), [`decode`] (with `jpeg_dc` for
-//! JPEGs at 1/8 scale) and [`preprocess`] (photo to tensor), [`engine`] (tract on the CPU, with [`onnx_fold`] before it reads the model and
-//! our operators [`depthwise`], [`qpointwise`] and [`fakequant`] swapped into its graph), `gpu` (our wgpu kernels,
-//! feature `gpu`) and [`backend`] (which of the two runs), [`decision`] (softmax, snake gate,
-//! country prior, top-k, warnings), [`Classifier`], which ties them together, and [`bench`], which measures it.
+//! JPEGs at 1/8 scale) and [`preprocess`] (photo to tensor), [`engine`] (tract on the CPU, with [`onnx_fold`]
+//! before it reads the model and our operators [`depthwise`], [`qpointwise`] and [`fakequant`] swapped into its
+//! graph), `gpu` (our wgpu kernels, feature `gpu`) and [`backend`] (which of the two runs), [`decision`] (softmax,
+//! snake gate, country prior, top-k, warnings), [`Classifier`], which ties them together, and [`bench`], which
+//! measures it.
 //!
 //! ```no_run
 //! let classifier = snakeid::Classifier::embedded_default()?;
