@@ -71,7 +71,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     #[cfg(not(feature = "gpu"))]
-    let _ = (gpu, typed_model);
+    let _ = (gpu, typed_model as fn(Vec<u8>, u32, u32, usize) -> _);
     println!("{out}");
     Ok(())
 }
