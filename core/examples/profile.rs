@@ -42,12 +42,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // As the engine does: our operators into the typed graph, declutter, our operators again (what only declutter
     // brings into their form). SNAKEID_NO_FUSE=1 keeps tract's convolutions.
     let fuse = std::env::var_os("SNAKEID_NO_FUSE").is_none();
-    let swap = |m: &mut TypedModel| -> TractResult<(usize, usize)> {
-        Ok(if fuse { (snakeid::depthwise::swap_in(m)?, snakeid::qpointwise::swap_in(m)?) } else { (0, 0) })
+    let swap = |m: &mut TypedModel| -> TractResult<(usize, usize, usize)> {
+        Ok(if fuse { (snakeid::depthwise::swap_in(m)?, snakeid::stem::swap_in(m)?, snakeid::qpointwise::swap_in(m)?) } else { (0, 0, 0) })
     };
     let mut decluttered = typed;
     let t = Instant::now();
-    let (depthwise, pointwise) = swap(&mut decluttered)?;
+    let (depthwise, stem, pointwise) = swap(&mut decluttered)?;
     let t_swaps1 = ms(t);
     let t = Instant::now();
     // SNAKEID_FULL_DECLUTTER=1 runs tract's whole declutter here, ChangeAxes included.
@@ -58,8 +58,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let t_declutter = ms(t);
     let t = Instant::now();
-    let (depthwise2, pointwise2) = swap(&mut decluttered)?;
-    let (depthwise, pointwise) = (format!("{depthwise}+{depthwise2}"), format!("{pointwise}+{pointwise2}"));
+    let (depthwise2, stem2, pointwise2) = swap(&mut decluttered)?;
+    let (depthwise, stem, pointwise) = (format!("{depthwise}+{depthwise2}"), format!("{stem}+{stem2}"), format!("{pointwise}+{pointwise2}"));
     let t_swaps2 = ms(t);
     let t = Instant::now();
     let mut optimized = decluttered.into_optimized()?;
@@ -72,7 +72,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let plan = SimplePlan::new(optimized)?;
     let t_plan = ms(t);
     println!(
-        "load: protobuf {t_decode:.1} ms, fold {t_fold:.1} ms ({folded} weights), parse {t_parse:.1} ms, type {t_typed:.1} ms (of which analysis {t_analyse:.1} ms), declutter {t_declutter:.1} ms, swaps {t_swaps1:.1}+{t_swaps2:.1} ms ({depthwise} depthwise, {pointwise} int8 pointwise convolutions), optimise {t_opt:.1} ms, fuse {t_fuse:.1} ms ({} quantize/dequantize pairs, {} quantize ops swapped), plan {t_plan:.1} ms (nodes: {})",
+        "load: protobuf {t_decode:.1} ms, fold {t_fold:.1} ms ({folded} weights), parse {t_parse:.1} ms, type {t_typed:.1} ms (of which analysis {t_analyse:.1} ms), declutter {t_declutter:.1} ms, swaps {t_swaps1:.1}+{t_swaps2:.1} ms ({depthwise} depthwise, {stem} stem, {pointwise} int8 pointwise convolutions), optimise {t_opt:.1} ms, fuse {t_fuse:.1} ms ({} quantize/dequantize pairs, {} quantize ops swapped), plan {t_plan:.1} ms (nodes: {})",
         fused.0,
         fused.1,
         plan.model().nodes.len()
@@ -85,13 +85,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // SNAKEID_THREADS=N runs the calls on an N-thread pool, as `snakeid bench --threads N` does.
     let threads: usize = std::env::var("SNAKEID_THREADS").ok().and_then(|t| t.parse().ok()).unwrap_or(1);
     let executor = if threads > 1 { Executor::multithread(threads) } else { Executor::SingleThread };
+    // SNAKEID_BY_NODE=1 times each node on its own instead of each operator kind.
+    let by_node = std::env::var_os("SNAKEID_BY_NODE").is_some();
     let t_all = Instant::now();
     multithread_tract_scope(executor, || -> TractResult<()> {
         for _ in 0..n {
             state.run_plan_with_eval(tvec!(input.clone()), |ctx, op_state, node, inputs| {
                 let t = Instant::now();
                 let r = eval(ctx, op_state, node, inputs);
-                let e = per_op.entry(node.op().name().to_string()).or_default();
+                let key = if by_node { format!("{} {}", node.op().name(), node.name) } else { node.op().name().to_string() };
+                let e = per_op.entry(key).or_default();
                 e.0 += ms(t);
                 e.1 += 1;
                 r

@@ -16,22 +16,34 @@ use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, PaddingSpec};
 use tract_onnx::tract_core::ops::nn::DataFormat;
 
 /// Extra values at the end of the padded plane, so that a block of 16 lanes may overhang the last row.
-const SLACK: usize = 16;
+pub(crate) const SLACK: usize = 16;
 
-/// Geometry of one depthwise convolution over `[1, C, H, W]` or `[C, H, W]`.
+/// Geometry of one convolution over `[1, C, H, W]` or `[C, H, W]`, and its zero-padded, column-phase-split input
+/// planes (one per input channel), which the stem convolution ([`crate::stem`]) reads too.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Geometry {
-    channels: usize,
-    in_hw: [usize; 2],
-    out_hw: [usize; 2],
-    kernel: [usize; 2],
-    stride: [usize; 2],
+pub(crate) struct Geometry {
+    pub channels: usize,
+    pub in_hw: [usize; 2],
+    pub out_hw: [usize; 2],
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
     /// Zeros before (top, left) and after (bottom, right) the input.
-    pad_before: [usize; 2],
-    pad_after: [usize; 2],
+    pub pad_before: [usize; 2],
+    pub pad_after: [usize; 2],
 }
 
 impl Geometry {
+    /// The geometry of a convolution with these parameters, with its output size; `None` when the padded input is
+    /// smaller than the kernel.
+    pub fn new(channels: usize, in_hw: [usize; 2], kernel: [usize; 2], stride: [usize; 2], pad_before: [usize; 2], pad_after: [usize; 2]) -> Option<Geometry> {
+        let padded = [in_hw[0] + pad_before[0] + pad_after[0], in_hw[1] + pad_before[1] + pad_after[1]];
+        if padded[0] < kernel[0] || padded[1] < kernel[1] {
+            return None;
+        }
+        let out_hw = [(padded[0] - kernel[0]) / stride[0] + 1, (padded[1] - kernel[1]) / stride[1] + 1];
+        Some(Geometry { channels, in_hw, out_hw, kernel, stride, pad_before, pad_after })
+    }
+
     /// Width of one column phase of the padded plane (the padded width split `stride` ways).
     fn phase_width(&self) -> usize {
         (self.in_hw[1] + self.pad_before[1] + self.pad_after[1]).div_ceil(self.stride[1])
@@ -39,6 +51,74 @@ impl Geometry {
 
     fn padded_height(&self) -> usize {
         self.in_hw[0] + self.pad_before[0] + self.pad_after[0]
+    }
+
+    /// Values in one channel's padded plane, all its column phases.
+    pub fn channel_plane_len(&self) -> usize {
+        self.stride[1] * self.padded_height() * self.phase_width()
+    }
+
+    /// Plane values between the starts of two output rows.
+    pub fn row_step(&self) -> usize {
+        self.phase_width() * self.stride[0]
+    }
+
+    /// Where tap (ky, kx) of output row y reads in a channel's plane: `tap_start[ky * kw + kx] + y * row_step`.
+    pub fn tap_start(&self) -> Vec<usize> {
+        let ([kh, kw], sw, ph, pw) = (self.kernel, self.stride[1], self.padded_height(), self.phase_width());
+        (0..kh * kw).map(|t| ((t % kw % sw) * ph + t / kw) * pw + (t % kw) / sw).collect()
+    }
+
+    /// Copies one channel `src` (`ih x iw`) into its zero-padded plane, each value through `f`: column phase p holds
+    /// padded columns p, p + sw, p + 2 sw, ... (the padding itself stays zero: only the interior is ever written).
+    #[inline(always)]
+    pub fn fill_plane_with(&self, src: &[f32], plane: &mut [f32], f: impl Fn(f32) -> f32) {
+        let g = self;
+        let (iw, sw) = (g.in_hw[1], g.stride[1]);
+        let (pw, ph) = (g.phase_width(), g.padded_height());
+        for (r, row) in src.chunks_exact(iw).enumerate() {
+            let r = r + g.pad_before[0];
+            if sw == 1 {
+                let start = r * pw + g.pad_before[1];
+                for (dst, v) in plane[start..start + iw].iter_mut().zip(row) {
+                    *dst = f(*v);
+                }
+            } else if sw == 2 {
+                // Column j goes to phase (j + pad_left) % 2 at (j + pad_left) / 2: split the row in pairs.
+                let pl = g.pad_before[1];
+                let (even, odd) = plane.split_at_mut(ph * pw);
+                let (even, odd) = (&mut even[r * pw..(r + 1) * pw], &mut odd[r * pw..(r + 1) * pw]);
+                let mut j = 0;
+                if pl % 2 == 1 {
+                    odd[pl / 2] = f(row[0]);
+                    j = 1;
+                }
+                let k0 = (j + pl) / 2;
+                let pairs = row[j..].chunks_exact(2);
+                let rest = pairs.remainder();
+                let n = (iw - j) / 2;
+                for ((pair, e), o) in pairs.zip(&mut even[k0..k0 + n]).zip(&mut odd[k0..k0 + n]) {
+                    *e = f(pair[0]);
+                    *o = f(pair[1]);
+                }
+                if let [last] = rest {
+                    even[k0 + n] = f(*last);
+                }
+            } else {
+                // Phase p takes input columns j with (j + pad_left) % sw == p, starting at k = (j + pad_left) / sw.
+                for p in 0..sw {
+                    let first = (p + sw - g.pad_before[1] % sw) % sw;
+                    if first >= iw {
+                        continue;
+                    }
+                    let k0 = (first + g.pad_before[1]) / sw;
+                    let start = (p * ph + r) * pw + k0;
+                    for (dst, v) in plane[start..start + pw - k0].iter_mut().zip(row[first..].iter().step_by(sw)) {
+                        *dst = f(*v);
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -92,74 +172,16 @@ impl Depthwise {
 
     /// Length of the zeroed scratch `run` needs for its padded plane.
     fn plane_len(&self) -> usize {
-        self.geometry.stride[1] * self.geometry.padded_height() * self.geometry.phase_width() + SLACK
+        self.geometry.channel_plane_len() + SLACK
     }
 
-    /// Where tap (ky, kx) of output row y reads in the plane: `tap_start[ky * kw + kx] + y * sh * pw`.
-    fn tap_start(&self) -> Vec<usize> {
-        let g = &self.geometry;
-        let ([kh, kw], sw, ph, pw) = (g.kernel, g.stride[1], g.padded_height(), g.phase_width());
-        (0..kh * kw).map(|t| ((t % kw % sw) * ph + t / kw) * pw + (t % kw) / sw).collect()
-    }
-
-    /// Copies one channel `src` (`ih x iw`) into the zero-padded plane, column phase p holding padded columns
-    /// p, p + sw, p + 2 sw, ... (the padding itself stays zero: only the interior is ever written).
+    /// Copies one channel `src` into its zero-padded plane ([`Geometry::fill_plane_with`]), clipped when the
+    /// input clip says.
     #[inline(always)]
     fn fill_plane(&self, src: &[f32], plane: &mut [f32]) {
         match self.input_clip {
-            Some((lo, hi)) => self.fill_plane_with(src, plane, |v| clamp(v, lo, hi)),
-            None => self.fill_plane_with(src, plane, |v| v),
-        }
-    }
-
-    /// [`Depthwise::fill_plane`], each value through `f`.
-    #[inline(always)]
-    fn fill_plane_with(&self, src: &[f32], plane: &mut [f32], f: impl Fn(f32) -> f32) {
-        let g = &self.geometry;
-        let (iw, sw) = (g.in_hw[1], g.stride[1]);
-        let (pw, ph) = (g.phase_width(), g.padded_height());
-        for (r, row) in src.chunks_exact(iw).enumerate() {
-            let r = r + g.pad_before[0];
-            if sw == 1 {
-                let start = r * pw + g.pad_before[1];
-                for (dst, v) in plane[start..start + iw].iter_mut().zip(row) {
-                    *dst = f(*v);
-                }
-            } else if sw == 2 {
-                // Column j goes to phase (j + pad_left) % 2 at (j + pad_left) / 2: split the row in pairs.
-                let pl = g.pad_before[1];
-                let (even, odd) = plane.split_at_mut(ph * pw);
-                let (even, odd) = (&mut even[r * pw..(r + 1) * pw], &mut odd[r * pw..(r + 1) * pw]);
-                let mut j = 0;
-                if pl % 2 == 1 {
-                    odd[pl / 2] = f(row[0]);
-                    j = 1;
-                }
-                let k0 = (j + pl) / 2;
-                let pairs = row[j..].chunks_exact(2);
-                let rest = pairs.remainder();
-                let n = (iw - j) / 2;
-                for ((pair, e), o) in pairs.zip(&mut even[k0..k0 + n]).zip(&mut odd[k0..k0 + n]) {
-                    *e = f(pair[0]);
-                    *o = f(pair[1]);
-                }
-                if let [last] = rest {
-                    even[k0 + n] = f(*last);
-                }
-            } else {
-                // Phase p takes input columns j with (j + pad_left) % sw == p, starting at k = (j + pad_left) / sw.
-                for p in 0..sw {
-                    let first = (p + sw - g.pad_before[1] % sw) % sw;
-                    if first >= iw {
-                        continue;
-                    }
-                    let k0 = (first + g.pad_before[1]) / sw;
-                    let start = (p * ph + r) * pw + k0;
-                    for (dst, v) in plane[start..start + pw - k0].iter_mut().zip(row[first..].iter().step_by(sw)) {
-                        *dst = f(*v);
-                    }
-                }
-            }
+            Some((lo, hi)) => self.geometry.fill_plane_with(src, plane, |v| clamp(v, lo, hi)),
+            None => self.geometry.fill_plane_with(src, plane, |v| v),
         }
     }
 
@@ -168,17 +190,9 @@ impl Depthwise {
         let g = &self.geometry;
         let ([ih, iw], [oh, ow], [kh, kw], [sh, _]) = (g.in_hw, g.out_hw, g.kernel, g.stride);
         let pw = g.phase_width();
-        let (clip, fake_quant) = (self.clip, self.fake_quant.as_ref());
         // Clip, then fake quantization, on a block of accumulated outputs while it is still in registers.
-        let epilogue = |block: &mut [f32]| {
-            if let Some((lo, hi)) = clip {
-                block.iter_mut().for_each(|v| *v = clamp(*v, lo, hi));
-            }
-            if let Some(fq) = fake_quant {
-                fq.apply_portable(block);
-            }
-        };
-        let tap_start = self.tap_start();
+        let epilogue = |block: &mut [f32]| crate::simd::epilogue(block, self.clip, self.fake_quant.as_ref());
+        let tap_start = self.geometry.tap_start();
         for c in 0..output.len() / (oh * ow) {
             self.fill_plane(&input[c * ih * iw..(c + 1) * ih * iw], plane);
             let w = &self.weights[(first + c) * kh * kw..(first + c + 1) * kh * kw];
@@ -253,41 +267,16 @@ fn accumulate<const N: usize>(
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use super::Depthwise;
-    use crate::simd::ROUND;
-    use crate::simd::avx512 as simd;
+    use crate::simd::avx512::Epilogue;
     use std::arch::x86_64::*;
-
-    /// Clip and fake quantization as vectors.
-    struct Epilogue {
-        clip: Option<(__m512, __m512)>,
-        fake_quant: Option<[__m512; 5]>,
-        round: __m512,
-    }
-
-    impl Epilogue {
-        #[inline(always)]
-        unsafe fn apply(&self, mut v: __m512) -> __m512 {
-            if let Some((lo, hi)) = self.clip {
-                v = simd::clamp(v, lo, hi);
-            }
-            if let Some(params) = self.fake_quant {
-                v = simd::fake_quant(v, params, self.round);
-            }
-            v
-        }
-    }
 
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn run(op: &Depthwise, input: &[f32], output: &mut [f32], first: usize, plane: &mut [f32]) {
         let g = &op.geometry;
         let ([ih, iw], [oh, ow], [kh, kw], [sh, _]) = (g.in_hw, g.out_hw, g.kernel, g.stride);
         let (pw, taps) = (g.phase_width(), kh * kw);
-        let tap_start = op.tap_start();
-        let epilogue = Epilogue {
-            clip: op.clip.map(|(lo, hi)| (_mm512_set1_ps(lo), _mm512_set1_ps(hi))),
-            fake_quant: op.fake_quant.as_ref().map(|f| f.params().map(|v| _mm512_set1_ps(v))),
-            round: _mm512_set1_ps(ROUND),
-        };
+        let tap_start = g.tap_start();
+        let epilogue = Epilogue::new(op.clip, op.fake_quant.as_ref());
         // Every load stays inside `plane`: a block starts before the row's end and overhangs it by at most 15
         // values, which the plane's SLACK (or the next row) holds.
         let last_load = (oh - 1) * pw * sh + tap_start.iter().max().unwrap_or(&0) + ow.div_ceil(16) * 16;
@@ -453,31 +442,29 @@ pub(crate) fn plain_conv(node: &TypedNode) -> Option<PlainConv<'_>> {
     Some(PlainConv { conv, kernel, stride, pad_before, pad_after })
 }
 
+/// A Conv's input as channels and height x width, when it is f32, batch 1, channels first, of concrete shape.
+pub(crate) fn f32_input(model: &TypedModel, node: &TypedNode, conv: &Conv) -> Option<(usize, [usize; 2])> {
+    let fact = model.outlet_fact(node.inputs[0]).ok()?;
+    let shape: Vec<usize> = fact.shape.as_concrete()?.to_vec();
+    let (c, in_hw) = match (conv.pool_spec.data_format, shape.as_slice()) {
+        (DataFormat::NCHW, [1, c, h, w]) | (DataFormat::CHW, [c, h, w]) => (*c, [*h, *w]),
+        _ => return None,
+    };
+    (fact.datum_type == f32::datum_type()).then_some((c, in_hw))
+}
+
 fn depthwise_of(model: &TypedModel, node: &TypedNode) -> Option<(Geometry, Vec<f32>, Vec<f32>)> {
     let PlainConv { conv, kernel, stride, pad_before, pad_after } = plain_conv(node)?;
     let spec = &conv.pool_spec;
     if conv.group != spec.input_channels || conv.group != spec.output_channels {
         return None;
     }
-    let fact = model.outlet_fact(node.inputs[0]).ok()?;
-    let shape: Vec<usize> = fact.shape.as_concrete()?.to_vec();
-    let (c, in_hw) = match (spec.data_format, shape.as_slice()) {
-        (DataFormat::NCHW, [1, c, h, w]) | (DataFormat::CHW, [c, h, w]) => (*c, [*h, *w]),
-        _ => return None,
-    };
-    if fact.datum_type != f32::datum_type() || c != conv.group {
+    let (c, in_hw) = f32_input(model, node, conv)?;
+    if c != conv.group {
         return None;
     }
-    let padded = [in_hw[0] + pad_before[0] + pad_after[0], in_hw[1] + pad_before[1] + pad_after[1]];
-    if padded[0] < kernel[0] || padded[1] < kernel[1] {
-        return None;
-    }
-    let out_hw = [(padded[0] - kernel[0]) / stride[0] + 1, (padded[1] - kernel[1]) / stride[1] + 1];
-    let konst = |i: usize| -> Option<Vec<f32>> {
-        let t = crate::epilogue::constant(model, node.inputs[i])?;
-        let t = t.cast_to::<f32>().ok()?;
-        Some(t.try_as_plain_ram().ok()?.as_slice::<f32>().ok()?.to_vec())
-    };
+    let geometry = Geometry::new(c, in_hw, kernel, stride, pad_before, pad_after)?;
+    let konst = |i: usize| crate::epilogue::constant_f32(model, node.inputs[i]);
     let (weights, bias) = (konst(1)?, konst(2)?);
     let bias = match bias.len() {
         1 => vec![bias[0]; c],
@@ -487,7 +474,7 @@ fn depthwise_of(model: &TypedModel, node: &TypedNode) -> Option<(Geometry, Vec<f
     if weights.len() != c * kernel[0] * kernel[1] {
         return None;
     }
-    Some((Geometry { channels: c, in_hw, out_hw, kernel, stride, pad_before, pad_after }, weights, bias))
+    Some((geometry, weights, bias))
 }
 
 /// Replaces every depthwise Conv of a typed or decluttered model (and the Max/Min clip, QuantizeLinear and

@@ -14,13 +14,14 @@ use tract_onnx::prelude::*;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OwnOps {
     pub depthwise: bool,
+    pub stem: bool,
     pub int8_pointwise: bool,
     pub fake_quant: bool,
 }
 
 impl OwnOps {
-    pub const ALL: OwnOps = OwnOps { depthwise: true, int8_pointwise: true, fake_quant: true };
-    pub const NONE: OwnOps = OwnOps { depthwise: false, int8_pointwise: false, fake_quant: false };
+    pub const ALL: OwnOps = OwnOps { depthwise: true, stem: true, int8_pointwise: true, fake_quant: true };
+    pub const NONE: OwnOps = OwnOps { depthwise: false, stem: false, int8_pointwise: false, fake_quant: false };
 }
 
 /// A compiled model. Cheap to share: the plan is immutable and every call gets its own state.
@@ -110,10 +111,13 @@ pub fn optimized_model(typed: TypedModel, own_ops: OwnOps) -> Result<TypedModel>
     Ok(optimized)
 }
 
-/// Our depthwise and int8 pointwise convolutions, where `own_ops` says, into a typed or decluttered model.
+/// Our depthwise, stem and int8 pointwise convolutions, where `own_ops` says, into a typed or decluttered model.
 fn swap_in(model: &mut TypedModel, own_ops: OwnOps) -> Result<()> {
     if own_ops.depthwise {
         crate::depthwise::swap_in(model).map_err(berr("swapping in depthwise convolutions"))?;
+    }
+    if own_ops.stem {
+        crate::stem::swap_in(model).map_err(berr("swapping in stem convolutions"))?;
     }
     if own_ops.int8_pointwise {
         crate::qpointwise::swap_in(model).map_err(berr("swapping in int8 pointwise convolutions"))?;
@@ -205,7 +209,7 @@ mod tests {
 
     #[test]
     fn our_depthwise_and_quantize_operators_give_tracts_logits_bit_for_bit() {
-        let ours = OwnOps { int8_pointwise: false, ..OwnOps::ALL };
+        let ours = OwnOps { int8_pointwise: false, stem: false, ..OwnOps::ALL };
         let (fused, plain, input) = default_engines(ours, OwnOps::NONE);
         assert!(fused.nodes() < plain.nodes(), "nothing was swapped in: {} vs {} nodes", fused.nodes(), plain.nodes());
         let (a, b) = (fused.run(input.clone()).unwrap(), plain.run(input).unwrap());
@@ -232,6 +236,20 @@ mod tests {
         assert_eq!(argmax(&a), argmax(&b));
     }
 
+    /// Our stem convolution sums its 27 products in another order than tract's im2col matrix product: the logits
+    /// move by float rounding only (carried through the quantization steps after it).
+    #[test]
+    fn stem_convolution_stays_within_rounding_of_tracts() {
+        let (ours, tracts, input) = default_engines(OwnOps::ALL, OwnOps { stem: false, ..OwnOps::ALL });
+        assert!(ours.nodes() < tracts.nodes(), "the stem convolution was not swapped in");
+        let (a, b) = (ours.run(input.clone()).unwrap(), tracts.run(input).unwrap());
+        let max = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        eprintln!("stem: max |Δlogit| {max}");
+        assert!(max <= 0.5, "max |Δlogit| {max}");
+        let argmax = |v: &[f32]| v.iter().enumerate().max_by(|x, y| x.1.total_cmp(y.1)).unwrap().0;
+        assert_eq!(argmax(&a), argmax(&b));
+    }
+
     /// Our operators split their work over the engine's threads (channels of a depthwise convolution, output
     /// channels of an int8 one); each piece computes what it computed on one thread.
     #[test]
@@ -252,8 +270,10 @@ mod tests {
         assert_eq!(crate::depthwise::swap_in(&mut model).unwrap(), 17);
         let pointwise = if crate::qpointwise::has_vnni() { 34 } else { 0 };
         assert_eq!(crate::qpointwise::swap_in(&mut model).unwrap(), pointwise);
+        assert_eq!(crate::stem::swap_in(&mut model).unwrap(), 1);
         declutter_for_swaps(&mut model).unwrap();
-        assert_eq!(crate::depthwise::swap_in(&mut model).unwrap() + crate::qpointwise::swap_in(&mut model).unwrap(), 0);
+        let again = crate::depthwise::swap_in(&mut model).unwrap() + crate::qpointwise::swap_in(&mut model).unwrap() + crate::stem::swap_in(&mut model).unwrap();
+        assert_eq!(again, 0);
         // Every clip went into one of our operators too (the first convolution's, tract's, into the depthwise
         // convolution that reads it).
         let plan = optimized_model(typed_model(bundle.model.clone(), w, h, n).unwrap(), OwnOps::ALL).unwrap();

@@ -45,6 +45,12 @@ pub(crate) fn constant(model: &TypedModel, outlet: OutletId) -> Option<Arc<Tenso
     Some(k.cast_to_dt(cast.to).ok()?.into_owned().into_arc_tensor())
 }
 
+/// [`constant`]'s values as f32 (cast when they are another type).
+pub(crate) fn constant_f32(model: &TypedModel, outlet: OutletId) -> Option<Vec<f32>> {
+    let t = constant(model, outlet)?.cast_to::<f32>().ok()?.into_owned();
+    Some(t.try_as_plain_ram().ok()?.as_slice::<f32>().ok()?.to_vec())
+}
+
 /// A Max or Min of `node`'s input from `from` with a one-value f32 constant, as the bounds it clips to (the other
 /// one infinite).
 fn clip_bounds(model: &TypedModel, node: &TypedNode, from: usize) -> Option<(f32, f32)> {

@@ -41,6 +41,7 @@ pub mod prior;
 pub mod qpointwise;
 pub mod resample;
 pub mod signing;
+pub mod stem;
 mod simd;
 
 pub use backend::{Backend, BackendInfo};

@@ -35,6 +35,17 @@ pub(crate) fn clamp(v: f32, lo: f32, hi: f32) -> f32 {
     }
 }
 
+/// Clip, then fake quantization, on a block of accumulated outputs (our convolutions' epilogue, portable).
+#[inline(always)]
+pub(crate) fn epilogue(block: &mut [f32], clip: Option<(f32, f32)>, fake_quant: Option<&crate::fakequant::FakeQuant>) {
+    if let Some((lo, hi)) = clip {
+        block.iter_mut().for_each(|v| *v = clamp(*v, lo, hi));
+    }
+    if let Some(fq) = fake_quant {
+        fq.apply_portable(block);
+    }
+}
+
 /// Defines `$name`, which runs `$portable` (an `#[inline(always)]` loop) compiled for the widest vector unit this
 /// CPU has: AVX-512, AVX2, or the build's baseline. The loops are element-wise f32 arithmetic without fused
 /// multiply-adds (Rust never contracts `a * b + c`), so every variant computes the same bits.
@@ -73,6 +84,35 @@ pub(crate) use simd_dispatch;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod avx512 {
     use std::arch::x86_64::*;
+
+    /// [`super::epilogue`] as vectors: the clip bounds and fake quantization parameters broadcast once.
+    pub(crate) struct Epilogue {
+        clip: Option<(__m512, __m512)>,
+        fake_quant: Option<[__m512; 5]>,
+        round: __m512,
+    }
+
+    impl Epilogue {
+        #[inline(always)]
+        pub(crate) unsafe fn new(clip: Option<(f32, f32)>, fake_quant: Option<&crate::fakequant::FakeQuant>) -> Epilogue {
+            Epilogue {
+                clip: clip.map(|(lo, hi)| (_mm512_set1_ps(lo), _mm512_set1_ps(hi))),
+                fake_quant: fake_quant.map(|f| f.params().map(|v| _mm512_set1_ps(v))),
+                round: _mm512_set1_ps(super::ROUND),
+            }
+        }
+
+        #[inline(always)]
+        pub(crate) unsafe fn apply(&self, mut v: __m512) -> __m512 {
+            if let Some((lo, hi)) = self.clip {
+                v = clamp(v, lo, hi);
+            }
+            if let Some(params) = self.fake_quant {
+                v = fake_quant(v, params, self.round);
+            }
+            v
+        }
+    }
 
     /// [`super::clamp`]: `max(v, lo)` is `v > lo ? v : lo` and `min(v, hi)` is `v < hi ? v : hi`, as `maxps`/`minps`.
     #[inline(always)]
