@@ -66,6 +66,15 @@ impl Runner {
         }
     }
 
+    /// Runs `f` on the CPU engine's thread pool (the caller's thread alone for the GPU).
+    pub fn in_pool<R>(&self, f: impl FnOnce() -> R) -> R {
+        match self {
+            Runner::Cpu(e) => e.in_pool(f),
+            #[cfg(feature = "gpu")]
+            Runner::Gpu(_) => f(),
+        }
+    }
+
     pub fn info(&self, chosen_because: Option<String>) -> BackendInfo {
         match self {
             Runner::Cpu(e) => BackendInfo { backend: "cpu", adapter: None, nodes_gpu: 0, nodes_cpu: e.nodes(), chosen_because },

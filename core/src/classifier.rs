@@ -187,10 +187,10 @@ impl Classifier {
         // Resolve the country first: a typo should not cost an inference.
         let (country, prior) = self.prior_for(country)?;
         let spec = &self.bundle.manifest.input;
-        let img = decode::decode(image, preprocess::min_size(spec), &self.limits)?;
+        let img = self.runner.in_pool(|| decode::decode(image, preprocess::min_size(spec), &self.limits))?;
         let t_decode = ms(start);
         let t = Instant::now();
-        let input = preprocess::to_tensor(&img, spec);
+        let input = self.runner.in_pool(|| preprocess::to_tensor(&img, spec));
         drop(img);
         let t_pre = ms(t);
         let t = Instant::now();
@@ -231,8 +231,7 @@ impl Classifier {
     pub fn preprocess(&self, image: &[u8]) -> Result<Vec<f32>> {
         guard(|| {
             let spec = &self.bundle.manifest.input;
-            let img = decode::decode(image, preprocess::min_size(spec), &self.limits)?;
-            Ok(preprocess::to_tensor(&img, spec))
+            self.runner.in_pool(|| Ok(preprocess::to_tensor(&decode::decode(image, preprocess::min_size(spec), &self.limits)?, spec)))
         })
     }
 

@@ -10,6 +10,10 @@
 //! 8-bit samples, one interleaved scan, grayscale or YCbCr (component ids 1, 2, 3) with chroma subsampled by 1 or 2
 //! — and anything else, or any data that does not decode cleanly, returns `None` so that the caller falls back to
 //! jpeg-decoder (which reports the error, if there is one).
+//!
+//! On more than one thread a large scan without restart markers is cut into parts decoded at once, all but the
+//! first speculatively from a guessed start, then stitched where the true decoder meets each part's run
+//! ([`decode_parallel`]); upsampling and colour conversion split the rows.
 
 /// An RGB8 image: `width x height` pixels, rows top to bottom.
 pub(crate) struct Rgb {
@@ -18,8 +22,16 @@ pub(crate) struct Rgb {
     pub pixels: Vec<u8>,
 }
 
-/// Decodes `bytes` (a whole JPEG file) at 1/8 scale, or `None` when this decoder does not handle it.
+/// Decodes `bytes` (a whole JPEG file) at 1/8 scale, or `None` when this decoder does not handle it. On the threads
+/// of the current executor when the photo is large enough to gain from them.
 pub(crate) fn decode_eighth(bytes: &[u8]) -> Option<Rgb> {
+    let parts = if bytes.len() >= PARALLEL_BYTES { crate::parallel::threads() } else { 1 };
+    decode_eighth_in_parts(bytes, parts)
+}
+
+/// [`decode_eighth`], its entropy-coded data cut into `parts` decoded in parallel ([`decode_parallel`]) when it has
+/// no restart markers.
+fn decode_eighth_in_parts(bytes: &[u8], parts: usize) -> Option<Rgb> {
     let mut tables = Tables::default();
     let mut frame: Option<Frame> = None;
     let mut restart_interval = 0usize;
@@ -50,7 +62,12 @@ pub(crate) fn decode_eighth(bytes: &[u8]) -> Option<Rgb> {
             0xDA => {
                 let frame = frame.as_ref()?;
                 let scan = Scan::parse(segment, frame, &tables)?;
-                let planes = decode_scan(bytes.get(pos..)?, frame, &scan, restart_interval)?;
+                let data = bytes.get(pos..)?;
+                let planes = if parts > 1 && restart_interval == 0 && data.len() < u32::MAX as usize / 16 {
+                    decode_parallel(data, frame, &scan, parts)?
+                } else {
+                    decode_scan(data, frame, &scan, restart_interval)?
+                };
                 return assemble(frame, &planes);
             }
             0xE0..=0xEF | 0xFE => {}
@@ -245,6 +262,7 @@ fn ac_skip(len: u32, sym: u8) -> (u8, u8) {
 
 /// The entropy-coded bits, MSB first, with 0xFF00 stuffing removed. At a marker (or the end) it feeds zeros and
 /// counts them, so that running past the data is detected.
+#[derive(Clone)]
 struct Bits<'a> {
     data: &'a [u8],
     pos: usize,
@@ -253,9 +271,29 @@ struct Bits<'a> {
     n: u32,
     /// Zero bytes fed after the data ended (at a marker or the end of the file).
     padding: u32,
+    /// 0xFF00 pairs before `pos` (each one byte of the bit stream).
+    stuffed: usize,
 }
 
 impl<'a> Bits<'a> {
+    /// The bits from byte `from` of the scan's data on (from the next byte when `from` is a stuffed pair's zero).
+    fn at(data: &'a [u8], from: usize) -> Bits<'a> {
+        let from = if from > 0 && data.get(from - 1) == Some(&0xFF) { from + 1 } else { from }.min(data.len());
+        let stuffed = data[..from].iter().filter(|b| **b == 0xFF).count();
+        Bits { data, pos: from, acc: 0, n: 0, padding: 0, stuffed }
+    }
+
+    /// Where the next bit is in the bit stream (stuffing removed, padding counted): the same number for any two
+    /// readers at the same bit, whatever they have buffered.
+    fn position(&self) -> u64 {
+        8 * (self.pos - self.stuffed + self.padding as usize) as u64 - self.n as u64
+    }
+
+    /// The data byte the next bit comes from, about (buffered stuffing not counted): where a reader has got to.
+    fn byte(&self) -> usize {
+        self.pos.saturating_sub(self.n as usize / 8)
+    }
+
     #[inline(always)]
     fn refill(&mut self) {
         // Fast path: the next 8 bytes hold no 0xFF (no stuffing, no marker): take as many as fit at once.
@@ -280,6 +318,7 @@ impl<'a> Bits<'a> {
                     Some(0xFF) if self.data.get(self.pos + 1) == Some(&0) => {
                         byte = 0xFF;
                         self.pos += 2;
+                        self.stuffed += 1;
                     }
                     Some(0xFF) | None => self.padding = 1,
                     Some(b) => {
@@ -363,67 +402,251 @@ fn extend(value: u32, count: u32) -> i16 {
     }
 }
 
-/// Decodes the scan, keeping one value per block: its 1x1 inverse DCT, `(DC * q + 1024) / 8` clamped to 0..=255
-/// (jpeg-decoder's arithmetic). Returns each component's plane, [`Frame::blocks`] in size.
+/// Reads one block: its DC difference, its AC coefficients skipped. `None` when the data does not decode.
+#[inline(always)]
+fn read_block(bits: &mut Bits, dc_table: &Huffman, ac_table: &Huffman) -> Option<i16> {
+    let s = bits.symbol(dc_table)? as u32;
+    if s > 11 {
+        return None;
+    }
+    let diff = if s == 0 { 0 } else { extend(bits.bits(s), s) };
+    // The AC coefficients: read past them.
+    let mut k = 1u32;
+    while k < 64 {
+        if bits.n < 32 {
+            bits.refill();
+        }
+        let (total, advance) = ac_table.skip[(bits.acc >> (64 - LOOKUP_BITS)) as usize];
+        let advance = if total > 0 {
+            bits.acc <<= total;
+            bits.n -= total as u32;
+            advance
+        } else {
+            // A code longer than the lookup: the slow path, then its extra bits.
+            let sym = bits.symbol(ac_table)?;
+            bits.bits((sym & 15) as u32);
+            ac_skip(0, sym).1
+        };
+        if advance == END_OF_BLOCK {
+            break;
+        }
+        k += advance as u32;
+    }
+    (k <= 64).then_some(diff)
+}
+
+/// The component planes being filled in scan order, one value per block: its 1x1 inverse DCT,
+/// `(DC * q + 1024) / 8` clamped to 0..=255 (jpeg-decoder's arithmetic).
+struct Planes<'f> {
+    frame: &'f Frame,
+    /// Each block of an MCU, in scan order: its component and its row and column in the MCU.
+    layout: Vec<(usize, usize, usize)>,
+    quant: Vec<i32>,
+    planes: Vec<Vec<u8>>,
+    predictors: Vec<i16>,
+    /// Blocks written, and where the next one goes: its index in the MCU, the MCU's column and row.
+    blocks: usize,
+    phase: usize,
+    mcu: [usize; 2],
+}
+
+impl<'f> Planes<'f> {
+    fn new(frame: &'f Frame, scan: &Scan) -> Planes<'f> {
+        let layout = (frame.components.iter().enumerate())
+            .flat_map(|(c, comp)| (0..comp.v).flat_map(move |by| (0..comp.h).map(move |bx| (c, by, bx))))
+            .collect();
+        let planes = (0..frame.components.len()).map(|c| vec![0u8; frame.blocks(c)[0] * frame.blocks(c)[1]]).collect();
+        let quant = scan.tables.iter().map(|t| t.2).collect();
+        Planes { frame, layout, quant, planes, predictors: vec![0; frame.components.len()], blocks: 0, phase: 0, mcu: [0, 0] }
+    }
+
+    fn total(&self) -> usize {
+        self.frame.mcus[0] * self.frame.mcus[1] * self.layout.len()
+    }
+
+    /// Component of the next block.
+    #[inline(always)]
+    fn component(&self) -> usize {
+        self.layout[self.phase].0
+    }
+
+    /// The next block, from its DC difference.
+    #[inline(always)]
+    fn push(&mut self, diff: i16) {
+        let (c, by, bx) = self.layout[self.phase];
+        let comp = &self.frame.components[c];
+        self.predictors[c] = self.predictors[c].wrapping_add(diff);
+        let value = ((self.predictors[c] as i32 * self.quant[c] + 1024) / 8).clamp(0, 255) as u8;
+        let stride = self.frame.mcus[0] * comp.h;
+        self.planes[c][(self.mcu[1] * comp.v + by) * stride + self.mcu[0] * comp.h + bx] = value;
+        self.blocks += 1;
+        self.phase += 1;
+        if self.phase == self.layout.len() {
+            self.phase = 0;
+            self.mcu[0] += 1;
+            if self.mcu[0] == self.frame.mcus[0] {
+                self.mcu = [0, self.mcu[1] + 1];
+            }
+        }
+    }
+
+    /// Reads and writes the next block. `None` when the data does not decode.
+    #[inline(always)]
+    fn decode(&mut self, bits: &mut Bits, scan: &Scan) -> Option<()> {
+        let (dc, ac, _) = scan.tables[self.component()];
+        self.push(read_block(bits, dc, ac)?);
+        Some(())
+    }
+}
+
+/// Decodes the scan into one value per block. Returns each component's plane, [`Frame::blocks`] in size.
 fn decode_scan(data: &[u8], frame: &Frame, scan: &Scan, restart_interval: usize) -> Option<Vec<Vec<u8>>> {
-    let mut planes: Vec<Vec<u8>> = (0..frame.components.len()).map(|c| vec![0u8; frame.blocks(c)[0] * frame.blocks(c)[1]]).collect();
-    let mut bits = Bits { data, pos: 0, acc: 0, n: 0, padding: 0 };
-    let mut predictors = vec![0i16; frame.components.len()];
+    let mut out = Planes::new(frame, scan);
+    let mut bits = Bits::at(data, 0);
     let total = frame.mcus[0] * frame.mcus[1];
     let mut restarts = 0;
     for mcu in 0..total {
         if restart_interval > 0 && mcu > 0 && mcu % restart_interval == 0 {
             bits.restart(restarts)?;
             restarts += 1;
-            predictors.iter_mut().for_each(|p| *p = 0);
+            out.predictors.iter_mut().for_each(|p| *p = 0);
         }
-        let (mx, my) = (mcu % frame.mcus[0], mcu / frame.mcus[0]);
-        for (c, comp) in frame.components.iter().enumerate() {
-            let (dc_table, ac_table, q) = scan.tables[c];
-            let stride = frame.blocks(c)[0];
-            for by in 0..comp.v {
-                for bx in 0..comp.h {
-                    let s = bits.symbol(dc_table)? as u32;
-                    if s > 11 {
-                        return None;
-                    }
-                    let diff = if s == 0 { 0 } else { extend(bits.bits(s), s) };
-                    predictors[c] = predictors[c].wrapping_add(diff);
-                    let value = ((predictors[c] as i32 * q + 1024) / 8).clamp(0, 255) as u8;
-                    planes[c][(my * comp.v + by) * stride + mx * comp.h + bx] = value;
-                    // The AC coefficients: read past them.
-                    let mut k = 1u32;
-                    while k < 64 {
-                        if bits.n < 32 {
-                            bits.refill();
-                        }
-                        let (total, advance) = ac_table.skip[(bits.acc >> (64 - LOOKUP_BITS)) as usize];
-                        let advance = if total > 0 {
-                            bits.acc <<= total;
-                            bits.n -= total as u32;
-                            advance
-                        } else {
-                            // A code longer than the lookup: the slow path, then its extra bits.
-                            let sym = bits.symbol(ac_table)?;
-                            bits.bits((sym & 15) as u32);
-                            ac_skip(0, sym).1
-                        };
-                        if advance == END_OF_BLOCK {
-                            break;
-                        }
-                        k += advance as u32;
-                    }
-                    if k > 64 {
-                        return None;
-                    }
+        for _ in 0..out.layout.len() {
+            out.decode(&mut bits, scan)?;
+        }
+    }
+    (!bits.overran()).then_some(out.planes)
+}
+
+/// Photos below this many bytes are decoded on one thread.
+const PARALLEL_BYTES: usize = 64 << 10;
+
+/// A decoder's run from a guessed start, part way into the data: a byte boundary, taken for the start of an MCU.
+/// Huffman codes resynchronise: after a few blocks such a run usually reads the very blocks the true decoder
+/// reads, from the same bit on. Per block: where it started, its index in the MCU, its DC difference.
+struct Run<'a> {
+    starts: Vec<u32>,
+    phases: Vec<u8>,
+    diffs: Vec<i16>,
+    /// Record indices at which a block did not decode (the run then went on one bit further, as a new MCU).
+    errors: Vec<usize>,
+    /// Where the run stopped (at the end of its part, or of the data), and the bit position where the data ended,
+    /// if it got there.
+    end: Bits<'a>,
+    data_end: Option<u64>,
+}
+
+/// Speculates over data bytes `from..to` (see [`Run`]).
+fn speculate<'a>(data: &'a [u8], from: usize, to: usize, scan: &Scan, layout: &[(usize, usize, usize)]) -> Run<'a> {
+    let mut bits = Bits::at(data, from);
+    let blocks_guess = (to - from) / 2;
+    let mut run = Run { starts: Vec::with_capacity(blocks_guess), phases: Vec::with_capacity(blocks_guess), diffs: Vec::with_capacity(blocks_guess), errors: Vec::new(), end: bits.clone(), data_end: None };
+    let mut phase = 0;
+    loop {
+        if bits.n < 32 {
+            bits.refill();
+        }
+        if bits.byte() >= to || bits.overran() {
+            break;
+        }
+        let (dc, ac, _) = scan.tables[layout[phase].0];
+        let start = bits.position();
+        match read_block(&mut bits, dc, ac) {
+            Some(diff) => {
+                run.starts.push(start as u32);
+                run.phases.push(phase as u8);
+                run.diffs.push(diff);
+                phase = (phase + 1) % layout.len();
+            }
+            None => {
+                run.errors.push(run.starts.len());
+                if bits.n < 32 {
+                    bits.refill();
                 }
+                bits.bits(1);
+                phase = 0;
             }
         }
     }
-    if bits.overran() {
-        return None;
+    if bits.padding > 0 {
+        run.data_end = Some(8 * (bits.pos - bits.stuffed) as u64);
     }
-    Some(planes)
+    run.end = bits;
+    run
+}
+
+/// [`decode_scan`] on `threads` threads: the data cut into as many parts by bytes; the first decoded for real, the
+/// others speculatively ([`Run`]), in parallel. Then the true decoder goes on from the end of the first part until
+/// it stands where a run has a block start in the same place of the MCU — from there on the run read what it would
+/// read, and its blocks are taken as they are — and so on to the last part. Where a run never meets it (no
+/// resynchronisation), the true decoder reads that part itself. Same planes as decoding on one thread.
+fn decode_parallel(data: &[u8], frame: &Frame, scan: &Scan, threads: usize) -> Option<Vec<Vec<u8>>> {
+    let bounds: Vec<usize> = (0..=threads).map(|i| i * data.len() / threads).collect();
+    let mut runs: Vec<Option<Run>> = (0..threads).map(|_| None).collect();
+    let first: std::sync::Mutex<Option<Option<(Planes, Bits)>>> = std::sync::Mutex::new(None);
+    let layout = Planes::new(frame, scan).layout;
+    crate::parallel::for_each_chunk(&mut runs, 1, 1, |start, slots| {
+        for (i, slot) in (start..).zip(slots.iter_mut()) {
+            if i > 0 {
+                *slot = Some(speculate(data, bounds[i], bounds[i + 1], scan, &layout));
+                continue;
+            }
+            let decoded = (|| {
+                let (mut out, mut bits) = (Planes::new(frame, scan), Bits::at(data, 0));
+                let total = out.total();
+                while out.blocks < total {
+                    if bits.n < 32 {
+                        bits.refill();
+                    }
+                    if bits.byte() >= bounds[1] {
+                        break;
+                    }
+                    out.decode(&mut bits, scan)?;
+                }
+                Some((out, bits))
+            })();
+            *first.lock().unwrap_or_else(|e| e.into_inner()) = Some(decoded);
+        }
+    });
+    let (mut out, mut bits) = first.into_inner().unwrap_or_else(|e| e.into_inner()).flatten()?;
+    let total = out.total();
+    for run in runs.iter().skip(1).flatten() {
+        let mut next = 0;
+        while out.blocks < total {
+            let at = bits.position();
+            while next < run.starts.len() && (run.starts[next] as u64) < at {
+                next += 1;
+            }
+            if next == run.starts.len() {
+                break;
+            }
+            if run.starts[next] as u64 == at && run.phases[next] as usize == out.phase {
+                let take = (run.starts.len() - next).min(total - out.blocks);
+                let whole = take == run.starts.len() - next;
+                // A block the run could not read, after the meeting point: the true decoder would fail there too
+                // (unless it lies past the last block).
+                if run.errors.iter().any(|&e| e > next && (whole || e < next + take)) {
+                    return None;
+                }
+                for diff in &run.diffs[next..next + take] {
+                    out.push(*diff);
+                }
+                if whole {
+                    bits = run.end.clone();
+                } else {
+                    // The scan's last block was read: the data must not have run out before its end.
+                    let end = run.starts[next + take] as u64;
+                    return run.data_end.is_none_or(|e| end <= e).then_some(out.planes);
+                }
+                break;
+            }
+            out.decode(&mut bits, scan)?;
+        }
+    }
+    while out.blocks < total {
+        out.decode(&mut bits, scan)?;
+    }
+    (!bits.overran()).then_some(out.planes)
 }
 
 /// The planes upsampled and colour-converted as jpeg-decoder does at 1/8 scale.
@@ -446,27 +669,30 @@ fn assemble(frame: &Frame, planes: &[Vec<u8>]) -> Option<Rgb> {
         .map(|c| [(frame.width * c.h).div_ceil(frame.h_max * 8), (frame.height * c.v).div_ceil(frame.v_max * 8)])
         .collect();
     let line_len = sizes.iter().map(|s| s[0]).max()? * frame.h_max;
-    let mut lines = vec![vec![0u8; line_len]; 3];
-    for (row, out) in pixels.chunks_exact_mut(ow * 3).enumerate() {
-        for (c, comp) in frame.components.iter().enumerate() {
-            let stride = frame.blocks(c)[0];
-            let h2 = comp.h * 2 == frame.h_max && ow != 1;
-            let v2 = comp.v * 2 == frame.v_max && oh != 1;
-            upsample_row(&planes[c], sizes[c], stride, row, h2, v2, ow, &mut lines[c]);
+    // jpeg-decoder converts with SSSE3 on x86 CPUs that have it (all pixels of a row but its last 8 to 15), in
+    // 16-bit arithmetic that rounds differently from its scalar code.
+    let vector_pixels = if has_ssse3() { (ow / 8).saturating_sub(1) * 8 } else { 0 };
+    // Rows split over the current executor's threads, each with its own line buffers.
+    crate::parallel::for_each_chunk(&mut pixels, ow * 3, 1, |first_row, rows| {
+        let mut lines = vec![vec![0u8; line_len]; 3];
+        for (row, out) in (first_row..).zip(rows.chunks_exact_mut(ow * 3)) {
+            for (c, comp) in frame.components.iter().enumerate() {
+                let stride = frame.blocks(c)[0];
+                let h2 = comp.h * 2 == frame.h_max && ow != 1;
+                let v2 = comp.v * 2 == frame.v_max && oh != 1;
+                upsample_row(&planes[c], sizes[c], stride, row, h2, v2, ow, &mut lines[c]);
+            }
+            let (vector_out, scalar_out) = out.split_at_mut(vector_pixels * 3);
+            let inputs = |from: usize, to: usize| lines[0][from..to].iter().zip(&lines[1][from..to]).zip(&lines[2][from..to]);
+            // Two branch-free loops (the first vectorises).
+            for (px, ((y, cb), cr)) in vector_out.chunks_exact_mut(3).zip(inputs(0, vector_pixels)) {
+                px.copy_from_slice(&ycbcr_to_rgb_16bit(*y, *cb, *cr));
+            }
+            for (px, ((y, cb), cr)) in scalar_out.chunks_exact_mut(3).zip(inputs(vector_pixels, ow)) {
+                px.copy_from_slice(&ycbcr_to_rgb(*y, *cb, *cr));
+            }
         }
-        // jpeg-decoder converts with SSSE3 on x86 CPUs that have it (all pixels of a row but its last 8 to 15),
-        // in 16-bit arithmetic that rounds differently from its scalar code.
-        let vector_pixels = if has_ssse3() { (ow / 8).saturating_sub(1) * 8 } else { 0 };
-        let (vector_out, scalar_out) = out.split_at_mut(vector_pixels * 3);
-        let inputs = |from: usize, to: usize| lines[0][from..to].iter().zip(&lines[1][from..to]).zip(&lines[2][from..to]);
-        // Two branch-free loops (the first vectorises).
-        for (px, ((y, cb), cr)) in vector_out.chunks_exact_mut(3).zip(inputs(0, vector_pixels)) {
-            px.copy_from_slice(&ycbcr_to_rgb_16bit(*y, *cb, *cr));
-        }
-        for (px, ((y, cb), cr)) in scalar_out.chunks_exact_mut(3).zip(inputs(vector_pixels, ow)) {
-            px.copy_from_slice(&ycbcr_to_rgb(*y, *cb, *cr));
-        }
-    }
+    });
     Some(Rgb { width: ow as u32, height: oh as u32, pixels })
 }
 
@@ -613,12 +839,32 @@ mod tests {
         }
     }
 
+    /// The scan cut into parts, decoded speculatively and stitched where the true decoder meets each part's run:
+    /// the same bytes as one decoder, for any number of parts (more parts than a small photo has MCUs included),
+    /// on a pool of threads or on one.
+    #[test]
+    fn decoding_in_parts_gives_the_same_bytes() {
+        use tract_linalg::multithread::{multithread_tract_scope, Executor};
+        for path in photos() {
+            let bytes = std::fs::read(&path).unwrap();
+            let Some(want) = decode_eighth_in_parts(&bytes, 1) else { continue };
+            for parts in [2, 3, 4, 7, 16, 64] {
+                let got = decode_eighth_in_parts(&bytes, parts).unwrap_or_else(|| panic!("{}: {parts} parts: not decoded", path.display()));
+                assert!(got.pixels == want.pixels, "{}: {parts} parts differ", path.display());
+            }
+            let pooled = multithread_tract_scope(Executor::multithread(3), || decode_eighth_in_parts(&bytes, 3)).unwrap();
+            assert!(pooled.pixels == want.pixels, "{}: on 3 threads", path.display());
+        }
+    }
+
     #[test]
     fn truncated_or_corrupted_data_is_declined_or_decoded_never_a_panic() {
         for path in photos() {
             let bytes = std::fs::read(&path).unwrap();
             for cut in [300, bytes.len() / 2, bytes.len() - 200] {
-                assert!(decode_eighth(&bytes[..cut]).is_none(), "{}: cut at {cut} decoded", path.display());
+                for parts in [1, 3] {
+                    assert!(decode_eighth_in_parts(&bytes[..cut], parts).is_none(), "{}: cut at {cut} decoded in {parts}", path.display());
+                }
             }
             // Flipped bits anywhere: whatever comes back, it comes back.
             let mut seed = 99u32;
@@ -627,7 +873,9 @@ mod tests {
                 let mut b = bytes.clone();
                 let i = (seed as usize >> 4) % b.len();
                 b[i] ^= 1 << (seed % 8);
-                let _ = decode_eighth(&b);
+                // In parts: the same answer as one decoder, whatever the damage.
+                let (one, three) = (decode_eighth_in_parts(&b, 1), decode_eighth_in_parts(&b, 3));
+                assert_eq!(one.map(|r| r.pixels), three.map(|r| r.pixels), "{}: flipped bit at {i}", path.display());
             }
         }
     }

@@ -30,6 +30,14 @@ pub(crate) fn for_each_range(units: usize, align: usize, f: impl Fn(std::ops::Ra
     }
 }
 
+/// Threads of the current executor (1 when it has no pool).
+pub(crate) fn threads() -> usize {
+    match current_tract_executor() {
+        Executor::MultiThread(pool) => pool.current_num_threads().max(1),
+        _ => 1,
+    }
+}
+
 /// The current executor, when it has a pool of threads that `units` is worth splitting over, and the units each
 /// thread takes (a multiple of `align`).
 fn split(units: usize, align: usize) -> Option<(Executor, usize)> {

@@ -82,42 +82,47 @@ pub fn resize_crop(img: &RgbImage, width: u32, height: u32, window: (u32, u32, u
         }
     } else {
         let h = coeffs(iw, ow);
-        for (y, out) in mid.chunks_exact_mut(stride).enumerate() {
-            let row = &src[(y + row0) * iw * 3..(y + row0 + 1) * iw * 3];
-            for (j, xx) in (x0..x0 + cw).enumerate() {
-                let (xmin, n) = h.bounds[xx];
-                let k = &h.weights[xx * h.ksize..xx * h.ksize + n];
-                let mut acc = [1i32 << (PRECISION_BITS - 1); 3];
-                for (i, &w) in k.iter().enumerate() {
-                    let p = &row[(xmin + i) * 3..(xmin + i) * 3 + 3];
-                    acc[0] += p[0] as i32 * w;
-                    acc[1] += p[1] as i32 * w;
-                    acc[2] += p[2] as i32 * w;
+        // Both passes split their rows over the current executor's threads.
+        crate::parallel::for_each_chunk(&mut mid, stride, 1, |first, rows| {
+            for (y, out) in (first..).zip(rows.chunks_exact_mut(stride)) {
+                let row = &src[(y + row0) * iw * 3..(y + row0 + 1) * iw * 3];
+                for (j, xx) in (x0..x0 + cw).enumerate() {
+                    let (xmin, n) = h.bounds[xx];
+                    let k = &h.weights[xx * h.ksize..xx * h.ksize + n];
+                    let mut acc = [1i32 << (PRECISION_BITS - 1); 3];
+                    for (i, &w) in k.iter().enumerate() {
+                        let p = &row[(xmin + i) * 3..(xmin + i) * 3 + 3];
+                        acc[0] += p[0] as i32 * w;
+                        acc[1] += p[1] as i32 * w;
+                        acc[2] += p[2] as i32 * w;
+                    }
+                    out[j * 3..j * 3 + 3].copy_from_slice(&acc.map(clip8));
                 }
-                out[j * 3..j * 3 + 3].copy_from_slice(&acc.map(clip8));
             }
-        }
+        });
     }
     if oh == ih {
         // No vertical pass: rows y0..y0+ch are exactly mid's rows.
         return RgbImage::from_raw(window.2, window.3, mid).expect("sized buffer");
     }
     let mut out = vec![0u8; ch * stride];
-    let mut acc = vec![0i32; stride];
-    for (j, yy) in (y0..y0 + ch).enumerate() {
-        let (ymin, n) = v.bounds[yy];
-        acc.fill(1 << (PRECISION_BITS - 1));
-        let k = &v.weights[yy * v.ksize..yy * v.ksize + n];
-        for (i, &w) in k.iter().enumerate() {
-            let r = ymin + i - row0;
-            for (a, &p) in acc.iter_mut().zip(&mid[r * stride..(r + 1) * stride]) {
-                *a += p as i32 * w;
+    crate::parallel::for_each_chunk(&mut out, stride, 1, |first, rows| {
+        let mut acc = vec![0i32; stride];
+        for (yy, out_row) in (y0 + first..).zip(rows.chunks_exact_mut(stride)) {
+            let (ymin, n) = v.bounds[yy];
+            acc.fill(1 << (PRECISION_BITS - 1));
+            let k = &v.weights[yy * v.ksize..yy * v.ksize + n];
+            for (i, &w) in k.iter().enumerate() {
+                let r = ymin + i - row0;
+                for (a, &p) in acc.iter_mut().zip(&mid[r * stride..(r + 1) * stride]) {
+                    *a += p as i32 * w;
+                }
+            }
+            for (o, &a) in out_row.iter_mut().zip(&acc) {
+                *o = clip8(a);
             }
         }
-        for (o, &a) in out[j * stride..(j + 1) * stride].iter_mut().zip(&acc) {
-            *o = clip8(a);
-        }
-    }
+    });
     RgbImage::from_raw(window.2, window.3, out).expect("sized buffer")
 }
 
@@ -143,6 +148,20 @@ mod tests {
             let (cw, ch) = (w / 2, h / 2);
             let want = image::imageops::crop_imm(&full, l, t, cw, ch).to_image();
             assert_eq!(resize_crop(&img, w, h, (l, t, cw, ch)), want, "{w}x{h}");
+        }
+    }
+
+    /// Both passes split their rows over the engine's threads: any split gives the one-thread bytes.
+    #[test]
+    fn rows_split_over_threads_give_the_same_bytes() {
+        use tract_linalg::multithread::{multithread_tract_scope, Executor};
+        let img = RgbImage::from_fn(97, 61, |x, y| image::Rgb([(x * 7 + y) as u8, (x * y) as u8, (x ^ y) as u8 * 3]));
+        for (w, h, window) in [(40, 30, (0, 0, 40, 30)), (150, 90, (20, 10, 100, 70)), (97, 20, (3, 2, 90, 17))] {
+            let one = resize_crop(&img, w, h, window);
+            for threads in [2, 3] {
+                let many = multithread_tract_scope(Executor::multithread(threads), || resize_crop(&img, w, h, window));
+                assert!(one == many, "{w}x{h} {window:?} on {threads} threads");
+            }
         }
     }
 

@@ -47,8 +47,8 @@ pub(crate) fn epilogue(block: &mut [f32], clip: Option<(f32, f32)>, fake_quant: 
 }
 
 /// Defines `$name`, which runs `$portable` (an `#[inline(always)]` loop) compiled for the widest vector unit this
-/// CPU has: AVX-512, AVX2, or the build's baseline. The loops are element-wise f32 arithmetic without fused
-/// multiply-adds (Rust never contracts `a * b + c`), so every variant computes the same bits.
+/// CPU has: AVX-512, AVX2 with FMA, or the build's baseline. Rust never contracts `a * b + c` and `mul_add` is
+/// one rounding everywhere, so every variant computes the same bits.
 macro_rules! simd_dispatch {
     ($(#[$doc:meta])* $ty_self:ty, $name:ident => $portable:ident ( $($arg:ident : $ty:ty),* )) => {
         $(#[$doc])*
@@ -59,7 +59,7 @@ macro_rules! simd_dispatch {
                 fn avx512(op: &$ty_self, $($arg: $ty),*) {
                     op.$portable($($arg),*)
                 }
-                #[target_feature(enable = "avx2")]
+                #[target_feature(enable = "avx2,fma")]
                 fn avx2(op: &$ty_self, $($arg: $ty),*) {
                     op.$portable($($arg),*)
                 }
@@ -67,7 +67,7 @@ macro_rules! simd_dispatch {
                     // SAFETY: the CPU has the feature the function was compiled for.
                     return unsafe { avx512(self, $($arg),*) };
                 }
-                if std::arch::is_x86_feature_detected!("avx2") {
+                if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
                     // SAFETY: as above.
                     return unsafe { avx2(self, $($arg),*) };
                 }
@@ -78,6 +78,16 @@ macro_rules! simd_dispatch {
 }
 
 pub(crate) use simd_dispatch;
+
+/// Whether `f32::mul_add` is a machine instruction here (not a call into libm): x86-64 CPUs with FMA, and every
+/// AArch64 CPU.
+pub(crate) fn has_fast_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    let fast = std::arch::is_x86_feature_detected!("fma");
+    #[cfg(not(target_arch = "x86_64"))]
+    let fast = cfg!(target_arch = "aarch64");
+    fast
+}
 
 /// The epilogue steps of our AVX-512 kernels on one register of 16 outputs: [`clamp`] and
 /// [`crate::fakequant::FakeQuant`]'s arithmetic, the same operations in the same order as the portable loops.

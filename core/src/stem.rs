@@ -104,7 +104,7 @@ impl Stem {
                     for (wv, start) in w.iter().zip(taps) {
                         let src = &plane[y * step + start + x..][..16];
                         for l in 0..16 {
-                            acc[l] += wv * src[l];
+                            acc[l] = wv.mul_add(src[l], acc[l]);
                         }
                     }
                     crate::simd::epilogue(&mut acc, self.clip, self.fake_quant.as_ref());
@@ -125,8 +125,8 @@ impl Stem {
 }
 
 /// [`Stem::run_portable`] for 27 taps (3 channels, 3x3), with AVX-512 intrinsics: a block's 27 inputs loaded once
-/// into registers, then each output channel's sum over them (same operations in the same order, so the same
-/// bits), masked stores at row ends.
+/// into registers, then each output channel's fused multiply-adds over them (same operations in the same order,
+/// so the same bits), masked stores at row ends.
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use super::Stem;
@@ -149,7 +149,7 @@ mod avx512 {
                 for (o, w) in weights.chunks_exact(27).enumerate() {
                     let mut acc = _mm512_set1_ps(bias[o]);
                     for t in 0..27 {
-                        acc = _mm512_add_ps(acc, _mm512_mul_ps(_mm512_set1_ps(w[t]), inputs[t]));
+                        acc = _mm512_fmadd_ps(_mm512_set1_ps(w[t]), inputs[t], acc);
                     }
                     _mm512_mask_storeu_ps(output.as_mut_ptr().add((o * oh + y) * ow + x), mask, epilogue.apply(acc));
                 }
@@ -238,7 +238,12 @@ fn stem_of(model: &TypedModel, node: &TypedNode) -> Option<Stem> {
 /// Replaces every stem convolution of a typed or decluttered model (and the Max/Min clip, QuantizeLinear and
 /// DequantizeLinear that follow it, when each is the previous one's only consumer) by one [`Stem`]. Returns how
 /// many it replaced.
+/// None on CPUs without a fused multiply-add instruction: the sums are fused multiply-adds, which libm would
+/// compute there, slowly.
 pub fn swap_in(model: &mut TypedModel) -> TractResult<usize> {
+    if !crate::simd::has_fast_fma() {
+        return Ok(0);
+    }
     let mut swapped = 0;
     for id in model.eval_order()? {
         let Some(mut op) = stem_of(model, model.node(id)) else { continue };
