@@ -221,6 +221,18 @@ fn bench_json_has_the_documented_keys_and_ordered_percentiles() {
     assert!(v["stages_ms"]["inference"]["p50"].as_f64() <= v["stages_ms"]["total"]["p50"].as_f64());
 }
 
+/// More threads split the JPEG scan (rocket.jpg is large enough), the resampling and the model's operators: the
+/// answer is the same, probability for probability.
+#[test]
+fn identify_on_threads_gives_the_one_thread_answer() {
+    let answer = |threads: &str| -> Vec<Value> {
+        let o = snakeid(&["identify", &photo_path("rocket.jpg"), &photo_path("chelsea.png"), "--json", "--threads", threads]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        String::from_utf8(o.stdout).unwrap().lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["predictions"].clone()).collect()
+    };
+    assert_eq!(answer("1"), answer("3"));
+}
+
 #[test]
 fn bench_with_threads_and_without_an_image_runs() {
     let o = snakeid(&["bench", "--iterations", "2", "--threads", "2"]);

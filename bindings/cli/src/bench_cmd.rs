@@ -19,7 +19,7 @@ pub struct Args {
     /// Unmeasured calls before measuring (the first one is reported as `first_call_ms`).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     warmup: u32,
-    /// Threads for inference (tract's matrix products).
+    /// Threads for decoding, preprocessing and inference (1: the calling thread only).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
     threads: u32,
     #[command(flatten)]

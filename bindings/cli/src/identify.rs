@@ -23,6 +23,9 @@ pub struct Args {
     /// Accept the bundle only if it is signed by this ed25519 public key (64 hex digits; repeat for several keys).
     #[arg(long = "trusted-key", value_name = "HEX")]
     trusted_keys: Vec<String>,
+    /// Threads for decoding, preprocessing and inference (1: the calling thread only).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
+    threads: u32,
     /// One JSON object per photo per line.
     #[arg(long)]
     json: bool,
@@ -31,7 +34,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> snakeid::Result<ExitCode> {
-    let classifier = args.backend.apply(load_classifier(args.bundle.as_ref(), &args.trusted_keys)?)?;
+    let classifier = args.backend.apply(load_classifier(args.bundle.as_ref(), &args.trusted_keys)?.with_threads(args.threads as usize)?)?;
     // Where it ran, for people, when they chose a backend (stdout: stderr is one line per problem).
     if !args.json && args.backend.backend != "cpu" {
         let b = classifier.backend_info();
