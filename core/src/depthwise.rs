@@ -32,6 +32,13 @@ pub(crate) struct Geometry {
     pub pad_after: [usize; 2],
 }
 
+impl std::fmt::Display for Geometry {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        let g = self;
+        write!(f, "{} channels {:?} -> {:?}, kernel {:?} stride {:?} pad {:?}/{:?}", g.channels, g.in_hw, g.out_hw, g.kernel, g.stride, g.pad_before, g.pad_after)
+    }
+}
+
 impl Geometry {
     /// The geometry of a convolution with these parameters, with its output size; `None` when the padded input is
     /// smaller than the kernel.
@@ -361,20 +368,7 @@ impl Op for Depthwise {
     }
 
     fn info(&self) -> TractResult<Vec<String>> {
-        let g = &self.geometry;
-        Ok(vec![format!(
-            "{} channels {:?} -> {:?}, kernel {:?} stride {:?} pad {:?}/{:?}, input clip {:?}, clip {:?}, fake quant {}",
-            g.channels,
-            g.in_hw,
-            g.out_hw,
-            g.kernel,
-            g.stride,
-            g.pad_before,
-            g.pad_after,
-            self.input_clip,
-            self.clip,
-            self.fake_quant.is_some()
-        )])
+        Ok(vec![format!("{}, input clip {:?}, clip {:?}, fake quant {}", self.geometry, self.input_clip, self.clip, self.fake_quant.is_some())])
     }
 
     op_as_typed_op!();

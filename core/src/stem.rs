@@ -165,20 +165,7 @@ impl Op for Stem {
     }
 
     fn info(&self) -> TractResult<Vec<String>> {
-        let g = &self.geometry;
-        Ok(vec![format!(
-            "{} -> {} channels {:?} -> {:?}, kernel {:?} stride {:?} pad {:?}/{:?}, clip {:?}, fake quant {}",
-            g.channels,
-            self.out_channels,
-            g.in_hw,
-            g.out_hw,
-            g.kernel,
-            g.stride,
-            g.pad_before,
-            g.pad_after,
-            self.clip,
-            self.fake_quant.is_some()
-        )])
+        Ok(vec![format!("{} in, {} out, clip {:?}, fake quant {}", self.geometry, self.out_channels, self.clip, self.fake_quant.is_some())])
     }
 
     op_as_typed_op!();
