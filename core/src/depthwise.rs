@@ -70,6 +70,14 @@ impl Geometry {
         self.phase_width() * self.stride[0]
     }
 
+    /// One past the last plane value that a pass over every output row in blocks of 16 loads, for taps starting at
+    /// `tap_start`: a block starts before its row's end and overhangs it by at most 15 values (read from the next
+    /// row, the next plane or the SLACK).
+    pub fn last_load(&self, tap_start: &[usize]) -> usize {
+        let [oh, ow] = self.out_hw;
+        (oh - 1) * self.row_step() + tap_start.iter().max().unwrap_or(&0) + ow.div_ceil(16) * 16
+    }
+
     /// Where tap (ky, kx) of output row y reads in a channel's plane: `tap_start[ky * kw + kx] + y * row_step`.
     pub fn tap_start(&self) -> Vec<usize> {
         let ([kh, kw], sw, ph, pw) = (self.kernel, self.stride[1], self.padded_height(), self.phase_width());
@@ -144,7 +152,7 @@ pub struct Depthwise {
 }
 
 /// Clip bounds compared by their bits (NaN-safe, as `Eq` needs).
-fn bits(clip: Option<(f32, f32)>) -> Option<(u32, u32)> {
+pub(crate) fn bits(clip: Option<(f32, f32)>) -> Option<(u32, u32)> {
     clip.map(|(a, b)| (a.to_bits(), b.to_bits()))
 }
 
@@ -195,8 +203,7 @@ impl Depthwise {
     #[inline(always)]
     fn run_portable(&self, input: &[f32], output: &mut [f32], first: usize, plane: &mut [f32]) {
         let g = &self.geometry;
-        let ([ih, iw], [oh, ow], [kh, kw], [sh, _]) = (g.in_hw, g.out_hw, g.kernel, g.stride);
-        let pw = g.phase_width();
+        let ([ih, iw], [oh, ow], [kh, kw]) = (g.in_hw, g.out_hw, g.kernel);
         // Clip, then fake quantization, on a block of accumulated outputs while it is still in registers.
         let epilogue = |block: &mut [f32]| crate::simd::epilogue(block, self.clip, self.fake_quant.as_ref());
         let tap_start = self.geometry.tap_start();
@@ -204,7 +211,7 @@ impl Depthwise {
             self.fill_plane(&input[c * ih * iw..(c + 1) * ih * iw], plane);
             let w = &self.weights[(first + c) * kh * kw..(first + c + 1) * kh * kw];
             for y in 0..oh {
-                let row_offset = y * sh * pw;
+                let row_offset = y * g.row_step();
                 // Everything from this output row to the end of the tensor: a block that overhangs the row spills
                 // into the next one, which is computed (and overwritten) later.
                 let out_row = &mut output[(c * oh + y) * ow..];
@@ -280,14 +287,12 @@ mod avx512 {
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn run(op: &Depthwise, input: &[f32], output: &mut [f32], first: usize, plane: &mut [f32]) {
         let g = &op.geometry;
-        let ([ih, iw], [oh, ow], [kh, kw], [sh, _]) = (g.in_hw, g.out_hw, g.kernel, g.stride);
-        let (pw, taps) = (g.phase_width(), kh * kw);
+        let ([ih, iw], [oh, ow], [kh, kw]) = (g.in_hw, g.out_hw, g.kernel);
+        let (row_step, taps) = (g.row_step(), kh * kw);
         let tap_start = g.tap_start();
         let epilogue = Epilogue::new(op.clip, op.fake_quant.as_ref());
-        // Every load stays inside `plane`: a block starts before the row's end and overhangs it by at most 15
-        // values, which the plane's SLACK (or the next row) holds.
-        let last_load = (oh - 1) * pw * sh + tap_start.iter().max().unwrap_or(&0) + ow.div_ceil(16) * 16;
-        assert!(last_load <= plane.len(), "depthwise plane too short");
+        // Every load stays inside `plane`.
+        assert!(g.last_load(&tap_start) <= plane.len(), "depthwise plane too short");
         // 3x3 kernels (every depthwise convolution of MobileNet-like models): the taps and broadcast weights in
         // fixed-size arrays, so that the tap loop is unrolled and the weights stay in registers.
         let tap_start_3x3: Option<[usize; 9]> = tap_start.as_slice().try_into().ok();
@@ -299,12 +304,12 @@ mod avx512 {
             match tap_start_3x3 {
                 Some(starts) => {
                     let wv: [__m512; 9] = std::array::from_fn(|t| _mm512_set1_ps(w[t]));
-                    let channel = Channel { plane, row_step: pw * sh, ow, weights: &wv, tap_start: &starts, bias, epilogue: &epilogue };
+                    let channel = Channel { plane, row_step, ow, weights: &wv, tap_start: &starts, bias, epilogue: &epilogue };
                     channel.run(oh, out);
                 }
                 None => {
                     let wv: Vec<__m512> = w.iter().map(|v| _mm512_set1_ps(*v)).collect();
-                    let channel = Channel { plane, row_step: pw * sh, ow, weights: &wv, tap_start: &tap_start, bias, epilogue: &epilogue };
+                    let channel = Channel { plane, row_step, ow, weights: &wv, tap_start: &tap_start, bias, epilogue: &epilogue };
                     channel.run(oh, out);
                 }
             }

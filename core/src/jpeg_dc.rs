@@ -166,6 +166,13 @@ impl Frame {
         Some(Frame { width, height, components, h_max, v_max, mcus })
     }
 
+    /// Each block of an MCU, in scan order: its component and its row and column in the MCU.
+    fn layout(&self) -> Vec<(usize, usize, usize)> {
+        (self.components.iter().enumerate())
+            .flat_map(|(c, comp)| (0..comp.v).flat_map(move |by| (0..comp.h).map(move |bx| (c, by, bx))))
+            .collect()
+    }
+
     /// Blocks per row and rows of blocks of component `c`'s plane (whole MCUs, as jpeg-decoder stores it).
     fn blocks(&self, c: usize) -> [usize; 2] {
         [self.mcus[0] * self.components[c].h, self.mcus[1] * self.components[c].v]
@@ -439,7 +446,7 @@ fn read_block(bits: &mut Bits, dc_table: &Huffman, ac_table: &Huffman) -> Option
 /// `(DC * q + 1024) / 8` clamped to 0..=255 (jpeg-decoder's arithmetic).
 struct Planes<'f> {
     frame: &'f Frame,
-    /// Each block of an MCU, in scan order: its component and its row and column in the MCU.
+    /// [`Frame::layout`].
     layout: Vec<(usize, usize, usize)>,
     quant: Vec<i32>,
     planes: Vec<Vec<u8>>,
@@ -452,9 +459,7 @@ struct Planes<'f> {
 
 impl<'f> Planes<'f> {
     fn new(frame: &'f Frame, scan: &Scan) -> Planes<'f> {
-        let layout = (frame.components.iter().enumerate())
-            .flat_map(|(c, comp)| (0..comp.v).flat_map(move |by| (0..comp.h).map(move |bx| (c, by, bx))))
-            .collect();
+        let layout = frame.layout();
         let planes = (0..frame.components.len()).map(|c| vec![0u8; frame.blocks(c)[0] * frame.blocks(c)[1]]).collect();
         let quant = scan.tables.iter().map(|t| t.2).collect();
         Planes { frame, layout, quant, planes, predictors: vec![0; frame.components.len()], blocks: 0, phase: 0, mcu: [0, 0] }
@@ -584,7 +589,7 @@ fn decode_parallel(data: &[u8], frame: &Frame, scan: &Scan, threads: usize) -> O
     let bounds: Vec<usize> = (0..=threads).map(|i| i * data.len() / threads).collect();
     let mut runs: Vec<Option<Run>> = (0..threads).map(|_| None).collect();
     let first: std::sync::Mutex<Option<Option<(Planes, Bits)>>> = std::sync::Mutex::new(None);
-    let layout = Planes::new(frame, scan).layout;
+    let layout = frame.layout();
     crate::parallel::for_each_chunk(&mut runs, 1, 1, |start, slots| {
         for (i, slot) in (start..).zip(slots.iter_mut()) {
             if i > 0 {

@@ -70,12 +70,7 @@ impl QPointwise {
         for l in 0..PIXELS {
             out[l] = (acc[l] - corr) as f32 * scale + bias;
         }
-        if let Some((lo, hi)) = self.clip {
-            out.iter_mut().for_each(|v| *v = clamp(*v, lo, hi));
-        }
-        if let Some(fq) = &self.fake_quant {
-            fq.apply_portable(out);
-        }
+        crate::simd::epilogue(out, self.clip, self.fake_quant.as_ref());
     }
 
     /// The u8 code of an input value: `round_half_even(x / scale) + zero_point`, clamped to 0..=255.

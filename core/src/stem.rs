@@ -8,7 +8,7 @@
 //! 16 outputs of a row is accumulated over all taps for every output channel in turn, the taps' inputs loaded
 //! once per block. [`swap_in`] replaces tract's Conv nodes by this op before tract optimises.
 
-use crate::depthwise::{f32_input, plain_conv, Geometry, PlainConv, SLACK};
+use crate::depthwise::{bits, f32_input, plain_conv, Geometry, PlainConv, SLACK};
 use crate::fakequant::FakeQuant;
 use crate::simd::{eval_f32_into, simd_dispatch};
 use std::sync::Arc;
@@ -33,7 +33,6 @@ pub struct Stem {
 
 impl PartialEq for Stem {
     fn eq(&self, other: &Self) -> bool {
-        let bits = |c: Option<(f32, f32)>| c.map(|(a, b)| (a.to_bits(), b.to_bits()));
         self.geometry == other.geometry
             && self.out_channels == other.out_channels
             && self.weights == other.weights
@@ -50,11 +49,8 @@ impl Stem {
     /// room for), from `plane`, the input as [`Stem::fill`] wrote it.
     pub fn run(&self, plane: &[f32], output: &mut [f32], first: usize) {
         let taps = self.tap_start();
-        // Every block's loads stay inside `plane`: a block starts before its row's end and overhangs it by at most
-        // 15 values, which the next row, the next channel's plane or the SLACK holds.
-        let [oh, ow] = self.geometry.out_hw;
-        let last_load = (oh - 1) * self.geometry.row_step() + taps.iter().max().unwrap_or(&0) + ow.div_ceil(16) * 16;
-        assert!(last_load <= plane.len(), "stem plane too short");
+        // Every block's loads stay inside `plane`.
+        assert!(self.geometry.last_load(&taps) <= plane.len(), "stem plane too short");
         #[cfg(target_arch = "x86_64")]
         if let Ok(taps) = <[usize; 27]>::try_from(taps.as_slice()) {
             if std::arch::is_x86_feature_detected!("avx512f") {
