@@ -30,6 +30,23 @@ pub(crate) fn for_each_range(units: usize, align: usize, f: impl Fn(std::ops::Ra
     }
 }
 
+/// Runs `f(i)` for each `i` in `0..items`, the indices taken in order by the current executor's threads as each
+/// comes free (the calling thread one of them): for items of uneven cost, more items than threads.
+pub(crate) fn for_each_index(items: usize, f: impl Fn(usize) + Sync) {
+    let workers = threads().min(items);
+    if workers < 2 {
+        return (0..items).for_each(f);
+    }
+    let next = AtomicUsize::new(0);
+    run_on(&current_tract_executor(), 0..workers, |_| loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        if i >= items {
+            break;
+        }
+        f(i);
+    });
+}
+
 /// Threads of the current executor (1 when it has no pool).
 pub(crate) fn threads() -> usize {
     match current_tract_executor() {

@@ -116,6 +116,10 @@ fun main(args: Array<String>) {
                 check(c.identify(photo("coffee.png"), "BR", 5u).predictions == want.predictions)
             }
         }
+        test("a classifier on two threads answers like one") {
+            val jpeg = photo("rocket.jpg")
+            Classifier(threads = 2u).use { c -> check(c.identify(jpeg, "US", 5u).predictions == classifier.identify(jpeg, "US", 5u).predictions) }
+        }
         test("bundle info lists species with venom status and countries") {
             val info = classifier.bundleInfo()
             check(info.species.size == 17 && info.numClasses == 1000u)

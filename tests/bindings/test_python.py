@@ -96,6 +96,13 @@ def test_bundle_from_bytes_and_path_answer_like_the_embedded_one(classifier):
         assert [(p.class_index, p.probability) for p in got.predictions] == [(p.class_index, p.probability) for p in want.predictions]
 
 
+def test_a_classifier_on_two_threads_answers_like_one(classifier):
+    jpeg = photo("rocket.jpg")
+    want = classifier.identify(jpeg, "US", 5).predictions
+    for c in [snakeid.Classifier(threads=2), snakeid.Classifier.from_bundle_path(BUNDLE, threads=2)]:
+        assert c.identify(jpeg, "US", 5).predictions == want
+
+
 def test_bundle_info(classifier):
     info = classifier.bundle_info()
     assert info.num_classes == 1000 and (info.input_width, info.input_height) == (224, 224)

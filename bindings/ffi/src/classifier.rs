@@ -16,35 +16,39 @@ const BENCH_WARMUP: u32 = 3;
 
 #[uniffi::export]
 impl Classifier {
-    /// Loads the default bundle compiled into the library.
-    #[uniffi::constructor]
-    pub fn new() -> Result<Arc<Self>, SnakeIdError> {
-        Ok(Arc::new(Classifier { inner: snakeid::Classifier::embedded_default()? }))
+    /// Loads the default bundle compiled into the library. `threads`: how many threads one call runs on
+    /// (decoding, preprocessing, inference); 1, the default (and 0), runs on the calling thread — best when several photos
+    /// are identified at once; 2 or more cut one photo's latency.
+    #[uniffi::constructor(default(threads = 1))]
+    pub fn new(threads: u32) -> Result<Arc<Self>, SnakeIdError> {
+        Ok(Arc::new(Classifier { inner: snakeid::Classifier::embedded_default()?.with_threads(threads as usize)? }))
     }
 
-    /// Loads a bundle directory or packed `.snkb` file.
-    #[uniffi::constructor]
-    pub fn from_bundle_path(path: String) -> Result<Arc<Self>, SnakeIdError> {
-        Ok(Arc::new(Classifier { inner: snakeid::Classifier::from_path(Path::new(&path))? }))
+    /// Loads a bundle directory or packed `.snkb` file (`threads` as for the default bundle).
+    #[uniffi::constructor(default(threads = 1))]
+    pub fn from_bundle_path(path: String, threads: u32) -> Result<Arc<Self>, SnakeIdError> {
+        Ok(Arc::new(Classifier { inner: snakeid::Classifier::from_path(Path::new(&path))?.with_threads(threads as usize)? }))
     }
 
     /// Loads a packed `.snkb` bundle from memory (e.g. read from app assets).
-    #[uniffi::constructor]
-    pub fn from_bundle_bytes(bytes: Vec<u8>) -> Result<Arc<Self>, SnakeIdError> {
-        Ok(Arc::new(Classifier { inner: snakeid::Classifier::from_packed(&bytes)? }))
+    #[uniffi::constructor(default(threads = 1))]
+    pub fn from_bundle_bytes(bytes: Vec<u8>, threads: u32) -> Result<Arc<Self>, SnakeIdError> {
+        Ok(Arc::new(Classifier { inner: snakeid::Classifier::from_packed(&bytes)?.with_threads(threads as usize)? }))
     }
 
     /// Loads a bundle directory or packed file and accepts it only if it is signed by one of `trusted_keys`
     /// (ed25519 public keys, 64 hex digits each, compiled into the app); otherwise `UntrustedBundle`.
-    #[uniffi::constructor]
-    pub fn from_bundle_path_signed(path: String, trusted_keys: Vec<String>) -> Result<Arc<Self>, SnakeIdError> {
-        Ok(Arc::new(Classifier { inner: snakeid::Classifier::from_path_signed(Path::new(&path), &snakeid::PublicKey::from_hex_all(&trusted_keys)?)? }))
+    #[uniffi::constructor(default(threads = 1))]
+    pub fn from_bundle_path_signed(path: String, trusted_keys: Vec<String>, threads: u32) -> Result<Arc<Self>, SnakeIdError> {
+        let inner = snakeid::Classifier::from_path_signed(Path::new(&path), &snakeid::PublicKey::from_hex_all(&trusted_keys)?)?;
+        Ok(Arc::new(Classifier { inner: inner.with_threads(threads as usize)? }))
     }
 
     /// Loads a packed bundle from memory, accepted only if signed by one of `trusted_keys`.
-    #[uniffi::constructor]
-    pub fn from_bundle_bytes_signed(bytes: Vec<u8>, trusted_keys: Vec<String>) -> Result<Arc<Self>, SnakeIdError> {
-        Ok(Arc::new(Classifier { inner: snakeid::Classifier::from_packed_signed(&bytes, &snakeid::PublicKey::from_hex_all(&trusted_keys)?)? }))
+    #[uniffi::constructor(default(threads = 1))]
+    pub fn from_bundle_bytes_signed(bytes: Vec<u8>, trusted_keys: Vec<String>, threads: u32) -> Result<Arc<Self>, SnakeIdError> {
+        let inner = snakeid::Classifier::from_packed_signed(&bytes, &snakeid::PublicKey::from_hex_all(&trusted_keys)?)?;
+        Ok(Arc::new(Classifier { inner: inner.with_threads(threads as usize)? }))
     }
 
     /// Identifies the snake in a JPEG, PNG or WebP photo. `country`: ISO 3166-1 alpha-2 code, English name or
@@ -71,7 +75,7 @@ mod tests {
     #[test]
     fn wrappers_answer_like_the_core_and_map_errors() {
         let photo = snakeid_tests::photo("rocket.jpg");
-        let ffi = Classifier::new().unwrap();
+        let ffi = Classifier::new(1).unwrap();
         let core = snakeid::Classifier::embedded_default().unwrap();
         let a = ffi.identify(photo.clone(), Some("US".into()), 5).unwrap();
         let b = core.identify(&photo, Some("US"), 5).unwrap();
@@ -79,7 +83,16 @@ mod tests {
         assert_eq!(probs(&a.predictions), b.decision.predictions.iter().map(|p| (p.class_index, p.probability)).collect::<Vec<_>>());
         assert!(matches!(ffi.identify(vec![], None, 3), Err(SnakeIdError::InvalidImage(_))));
         assert!(matches!(ffi.identify(photo, Some("Narnia".into()), 3), Err(SnakeIdError::UnknownCountry(_))));
-        assert!(matches!(Classifier::from_bundle_bytes(b"nope".to_vec()), Err(SnakeIdError::InvalidBundle(_))));
+        assert!(matches!(Classifier::from_bundle_bytes(b"nope".to_vec(), 1), Err(SnakeIdError::InvalidBundle(_))));
         assert_eq!(ffi.bundle_info().species.len(), 17);
+    }
+
+    #[test]
+    fn a_classifier_on_threads_gives_the_one_thread_answer() {
+        let photo = snakeid_tests::photo("rocket.jpg");
+        let (one, three) = (Classifier::new(1).unwrap(), Classifier::new(3).unwrap());
+        let (a, b) = (one.identify(photo.clone(), None, 5).unwrap(), three.identify(photo, None, 5).unwrap());
+        assert_eq!(a.predictions, b.predictions);
+        assert_eq!(Classifier::new(0).unwrap().identify(snakeid_tests::photo("rocket.jpg"), None, 5).unwrap().predictions.len(), 5, "0 counts as 1");
     }
 }

@@ -9,11 +9,18 @@ object SnakeId {
 
     /**
      * The process-wide classifier over the embedded default bundle. Loading compiles the model (hundreds of
-     * milliseconds): call this off the main thread. The same instance is safe to use from any thread.
+     * milliseconds): call this off the main thread. The same instance is safe to use from any thread. A field app
+     * identifies one photo at a time, so each call runs on [SHARED_THREADS] threads (fewer on a one-core device):
+     * on a 12 MP photo two threads answered in 0.75x the time of one (BENCHMARKS.md).
      */
     @Throws(SnakeIdException::class)
     fun shared(): Classifier =
-        shared ?: synchronized(this) { shared ?: Classifier().also { shared = it } }
+        shared ?: synchronized(this) {
+            shared ?: Classifier(minOf(SHARED_THREADS, Runtime.getRuntime().availableProcessors()).toUInt()).also { shared = it }
+        }
+
+    /** Threads per call of the [shared] classifier. */
+    const val SHARED_THREADS = 2
 
     /**
      * The country to pass to [Classifier.identify]: the locale's ISO 3166-1 alpha-2 region, or null when the locale
