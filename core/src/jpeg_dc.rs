@@ -573,10 +573,10 @@ fn decode_scan(data: &[u8], frame: &Frame, scan: &Scan, restart_interval: usize)
 
 /// Photos below this many bytes are decoded on one thread.
 const PARALLEL_BYTES: usize = 64 << 10;
-/// On more than one thread the scan is cut into this many parts per thread, taken by the threads as they come free:
-/// the parts' decoding times differ (bytes per block vary over a photo), and equal byte shares left one thread
-/// waiting for the other (a 12 MP photo's first half held 173 k blocks, its second 109 k).
-const PARTS_PER_THREAD: usize = 8;
+/// On more than one thread the scan is cut into this many parts per thread, taken by the threads as they come free.
+/// One: measured on the 12 MP photo at 2 threads, 2 parts 4.8 ms, 4 parts 6.0, 16 parts 6.1 (why more parts cost
+/// more is not yet understood: see the issue note).
+const PARTS_PER_THREAD: usize = 1;
 /// Parts are at least this long (each costs a few blocks to resynchronise, and a task).
 const MIN_PART_BYTES: usize = 8 << 10;
 

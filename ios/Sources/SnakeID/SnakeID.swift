@@ -666,13 +666,16 @@ open class Classifier: ClassifierProtocol, @unchecked Sendable {
         return try! rustCall { uniffi_snakeid_ffi_fn_clone_classifier(self.handle, $0) }
     }
     /**
-     * Loads the default bundle compiled into the library.
+     * Loads the default bundle compiled into the library. `threads`: how many threads one call runs on
+     * (decoding, preprocessing, inference); 1, the default (and 0), runs on the calling thread — best when several photos
+     * are identified at once; 2 or more cut one photo's latency.
      */
-public convenience init()throws  {
+public convenience init(threads: UInt32 = UInt32(1))throws  {
     let handle =
         try rustCallWithError(FfiConverterTypeSnakeIdError_lift) {
         uniffiCallStatus in
-    uniffi_snakeid_ffi_fn_constructor_classifier_new(uniffiCallStatus
+    uniffi_snakeid_ffi_fn_constructor_classifier_new(
+        FfiConverterUInt32.lower(threads),uniffiCallStatus
     )
 }
     self.init(unsafeFromHandle: handle)
@@ -691,11 +694,12 @@ public convenience init()throws  {
     /**
      * Loads a packed `.snkb` bundle from memory (e.g. read from app assets).
      */
-public static func fromBundleBytes(bytes: Data)throws  -> Classifier  {
+public static func fromBundleBytes(bytes: Data, threads: UInt32 = UInt32(1))throws  -> Classifier  {
     return try  FfiConverterTypeClassifier_lift(try rustCallWithError(FfiConverterTypeSnakeIdError_lift) {
         uniffiCallStatus in
     uniffi_snakeid_ffi_fn_constructor_classifier_from_bundle_bytes(
-        FfiConverterData.lower(bytes),uniffiCallStatus
+        FfiConverterData.lower(bytes),
+        FfiConverterUInt32.lower(threads),uniffiCallStatus
     )
 })
 }
@@ -703,24 +707,26 @@ public static func fromBundleBytes(bytes: Data)throws  -> Classifier  {
     /**
      * Loads a packed bundle from memory, accepted only if signed by one of `trusted_keys`.
      */
-public static func fromBundleBytesSigned(bytes: Data, trustedKeys: [String])throws  -> Classifier  {
+public static func fromBundleBytesSigned(bytes: Data, trustedKeys: [String], threads: UInt32 = UInt32(1))throws  -> Classifier  {
     return try  FfiConverterTypeClassifier_lift(try rustCallWithError(FfiConverterTypeSnakeIdError_lift) {
         uniffiCallStatus in
     uniffi_snakeid_ffi_fn_constructor_classifier_from_bundle_bytes_signed(
         FfiConverterData.lower(bytes),
-        FfiConverterSequenceString.lower(trustedKeys),uniffiCallStatus
+        FfiConverterSequenceString.lower(trustedKeys),
+        FfiConverterUInt32.lower(threads),uniffiCallStatus
     )
 })
 }
     
     /**
-     * Loads a bundle directory or packed `.snkb` file.
+     * Loads a bundle directory or packed `.snkb` file (`threads` as for the default bundle).
      */
-public static func fromBundlePath(path: String)throws  -> Classifier  {
+public static func fromBundlePath(path: String, threads: UInt32 = UInt32(1))throws  -> Classifier  {
     return try  FfiConverterTypeClassifier_lift(try rustCallWithError(FfiConverterTypeSnakeIdError_lift) {
         uniffiCallStatus in
     uniffi_snakeid_ffi_fn_constructor_classifier_from_bundle_path(
-        FfiConverterString.lower(path),uniffiCallStatus
+        FfiConverterString.lower(path),
+        FfiConverterUInt32.lower(threads),uniffiCallStatus
     )
 })
 }
@@ -729,12 +735,13 @@ public static func fromBundlePath(path: String)throws  -> Classifier  {
      * Loads a bundle directory or packed file and accepts it only if it is signed by one of `trusted_keys`
      * (ed25519 public keys, 64 hex digits each, compiled into the app); otherwise `UntrustedBundle`.
      */
-public static func fromBundlePathSigned(path: String, trustedKeys: [String])throws  -> Classifier  {
+public static func fromBundlePathSigned(path: String, trustedKeys: [String], threads: UInt32 = UInt32(1))throws  -> Classifier  {
     return try  FfiConverterTypeClassifier_lift(try rustCallWithError(FfiConverterTypeSnakeIdError_lift) {
         uniffiCallStatus in
     uniffi_snakeid_ffi_fn_constructor_classifier_from_bundle_path_signed(
         FfiConverterString.lower(path),
-        FfiConverterSequenceString.lower(trustedKeys),uniffiCallStatus
+        FfiConverterSequenceString.lower(trustedKeys),
+        FfiConverterUInt32.lower(threads),uniffiCallStatus
     )
 })
 }
@@ -1791,19 +1798,19 @@ private let initializationResult: InitializationResult = {
     if (uniffi_snakeid_ffi_checksum_method_classifier_identify() != 35222) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_snakeid_ffi_checksum_constructor_classifier_from_bundle_bytes() != 44969) {
+    if (uniffi_snakeid_ffi_checksum_constructor_classifier_from_bundle_bytes() != 50087) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_snakeid_ffi_checksum_constructor_classifier_from_bundle_bytes_signed() != 57576) {
+    if (uniffi_snakeid_ffi_checksum_constructor_classifier_from_bundle_bytes_signed() != 44465) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_snakeid_ffi_checksum_constructor_classifier_from_bundle_path() != 31154) {
+    if (uniffi_snakeid_ffi_checksum_constructor_classifier_from_bundle_path() != 46161) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_snakeid_ffi_checksum_constructor_classifier_from_bundle_path_signed() != 28416) {
+    if (uniffi_snakeid_ffi_checksum_constructor_classifier_from_bundle_path_signed() != 61897) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_snakeid_ffi_checksum_constructor_classifier_new() != 9971) {
+    if (uniffi_snakeid_ffi_checksum_constructor_classifier_new() != 17246) {
         return InitializationResult.apiChecksumMismatch
     }
 

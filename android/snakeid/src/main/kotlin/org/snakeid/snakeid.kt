@@ -715,15 +715,15 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_snakeid_ffi_fn_free_classifier(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
-    external fun uniffi_snakeid_ffi_fn_constructor_classifier_from_bundle_bytes(`bytes`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_snakeid_ffi_fn_constructor_classifier_from_bundle_bytes(`bytes`: RustBuffer.ByValue,`threads`: Int,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
-    external fun uniffi_snakeid_ffi_fn_constructor_classifier_from_bundle_bytes_signed(`bytes`: RustBuffer.ByValue,`trustedKeys`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_snakeid_ffi_fn_constructor_classifier_from_bundle_bytes_signed(`bytes`: RustBuffer.ByValue,`trustedKeys`: RustBuffer.ByValue,`threads`: Int,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
-    external fun uniffi_snakeid_ffi_fn_constructor_classifier_from_bundle_path(`path`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_snakeid_ffi_fn_constructor_classifier_from_bundle_path(`path`: RustBuffer.ByValue,`threads`: Int,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
-    external fun uniffi_snakeid_ffi_fn_constructor_classifier_from_bundle_path_signed(`path`: RustBuffer.ByValue,`trustedKeys`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_snakeid_ffi_fn_constructor_classifier_from_bundle_path_signed(`path`: RustBuffer.ByValue,`trustedKeys`: RustBuffer.ByValue,`threads`: Int,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
-    external fun uniffi_snakeid_ffi_fn_constructor_classifier_new(uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_snakeid_ffi_fn_constructor_classifier_new(`threads`: Int,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_snakeid_ffi_fn_method_classifier_benchmark(`ptr`: Long,`image`: RustBuffer.ByValue,`iterations`: Int,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -859,19 +859,19 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_snakeid_ffi_checksum_method_classifier_identify() and 0xFFFF) != 35222) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_snakeid_ffi_checksum_constructor_classifier_from_bundle_bytes() and 0xFFFF) != 44969) {
+    if ((lib.uniffi_snakeid_ffi_checksum_constructor_classifier_from_bundle_bytes() and 0xFFFF) != 50087) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_snakeid_ffi_checksum_constructor_classifier_from_bundle_bytes_signed() and 0xFFFF) != 57576) {
+    if ((lib.uniffi_snakeid_ffi_checksum_constructor_classifier_from_bundle_bytes_signed() and 0xFFFF) != 44465) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_snakeid_ffi_checksum_constructor_classifier_from_bundle_path() and 0xFFFF) != 31154) {
+    if ((lib.uniffi_snakeid_ffi_checksum_constructor_classifier_from_bundle_path() and 0xFFFF) != 46161) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_snakeid_ffi_checksum_constructor_classifier_from_bundle_path_signed() and 0xFFFF) != 28416) {
+    if ((lib.uniffi_snakeid_ffi_checksum_constructor_classifier_from_bundle_path_signed() and 0xFFFF) != 61897) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_snakeid_ffi_checksum_constructor_classifier_new() and 0xFFFF) != 9971) {
+    if ((lib.uniffi_snakeid_ffi_checksum_constructor_classifier_new() and 0xFFFF) != 17246) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
 }
@@ -1347,14 +1347,17 @@ open class Classifier: Disposable, AutoCloseable, ClassifierInterface
         this.cleanable = null
     }
     /**
-     * Loads the default bundle compiled into the library.
+     * Loads the default bundle compiled into the library. `threads`: how many threads one call runs on
+     * (decoding, preprocessing, inference); 1, the default (and 0), runs on the calling thread — best when several photos
+     * are identified at once; 2 or more cut one photo's latency.
      */
-    constructor() :
+    constructor(`threads`: kotlin.UInt = 1u) :
         this(UniffiWithHandle, 
     uniffiRustCallWithError(SnakeIdException) { _status ->
     UniffiLib.uniffi_snakeid_ffi_fn_constructor_classifier_new(
     
-        _status)
+        
+        FfiConverterUInt.lower(`threads`),_status)
 }
     )
 
@@ -1501,13 +1504,14 @@ open class Classifier: Disposable, AutoCloseable, ClassifierInterface
     /**
      * Loads a packed `.snkb` bundle from memory (e.g. read from app assets).
      */
-    @Throws(SnakeIdException::class) fun `fromBundleBytes`(`bytes`: kotlin.ByteArray): Classifier {
+    @Throws(SnakeIdException::class) fun `fromBundleBytes`(`bytes`: kotlin.ByteArray, `threads`: kotlin.UInt = 1u): Classifier {
             return FfiConverterTypeClassifier.lift(
     uniffiRustCallWithError(SnakeIdException) { _status ->
     UniffiLib.uniffi_snakeid_ffi_fn_constructor_classifier_from_bundle_bytes(
     
         
-        FfiConverterByteArray.lower(`bytes`),_status)
+        FfiConverterByteArray.lower(`bytes`),
+        FfiConverterUInt.lower(`threads`),_status)
 }
     )
     }
@@ -1517,14 +1521,15 @@ open class Classifier: Disposable, AutoCloseable, ClassifierInterface
     /**
      * Loads a packed bundle from memory, accepted only if signed by one of `trusted_keys`.
      */
-    @Throws(SnakeIdException::class) fun `fromBundleBytesSigned`(`bytes`: kotlin.ByteArray, `trustedKeys`: List<kotlin.String>): Classifier {
+    @Throws(SnakeIdException::class) fun `fromBundleBytesSigned`(`bytes`: kotlin.ByteArray, `trustedKeys`: List<kotlin.String>, `threads`: kotlin.UInt = 1u): Classifier {
             return FfiConverterTypeClassifier.lift(
     uniffiRustCallWithError(SnakeIdException) { _status ->
     UniffiLib.uniffi_snakeid_ffi_fn_constructor_classifier_from_bundle_bytes_signed(
     
         
         FfiConverterByteArray.lower(`bytes`),
-        FfiConverterSequenceString.lower(`trustedKeys`),_status)
+        FfiConverterSequenceString.lower(`trustedKeys`),
+        FfiConverterUInt.lower(`threads`),_status)
 }
     )
     }
@@ -1532,15 +1537,16 @@ open class Classifier: Disposable, AutoCloseable, ClassifierInterface
 
         
     /**
-     * Loads a bundle directory or packed `.snkb` file.
+     * Loads a bundle directory or packed `.snkb` file (`threads` as for the default bundle).
      */
-    @Throws(SnakeIdException::class) fun `fromBundlePath`(`path`: kotlin.String): Classifier {
+    @Throws(SnakeIdException::class) fun `fromBundlePath`(`path`: kotlin.String, `threads`: kotlin.UInt = 1u): Classifier {
             return FfiConverterTypeClassifier.lift(
     uniffiRustCallWithError(SnakeIdException) { _status ->
     UniffiLib.uniffi_snakeid_ffi_fn_constructor_classifier_from_bundle_path(
     
         
-        FfiConverterString.lower(`path`),_status)
+        FfiConverterString.lower(`path`),
+        FfiConverterUInt.lower(`threads`),_status)
 }
     )
     }
@@ -1551,14 +1557,15 @@ open class Classifier: Disposable, AutoCloseable, ClassifierInterface
      * Loads a bundle directory or packed file and accepts it only if it is signed by one of `trusted_keys`
      * (ed25519 public keys, 64 hex digits each, compiled into the app); otherwise `UntrustedBundle`.
      */
-    @Throws(SnakeIdException::class) fun `fromBundlePathSigned`(`path`: kotlin.String, `trustedKeys`: List<kotlin.String>): Classifier {
+    @Throws(SnakeIdException::class) fun `fromBundlePathSigned`(`path`: kotlin.String, `trustedKeys`: List<kotlin.String>, `threads`: kotlin.UInt = 1u): Classifier {
             return FfiConverterTypeClassifier.lift(
     uniffiRustCallWithError(SnakeIdException) { _status ->
     UniffiLib.uniffi_snakeid_ffi_fn_constructor_classifier_from_bundle_path_signed(
     
         
         FfiConverterString.lower(`path`),
-        FfiConverterSequenceString.lower(`trustedKeys`),_status)
+        FfiConverterSequenceString.lower(`trustedKeys`),
+        FfiConverterUInt.lower(`threads`),_status)
 }
     )
     }
