@@ -11,7 +11,7 @@ object SnakeId {
      * The process-wide classifier over the embedded default bundle. Loading compiles the model (hundreds of
      * milliseconds): call this off the main thread. The same instance is safe to use from any thread. A field app
      * identifies one photo at a time, so each call runs on [SHARED_THREADS] threads (fewer on a one-core device):
-     * on a 12 MP photo two threads answered in 0.75x the time of one (BENCHMARKS.md).
+     * on a 12 MP photo two threads answered in about 0.6x the time of one (BENCHMARKS.md, session 9; x86).
      */
     @Throws(SnakeIdException::class)
     fun shared(): Classifier =
