@@ -219,7 +219,8 @@ struct Huffman {
     /// fit in them, up to an EOB and at most 64 coefficients, read at once — the bits they take in the low 4 bits,
     /// the coefficients they advance in the next 7 (an EOB counting as one), bit 11 set when the last is the EOB;
     /// 0 when not even the first fits. Taken only when the block's coefficients read so far plus that advance
-    /// stay within 64: otherwise the block ends inside them, and they are read one by one. A photo's blocks are mostly short codes for small values: several symbols per load.
+    /// stay within 64: otherwise the block ends inside them, and they are read one by one. A photo's blocks are
+    /// mostly short codes for small values: several symbols per load.
     multi: Box<[u16; 1 << MULTI_BITS]>,
     /// For each length 1..=16: the largest code of that length + 1 (0 when none), and the symbol index offset.
     max_code: [i32; 17],
