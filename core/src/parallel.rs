@@ -21,6 +21,24 @@ pub(crate) fn for_each_chunk<T: Send>(out: &mut [T], unit_len: usize, align: usi
     }
 }
 
+/// [`for_each_chunk`] over `N` slices of equal length cut alike: `f(first_unit, chunks)` gets the same units of
+/// each (rows of several planes, say).
+pub(crate) fn for_each_chunk_of<T: Send, const N: usize>(slices: [&mut [T]; N], unit_len: usize, align: usize, f: impl Fn(usize, [&mut [T]; N]) + Sync) {
+    let len = slices.first().map_or(0, |s| s.len());
+    assert!(slices.iter().all(|s| s.len() == len), "slices of equal length");
+    match split(len / unit_len.max(1), align) {
+        Some((executor, per)) => {
+            let mut chunks = slices.map(|s| s.chunks_mut(per * unit_len));
+            let items = (0..).step_by(per).map_while(|first| {
+                let next = chunks.each_mut().map(|c| c.next());
+                next.iter().all(Option::is_some).then(|| (first, next.map(|c| c.expect("checked"))))
+            });
+            run_on(&executor, items, |(first, chunks)| f(first, chunks))
+        }
+        None => f(0, slices),
+    }
+}
+
 /// Runs `f(range)` over `0..units` cut into one range per thread of the current executor (range lengths a
 /// multiple of `align`), in parallel as [`for_each_chunk`] does.
 pub(crate) fn for_each_range(units: usize, align: usize, f: impl Fn(std::ops::Range<usize>) + Sync) {

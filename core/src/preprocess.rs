@@ -18,8 +18,8 @@ pub fn min_size(spec: &InputSpec) -> MinSize {
 /// Returns `[1, 3, height, width]` data in row-major order.
 pub fn to_tensor(img: &RgbImage, spec: &InputSpec) -> Vec<f32> {
     let (w, h) = (spec.width, spec.height);
-    let resized = match spec.resize {
-        Resize::Stretch => resample::resize(img, w, h),
+    let window = match spec.resize {
+        Resize::Stretch => (w, h, (0, 0, w, h)),
         Resize::ShorterSideCenterCrop { shorter_side } => {
             // torchvision's Resize(s) + CenterCrop: the longer side becomes int(s * long / short),
             // the crop offset is round((side - crop) / 2).
@@ -32,23 +32,31 @@ pub fn to_tensor(img: &RgbImage, spec: &InputSpec) -> Vec<f32> {
             };
             let left = ((rw - w) as f64 / 2.0).round_ties_even() as u32;
             let top = ((rh - h) as f64 / 2.0).round_ties_even() as u32;
-            resample::resize_crop(img, rw, rh, (left, top, w, h))
+            (rw, rh, (left, top, w, h))
         }
     };
     let plane = (w * h) as usize;
     let mut out = vec![0f32; 3 * plane];
+    // Output plane `c` holds source channel `order[c]`.
     let order: [usize; 3] = match spec.channel_order {
         ChannelOrder::Rgb => [0, 1, 2],
         ChannelOrder::Bgr => [2, 1, 0],
     };
-    // Fold the normalisation into one multiply-add per value.
-    let mul: [f32; 3] = std::array::from_fn(|c| 1.0 / (255.0 * spec.std[c]));
-    let add: [f32; 3] = std::array::from_fn(|c| -spec.mean[c] / spec.std[c]);
-    for (i, px) in resized.pixels().enumerate() {
-        for (c, &src) in order.iter().enumerate() {
-            out[c * plane + i] = px.0[src] as f32 * mul[c] + add[c];
-        }
+    // The normalisation as one multiply-add per value, indexed by source channel.
+    let mut mul = [0f32; 3];
+    let mut add = [0f32; 3];
+    for (c, &src) in order.iter().enumerate() {
+        mul[src] = 1.0 / (255.0 * spec.std[c]);
+        add[src] = -spec.mean[c] / spec.std[c];
     }
+    let (p0, rest) = out.split_at_mut(plane);
+    let (p1, p2) = rest.split_at_mut(plane);
+    let mut by_source: [Option<&mut [f32]>; 3] = [None, None, None];
+    for (c, p) in [p0, p1, p2].into_iter().enumerate() {
+        by_source[order[c]] = Some(p);
+    }
+    let planes = by_source.map(|p| p.expect("a permutation"));
+    resample::resize_crop_planes(img, window.0, window.1, window.2, planes, |c, v| v as f32 * mul[c] + add[c]);
     out
 }
 

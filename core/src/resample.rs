@@ -59,71 +59,124 @@ pub fn resize(img: &RgbImage, width: u32, height: u32) -> RgbImage {
 /// The `(left, top, w, h)` window of `resize(img, width, height)`, computing only the pixels inside it
 /// (a centre crop after a resize, without resampling what the crop throws away).
 pub fn resize_crop(img: &RgbImage, width: u32, height: u32, window: (u32, u32, u32, u32)) -> RgbImage {
+    let plane = window.2 as usize * window.3 as usize;
+    let mut planes = vec![0u8; 3 * plane];
+    let (r, rest) = planes.split_at_mut(plane);
+    let (g, b) = rest.split_at_mut(plane);
+    resize_crop_planes(img, width, height, window, [r, g, b], |_, v| v);
+    let pixels = (0..plane).flat_map(|i| [planes[i], planes[plane + i], planes[2 * plane + i]]).collect();
+    RgbImage::from_raw(window.2, window.3, pixels).expect("sized buffer")
+}
+
+/// [`resize_crop`] into one plane per channel (R, G, B; `w x h` values each, row-major), each value `v` of
+/// channel `c` stored as `convert(c, v)`: the model input's normalisation happens as the rows come out of the
+/// vertical pass, on the threads that compute them.
+pub fn resize_crop_planes<T: Send>(
+    img: &RgbImage,
+    width: u32,
+    height: u32,
+    window: (u32, u32, u32, u32),
+    planes: [&mut [T]; 3],
+    convert: impl Fn(usize, u8) -> T + Sync,
+) {
     let (iw, ih) = (img.width() as usize, img.height() as usize);
     let (ow, oh) = (width as usize, height as usize);
     let (x0, y0, cw, ch) = (window.0 as usize, window.1 as usize, window.2 as usize, window.3 as usize);
     assert!(x0 + cw <= ow && y0 + ch <= oh, "window outside the resized image");
+    assert!(planes.iter().all(|p| p.len() == cw * ch), "planes of the window's size");
+    if cw == 0 || ch == 0 {
+        return;
+    }
     let src = img.as_raw();
     // Output rows y0..y0+ch need input rows row0..row1; the horizontal pass runs over those only.
     let v = coeffs(ih, oh);
-    let (row0, row1) = if oh == ih {
-        (y0, y0 + ch)
-    } else {
-        let rows = &v.bounds[y0..y0 + ch];
-        let (lo, hi) = rows.iter().fold((usize::MAX, 0), |(lo, hi), &(s, n)| (lo.min(s), hi.max(s + n)));
-        (lo.min(hi), hi)
-    };
+    let rows = &v.bounds[y0..y0 + ch];
+    let (row0, row1) = rows.iter().fold((usize::MAX, 0), |(lo, hi), &(s, n)| (lo.min(s), hi.max(s + n)));
+    let row0 = row0.min(row1);
+    // The horizontal pass: each needed input row becomes a row of the window's width, its three channels one
+    // after the other (so that the vertical pass runs over plain rows of bytes).
+    let taps = Taps::new(&coeffs(iw, ow), x0, cw, iw);
     let stride = cw * 3;
     let mut mid = vec![0u8; (row1 - row0) * stride];
-    if ow == iw {
-        for (y, out) in mid.chunks_exact_mut(stride).enumerate() {
-            let start = ((y + row0) * iw + x0) * 3;
-            out.copy_from_slice(&src[start..start + stride]);
-        }
-    } else {
-        let h = coeffs(iw, ow);
-        // Both passes split their rows over the current executor's threads.
-        crate::parallel::for_each_chunk(&mut mid, stride, 1, |first, rows| {
-            for (y, out) in (first..).zip(rows.chunks_exact_mut(stride)) {
-                let row = &src[(y + row0) * iw * 3..(y + row0 + 1) * iw * 3];
-                for (j, xx) in (x0..x0 + cw).enumerate() {
-                    let (xmin, n) = h.bounds[xx];
-                    let k = &h.weights[xx * h.ksize..xx * h.ksize + n];
-                    let mut acc = [1i32 << (PRECISION_BITS - 1); 3];
-                    for (i, &w) in k.iter().enumerate() {
-                        let p = &row[(xmin + i) * 3..(xmin + i) * 3 + 3];
-                        acc[0] += p[0] as i32 * w;
-                        acc[1] += p[1] as i32 * w;
-                        acc[2] += p[2] as i32 * w;
-                    }
-                    out[j * 3..j * 3 + 3].copy_from_slice(&acc.map(clip8));
-                }
-            }
-        });
-    }
-    if oh == ih {
-        // No vertical pass: rows y0..y0+ch are exactly mid's rows.
-        return RgbImage::from_raw(window.2, window.3, mid).expect("sized buffer");
-    }
-    let mut out = vec![0u8; ch * stride];
-    crate::parallel::for_each_chunk(&mut out, stride, 1, |first, rows| {
-        let mut acc = vec![0i32; stride];
-        for (yy, out_row) in (y0 + first..).zip(rows.chunks_exact_mut(stride)) {
-            let (ymin, n) = v.bounds[yy];
-            acc.fill(1 << (PRECISION_BITS - 1));
-            let k = &v.weights[yy * v.ksize..yy * v.ksize + n];
-            for (i, &w) in k.iter().enumerate() {
-                let r = ymin + i - row0;
-                for (a, &p) in acc.iter_mut().zip(&mid[r * stride..(r + 1) * stride]) {
-                    *a += p as i32 * w;
-                }
-            }
-            for (o, &a) in out_row.iter_mut().zip(&acc) {
-                *o = clip8(a);
+    crate::parallel::for_each_chunk(&mut mid, stride, 1, |first, out| {
+        for (y, out) in (first + row0..).zip(out.chunks_exact_mut(stride)) {
+            let row = &src[y * iw * 3..(y + 1) * iw * 3];
+            // The common kernel sizes as constants: the tap loop unrolls.
+            match taps.ksize {
+                3 => taps.run(row, out, 3),
+                5 => taps.run(row, out, 5),
+                7 => taps.run(row, out, 7),
+                k => taps.run(row, out, k),
             }
         }
     });
-    RgbImage::from_raw(window.2, window.3, out).expect("sized buffer")
+    // The vertical pass, rows split over the threads, each row converted into the planes as it is done.
+    crate::parallel::for_each_chunk_of(planes, cw, 1, |first, [r, g, b]| {
+        let mut acc = vec![0i32; stride];
+        for (i, yy) in (y0 + first..y0 + first + r.len() / cw).enumerate() {
+            let (ymin, n) = v.bounds[yy];
+            acc.fill(1 << (PRECISION_BITS - 1));
+            let k = &v.weights[yy * v.ksize..yy * v.ksize + n];
+            for (j, &w) in k.iter().enumerate() {
+                let m = ymin + j - row0;
+                for (a, &p) in acc.iter_mut().zip(&mid[m * stride..(m + 1) * stride]) {
+                    *a += p as i32 * w;
+                }
+            }
+            for (c, plane) in [&mut *r, &mut *g, &mut *b].into_iter().enumerate() {
+                for (o, &a) in plane[i * cw..(i + 1) * cw].iter_mut().zip(&acc[c * cw..(c + 1) * cw]) {
+                    *o = convert(c, clip8(a));
+                }
+            }
+        }
+    });
+}
+
+/// The horizontal pass's taps for the window's columns: per output column the first input column it reads and
+/// `ksize` weights, the window of `ksize` input columns moved left at the right edge (its weights with it) so that
+/// every column reads exactly `ksize` inputs, the extra ones with weight 0 — the same integer sums as Pillow's
+/// variable-length loop, with a fixed trip count.
+struct Taps {
+    starts: Vec<usize>,
+    weights: Vec<i32>,
+    ksize: usize,
+}
+
+impl Taps {
+    fn new(h: &Coeffs, x0: usize, cw: usize, in_size: usize) -> Taps {
+        let ksize = h.ksize.min(in_size);
+        let mut starts = Vec::with_capacity(cw);
+        let mut weights = vec![0i32; cw * ksize];
+        for (j, xx) in (x0..x0 + cw).enumerate() {
+            let (xmin, n) = h.bounds[xx];
+            let start = xmin.min(in_size - ksize);
+            let shift = xmin - start;
+            for (i, &w) in h.weights[xx * h.ksize..xx * h.ksize + n].iter().enumerate() {
+                weights[j * ksize + shift + i] = w;
+            }
+            starts.push(start);
+        }
+        Taps { starts, weights, ksize }
+    }
+
+    /// One input row (RGB8) into `out`: the window's columns of R, then of G, then of B. `k` is `self.ksize`,
+    /// passed as a constant where the caller can.
+    #[inline(always)]
+    fn run(&self, row: &[u8], out: &mut [u8], k: usize) {
+        let cw = self.starts.len();
+        let (r, rest) = out.split_at_mut(cw);
+        let (g, b) = rest.split_at_mut(cw);
+        for (j, (&start, w)) in self.starts.iter().zip(self.weights.chunks_exact(k)).enumerate() {
+            let p = &row[start * 3..(start + k) * 3];
+            let mut acc = [1i32 << (PRECISION_BITS - 1); 3];
+            for i in 0..k {
+                acc[0] += p[i * 3] as i32 * w[i];
+                acc[1] += p[i * 3 + 1] as i32 * w[i];
+                acc[2] += p[i * 3 + 2] as i32 * w[i];
+            }
+            (r[j], g[j], b[j]) = (clip8(acc[0]), clip8(acc[1]), clip8(acc[2]));
+        }
+    }
 }
 
 #[cfg(test)]
