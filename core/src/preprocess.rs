@@ -56,7 +56,7 @@ pub fn to_tensor(img: &RgbImage, spec: &InputSpec) -> Vec<f32> {
         by_source[order[c]] = Some(p);
     }
     let planes = by_source.map(|p| p.expect("a permutation"));
-    resample::resize_crop_planes(img, window.0, window.1, window.2, planes, |c, v| v as f32 * mul[c] + add[c]);
+    resample::resize_crop_planes(img, window.0, window.1, window.2, planes, move |c, v| v as f32 * mul[c] + add[c]);
     out
 }
 

@@ -98,38 +98,95 @@ pub fn resize_crop_planes<T: Send>(
     let taps = Taps::new(&coeffs(iw, ow), x0, cw, iw);
     let stride = cw * 3;
     let mut mid = vec![0u8; (row1 - row0) * stride];
+    let avx2 = has_avx2();
     crate::parallel::for_each_chunk(&mut mid, stride, 1, |first, out| {
-        for (y, out) in (first + row0..).zip(out.chunks_exact_mut(stride)) {
-            let row = &src[y * iw * 3..(y + 1) * iw * 3];
-            // The common kernel sizes as constants: the tap loop unrolls.
-            match taps.ksize {
-                3 => taps.run(row, out, 3),
-                5 => taps.run(row, out, 5),
-                7 => taps.run(row, out, 7),
-                k => taps.run(row, out, k),
-            }
+        #[cfg(target_arch = "x86_64")]
+        if avx2 {
+            // SAFETY: the CPU has AVX2.
+            return unsafe { horizontal_avx2(&taps, src, iw, first + row0, out) };
         }
+        horizontal(&taps, src, iw, first + row0, out)
     });
     // The vertical pass, rows split over the threads, each row converted into the planes as it is done.
-    crate::parallel::for_each_chunk_of(planes, cw, 1, |first, [r, g, b]| {
-        let mut acc = vec![0i32; stride];
-        for (i, yy) in (y0 + first..y0 + first + r.len() / cw).enumerate() {
-            let (ymin, n) = v.bounds[yy];
-            acc.fill(1 << (PRECISION_BITS - 1));
-            let k = &v.weights[yy * v.ksize..yy * v.ksize + n];
-            for (j, &w) in k.iter().enumerate() {
-                let m = ymin + j - row0;
-                for (a, &p) in acc.iter_mut().zip(&mid[m * stride..(m + 1) * stride]) {
-                    *a += p as i32 * w;
-                }
-            }
-            for (c, plane) in [&mut *r, &mut *g, &mut *b].into_iter().enumerate() {
-                for (o, &a) in plane[i * cw..(i + 1) * cw].iter_mut().zip(&acc[c * cw..(c + 1) * cw]) {
-                    *o = convert(c, clip8(a));
-                }
+    let vertical = Vertical { coeffs: &v, mid: &mid, row0, width: cw };
+    crate::parallel::for_each_chunk_of(planes, cw, 1, |first, planes| {
+        #[cfg(target_arch = "x86_64")]
+        if avx2 {
+            // SAFETY: the CPU has AVX2.
+            return unsafe { vertical_rows_avx2(&vertical, y0 + first, planes, &convert) };
+        }
+        vertical_rows(&vertical, y0 + first, planes, &convert)
+    });
+}
+
+/// Whether both passes run compiled for AVX2 (`*_avx2`): their 32-bit integer multiply-adds and the conversions
+/// vectorise there, and the baseline x86-64 target has no 32-bit vector multiply.
+fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("avx2");
+    #[allow(unreachable_code)]
+    false
+}
+
+/// Input rows `first..` (RGB8, `iw` pixels each) through the horizontal pass into `out`'s rows (window width
+/// x 3 channels each).
+#[inline(always)]
+fn horizontal(taps: &Taps, src: &[u8], iw: usize, first: usize, out: &mut [u8]) {
+    for (y, out) in (first..).zip(out.chunks_exact_mut(taps.starts.len() * 3)) {
+        let row = &src[y * iw * 3..(y + 1) * iw * 3];
+        // The common kernel sizes as constants: the tap loop unrolls.
+        match taps.ksize {
+            3 => taps.run(row, out, 3),
+            5 => taps.run(row, out, 5),
+            7 => taps.run(row, out, 7),
+            k => taps.run(row, out, k),
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn horizontal_avx2(taps: &Taps, src: &[u8], iw: usize, first: usize, out: &mut [u8]) {
+    horizontal(taps, src, iw, first, out)
+}
+
+/// The vertical pass's inputs: the coefficients, the horizontal pass's rows (from input row `row0` on), the
+/// window's width.
+struct Vertical<'a> {
+    coeffs: &'a Coeffs,
+    mid: &'a [u8],
+    row0: usize,
+    width: usize,
+}
+
+/// Output rows `first..` of the vertical pass (as many as `planes` hold), converted into the planes.
+#[inline(always)]
+fn vertical_rows<T>(v: &Vertical, first: usize, planes: [&mut [T]; 3], convert: &impl Fn(usize, u8) -> T) {
+    let (cw, stride) = (v.width, v.width * 3);
+    let mut acc = vec![0i32; stride];
+    let [r, g, b] = planes;
+    for (i, yy) in (first..first + r.len() / cw).enumerate() {
+        let (ymin, n) = v.coeffs.bounds[yy];
+        acc.fill(1 << (PRECISION_BITS - 1));
+        let k = &v.coeffs.weights[yy * v.coeffs.ksize..yy * v.coeffs.ksize + n];
+        for (j, &w) in k.iter().enumerate() {
+            let m = ymin + j - v.row0;
+            for (a, &p) in acc.iter_mut().zip(&v.mid[m * stride..(m + 1) * stride]) {
+                *a += p as i32 * w;
             }
         }
-    });
+        for (c, plane) in [&mut *r, &mut *g, &mut *b].into_iter().enumerate() {
+            for (o, &a) in plane[i * cw..(i + 1) * cw].iter_mut().zip(&acc[c * cw..(c + 1) * cw]) {
+                *o = convert(c, clip8(a));
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn vertical_rows_avx2<T>(v: &Vertical, first: usize, planes: [&mut [T]; 3], convert: &impl Fn(usize, u8) -> T) {
+    vertical_rows(v, first, planes, convert)
 }
 
 /// The horizontal pass's taps for the window's columns: per output column the first input column it reads and
