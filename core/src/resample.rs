@@ -144,10 +144,50 @@ fn horizontal(taps: &Taps, src: &[u8], iw: usize, first: usize, out: &mut [u8]) 
     }
 }
 
+/// [`horizontal`] with AVX2: 8 output columns at a time, each tap's 8 input pixels gathered (32-bit loads at
+/// byte offsets, one per pixel: its three channels), its channels masked out and multiplied as 32-bit integers —
+/// the same integer sums.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn horizontal_avx2(taps: &Taps, src: &[u8], iw: usize, first: usize, out: &mut [u8]) {
-    horizontal(taps, src, iw, first, out)
+    use std::arch::x86_64::*;
+    let (cw, k) = (taps.starts.len(), taps.ksize);
+    let (weights, offsets) = taps.by_block();
+    // A row with 4 bytes of slack: a 32-bit load at any of its bytes stays inside.
+    let mut padded = vec![0u8; iw * 3 + 4];
+    // Per 32-bit lane, its low byte to the front of its 128-bit half; then both halves' 4 bytes together.
+    let bytes = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+    let halves = _mm256_setr_epi32(0, 4, 1, 1, 1, 1, 1, 1);
+    for (y, out) in (first..).zip(out.chunks_exact_mut(cw * 3)) {
+        padded[..iw * 3].copy_from_slice(&src[y * iw * 3..(y + 1) * iw * 3]);
+        let base = padded.as_ptr();
+        for (block, idx) in offsets.chunks_exact(8).enumerate() {
+            // SAFETY: the offsets are first bytes of pixels whose taps lie in the row (Taps::new), so every load
+            // (at most 3 * (iw - 1), 4 bytes) is inside `padded`; the weights have 8 values per tap and block.
+            let idx = unsafe { _mm256_loadu_si256(idx.as_ptr() as *const __m256i) };
+            let mut acc = [_mm256_set1_epi32(1 << (PRECISION_BITS - 1)); 3];
+            for t in 0..k {
+                let w = unsafe { _mm256_loadu_si256(weights.as_ptr().add((block * k + t) * 8) as *const __m256i) };
+                // One gather per tap: each 32-bit load holds the pixel's R, G and B (and a byte after them).
+                let rgb = unsafe { _mm256_i32gather_epi32::<1>(base.add(3 * t) as *const i32, idx) };
+                let byte = _mm256_set1_epi32(0xFF);
+                let r = _mm256_and_si256(rgb, byte);
+                let g = _mm256_and_si256(_mm256_srli_epi32::<8>(rgb), byte);
+                let b = _mm256_and_si256(_mm256_srli_epi32::<16>(rgb), byte);
+                for (acc, v) in acc.iter_mut().zip([r, g, b]) {
+                    *acc = _mm256_add_epi32(*acc, _mm256_mullo_epi32(v, w));
+                }
+            }
+            let n = (cw - block * 8).min(8);
+            for (c, acc) in acc.iter().enumerate() {
+                // clip8: shift, clamp to 0..=255, one byte per column.
+                let v = _mm256_min_epi32(_mm256_max_epi32(_mm256_srai_epi32::<{ PRECISION_BITS as i32 }>(*acc), _mm256_setzero_si256()), _mm256_set1_epi32(255));
+                let v = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(v, bytes), halves);
+                let eight = (_mm256_cvtsi256_si32(v) as u32 as u64 | (_mm256_extract_epi32::<1>(v) as u32 as u64) << 32).to_le_bytes();
+                out[c * cw + block * 8..][..n].copy_from_slice(&eight[..n]);
+            }
+        }
+    }
 }
 
 /// The vertical pass's inputs: the coefficients, the horizontal pass's rows (from input row `row0` on), the
@@ -216,6 +256,23 @@ impl Taps {
         Taps { starts, weights, ksize }
     }
 
+    /// The weights as the AVX2 pass reads them: per block of 8 columns, per tap, the 8 columns' weights (0 for
+    /// columns past the window); and per column its first byte in an RGB8 row (0 past the window).
+    #[cfg(target_arch = "x86_64")]
+    fn by_block(&self) -> (Vec<i32>, Vec<i32>) {
+        let (cw, k) = (self.starts.len(), self.ksize);
+        let blocks = cw.div_ceil(8);
+        let mut weights = vec![0i32; blocks * k * 8];
+        let mut offsets = vec![0i32; blocks * 8];
+        for j in 0..cw {
+            for t in 0..k {
+                weights[(j / 8 * k + t) * 8 + j % 8] = self.weights[j * k + t];
+            }
+            offsets[j] = (self.starts[j] * 3) as i32;
+        }
+        (weights, offsets)
+    }
+
     /// One input row (RGB8) into `out`: the window's columns of R, then of G, then of B. `k` is `self.ksize`,
     /// passed as a constant where the caller can.
     #[inline(always)]
@@ -272,6 +329,35 @@ mod tests {
                 let many = multithread_tract_scope(Executor::multithread(threads), || resize_crop(&img, w, h, window));
                 assert!(one == many, "{w}x{h} {window:?} on {threads} threads");
             }
+        }
+    }
+
+    /// The AVX2 horizontal pass gives the portable pass's bytes: windows of any width (not only whole blocks of
+    /// 8), kernels of 3 to 21 taps, the right edge's moved windows.
+    #[test]
+    fn the_avx2_horizontal_pass_gives_the_portable_bytes() {
+        if !has_avx2() {
+            return eprintln!("no AVX2 on this CPU: nothing to compare");
+        }
+        let mut seed = 7u32;
+        let img = RgbImage::from_fn(301, 5, |_, _| {
+            let mut v = [0u8; 3];
+            for b in &mut v {
+                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                *b = (seed >> 24) as u8;
+            }
+            image::Rgb(v)
+        });
+        for (ow, x0, cw) in [(205, 0, 205), (205, 11, 150), (100, 3, 97), (30, 0, 30), (29, 5, 13), (301, 0, 301), (450, 7, 441)] {
+            let taps = Taps::new(&coeffs(301, ow), x0, cw, 301);
+            let (mut portable, mut vector) = (vec![0u8; 5 * cw * 3], vec![1u8; 5 * cw * 3]);
+            horizontal(&taps, img.as_raw(), 301, 0, &mut portable);
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the CPU has AVX2 (checked above).
+            unsafe {
+                horizontal_avx2(&taps, img.as_raw(), 301, 0, &mut vector)
+            };
+            assert!(portable == vector, "301 -> {ow}, window {x0}+{cw}, {} taps", taps.ksize);
         }
     }
 
