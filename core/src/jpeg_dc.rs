@@ -674,6 +674,23 @@ fn speculate<'a>(data: &'a [u8], from: usize, to: usize, scan: &Scan, components
     run
 }
 
+/// The true decoder from the start of the data until it has read past byte `to` (or read every block): the blocks
+/// so far, and where it stands. `None` when the data does not decode.
+fn decode_head<'a>(data: &'a [u8], to: usize, frame: &Frame, scan: &Scan) -> Option<(Blocks, Bits<'a>)> {
+    let mut out = Blocks::new(frame, scan);
+    let mut bits = Bits::at(data, 0);
+    let total = out.values.len();
+    loop {
+        if bits.n < 32 {
+            bits.refill();
+        }
+        if out.next == total || bits.byte() >= to {
+            return Some((out, bits));
+        }
+        out.decode(&mut bits, scan)?;
+    }
+}
+
 /// A run's blocks taken as the true decoder's: its records `records`, blocks `first..` of the scan; per place in
 /// the MCU, what to add to the run's running sum to get the block's DC (the true predictor where they met, less
 /// the run's sum there).
@@ -684,24 +701,33 @@ struct Taken {
     offsets: Vec<i16>,
 }
 
-/// [`decode_scan`] on the current executor's threads: the data cut into `parts` by bytes, each part decoded
-/// speculatively ([`Run`], the first from the true start) by whichever thread is free. Then the true decoder
-/// goes from the start until it stands where the first run has a block start in the same place of the MCU — from
+/// [`decode_scan`] on the current executor's threads: the data cut into `parts` by bytes, each part taken by
+/// whichever thread is free — the first decoded for real ([`decode_head`]), the others speculatively ([`Run`]).
+/// Then the true decoder goes on from the end of the first part until it stands where the next run has a block
+/// start in the same place of the MCU — from
 /// there on the run read what it would read, and its blocks are taken as they are — steps to that run's end, and
 /// so on to the last part; where a run never meets it (no resynchronisation), the true decoder reads that part
 /// itself. This walk touches only the few blocks before each meeting point and a few records per run; the taken
 /// runs' values are then written in parallel. Same values as decoding on one thread.
 fn decode_parallel(data: &[u8], frame: &Frame, scan: &Scan, parts: usize) -> Option<Vec<u8>> {
     let bounds: Vec<usize> = (0..=parts).map(|i| i * data.len() / parts).collect();
-    let mut out = Blocks::new(frame, scan);
-    let (components, count) = (out.components.clone(), frame.components.len());
-    let runs: Vec<std::sync::OnceLock<Run>> = (0..parts).map(|_| std::sync::OnceLock::new()).collect();
-    crate::parallel::for_each_index(parts, |i| {
-        let _ = runs[i].set(speculate(data, bounds[i], bounds[i + 1], scan, &components));
+    let components: Vec<usize> = frame.layout().iter().map(|b| b.0).collect();
+    let count = frame.components.len();
+    // The first part is the true decoder's own start: it is decoded, not speculated (no records to keep, no values
+    // to fill in afterwards). The others are speculated.
+    let head = std::sync::OnceLock::new();
+    let runs: Vec<std::sync::OnceLock<Run>> = (1..parts).map(|_| std::sync::OnceLock::new()).collect();
+    crate::parallel::for_each_index(parts, |i| match i {
+        0 => {
+            let _ = head.set(decode_head(data, bounds[1], frame, scan));
+        }
+        _ => {
+            let _ = runs[i - 1].set(speculate(data, bounds[i], bounds[i + 1], scan, &components));
+        }
     });
+    let (mut out, mut bits) = head.into_inner()??;
     let runs: Vec<Run> = runs.into_iter().map(|r| r.into_inner()).collect::<Option<_>>()?;
     let total = out.values.len();
-    let mut bits = Bits::at(data, 0);
     let mut taken = Vec::with_capacity(parts);
     let mut finished = false;
     'runs: for (i, run) in runs.iter().enumerate() {
