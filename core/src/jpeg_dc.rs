@@ -586,6 +586,9 @@ const PARALLEL_BYTES: usize = 64 << 10;
 /// from finer parts, once counting 0xFF bytes up to each part's start was made fast ([`count_ff`]; before, 16
 /// parts took 6.1 ms).
 const PARTS_PER_THREAD: usize = 1;
+/// Taken runs' values are written in pieces of at most this many blocks, split over the threads (small enough
+/// that the test photos, decoded in parts, are written in several pieces too).
+const FILL_PIECE: usize = 1 << 10;
 /// Parts are at least this long (each costs a few blocks to resynchronise, and a task).
 const MIN_PART_BYTES: usize = 8 << 10;
 
@@ -778,21 +781,24 @@ fn decode_parallel(data: &[u8], frame: &Frame, scan: &Scan, parts: usize) -> Opt
             return None;
         }
     }
-    // The taken runs' values, each written by whichever thread is free.
+    // The taken runs' values, in pieces of at most FILL_PIECE blocks (one run is often most of the work), each
+    // written by whichever thread is free.
     let (mut values, quant) = (out.values, out.quant);
     let mut slots = Vec::with_capacity(taken.len());
     let (mut rest, mut at) = (&mut values[..], 0);
     for t in &taken {
         let (_, tail) = std::mem::take(&mut rest).split_at_mut(t.first - at);
         let (mine, tail) = tail.split_at_mut(t.records.len());
-        slots.push(std::sync::Mutex::new(Some((t, mine))));
+        for (k, piece) in mine.chunks_mut(FILL_PIECE).enumerate() {
+            let from = t.records.start + k * FILL_PIECE;
+            slots.push(std::sync::Mutex::new(Some((t, from..from + piece.len(), piece))));
+        }
         (rest, at) = (tail, t.first + t.records.len());
     }
     crate::parallel::for_each_index(slots.len(), |i| {
-        let Some((t, out)) = slots[i].lock().unwrap_or_else(|e| e.into_inner()).take() else { return };
+        let Some((t, records, out)) = slots[i].lock().unwrap_or_else(|e| e.into_inner()).take() else { return };
         let run = &runs[t.run];
-        let records = run.sums[t.records.clone()].iter().zip(&run.phases[t.records.clone()]);
-        for (value, (sum, phase)) in out.iter_mut().zip(records) {
+        for (value, (sum, phase)) in out.iter_mut().zip(run.sums[records.clone()].iter().zip(&run.phases[records])) {
             let p = *phase as usize;
             *value = dc_value(sum.wrapping_add(t.offsets[p]), quant[p]);
         }
