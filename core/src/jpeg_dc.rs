@@ -835,18 +835,24 @@ fn assemble(frame: &Frame, values: &[u8]) -> Option<Rgb> {
     // reads (gathered out of scan order) and the upsampled row.
     crate::parallel::for_each_chunk(&mut pixels, ow * 3, 1, |first_row, rows| {
         let mut lines = vec![vec![0u8; line_len]; 3];
-        let (mut near, mut far) = (vec![0u8; line_len], vec![0u8; line_len]);
+        // Per component, the input rows gathered lately, row r in slot r % 4: an output row reads at most two
+        // neighbouring input rows, and a vertically upsampled row is read by about four output rows.
+        let mut gathered: Vec<[(usize, Vec<u8>); 4]> = (0..3).map(|_| std::array::from_fn(|_| (usize::MAX, vec![0u8; line_len]))).collect();
         for (row, out) in (first_row..).zip(rows.chunks_exact_mut(ow * 3)) {
             for (c, comp) in frame.components.iter().enumerate() {
                 let h2 = comp.h * 2 == frame.h_max && ow != 1;
                 let v2 = comp.v * 2 == frame.v_max && oh != 1;
                 let (near_row, far_row) = source_rows(row, v2, sizes[c][1]);
                 let width = frame.blocks(c)[0];
-                gather_row(frame, &layout, values, c, near_row, &mut near[..width]);
-                if v2 {
-                    gather_row(frame, &layout, values, c, far_row, &mut far[..width]);
+                for r in [near_row, far_row] {
+                    let slot = &mut gathered[c][r % 4];
+                    if slot.0 != r {
+                        gather_row(frame, &layout, values, c, r, &mut slot.1[..width]);
+                        slot.0 = r;
+                    }
                 }
-                upsample_row(&near, if v2 { &far } else { &near }, sizes[c][0], h2, v2, ow, &mut lines[c]);
+                let (near, far) = (&gathered[c][near_row % 4].1, &gathered[c][far_row % 4].1);
+                upsample_row(near, far, sizes[c][0], h2, v2, ow, &mut lines[c]);
             }
             let (vector_out, scalar_out) = out.split_at_mut(vector_pixels * 3);
             let inputs = |from: usize, to: usize| lines[0][from..to].iter().zip(&lines[1][from..to]).zip(&lines[2][from..to]);
