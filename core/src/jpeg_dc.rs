@@ -222,6 +222,9 @@ struct Huffman {
     /// stay within 64: otherwise the block ends inside them, and they are read one by one. A photo's blocks are
     /// mostly short codes for small values: several symbols per load.
     multi: Box<[u16; 1 << MULTI_BITS]>,
+    /// For a DC table, indexed by the next 9 bits: `(code length + extra bits, DC difference)` when both lie in them,
+    /// length 0 otherwise — a block's DC difference in one load and one shift.
+    dc: Box<[(u8, i16); 1 << LOOKUP_BITS]>,
     /// For each length 1..=16: the largest code of that length + 1 (0 when none), and the symbol index offset.
     max_code: [i32; 17],
     offset: [i32; 17],
@@ -261,8 +264,24 @@ impl Huffman {
             code <<= 1;
         }
         let multi = if ac { multi_skip(&skip) } else { Box::new([0; 1 << MULTI_BITS]) };
-        Some(Huffman { lookup, skip, multi, max_code, offset, symbols: symbols.to_vec() })
+        let dc = if ac { Box::new([(0, 0); 1 << LOOKUP_BITS]) } else { dc_differences(&lookup) };
+        Some(Huffman { lookup, skip, multi, dc, max_code, offset, symbols: symbols.to_vec() })
     }
+}
+
+/// [`Huffman::dc`] from the `lookup` table: for each 9-bit window whose code and the extra bits its symbol (a
+/// size of at most 11) asks for both lie in it, their bit count and the DC difference they code.
+fn dc_differences(lookup: &[(u8, u8); 1 << LOOKUP_BITS]) -> Box<[(u8, i16); 1 << LOOKUP_BITS]> {
+    let mut dc = Box::new([(0u8, 0i16); 1 << LOOKUP_BITS]);
+    for (index, entry) in dc.iter_mut().enumerate() {
+        let (len, size) = (lookup[index].0 as u32, lookup[index].1 as u32);
+        if len == 0 || size > 11 || len + size > LOOKUP_BITS {
+            continue;
+        }
+        let extra = (index as u32 >> (LOOKUP_BITS - len - size)) & ((1 << size) - 1);
+        *entry = ((len + size) as u8, if size == 0 { 0 } else { extend(extra, size) });
+    }
+    dc
 }
 
 /// [`Huffman::multi`] from the single-symbol `skip` table (whose entries are valid when the code and its extra bits
@@ -465,11 +484,22 @@ fn extend(value: u32, count: u32) -> i16 {
 /// Reads one block: its DC difference, its AC coefficients skipped. `None` when the data does not decode.
 #[inline(always)]
 fn read_block(bits: &mut Bits, dc_table: &Huffman, ac_table: &Huffman) -> Option<i16> {
-    let s = bits.symbol(dc_table)? as u32;
-    if s > 11 {
-        return None;
+    if bits.n < 32 {
+        bits.refill();
     }
-    let diff = if s == 0 { 0 } else { extend(bits.bits(s), s) };
+    let (total, diff) = dc_table.dc[(bits.acc >> (64 - LOOKUP_BITS)) as usize];
+    let diff = if total > 0 {
+        bits.acc <<= total;
+        bits.n -= total as u32;
+        diff
+    } else {
+        // A longer code, or more extra bits than fit: the symbol, then its extra bits.
+        let s = bits.symbol(dc_table)? as u32;
+        if s > 11 {
+            return None;
+        }
+        if s == 0 { 0 } else { extend(bits.bits(s), s) }
+    };
     // The AC coefficients: read past them, several symbols at a time while they stay within the block.
     let mut k = 1u32;
     while k < 64 {
@@ -1029,9 +1059,9 @@ mod tests {
         }
     }
 
-    /// The multi-symbol AC lookup reads what reading one symbol at a time reads — same DC differences, same bit
-    /// after each block, same failures — on real photos' data, and on that data read with the wrong tables
-    /// (bit streams of any kind).
+    /// The multi-symbol AC lookup and the DC lookup of code and extra bits at once read what reading one symbol at
+    /// a time reads — same DC differences, same bit after each block, same failures — on real photos' data, and
+    /// on that data read with the wrong tables (bit streams of any kind).
     #[test]
     fn reading_several_symbols_at_once_reads_what_one_at_a_time_reads() {
         let mut blocks = 0;
@@ -1050,12 +1080,14 @@ mod tests {
                 }
             };
             let Some(dc) = tables.huffman[0][0].as_ref() else { continue };
+            let mut dc_single = dc.clone();
+            dc_single.dc.fill((0, 0));
             for ac in tables.huffman[1].iter().flatten() {
                 let mut single = ac.clone();
                 single.multi.fill(0);
                 let (mut a, mut b) = (Bits::at(data, 0), Bits::at(data, 0));
                 while !a.overran() {
-                    let (x, y) = (read_block(&mut a, dc, ac), read_block(&mut b, dc, &single));
+                    let (x, y) = (read_block(&mut a, dc, ac), read_block(&mut b, &dc_single, &single));
                     assert_eq!((x, a.position()), (y, b.position()), "{}: block {blocks}", path.display());
                     if x.is_none() {
                         for bits in [&mut a, &mut b] {
