@@ -412,6 +412,13 @@ impl<'a> Bits<'a> {
         self.n < 8 * self.padding
     }
 
+    /// Drops the next `count` bits (callers keep at least that many buffered).
+    #[inline(always)]
+    fn consume(&mut self, count: u32) {
+        self.acc <<= count;
+        self.n -= count;
+    }
+
     #[inline(always)]
     fn bits(&mut self, count: u32) -> u32 {
         // Callers keep at least 32 bits in the buffer; count <= 16.
@@ -489,8 +496,7 @@ fn read_block(bits: &mut Bits, dc_table: &Huffman, ac_table: &Huffman) -> Option
     }
     let (total, diff) = dc_table.dc[(bits.acc >> (64 - LOOKUP_BITS)) as usize];
     let diff = if total > 0 {
-        bits.acc <<= total;
-        bits.n -= total as u32;
+        bits.consume(total as u32);
         diff
     } else {
         // A longer code, or more extra bits than fit: the symbol, then its extra bits.
@@ -508,8 +514,7 @@ fn read_block(bits: &mut Bits, dc_table: &Huffman, ac_table: &Huffman) -> Option
         }
         let many = ac_table.multi[(bits.acc >> (64 - MULTI_BITS)) as usize] as u32;
         if many != 0 && k + (many >> 4 & 127) <= 64 {
-            bits.acc <<= many & 15;
-            bits.n -= many & 15;
+            bits.consume(many & 15);
             k += many >> 4 & 127;
             if many & MULTI_EOB != 0 {
                 break;
@@ -518,8 +523,7 @@ fn read_block(bits: &mut Bits, dc_table: &Huffman, ac_table: &Huffman) -> Option
         }
         let (total, advance) = ac_table.skip[(bits.acc >> (64 - LOOKUP_BITS)) as usize];
         let advance = if total > 0 {
-            bits.acc <<= total;
-            bits.n -= total as u32;
+            bits.consume(total as u32);
             advance
         } else {
             // A code longer than the lookup: the slow path, then its extra bits.
