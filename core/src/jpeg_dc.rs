@@ -11,9 +11,9 @@
 //! — and anything else, or any data that does not decode cleanly, returns `None` so that the caller falls back to
 //! jpeg-decoder (which reports the error, if there is one).
 //!
-//! On more than one thread a large scan without restart markers is cut into parts decoded at once speculatively,
-//! each from a guessed start, then stitched where the true decoder meets each part's run ([`decode_parallel`]);
-//! upsampling and colour conversion split the rows.
+//! On more than one thread a large scan without restart markers is cut into parts decoded at once, all but the
+//! first speculatively from a guessed start, then stitched where the true decoder meets each part's run
+//! ([`decode_parallel`]); upsampling and colour conversion split the rows.
 
 /// An RGB8 image: `width x height` pixels, rows top to bottom.
 pub(crate) struct Rgb {
@@ -741,11 +741,11 @@ struct Taken {
 /// [`decode_scan`] on the current executor's threads: the data cut into `parts` by bytes, each part taken by
 /// whichever thread is free — the first decoded for real ([`decode_head`]), the others speculatively ([`Run`]).
 /// Then the true decoder goes on from the end of the first part until it stands where the next run has a block
-/// start in the same place of the MCU — from
-/// there on the run read what it would read, and its blocks are taken as they are — steps to that run's end, and
-/// so on to the last part; where a run never meets it (no resynchronisation), the true decoder reads that part
-/// itself. This walk touches only the few blocks before each meeting point and a few records per run; the taken
-/// runs' values are then written in parallel. Same values as decoding on one thread.
+/// start in the same place of the MCU — from there on the run read what it would read, and its blocks are taken
+/// as they are — steps to that run's end, and so on to the last part; where a run never meets it (no
+/// resynchronisation), the true decoder reads that part itself. This walk touches only the few blocks before each
+/// meeting point and a few records per run; the taken runs' values are then written in parallel. Same values as
+/// decoding on one thread.
 fn decode_parallel(data: &[u8], frame: &Frame, scan: &Scan, parts: usize) -> Option<Vec<u8>> {
     let bounds: Vec<usize> = (0..=parts).map(|i| i * data.len() / parts).collect();
     let components: Vec<usize> = frame.layout().iter().map(|b| b.0).collect();

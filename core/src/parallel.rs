@@ -13,12 +13,7 @@ const SPIN: Duration = Duration::from_micros(200);
 /// thread); all on the calling thread when there is one thread. A panic in a chunk reaches the caller, as it would
 /// single-threaded.
 pub(crate) fn for_each_chunk<T: Send>(out: &mut [T], unit_len: usize, align: usize, f: impl Fn(usize, &mut [T]) + Sync) {
-    match split(out.len() / unit_len.max(1), align) {
-        Some((executor, per)) => {
-            run_on(&executor, out.chunks_mut(per * unit_len).enumerate().map(|(i, chunk)| (i * per, chunk)), |(first, chunk)| f(first, chunk))
-        }
-        None => f(0, out),
-    }
+    for_each_chunk_of([out], unit_len, align, |first, [chunk]| f(first, chunk))
 }
 
 /// [`for_each_chunk`] over `N` slices of equal length cut alike: `f(first_unit, chunks)` gets the same units of

@@ -37,25 +37,16 @@ pub fn to_tensor(img: &RgbImage, spec: &InputSpec) -> Vec<f32> {
     };
     let plane = (w * h) as usize;
     let mut out = vec![0f32; 3 * plane];
-    // Output plane `c` holds source channel `order[c]`.
-    let order: [usize; 3] = match spec.channel_order {
-        ChannelOrder::Rgb => [0, 1, 2],
-        ChannelOrder::Bgr => [2, 1, 0],
-    };
-    // The normalisation as one multiply-add per value, indexed by source channel.
-    let mut mul = [0f32; 3];
-    let mut add = [0f32; 3];
-    for (c, &src) in order.iter().enumerate() {
-        mul[src] = 1.0 / (255.0 * spec.std[c]);
-        add[src] = -spec.mean[c] / spec.std[c];
-    }
     let (p0, rest) = out.split_at_mut(plane);
     let (p1, p2) = rest.split_at_mut(plane);
-    let mut by_source: [Option<&mut [f32]>; 3] = [None, None, None];
-    for (c, p) in [p0, p1, p2].into_iter().enumerate() {
-        by_source[order[c]] = Some(p);
-    }
-    let planes = by_source.map(|p| p.expect("a permutation"));
+    // The output planes in source channel order (R, G, B), and the output plane each source channel goes to.
+    let (planes, to_plane): ([&mut [f32]; 3], [usize; 3]) = match spec.channel_order {
+        ChannelOrder::Rgb => ([p0, p1, p2], [0, 1, 2]),
+        ChannelOrder::Bgr => ([p2, p1, p0], [2, 1, 0]),
+    };
+    // The normalisation as one multiply-add per value, indexed by source channel.
+    let mul = to_plane.map(|c| 1.0 / (255.0 * spec.std[c]));
+    let add = to_plane.map(|c| -spec.mean[c] / spec.std[c]);
     resample::resize_crop_planes(img, window.0, window.1, window.2, planes, move |c, v| v as f32 * mul[c] + add[c]);
     out
 }

@@ -98,12 +98,15 @@ pub fn resize_crop_planes<T: Send>(
     let taps = Taps::new(&coeffs(iw, ow), x0, cw, iw);
     let stride = cw * 3;
     let mut mid = vec![0u8; (row1 - row0) * stride];
-    let avx2 = has_avx2();
+    // Both passes compiled for AVX2 where the CPU has it (`*_avx2`): their 32-bit integer multiply-adds and the
+    // conversions vectorise there, and the baseline x86-64 target has no 32-bit vector multiply.
+    #[cfg(target_arch = "x86_64")]
+    let blocks = crate::simd::has_avx2().then(|| taps.by_block());
     crate::parallel::for_each_chunk(&mut mid, stride, 1, |first, out| {
         #[cfg(target_arch = "x86_64")]
-        if avx2 {
+        if let Some(blocks) = &blocks {
             // SAFETY: the CPU has AVX2.
-            return unsafe { horizontal_avx2(&taps, src, iw, first + row0, out) };
+            return unsafe { horizontal_avx2(&taps, blocks, src, iw, first + row0, out) };
         }
         horizontal(&taps, src, iw, first + row0, out)
     });
@@ -111,21 +114,12 @@ pub fn resize_crop_planes<T: Send>(
     let vertical = Vertical { coeffs: &v, mid: &mid, row0, width: cw };
     crate::parallel::for_each_chunk_of(planes, cw, 1, |first, planes| {
         #[cfg(target_arch = "x86_64")]
-        if avx2 {
-            // SAFETY: the CPU has AVX2.
+        if blocks.is_some() {
+            // SAFETY: the CPU has AVX2 (the horizontal pass's AVX2 layout exists only then).
             return unsafe { vertical_rows_avx2(&vertical, y0 + first, planes, &convert) };
         }
         vertical_rows(&vertical, y0 + first, planes, &convert)
     });
-}
-
-/// Whether both passes run compiled for AVX2 (`*_avx2`): their 32-bit integer multiply-adds and the conversions
-/// vectorise there, and the baseline x86-64 target has no 32-bit vector multiply.
-fn has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return std::arch::is_x86_feature_detected!("avx2");
-    #[allow(unreachable_code)]
-    false
 }
 
 /// Input rows `first..` (RGB8, `iw` pixels each) through the horizontal pass into `out`'s rows (window width
@@ -144,15 +138,14 @@ fn horizontal(taps: &Taps, src: &[u8], iw: usize, first: usize, out: &mut [u8]) 
     }
 }
 
-/// [`horizontal`] with AVX2: 8 output columns at a time, each tap's 8 input pixels gathered (32-bit loads at
-/// byte offsets, one per pixel: its three channels), its channels masked out and multiplied as 32-bit integers —
-/// the same integer sums.
+/// [`horizontal`] with AVX2, the taps laid out by [`Taps::by_block`]: 8 output columns at a time, each tap's 8
+/// input pixels gathered (32-bit loads at byte offsets, one per pixel: its three channels), its channels masked out
+/// and multiplied as 32-bit integers — the same integer sums.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn horizontal_avx2(taps: &Taps, src: &[u8], iw: usize, first: usize, out: &mut [u8]) {
+fn horizontal_avx2(taps: &Taps, (weights, offsets): &(Vec<i32>, Vec<i32>), src: &[u8], iw: usize, first: usize, out: &mut [u8]) {
     use std::arch::x86_64::*;
     let (cw, k) = (taps.starts.len(), taps.ksize);
-    let (weights, offsets) = taps.by_block();
     // A row with 4 bytes of slack: a 32-bit load at any of its bytes stays inside.
     let mut padded = vec![0u8; iw * 3 + 4];
     // Per 32-bit lane, its low byte to the front of its 128-bit half; then both halves' 4 bytes together.
@@ -333,10 +326,11 @@ mod tests {
     }
 
     /// The AVX2 horizontal pass gives the portable pass's bytes: windows of any width (not only whole blocks of
-    /// 8), kernels of 3 to 21 taps, the right edge's moved windows.
+    /// 8), kernels of 3 to 23 taps, the right edge's moved windows.
     #[test]
+    #[cfg(target_arch = "x86_64")]
     fn the_avx2_horizontal_pass_gives_the_portable_bytes() {
-        if !has_avx2() {
+        if !crate::simd::has_avx2() {
             return eprintln!("no AVX2 on this CPU: nothing to compare");
         }
         let mut seed = 7u32;
@@ -352,10 +346,9 @@ mod tests {
             let taps = Taps::new(&coeffs(301, ow), x0, cw, 301);
             let (mut portable, mut vector) = (vec![0u8; 5 * cw * 3], vec![1u8; 5 * cw * 3]);
             horizontal(&taps, img.as_raw(), 301, 0, &mut portable);
-            #[cfg(target_arch = "x86_64")]
             // SAFETY: the CPU has AVX2 (checked above).
             unsafe {
-                horizontal_avx2(&taps, img.as_raw(), 301, 0, &mut vector)
+                horizontal_avx2(&taps, &taps.by_block(), img.as_raw(), 301, 0, &mut vector)
             };
             assert!(portable == vector, "301 -> {ow}, window {x0}+{cw}, {} taps", taps.ksize);
         }

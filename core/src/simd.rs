@@ -79,6 +79,12 @@ macro_rules! simd_dispatch {
 
 pub(crate) use simd_dispatch;
 
+/// Whether the CPU has AVX2 (for code compiled with `#[target_feature(enable = "avx2")]`).
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn has_avx2() -> bool {
+    std::arch::is_x86_feature_detected!("avx2")
+}
+
 /// Whether `f32::mul_add` is a machine instruction here (not a call into libm): x86-64 CPUs with FMA, and every
 /// AArch64 CPU.
 pub(crate) fn has_fast_fma() -> bool {
