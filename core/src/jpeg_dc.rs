@@ -616,9 +616,8 @@ fn decode_scan(data: &[u8], frame: &Frame, scan: &Scan, restart_interval: usize)
 /// Photos below this many bytes are decoded on one thread.
 const PARALLEL_BYTES: usize = 64 << 10;
 /// On more than one thread the scan is cut into this many parts per thread, taken by the threads as they come free.
-/// One: on the 12 MP photo at 2 threads, 2 parts took 4.8–6.1 ms and 16 parts 5.2–5.6 (noisy VM) — no clear gain
-/// from finer parts, once counting 0xFF bytes up to each part's start was made fast ([`count_ff`]; before, 16
-/// parts took 6.1 ms).
+/// One: on the 12 MP photo at 2 threads (decode alone, p10), 2 parts took 4.4 ms and 4, 8 or 16 parts 4.8–5.0;
+/// 3 parts (2/3 of the work on one thread) took 6.0 — finer parts cost more than they gain in balance.
 const PARTS_PER_THREAD: usize = 1;
 /// Taken runs' values are written in pieces of at most this many blocks, split over the threads (small enough
 /// that the test photos, decoded in parts, are written in several pieces too).
