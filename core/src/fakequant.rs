@@ -37,10 +37,36 @@ impl FakeQuant {
         FakeQuant { inv_scale: q.scale, lo: -zq, hi: 255.0 - zq, offset: zq - dq.zero_point as f32, scale: dq.scale }
     }
 
-    /// `[1/scale_q, lo, hi, offset, scale_dq]`: the constants of [`FakeQuant::apply`]'s loop, for kernels that
-    /// run the same operations on their own registers.
+    /// `[1/scale_q, lo, hi, ROUND - offset, scale_dq]`: the constants of [`FakeQuant::apply`]'s loop, for kernels
+    /// that run the same operations on their own registers.
     pub(crate) fn params(&self) -> [f32; 5] {
-        [self.inv_scale, self.lo, self.hi, self.offset, self.scale]
+        [self.inv_scale, self.lo, self.hi, ROUND - self.offset, self.scale]
+    }
+
+    /// A clip to `[a, b]` followed by this fake quantization, as one fake quantization: `(clip left, params)`.
+    /// Multiplying by `1/scale > 0` and rounding to f32 never reverses an order, so `clamp(x, a, b) * inv` is
+    /// `clamp(x * inv, a * inv, b * inv)` bit for bit (NaN included: both give `a * inv`), and the two clamps
+    /// in a row are one, to the narrower bounds, when the ranges meet. Two vector operations fewer per 16
+    /// outputs in our convolutions' epilogues. Otherwise (or without a clip) the clip is left as it was.
+    pub(crate) fn after_clip(&self, clip: Option<(f32, f32)>) -> (Option<(f32, f32)>, [f32; 5]) {
+        let [inv, lo, hi, shift, scale] = self.params();
+        if let Some((a, b)) = clip {
+            let (lo_folded, hi_folded) = (clamp(a * inv, lo, f32::INFINITY), clamp(b * inv, f32::NEG_INFINITY, hi));
+            if inv > 0.0 && a <= b && lo_folded <= hi_folded {
+                return (None, [inv, lo_folded, hi_folded, shift, scale]);
+            }
+        }
+        (clip, [inv, lo, hi, shift, scale])
+    }
+
+    /// [`FakeQuant::apply_portable`] with constants from [`FakeQuant::params`] or [`FakeQuant::after_clip`].
+    #[inline(always)]
+    pub(crate) fn apply_params(xs: &mut [f32], [inv, lo, hi, shift, scale]: [f32; 5]) {
+        for x in xs {
+            let v = clamp(*x * inv, lo, hi);
+            // `(v + ROUND) - ROUND + offset` in one subtraction: every value in it is an integer below 2^24.
+            *x = ((v + ROUND) - shift) * scale;
+        }
     }
 
     /// The grid of the output values: `(scale, zero_point)` with every output `(q - zero_point) * scale`, q in 0..=255.
@@ -55,11 +81,7 @@ impl FakeQuant {
 
     #[inline(always)]
     pub(crate) fn apply_portable(&self, xs: &mut [f32]) {
-        for x in xs {
-            let v = clamp(*x * self.inv_scale, self.lo, self.hi);
-            let r = (v + ROUND) - ROUND;
-            *x = (r + self.offset) * self.scale;
-        }
+        Self::apply_params(xs, self.params());
     }
 }
 
@@ -222,6 +244,57 @@ mod tests {
     /// tract's own two passes, element by element.
     fn reference(x: f32, q: &QuantizeLinearU8, dq: &DequantizeLinearF32) -> f32 {
         (quantize_linear_f32_u8(x, q.scale, q.zero_point as i32) as i32 - dq.zero_point) as f32 * dq.scale
+    }
+
+    /// A clip folded into the quantization's clamp (`after_clip`) gives the bits of the clip then the fake
+    /// quantization: ReLU, ReLU6 and odd clips, grids that cut the clip or lie past it, NaN, infinities, signed
+    /// zeros and exact ties; with the vector epilogue too where the CPU has AVX-512.
+    #[test]
+    fn a_clip_folded_into_the_quantization_gives_the_same_bits() {
+        let mut seed = 0x2545_F491u32;
+        let mut rnd = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed as f32 / u32::MAX as f32
+        };
+        let mut folded = 0;
+        for (scale, zp) in [(0.0235f32, 0u8), (0.1, 128), (0.0078125, 3), (1.7, 255), (0.02, 250)] {
+            let op = FakeQuant::new(&QuantizeLinearU8 { scale: 1.0 / scale, zero_point: zp }, &DequantizeLinearF32 { scale, zero_point: zp as i32 });
+            for clip in [(0.0, 6.0), (0.0, f32::INFINITY), (-1.0, 1.0), (f32::NEG_INFINITY, 0.5), (-0.0, 3.3), (7.0, 9.0), (-9.0, -8.0)] {
+                let mut xs: Vec<f32> = (0..5_000).map(|_| (rnd() * 2.0 - 1.0) * 12.0).collect();
+                xs.extend((-300..300).map(|k| (k as f32 + 0.5) * scale));
+                xs.extend([f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0, -0.0, clip.0, clip.1, 6.0, -6.0]);
+                let mut want = xs.clone();
+                want.iter_mut().for_each(|v| *v = clamp(*v, clip.0, clip.1));
+                op.apply_portable(&mut want);
+                let (left, params) = op.after_clip(Some(clip));
+                folded += left.is_none() as usize;
+                let mut got = xs.clone();
+                crate::simd::epilogue(&mut got, Some(clip), Some(&op));
+                let bits = |v: &[f32]| v.iter().map(|y| y.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&want), "scale {scale} zp {zp} clip {clip:?} -> {left:?} {params:?}");
+                #[cfg(target_arch = "x86_64")]
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    let mut lanes = xs.clone();
+                    lanes.resize(xs.len().next_multiple_of(16), 0.0);
+                    // SAFETY: the CPU has AVX-512 F; each load and store stays within `lanes`.
+                    unsafe {
+                        use std::arch::x86_64::*;
+                        #[target_feature(enable = "avx512f")]
+                        unsafe fn run(lanes: &mut [f32], clip: (f32, f32), op: &FakeQuant) {
+                            let e = crate::simd::avx512::Epilogue::new(Some(clip), Some(op));
+                            for block in lanes.chunks_exact_mut(16) {
+                                _mm512_storeu_ps(block.as_mut_ptr(), e.apply(_mm512_loadu_ps(block.as_ptr())));
+                            }
+                        }
+                        run(&mut lanes, clip, &op);
+                    }
+                    assert_eq!(bits(&lanes[..xs.len()]), bits(&want), "AVX-512, scale {scale} zp {zp} clip {clip:?}");
+                }
+            }
+        }
+        assert!(folded >= 20, "only {folded} clips were folded");
     }
 
     #[test]

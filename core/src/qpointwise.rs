@@ -222,8 +222,7 @@ mod vnni {
     /// accumulators, each weight broadcast feeding `NP` dot products (weight rows are padded to a multiple of
     /// `ROWS`), then the epilogue in registers — the same operations in the same order as
     /// [`QPointwise::finish`] — stored straight into `out`. `FQ` says whether the output is fake-quantized.
-    /// Without a clip the bounds are infinite, which changes no value: the accumulators are integers, so every
-    /// value clipped is finite.
+    /// The clip runs only where it is not folded into the fake quantization ([`crate::fakequant::FakeQuant::after_clip`]).
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     unsafe fn kernel<const NP: usize, const FQ: bool>(
         op: &QPointwise,
@@ -248,9 +247,14 @@ mod vnni {
                 }
             }
         }
-        let (clip_lo, clip_hi) = op.clip.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
+        // The clip folded into the fake quantization's clamp where it can be (as in `simd::epilogue`).
+        let (clip, fq) = match op.fake_quant.as_ref() {
+            Some(f) => f.after_clip(op.clip),
+            None => (op.clip, [0.0; 5]),
+        };
+        let (clip_lo, clip_hi) = clip.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
         let (clip_lo, clip_hi) = (_mm512_set1_ps(clip_lo), _mm512_set1_ps(clip_hi));
-        let fq = op.fake_quant.as_ref().map_or([0.0; 5], |f| f.params()).map(|v| _mm512_set1_ps(v));
+        let fq = fq.map(|v| _mm512_set1_ps(v));
         let round = _mm512_set1_ps(ROUND);
         let rows = (op.out_channels - o0).min(ROWS);
         // One expansion per row, so that every accumulator index is a constant and the array lives in registers
@@ -264,7 +268,9 @@ mod vnni {
                     for n in 0..NP {
                         let mut v = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[$r][n], corr));
                         v = _mm512_add_ps(_mm512_mul_ps(v, scale), bias);
-                        v = simd::clamp(v, clip_lo, clip_hi);
+                        if clip.is_some() {
+                            v = simd::clamp(v, clip_lo, clip_hi);
+                        }
                         if FQ {
                             v = simd::fake_quant(v, fq, round);
                         }

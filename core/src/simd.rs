@@ -35,14 +35,22 @@ pub(crate) fn clamp(v: f32, lo: f32, hi: f32) -> f32 {
     }
 }
 
-/// Clip, then fake quantization, on a block of accumulated outputs (our convolutions' epilogue, portable).
+/// Clip, then fake quantization, on a block of accumulated outputs (our convolutions' epilogue, portable); the
+/// clip folded into the quantization's clamp where it can be ([`crate::fakequant::FakeQuant::after_clip`]).
 #[inline(always)]
 pub(crate) fn epilogue(block: &mut [f32], clip: Option<(f32, f32)>, fake_quant: Option<&crate::fakequant::FakeQuant>) {
+    let (clip, params) = match fake_quant {
+        Some(fq) => {
+            let (clip, params) = fq.after_clip(clip);
+            (clip, Some(params))
+        }
+        None => (clip, None),
+    };
     if let Some((lo, hi)) = clip {
         block.iter_mut().for_each(|v| *v = clamp(*v, lo, hi));
     }
-    if let Some(fq) = fake_quant {
-        fq.apply_portable(block);
+    if let Some(params) = params {
+        crate::fakequant::FakeQuant::apply_params(block, params);
     }
 }
 
@@ -111,9 +119,16 @@ pub(crate) mod avx512 {
     impl Epilogue {
         #[inline(always)]
         pub(crate) unsafe fn new(clip: Option<(f32, f32)>, fake_quant: Option<&crate::fakequant::FakeQuant>) -> Epilogue {
+            let (clip, params) = match fake_quant {
+                Some(fq) => {
+                    let (clip, params) = fq.after_clip(clip);
+                    (clip, Some(params))
+                }
+                None => (clip, None),
+            };
             Epilogue {
                 clip: clip.map(|(lo, hi)| (_mm512_set1_ps(lo), _mm512_set1_ps(hi))),
-                fake_quant: fake_quant.map(|f| f.params().map(|v| _mm512_set1_ps(v))),
+                fake_quant: params.map(|p| p.map(|v| _mm512_set1_ps(v))),
                 round: _mm512_set1_ps(super::ROUND),
             }
         }
@@ -136,12 +151,11 @@ pub(crate) mod avx512 {
         _mm512_min_ps(_mm512_max_ps(v, lo), hi)
     }
 
-    /// Fake quantization with `FakeQuant::params()` broadcast (`[1/scale_q, lo, hi, offset, scale_dq]`) and
-    /// [`super::ROUND`] broadcast: quantize, clamp, round half to even, dequantize.
+    /// Fake quantization with `FakeQuant::params()` broadcast (`[1/scale_q, lo, hi, ROUND - offset, scale_dq]`)
+    /// and [`super::ROUND`] broadcast: quantize, clamp, round half to even and shift, dequantize.
     #[inline(always)]
-    pub(crate) unsafe fn fake_quant(v: __m512, [inv, lo, hi, offset, scale]: [__m512; 5], round: __m512) -> __m512 {
+    pub(crate) unsafe fn fake_quant(v: __m512, [inv, lo, hi, shift, scale]: [__m512; 5], round: __m512) -> __m512 {
         let v = clamp(_mm512_mul_ps(v, inv), lo, hi);
-        let v = _mm512_sub_ps(_mm512_add_ps(v, round), round);
-        _mm512_mul_ps(_mm512_add_ps(v, offset), scale)
+        _mm512_mul_ps(_mm512_sub_ps(_mm512_add_ps(v, round), shift), scale)
     }
 }
