@@ -59,6 +59,18 @@ impl FakeQuant {
         (clip, [inv, lo, hi, shift, scale])
     }
 
+    /// An epilogue's clip and fake quantization as they run: [`FakeQuant::after_clip`]'s clip and constants, or
+    /// the clip alone when there is no fake quantization.
+    pub(crate) fn fold(clip: Option<(f32, f32)>, fake_quant: Option<&FakeQuant>) -> (Option<(f32, f32)>, Option<[f32; 5]>) {
+        match fake_quant {
+            Some(fq) => {
+                let (clip, params) = fq.after_clip(clip);
+                (clip, Some(params))
+            }
+            None => (clip, None),
+        }
+    }
+
     /// [`FakeQuant::apply_portable`] with constants from [`FakeQuant::params`] or [`FakeQuant::after_clip`].
     #[inline(always)]
     pub(crate) fn apply_params(xs: &mut [f32], [inv, lo, hi, shift, scale]: [f32; 5]) {
@@ -246,18 +258,22 @@ mod tests {
         (quantize_linear_f32_u8(x, q.scale, q.zero_point as i32) as i32 - dq.zero_point) as f32 * dq.scale
     }
 
+    /// Uniform values in [0, 1] from a xorshift generator.
+    fn uniform(mut seed: u32) -> impl FnMut() -> f32 {
+        move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed as f32 / u32::MAX as f32
+        }
+    }
+
     /// A clip folded into the quantization's clamp (`after_clip`) gives the bits of the clip then the fake
     /// quantization: ReLU, ReLU6 and odd clips, grids that cut the clip or lie past it, NaN, infinities, signed
     /// zeros and exact ties; with the vector epilogue too where the CPU has AVX-512.
     #[test]
     fn a_clip_folded_into_the_quantization_gives_the_same_bits() {
-        let mut seed = 0x2545_F491u32;
-        let mut rnd = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            seed as f32 / u32::MAX as f32
-        };
+        let mut rnd = uniform(0x2545_F491);
         let mut folded = 0;
         for (scale, zp) in [(0.0235f32, 0u8), (0.1, 128), (0.0078125, 3), (1.7, 255), (0.02, 250)] {
             let op = FakeQuant::new(&QuantizeLinearU8 { scale: 1.0 / scale, zero_point: zp }, &DequantizeLinearF32 { scale, zero_point: zp as i32 });
@@ -299,13 +315,7 @@ mod tests {
 
     #[test]
     fn bit_exact_with_tracts_quantize_then_dequantize() {
-        let mut seed = 0x9E37_79B9u32;
-        let mut rnd = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            seed as f32 / u32::MAX as f32
-        };
+        let mut rnd = uniform(0x9E37_79B9);
         for (scale, zp) in [(0.0235f32, 0u8), (0.1, 128), (0.0078125, 3), (1.7, 255)] {
             let q = QuantizeLinearU8 { scale: 1.0 / scale, zero_point: zp };
             let dq = DequantizeLinearF32 { scale, zero_point: zp as i32 };

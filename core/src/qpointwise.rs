@@ -248,10 +248,8 @@ mod vnni {
             }
         }
         // The clip folded into the fake quantization's clamp where it can be (as in `simd::epilogue`).
-        let (clip, fq) = match op.fake_quant.as_ref() {
-            Some(f) => f.after_clip(op.clip),
-            None => (op.clip, [0.0; 5]),
-        };
+        let (clip, fq) = crate::fakequant::FakeQuant::fold(op.clip, op.fake_quant.as_ref());
+        let fq = fq.unwrap_or([0.0; 5]);
         let (clip_lo, clip_hi) = clip.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
         let (clip_lo, clip_hi) = (_mm512_set1_ps(clip_lo), _mm512_set1_ps(clip_hi));
         let fq = fq.map(|v| _mm512_set1_ps(v));

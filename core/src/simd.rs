@@ -39,13 +39,7 @@ pub(crate) fn clamp(v: f32, lo: f32, hi: f32) -> f32 {
 /// clip folded into the quantization's clamp where it can be ([`crate::fakequant::FakeQuant::after_clip`]).
 #[inline(always)]
 pub(crate) fn epilogue(block: &mut [f32], clip: Option<(f32, f32)>, fake_quant: Option<&crate::fakequant::FakeQuant>) {
-    let (clip, params) = match fake_quant {
-        Some(fq) => {
-            let (clip, params) = fq.after_clip(clip);
-            (clip, Some(params))
-        }
-        None => (clip, None),
-    };
+    let (clip, params) = crate::fakequant::FakeQuant::fold(clip, fake_quant);
     if let Some((lo, hi)) = clip {
         block.iter_mut().for_each(|v| *v = clamp(*v, lo, hi));
     }
@@ -119,13 +113,7 @@ pub(crate) mod avx512 {
     impl Epilogue {
         #[inline(always)]
         pub(crate) unsafe fn new(clip: Option<(f32, f32)>, fake_quant: Option<&crate::fakequant::FakeQuant>) -> Epilogue {
-            let (clip, params) = match fake_quant {
-                Some(fq) => {
-                    let (clip, params) = fq.after_clip(clip);
-                    (clip, Some(params))
-                }
-                None => (clip, None),
-            };
+            let (clip, params) = crate::fakequant::FakeQuant::fold(clip, fake_quant);
             Epilogue {
                 clip: clip.map(|(lo, hi)| (_mm512_set1_ps(lo), _mm512_set1_ps(hi))),
                 fake_quant: params.map(|p| p.map(|v| _mm512_set1_ps(v))),
