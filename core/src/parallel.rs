@@ -35,7 +35,8 @@ pub(crate) fn for_each_chunk_of<T: Send, const N: usize>(slices: [&mut [T]; N], 
 }
 
 /// Runs `f(range)` over `0..units` cut into one range per thread of the current executor (range lengths a
-/// multiple of `align`), in parallel as [`for_each_chunk`] does.
+/// multiple of `align`), in parallel as [`for_each_chunk`] does. (Used by the x86-64 int8 kernel only.)
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) fn for_each_range(units: usize, align: usize, f: impl Fn(std::ops::Range<usize>) + Sync) {
     match split(units, align) {
         Some((executor, per)) => run_on(&executor, (0..units).step_by(per).map(|start| start..(start + per).min(units)), f),
@@ -117,7 +118,8 @@ thread_local! {
 /// Runs `f` on this thread's reusable scratch of `len` bytes (contents left from earlier use: the caller writes
 /// or zeroes what it reads). No allocation per call once it has grown to the largest size asked for: allocating
 /// and freeing megabytes per operator made the allocator's per-thread arenas, and the process's peak memory,
-/// creep up under many threads.
+/// creep up under many threads. (Used by the x86-64 int8 kernel only.)
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) fn with_bytes<R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
     BYTES.with(|b| {
         let mut b = b.borrow_mut();

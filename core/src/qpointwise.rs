@@ -146,11 +146,14 @@ impl QPointwise {
     }
 }
 
-/// The output, shared by the threads that write disjoint pixel ranges of it.
+/// The output, shared by the threads that write disjoint pixel ranges of it (in the x86-64 kernel).
+#[cfg(target_arch = "x86_64")]
 struct OutPtr(*mut f32);
 // SAFETY: the threads sharing it write disjoint elements (see `QPointwise::run`).
+#[cfg(target_arch = "x86_64")]
 unsafe impl Sync for OutPtr {}
 
+#[cfg(target_arch = "x86_64")]
 impl OutPtr {
     /// (A method, so that closures capture the whole `Sync` wrapper, not its raw pointer field.)
     fn get(&self) -> *mut f32 {
