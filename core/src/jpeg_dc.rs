@@ -418,7 +418,7 @@ impl<'a> Bits<'a> {
 
     #[inline(always)]
     fn bits(&mut self, count: u32) -> u32 {
-        // Callers keep at least 32 bits in the buffer; count <= 16.
+        // Callers keep at least 32 bits in the buffer; 1 <= count <= 16.
         let v = (self.acc >> (64 - count)) as u32;
         self.acc <<= count;
         self.n -= count;
@@ -525,7 +525,8 @@ fn read_block(bits: &mut Bits, dc_table: &Huffman, ac_table: &Huffman) -> Option
         } else {
             // A code longer than the lookup: the slow path, then its extra bits.
             let sym = bits.symbol(ac_table)?;
-            bits.bits((sym & 15) as u32);
+            // Skipped, not read: `bits(0)` would shift by 64 (a panic where overflow is checked, in debug builds).
+            bits.consume((sym & 15) as u32);
             ac_skip(0, sym).1
         };
         if advance == END_OF_BLOCK {
