@@ -205,7 +205,8 @@ impl Depthwise {
         let g = &self.geometry;
         let ([ih, iw], [oh, ow], [kh, kw]) = (g.in_hw, g.out_hw, g.kernel);
         // Clip, then fake quantization, on a block of accumulated outputs while it is still in registers.
-        let epilogue = |block: &mut [f32]| crate::simd::epilogue(block, self.clip, self.fake_quant.as_ref());
+        let epilogue = crate::simd::Epilogue::new(self.clip, self.fake_quant.as_ref());
+        let epilogue = |block: &mut [f32]| epilogue.apply(block);
         let tap_start = self.geometry.tap_start();
         for c in 0..output.len() / (oh * ow) {
             self.fill_plane(&input[c * ih * iw..(c + 1) * ih * iw], plane);

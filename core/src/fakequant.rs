@@ -59,18 +59,6 @@ impl FakeQuant {
         (clip, [inv, lo, hi, shift, scale])
     }
 
-    /// An epilogue's clip and fake quantization as they run: [`FakeQuant::after_clip`]'s clip and constants, or
-    /// the clip alone when there is no fake quantization.
-    pub(crate) fn fold(clip: Option<(f32, f32)>, fake_quant: Option<&FakeQuant>) -> (Option<(f32, f32)>, Option<[f32; 5]>) {
-        match fake_quant {
-            Some(fq) => {
-                let (clip, params) = fq.after_clip(clip);
-                (clip, Some(params))
-            }
-            None => (clip, None),
-        }
-    }
-
     /// [`FakeQuant::apply_portable`] with constants from [`FakeQuant::params`] or [`FakeQuant::after_clip`].
     #[inline(always)]
     pub(crate) fn apply_params(xs: &mut [f32], [inv, lo, hi, shift, scale]: [f32; 5]) {
@@ -287,7 +275,7 @@ mod tests {
                 let (left, params) = op.after_clip(Some(clip));
                 folded += left.is_none() as usize;
                 let mut got = xs.clone();
-                crate::simd::epilogue(&mut got, Some(clip), Some(&op));
+                crate::simd::Epilogue::new(Some(clip), Some(&op)).apply(&mut got);
                 let bits = |v: &[f32]| v.iter().map(|y| y.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&got), bits(&want), "scale {scale} zp {zp} clip {clip:?} -> {left:?} {params:?}");
                 #[cfg(target_arch = "x86_64")]

@@ -17,7 +17,7 @@
 use crate::depthwise::{plain_conv, Depthwise, PlainConv};
 use crate::epilogue::{constant, only_successor, other_constant, tail_after};
 use crate::fakequant::FakeQuant;
-use crate::simd::{clamp, eval_f32_into, ROUND};
+use crate::simd::{clamp, eval_f32_into, Epilogue, ROUND};
 use std::ops::Range;
 use std::sync::Arc;
 use tract_onnx::prelude::*;
@@ -63,14 +63,15 @@ impl PartialEq for QPointwise {
 impl Eq for QPointwise {}
 
 impl QPointwise {
-    /// The epilogue of one output channel's block: `(acc - correction) as f32 * scale + bias`, clip, fake quant.
+    /// The epilogue of one output channel's block: `(acc - correction) as f32 * scale + bias`, then `epilogue`
+    /// (clip, fake quant).
     #[inline(always)]
-    fn finish(&self, o: usize, acc: &[i32; PIXELS], out: &mut [f32; PIXELS]) {
+    fn finish(&self, o: usize, acc: &[i32; PIXELS], epilogue: &Epilogue, out: &mut [f32; PIXELS]) {
         let (corr, scale, bias) = (self.correction[o], self.scales[o], self.bias[o]);
         for l in 0..PIXELS {
             out[l] = (acc[l] - corr) as f32 * scale + bias;
         }
-        crate::simd::epilogue(out, self.clip, self.fake_quant.as_ref());
+        epilogue.apply(out);
     }
 
     /// The u8 code of an input value: `round_half_even(x / scale) + zero_point`, clamped to 0..=255.
@@ -102,6 +103,7 @@ impl QPointwise {
         let mut packed = vec![0u8; self.packed_len(blocks)];
         self.pack_portable(x, 0..blocks, &mut packed);
         let panel = self.k4 * PIXELS * 4;
+        let epilogue = Epilogue::new(self.clip, self.fake_quant.as_ref());
         for (block, panel) in packed.chunks_exact(panel).enumerate() {
             for o in 0..self.out_channels {
                 let w = &self.weights[o * self.k4 * 4..(o + 1) * self.k4 * 4];
@@ -114,7 +116,7 @@ impl QPointwise {
                     }
                 }
                 let mut y = [0f32; PIXELS];
-                self.finish(o, &acc, &mut y);
+                self.finish(o, &acc, &epilogue, &mut y);
                 let p0 = block * PIXELS;
                 let n = PIXELS.min(self.pixels - p0);
                 out[o * self.pixels + p0..o * self.pixels + p0 + n].copy_from_slice(&y[..n]);
@@ -175,7 +177,7 @@ pub fn has_vnni() -> bool {
 
 #[cfg(target_arch = "x86_64")]
 mod vnni {
-    use super::{QPointwise, PIXELS, ROUND, ROWS};
+    use super::{Epilogue, QPointwise, PIXELS, ROUND, ROWS};
     use crate::simd::avx512 as simd;
     use std::arch::x86_64::*;
     use std::ops::Range;
@@ -250,9 +252,9 @@ mod vnni {
                 }
             }
         }
-        // The clip folded into the fake quantization's clamp where it can be (as in `simd::epilogue`).
-        let (clip, fq) = crate::fakequant::FakeQuant::fold(op.clip, op.fake_quant.as_ref());
-        let fq = fq.unwrap_or([0.0; 5]);
+        // The clip folded into the fake quantization's clamp where it can be.
+        let Epilogue { clip, fake_quant } = Epilogue::new(op.clip, op.fake_quant.as_ref());
+        let fq = fake_quant.unwrap_or([0.0; 5]);
         let (clip_lo, clip_hi) = clip.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
         let (clip_lo, clip_hi) = (_mm512_set1_ps(clip_lo), _mm512_set1_ps(clip_hi));
         let fq = fq.map(|v| _mm512_set1_ps(v));

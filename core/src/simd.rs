@@ -35,16 +35,37 @@ pub(crate) fn clamp(v: f32, lo: f32, hi: f32) -> f32 {
     }
 }
 
-/// Clip, then fake quantization, on a block of accumulated outputs (our convolutions' epilogue, portable); the
-/// clip folded into the quantization's clamp where it can be ([`crate::fakequant::FakeQuant::after_clip`]).
-#[inline(always)]
-pub(crate) fn epilogue(block: &mut [f32], clip: Option<(f32, f32)>, fake_quant: Option<&crate::fakequant::FakeQuant>) {
-    let (clip, params) = crate::fakequant::FakeQuant::fold(clip, fake_quant);
-    if let Some((lo, hi)) = clip {
-        block.iter_mut().for_each(|v| *v = clamp(*v, lo, hi));
+/// Our convolutions' epilogue: clip, then fake quantization, on blocks of accumulated outputs. Made once per call
+/// (the clip folded into the quantization's clamp where it can be, [`crate::fakequant::FakeQuant::after_clip`]),
+/// applied to every block: portable here, broadcast into registers by [`avx512::Epilogue`] and the int8 kernel.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Epilogue {
+    /// The clip left to run on its own (none when folded), and the fake quantization's constants
+    /// ([`crate::fakequant::FakeQuant::params`]'s layout).
+    pub clip: Option<(f32, f32)>,
+    pub fake_quant: Option<[f32; 5]>,
+}
+
+impl Epilogue {
+    pub(crate) fn new(clip: Option<(f32, f32)>, fake_quant: Option<&crate::fakequant::FakeQuant>) -> Epilogue {
+        match fake_quant {
+            Some(fq) => {
+                let (clip, params) = fq.after_clip(clip);
+                Epilogue { clip, fake_quant: Some(params) }
+            }
+            None => Epilogue { clip, fake_quant: None },
+        }
     }
-    if let Some(params) = params {
-        crate::fakequant::FakeQuant::apply_params(block, params);
+
+    /// On one block of outputs, in place (portable).
+    #[inline(always)]
+    pub(crate) fn apply(&self, block: &mut [f32]) {
+        if let Some((lo, hi)) = self.clip {
+            block.iter_mut().for_each(|v| *v = clamp(*v, lo, hi));
+        }
+        if let Some(params) = self.fake_quant {
+            crate::fakequant::FakeQuant::apply_params(block, params);
+        }
     }
 }
 
@@ -103,7 +124,7 @@ pub(crate) fn has_fast_fma() -> bool {
 pub(crate) mod avx512 {
     use std::arch::x86_64::*;
 
-    /// [`super::epilogue`] as vectors: the clip bounds and fake quantization parameters broadcast once.
+    /// [`super::Epilogue`] as vectors: the clip bounds and fake quantization parameters broadcast once.
     pub(crate) struct Epilogue {
         clip: Option<(__m512, __m512)>,
         fake_quant: Option<[__m512; 5]>,
@@ -113,10 +134,10 @@ pub(crate) mod avx512 {
     impl Epilogue {
         #[inline(always)]
         pub(crate) unsafe fn new(clip: Option<(f32, f32)>, fake_quant: Option<&crate::fakequant::FakeQuant>) -> Epilogue {
-            let (clip, params) = crate::fakequant::FakeQuant::fold(clip, fake_quant);
+            let portable = super::Epilogue::new(clip, fake_quant);
             Epilogue {
-                clip: clip.map(|(lo, hi)| (_mm512_set1_ps(lo), _mm512_set1_ps(hi))),
-                fake_quant: params.map(|p| p.map(|v| _mm512_set1_ps(v))),
+                clip: portable.clip.map(|(lo, hi)| (_mm512_set1_ps(lo), _mm512_set1_ps(hi))),
+                fake_quant: portable.fake_quant.map(|p| p.map(|v| _mm512_set1_ps(v))),
                 round: _mm512_set1_ps(super::ROUND),
             }
         }

@@ -91,6 +91,7 @@ impl Stem {
     fn run_portable(&self, plane: &[f32], output: &mut [f32], first: usize, taps: &[usize]) {
         let [oh, ow] = self.geometry.out_hw;
         let step = self.geometry.row_step();
+        let epilogue = crate::simd::Epilogue::new(self.clip, self.fake_quant.as_ref());
         for y in 0..oh {
             for x in (0..ow).step_by(16) {
                 let width = (ow - x).min(16);
@@ -103,7 +104,7 @@ impl Stem {
                             acc[l] = wv.mul_add(src[l], acc[l]);
                         }
                     }
-                    crate::simd::epilogue(&mut acc, self.clip, self.fake_quant.as_ref());
+                    epilogue.apply(&mut acc);
                     out[y * ow + x..][..width].copy_from_slice(&acc[..width]);
                 }
             }
