@@ -683,10 +683,8 @@ fn speculate<'a>(data: &'a [u8], from: usize, to: usize, scan: &Scan, components
     let blocks_guess = (to - from) / 2;
     let mut run = Run { starts: Vec::with_capacity(blocks_guess), phases: Vec::with_capacity(blocks_guess), sums: Vec::with_capacity(blocks_guess), errors: Vec::new(), end: bits.clone(), data_end: None };
     let (mut phase, mut sums) = (0, [0i16; 3]);
+    // No refill here: `read_block` tops the buffer up at every block, and `byte` and `overran` do not need one.
     loop {
-        if bits.n < 32 {
-            bits.refill();
-        }
         if bits.byte() >= to || bits.overran() {
             break;
         }
@@ -724,10 +722,8 @@ fn decode_head<'a>(data: &'a [u8], to: usize, frame: &Frame, scan: &Scan) -> Opt
     let mut out = Blocks::new(frame, scan);
     let mut bits = Bits::at(data, 0);
     let total = out.values.len();
+    // No refill here: `read_block` tops the buffer up at every block.
     loop {
-        if bits.n < 32 {
-            bits.refill();
-        }
         if out.next == total || bits.byte() >= to {
             return Some((out, bits));
         }
