@@ -67,12 +67,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t = Instant::now();
     // SNAKEID_NO_FUSE=1 profiles tract's own quantize/dequantize passes instead of ours.
     let fused = if fuse { snakeid::fakequant::fuse(&mut optimized)? } else { (0, 0) };
+    // SNAKEID_NO_HANDOVER=1: f32 values between our pointwise and depthwise convolutions, not u8 codes.
+    let handovers = if fuse && std::env::var_os("SNAKEID_NO_HANDOVER").is_none() { snakeid::handover::hand_over(&mut optimized)? } else { 0 };
     let t_fuse = ms(t);
     let t = Instant::now();
     let plan = SimplePlan::new(optimized)?;
     let t_plan = ms(t);
     println!(
-        "load: protobuf {t_decode:.1} ms, fold {t_fold:.1} ms ({folded} weights), parse {t_parse:.1} ms, type {t_typed:.1} ms (of which analysis {t_analyse:.1} ms), declutter {t_declutter:.1} ms, swaps {t_swaps1:.1}+{t_swaps2:.1} ms ({depthwise} depthwise, {stem} stem, {pointwise} int8 pointwise convolutions), optimise {t_opt:.1} ms, fuse {t_fuse:.1} ms ({} quantize/dequantize pairs, {} quantize ops swapped), plan {t_plan:.1} ms (nodes: {})",
+        "load: protobuf {t_decode:.1} ms, fold {t_fold:.1} ms ({folded} weights), parse {t_parse:.1} ms, type {t_typed:.1} ms (of which analysis {t_analyse:.1} ms), declutter {t_declutter:.1} ms, swaps {t_swaps1:.1}+{t_swaps2:.1} ms ({depthwise} depthwise, {stem} stem, {pointwise} int8 pointwise convolutions), optimise {t_opt:.1} ms, fuse {t_fuse:.1} ms ({} quantize/dequantize pairs, {} quantize ops swapped, {handovers} code handovers), plan {t_plan:.1} ms (nodes: {})",
         fused.0,
         fused.1,
         plan.model().nodes.len()

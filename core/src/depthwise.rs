@@ -8,7 +8,7 @@
 //! that buffer before it is stored. [`swap_in`] replaces tract's Conv nodes by this op before tract optimises.
 
 use crate::fakequant::FakeQuant;
-use crate::simd::{clamp, eval_f32_into, simd_dispatch};
+use crate::simd::{clamp, eval_into, simd_dispatch};
 use std::sync::Arc;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
@@ -87,7 +87,7 @@ impl Geometry {
     /// Copies one channel `src` (`ih x iw`) into its zero-padded plane, each value through `f`: column phase p holds
     /// padded columns p, p + sw, p + 2 sw, ... (the padding itself stays zero: only the interior is ever written).
     #[inline(always)]
-    pub fn fill_plane_with(&self, src: &[f32], plane: &mut [f32], f: impl Fn(f32) -> f32) {
+    pub fn fill_plane_with<T: Copy>(&self, src: &[T], plane: &mut [f32], f: impl Fn(T) -> f32) {
         let g = self;
         let (iw, sw) = (g.in_hw[1], g.stride[1]);
         let (pw, ph) = (g.phase_width(), g.padded_height());
@@ -149,6 +149,26 @@ pub struct Depthwise {
     input_clip: Option<(f32, f32)>,
     clip: Option<(f32, f32)>,
     fake_quant: Option<FakeQuant>,
+    /// The input as u8 codes of this grid `(scale, zero point)`, not f32 values: from an int8 pointwise
+    /// convolution that writes them for this convolution alone ([`crate::handover`]).
+    codes_in: Option<(f32, i32)>,
+}
+
+/// A depthwise convolution's input: f32 values, or u8 codes `q` of the values `(q - zero point) * scale`.
+#[derive(Clone, Copy)]
+pub enum Source<'a> {
+    Values(&'a [f32]),
+    Codes(&'a [u8], (f32, i32)),
+}
+
+impl<'a> Source<'a> {
+    /// Its elements `range`.
+    fn slice(self, range: std::ops::Range<usize>) -> Source<'a> {
+        match self {
+            Source::Values(x) => Source::Values(&x[range]),
+            Source::Codes(x, grid) => Source::Codes(&x[range], grid),
+        }
+    }
 }
 
 /// Clip bounds compared by their bits (NaN-safe, as `Eq` needs).
@@ -164,6 +184,7 @@ impl PartialEq for Depthwise {
             && bits(self.input_clip) == bits(other.input_clip)
             && bits(self.clip) == bits(other.clip)
             && self.fake_quant == other.fake_quant
+            && self.codes_in.map(|(s, z)| (s.to_bits(), z)) == other.codes_in.map(|(s, z)| (s.to_bits(), z))
     }
 }
 
@@ -172,10 +193,13 @@ impl Eq for Depthwise {}
 impl Depthwise {
     /// Convolves channels `first..` of the tensor: `input` and `output` hold those channels (channels first,
     /// batch 1), as many as `output` has room for. `plane` is zeroed scratch of [`Self::plane_len`] values.
-    pub fn run(&self, input: &[f32], output: &mut [f32], first: usize, plane: &mut [f32]) {
+    pub fn run(&self, input: Source, output: &mut [f32], first: usize, plane: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512 F.
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+        {
+            // SAFETY: the CPU has AVX-512 F, BW and VL.
             return unsafe { avx512::run(self, input, output, first, plane) };
         }
         self.run_auto(input, output, first, plane)
@@ -183,25 +207,46 @@ impl Depthwise {
 
     simd_dispatch!(
         /// [`Self::run`] without explicit vector code, compiled for the widest vector unit this CPU has.
-        Depthwise, run_auto => run_portable(input: &[f32], output: &mut [f32], first: usize, plane: &mut [f32]));
+        Depthwise, run_auto => run_portable(input: Source<'_>, output: &mut [f32], first: usize, plane: &mut [f32]));
 
     /// Length of the zeroed scratch `run` needs for its padded plane.
     fn plane_len(&self) -> usize {
         self.geometry.channel_plane_len() + SLACK
     }
 
-    /// Copies one channel `src` into its zero-padded plane ([`Geometry::fill_plane_with`]), clipped when the
-    /// input clip says.
+    /// Copies one channel `src` into its zero-padded plane ([`Geometry::fill_plane_with`]), codes dequantized,
+    /// clipped when the input clip says.
     #[inline(always)]
-    fn fill_plane(&self, src: &[f32], plane: &mut [f32]) {
-        match self.input_clip {
-            Some((lo, hi)) => self.geometry.fill_plane_with(src, plane, |v| clamp(v, lo, hi)),
-            None => self.geometry.fill_plane_with(src, plane, |v| v),
+    fn fill_plane(&self, src: Source, plane: &mut [f32]) {
+        let (lo, hi) = self.input_clip.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
+        let clip = self.input_clip.is_some();
+        match src {
+            Source::Values(x) if clip => self.geometry.fill_plane_with(x, plane, |v| clamp(v, lo, hi)),
+            Source::Values(x) => self.geometry.fill_plane_with(x, plane, |v| v),
+            Source::Codes(x, (scale, zero_point)) => self.geometry.fill_plane_with(x, plane, |q| {
+                let v = (q as i32 - zero_point) as f32 * scale;
+                if clip { clamp(v, lo, hi) } else { v }
+            }),
         }
     }
 
+    /// This convolution reading u8 codes of the grid `(scale, zero point)`; `None` when it reads codes already.
+    pub(crate) fn with_codes(&self, grid: (f32, i32)) -> Option<Depthwise> {
+        self.codes_in.is_none().then(|| Depthwise { codes_in: Some(grid), ..self.clone() })
+    }
+
+    /// [`Self::run`] over the output channels split between the call's threads.
+    fn run_chunks(&self, xs: Source, out: &mut [f32]) {
+        let g = &self.geometry;
+        let (in_len, out_len) = (g.in_hw[0] * g.in_hw[1], g.out_hw[0] * g.out_hw[1]);
+        crate::parallel::for_each_chunk(out, out_len, 1, |first, chunk| {
+            let n = chunk.len() / out_len;
+            crate::parallel::with_zeroed_floats(self.plane_len(), |plane| self.run(xs.slice(first * in_len..(first + n) * in_len), chunk, first, plane))
+        })
+    }
+
     #[inline(always)]
-    fn run_portable(&self, input: &[f32], output: &mut [f32], first: usize, plane: &mut [f32]) {
+    fn run_portable(&self, input: Source, output: &mut [f32], first: usize, plane: &mut [f32]) {
         let g = &self.geometry;
         let ([ih, iw], [oh, ow], [kh, kw]) = (g.in_hw, g.out_hw, g.kernel);
         // Clip, then fake quantization, on a block of accumulated outputs while it is still in registers.
@@ -209,7 +254,7 @@ impl Depthwise {
         let epilogue = |block: &mut [f32]| epilogue.apply(block);
         let tap_start = self.geometry.tap_start();
         for c in 0..output.len() / (oh * ow) {
-            self.fill_plane(&input[c * ih * iw..(c + 1) * ih * iw], plane);
+            self.fill_plane(input.slice(c * ih * iw..(c + 1) * ih * iw), plane);
             let w = &self.weights[(first + c) * kh * kw..(first + c + 1) * kh * kw];
             for y in 0..oh {
                 let row_offset = y * g.row_step();
@@ -281,12 +326,12 @@ fn accumulate<const N: usize>(
 /// accumulators, masked stores at row ends (no overhang into the next row).
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{Depthwise, Geometry};
+    use super::{Depthwise, Geometry, Source};
     use crate::simd::avx512::Epilogue;
     use std::arch::x86_64::*;
 
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn run(op: &Depthwise, input: &[f32], output: &mut [f32], first: usize, plane: &mut [f32]) {
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    pub(super) unsafe fn run(op: &Depthwise, input: Source, output: &mut [f32], first: usize, plane: &mut [f32]) {
         let g = &op.geometry;
         let ([ih, iw], [oh, ow], [kh, kw]) = (g.in_hw, g.out_hw, g.kernel);
         let (row_step, taps) = (g.row_step(), kh * kw);
@@ -298,13 +343,16 @@ mod avx512 {
         // fixed-size arrays, so that the tap loop is unrolled and the weights stay in registers.
         let tap_start_3x3: Option<[usize; 9]> = tap_start.as_slice().try_into().ok();
         for c in 0..output.len() / (oh * ow) {
-            let src = &input[c * ih * iw..(c + 1) * ih * iw];
-            match op.input_clip {
-                Some((lo, hi)) => {
-                    let (lo, hi) = (_mm512_set1_ps(lo), _mm512_set1_ps(hi));
-                    fill_plane(g, src, plane, |v| crate::simd::avx512::clamp(v, lo, hi))
+            let (lo, hi) = op.input_clip.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
+            let (clip, lo, hi) = (op.input_clip.is_some(), _mm512_set1_ps(lo), _mm512_set1_ps(hi));
+            let clip = |v| if clip { crate::simd::avx512::clamp(v, lo, hi) } else { v };
+            match input.slice(c * ih * iw..(c + 1) * ih * iw) {
+                Source::Values(x) => fill_plane(g, |i, n| _mm512_maskz_loadu_ps(mask(n), x[i..i + n].as_ptr()), plane, clip),
+                Source::Codes(x, (scale, zero_point)) => {
+                    let (scale, zero_point) = (_mm512_set1_ps(scale), _mm512_set1_epi32(zero_point));
+                    let load = |i, n| _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(bytes16(x, i, n)), zero_point)), scale);
+                    fill_plane(g, load, plane, clip)
                 }
-                None => fill_plane(g, src, plane, |v| v),
             }
             let w = &op.weights[(first + c) * taps..(first + c + 1) * taps];
             let bias = _mm512_set1_ps(op.bias[first + c]);
@@ -324,26 +372,43 @@ mod avx512 {
         }
     }
 
-    /// [`Geometry::fill_plane_with`] in vectors: each row's values go through `f` 16 at a time (32 when split into
-    /// two column phases), with masked loads and stores at the row's end. The same values; the padding stays as it
-    /// was. A plane that takes per-value copies spends more time filling its plane than convolving it when it is
-    /// small (the 14x14 and 7x7 planes of MobileNetV2's last blocks: 27 % of all depthwise time).
-    #[target_feature(enable = "avx512f")]
-    pub(crate) unsafe fn fill_plane(g: &Geometry, src: &[f32], plane: &mut [f32], f: impl Fn(__m512) -> __m512) {
+    /// A mask of the first `n` (at most 16) lanes.
+    fn mask(n: usize) -> u16 {
+        ((1u32 << n.min(16)) - 1) as u16
+    }
+
+    /// Codes `i..i + n` of `x` (n at most 16) in a vector's first bytes, zeros after them.
+    #[inline(always)]
+    unsafe fn bytes16(x: &[u8], i: usize, n: usize) -> __m128i {
+        _mm_maskz_loadu_epi8(mask(n), x[i..i + n].as_ptr() as *const i8)
+    }
+
+    /// [`Geometry::fill_plane_with`] in vectors: `load(i, n)` gives the channel's values `i..i + n` (n at most 16,
+    /// lanes after them ignored), which go through `f` into each row of the plane 16 at a time (32 when split into
+    /// two column phases), with masked stores at the row's end. The same values; the padding stays as it was.
+    /// Filled value by value, a small plane took as long to fill as to convolve (the 14x14 and 7x7 planes of
+    /// MobileNetV2's last blocks).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    unsafe fn fill_plane(g: &Geometry, load: impl Fn(usize, usize) -> __m512, plane: &mut [f32], f: impl Fn(__m512) -> __m512) {
         let ([ih, iw], sw) = (g.in_hw, g.stride[1]);
+        assert!(plane.len() >= g.channel_plane_len(), "depthwise plane too short");
         if sw > 2 {
-            return g.fill_plane_with(src, plane, |v| _mm512_cvtss_f32(f(_mm512_set1_ps(v))));
+            // Other strides: the values in vectors, then placed one by one.
+            let len = ih * iw;
+            let mut values = vec![0f32; len.div_ceil(16) * 16];
+            for (i, chunk) in values.chunks_exact_mut(16).enumerate() {
+                _mm512_storeu_ps(chunk.as_mut_ptr(), f(load(i * 16, (len - i * 16).min(16))));
+            }
+            return g.fill_plane_with(&values[..len], plane, |v| v);
         }
-        assert!(src.len() >= ih * iw && plane.len() >= g.channel_plane_len(), "depthwise plane too short");
         let (pw, ph, [top, left]) = (g.phase_width(), g.padded_height(), g.pad_before);
-        let mask = |n: usize| ((1u32 << n.min(16)) - 1) as u16;
-        let (src, plane) = (src.as_ptr(), plane.as_mut_ptr());
+        let plane = plane.as_mut_ptr();
         if sw == 1 {
             for r in 0..ih {
-                let (s, d) = (src.add(r * iw), plane.add((r + top) * pw + left));
+                let d = plane.add((r + top) * pw + left);
                 for j in (0..iw).step_by(16) {
-                    let m = mask(iw - j);
-                    _mm512_mask_storeu_ps(d.add(j), m, f(_mm512_maskz_loadu_ps(m, s.add(j))));
+                    let n = (iw - j).min(16);
+                    _mm512_mask_storeu_ps(d.add(j), mask(n), f(load(r * iw + j, n)));
                 }
             }
             return;
@@ -353,12 +418,12 @@ mod avx512 {
         let (even_idx, odd_idx) = (_mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30), _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31));
         let (even_phase, odd_phase) = (left % 2, (left + 1) % 2);
         for r in 0..ih {
-            let s = src.add(r * iw);
             let even = plane.add((even_phase * ph + r + top) * pw + left / 2);
             let odd = plane.add((odd_phase * ph + r + top) * pw + (left + 1) / 2);
             for j in (0..iw).step_by(32) {
                 let n = iw - j;
-                let (lo, hi) = (_mm512_maskz_loadu_ps(mask(n), s.add(j)), _mm512_maskz_loadu_ps(mask(n.saturating_sub(16)), s.wrapping_add(j + 16)));
+                let lo = load(r * iw + j, n.min(16));
+                let hi = if n > 16 { load(r * iw + j + 16, (n - 16).min(16)) } else { _mm512_setzero_ps() };
                 let (e, o) = (_mm512_permutex2var_ps(lo, even_idx, hi), _mm512_permutex2var_ps(lo, odd_idx, hi));
                 _mm512_mask_storeu_ps(even.add(j / 2), mask(n.div_ceil(2)), f(e));
                 _mm512_mask_storeu_ps(odd.add(j / 2), mask(n / 2), f(o));
@@ -434,22 +499,19 @@ impl EvalOp for Depthwise {
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let g = &self.geometry;
-        let (in_len, out_len) = (g.in_hw[0] * g.in_hw[1], g.out_hw[0] * g.out_hw[1]);
-        ensure!(inputs[0].len() == g.channels * in_len, "SnakeidDepthwise: input of {} values", inputs[0].len());
-        eval_f32_into::<f32>(&inputs[0], &self.output_shape(inputs[0].rank()), |xs, out| {
-            crate::parallel::for_each_chunk(out, out_len, 1, |first, chunk| {
-                let n = chunk.len() / out_len;
-                crate::parallel::with_zeroed_floats(self.plane_len(), |plane| {
-                    self.run(&xs[first * in_len..(first + n) * in_len], chunk, first, plane)
-                })
-            })
-        })
+        ensure!(inputs[0].len() == g.channels * g.in_hw[0] * g.in_hw[1], "SnakeidDepthwise: input of {} values", inputs[0].len());
+        let shape = self.output_shape(inputs[0].rank());
+        match self.codes_in {
+            None => eval_into::<f32, f32>(&inputs[0], &shape, |xs, out| self.run_chunks(Source::Values(xs), out)),
+            Some(grid) => eval_into::<u8, f32>(&inputs[0], &shape, |xs, out| self.run_chunks(Source::Codes(xs, grid), out)),
+        }
     }
 }
 
 impl TypedOp for Depthwise {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        ensure!(inputs[0].datum_type == f32::datum_type(), "SnakeidDepthwise takes f32");
+        let takes = if self.codes_in.is_some() { u8::datum_type() } else { f32::datum_type() };
+        ensure!(inputs[0].datum_type == takes, "SnakeidDepthwise takes {takes:?}");
         Ok(tvec!(f32::fact(self.output_shape(inputs[0].rank()))))
     }
 
@@ -539,7 +601,7 @@ pub fn swap_in(model: &mut TypedModel) -> TractResult<usize> {
             Some((source, bounds)) => (source, Some(bounds)),
             None => (node.inputs[0], None),
         };
-        let op = Depthwise { geometry, weights: Arc::new(weights), bias: Arc::new(bias), input_clip, clip: tail.clip, fake_quant: tail.fake_quant };
+        let op = Depthwise { geometry, weights: Arc::new(weights), bias: Arc::new(bias), input_clip, clip: tail.clip, fake_quant: tail.fake_quant, codes_in: None };
         let mut patch = TypedModelPatch::default();
         let tap = patch.tap_model(model, source)?;
         let out = patch.wire_node(format!("{}.snakeid_depthwise", model.node(id).name), op, &[tap])?[0];
@@ -608,13 +670,30 @@ mod tests {
             let b: Vec<f32> = (0..5).map(|_| rnd()).collect();
             let cases = [(Some((0.0, 6.0)), Some(fq.clone()), None), (None, None, None), (Some((0.0, 0.3)), None, Some((0.0, 1.5)))];
             for (clip, fake_quant, input_clip) in cases {
-                let op = Depthwise { geometry: g.clone(), weights: Arc::new(w.clone()), bias: Arc::new(b.clone()), input_clip, clip, fake_quant };
+                let op = Depthwise { geometry: g.clone(), weights: Arc::new(w.clone()), bias: Arc::new(b.clone()), input_clip, clip, fake_quant, codes_in: None };
                 let mut fast = vec![0f32; 5 * out_hw[0] * out_hw[1]];
-                op.run(&x, &mut fast, 0, &mut vec![0.0; op.plane_len()]);
+                op.run(Source::Values(&x), &mut fast, 0, &mut vec![0.0; op.plane_len()]);
                 let mut portable = vec![0f32; fast.len()];
-                op.run_portable(&x, &mut portable, 0, &mut vec![0.0; op.plane_len()]);
+                op.run_portable(Source::Values(&x), &mut portable, 0, &mut vec![0.0; op.plane_len()]);
                 let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&fast), bits(&portable), "kernel {kernel:?} stride {stride:?} in {in_hw:?}");
+                // The same input as u8 codes: the values they stand for give the same bits, both ways.
+                let grid = (0.05f32, 100);
+                let codes: Vec<u8> = x.iter().map(|v| ((v / grid.0).round() as i32 + grid.1).clamp(0, 255) as u8).collect();
+                let values: Vec<f32> = codes.iter().map(|&q| (q as i32 - grid.1) as f32 * grid.0).collect();
+                let mut want = vec![0f32; fast.len()];
+                op.run_portable(Source::Values(&values), &mut want, 0, &mut vec![0.0; op.plane_len()]);
+                let from_codes = op.with_codes(grid).unwrap();
+                for portable in [false, true] {
+                    let mut got = vec![1f32; fast.len()];
+                    let scratch = &mut vec![0.0; op.plane_len()];
+                    if portable {
+                        from_codes.run_portable(Source::Codes(&codes, grid), &mut got, 0, scratch);
+                    } else {
+                        from_codes.run(Source::Codes(&codes, grid), &mut got, 0, scratch);
+                    }
+                    assert_eq!(bits(&got), bits(&want), "codes, portable {portable}: kernel {kernel:?} stride {stride:?} in {in_hw:?}");
+                }
             }
         }
     }
@@ -640,9 +719,9 @@ mod tests {
             let x: Vec<f32> = (0..3 * in_hw[0] * in_hw[1]).map(|_| rnd()).collect();
             let w: Vec<f32> = (0..3 * kernel[0] * kernel[1]).map(|_| rnd()).collect();
             let b: Vec<f32> = (0..3).map(|_| rnd()).collect();
-            let op = Depthwise { geometry: g.clone(), weights: Arc::new(w.clone()), bias: Arc::new(b.clone()), input_clip: None, clip: Some((0.0, 0.2)), fake_quant: None };
+            let op = Depthwise { geometry: g.clone(), weights: Arc::new(w.clone()), bias: Arc::new(b.clone()), input_clip: None, clip: Some((0.0, 0.2)), fake_quant: None, codes_in: None };
             let mut got = vec![0f32; 3 * out_hw[0] * out_hw[1]];
-            op.run(&x, &mut got, 0, &mut vec![0.0; op.plane_len()]);
+            op.run(Source::Values(&x), &mut got, 0, &mut vec![0.0; op.plane_len()]);
             let want = reference(&g, &x, &w, &b);
             for (i, (g, r)) in got.iter().zip(&want).enumerate() {
                 let r = r.clamp(0.0, 0.2);

@@ -17,11 +17,13 @@ pub struct OwnOps {
     pub stem: bool,
     pub int8_pointwise: bool,
     pub fake_quant: bool,
+    /// u8 codes from an int8 pointwise convolution to the depthwise one after it ([`crate::handover`]).
+    pub handover: bool,
 }
 
 impl OwnOps {
-    pub const ALL: OwnOps = OwnOps { depthwise: true, stem: true, int8_pointwise: true, fake_quant: true };
-    pub const NONE: OwnOps = OwnOps { depthwise: false, stem: false, int8_pointwise: false, fake_quant: false };
+    pub const ALL: OwnOps = OwnOps { depthwise: true, stem: true, int8_pointwise: true, fake_quant: true, handover: true };
+    pub const NONE: OwnOps = OwnOps { depthwise: false, stem: false, int8_pointwise: false, fake_quant: false, handover: false };
 }
 
 /// A compiled model. Cheap to share: the plan is immutable and every call gets its own state.
@@ -113,6 +115,9 @@ pub fn optimized_model(typed: TypedModel, own_ops: OwnOps) -> Result<TypedModel>
     let mut optimized = model.into_optimized().map_err(berr("optimising"))?;
     if own_ops.fake_quant {
         crate::fakequant::fuse(&mut optimized).map_err(berr("fusing quantize/dequantize pairs"))?;
+    }
+    if own_ops.handover {
+        crate::handover::hand_over(&mut optimized).map_err(berr("handing codes between convolutions"))?;
     }
     Ok(optimized)
 }
@@ -219,6 +224,21 @@ mod tests {
         let (fused, plain, input) = default_engines(ours, OwnOps::NONE);
         assert!(fused.nodes() < plain.nodes(), "nothing was swapped in: {} vs {} nodes", fused.nodes(), plain.nodes());
         let (a, b) = (fused.run(input.clone()).unwrap(), plain.run(input).unwrap());
+        assert_eq!(a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), b.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
+    }
+
+    /// u8 codes instead of f32 values between our int8 pointwise and depthwise convolutions (every inverted
+    /// residual block of MobileNetV2 but the first, which has no expansion): the same logits, bit for bit.
+    #[test]
+    fn codes_handed_between_convolutions_give_the_same_logits() {
+        let bundle = crate::Bundle::embedded_default().unwrap();
+        let (w, h, n) = (bundle.manifest.input.width, bundle.manifest.input.height, bundle.manifest.model.num_classes);
+        let mut model = optimized_model(typed_model(bundle.model.clone(), w, h, n).unwrap(), OwnOps { handover: false, ..OwnOps::ALL }).unwrap();
+        let expected = if crate::qpointwise::has_vnni() { 16 } else { 0 };
+        assert_eq!(crate::handover::hand_over(&mut model).unwrap(), expected);
+        assert_eq!(crate::handover::hand_over(&mut model).unwrap(), 0, "handed over twice");
+        let (codes, values, input) = default_engines(OwnOps::ALL, OwnOps { handover: false, ..OwnOps::ALL });
+        let (a, b) = (codes.run(input.clone()).unwrap(), values.run(input).unwrap());
         assert_eq!(a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), b.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
     }
 

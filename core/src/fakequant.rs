@@ -61,12 +61,19 @@ impl FakeQuant {
 
     /// [`FakeQuant::apply_portable`] with constants from [`FakeQuant::params`] or [`FakeQuant::after_clip`].
     #[inline(always)]
-    pub(crate) fn apply_params(xs: &mut [f32], [inv, lo, hi, shift, scale]: [f32; 5]) {
+    pub(crate) fn apply_params(xs: &mut [f32], params: [f32; 5]) {
         for x in xs {
-            let v = clamp(*x * inv, lo, hi);
-            // `(v + ROUND) - ROUND + offset` in one subtraction: every value in it is an integer below 2^24.
-            *x = ((v + ROUND) - shift) * scale;
+            *x = Self::level(*x, params) * params[4];
         }
+    }
+
+    /// The level of `x` on the grid, `q - zero_point` ([`FakeQuant::grid`]) as an f32 integer, with constants from
+    /// [`FakeQuant::params`] or [`FakeQuant::after_clip`]: `x`'s fake-quantized value is the level times the scale.
+    #[inline(always)]
+    pub(crate) fn level(x: f32, [inv, lo, hi, shift, _]: [f32; 5]) -> f32 {
+        let v = clamp(x * inv, lo, hi);
+        // `(v + ROUND) - ROUND + offset` in one subtraction: every value in it is an integer below 2^24.
+        (v + ROUND) - shift
     }
 
     /// The grid of the output values: `(scale, zero_point)` with every output `(q - zero_point) * scale`, q in 0..=255.

@@ -26,6 +26,7 @@ pub mod depthwise;
 pub mod engine;
 mod epilogue;
 pub mod fakequant;
+pub mod handover;
 mod jpeg_dc;
 pub mod onnx_fold;
 #[cfg(feature = "gpu")]

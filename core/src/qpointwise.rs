@@ -52,6 +52,34 @@ pub struct QPointwise {
     bias: Arc<Vec<f32>>,
     clip: Option<(f32, f32)>,
     fake_quant: Option<FakeQuant>,
+    /// The output as u8 codes of the fake quantization's grid (its zero point here), not f32 values: when the
+    /// only reader is a depthwise convolution that takes codes ([`crate::handover`]).
+    codes: Option<i32>,
+}
+
+/// What [`QPointwise::run`] writes: f32 values, or u8 codes ([`QPointwise::codes`]).
+trait Output: Copy + Send + Sync {
+    /// Whether these are codes.
+    const CODES: bool;
+    /// A block's outputs from the values before the epilogue (`pre`, changed).
+    fn finish(pre: &mut [f32; PIXELS], epilogue: &Epilogue, zero_point: i32, out: &mut [Self]);
+}
+
+impl Output for f32 {
+    const CODES: bool = false;
+    fn finish(pre: &mut [f32; PIXELS], epilogue: &Epilogue, _: i32, out: &mut [f32]) {
+        epilogue.apply(pre);
+        out.copy_from_slice(&pre[..out.len()]);
+    }
+}
+
+impl Output for u8 {
+    const CODES: bool = true;
+    fn finish(pre: &mut [f32; PIXELS], epilogue: &Epilogue, zero_point: i32, out: &mut [u8]) {
+        let mut codes = [0u8; PIXELS];
+        epilogue.codes(pre, zero_point, &mut codes);
+        out.copy_from_slice(&codes[..out.len()]);
+    }
 }
 
 impl PartialEq for QPointwise {
@@ -64,14 +92,22 @@ impl Eq for QPointwise {}
 
 impl QPointwise {
     /// The epilogue of one output channel's block: `(acc - correction) as f32 * scale + bias`, then `epilogue`
-    /// (clip, fake quant).
+    /// (clip, fake quant), into `out` (values or codes).
     #[inline(always)]
-    fn finish(&self, o: usize, acc: &[i32; PIXELS], epilogue: &Epilogue, out: &mut [f32; PIXELS]) {
+    fn finish<T: Output>(&self, o: usize, acc: &[i32; PIXELS], epilogue: &Epilogue, out: &mut [T]) {
         let (corr, scale, bias) = (self.correction[o], self.scales[o], self.bias[o]);
+        let mut pre = [0f32; PIXELS];
         for l in 0..PIXELS {
-            out[l] = (acc[l] - corr) as f32 * scale + bias;
+            pre[l] = (acc[l] - corr) as f32 * scale + bias;
         }
-        epilogue.apply(out);
+        T::finish(&mut pre, epilogue, self.codes.unwrap_or(0), out);
+    }
+
+    /// This convolution writing u8 codes of its output's grid, and that grid `(scale, zero point)`; `None` without
+    /// a fake-quantized output, or when it writes codes already.
+    pub(crate) fn with_codes(&self) -> Option<(QPointwise, (f32, i32))> {
+        let grid = self.fake_quant.as_ref()?.grid();
+        self.codes.is_none().then(|| (QPointwise { codes: Some(grid.1), ..self.clone() }, grid))
     }
 
     /// The u8 code of an input value: `round_half_even(x / scale) + zero_point`, clamped to 0..=255.
@@ -98,7 +134,7 @@ impl QPointwise {
     }
 
     /// The reference: plain integer loops over packed panels (used by the tests, and where no fast kernel runs).
-    fn run_portable(&self, x: &[f32], out: &mut [f32]) {
+    fn run_portable<T: Output>(&self, x: &[f32], out: &mut [T]) {
         let blocks = self.pixels.div_ceil(PIXELS);
         let mut packed = vec![0u8; self.packed_len(blocks)];
         self.pack_portable(x, 0..blocks, &mut packed);
@@ -115,11 +151,9 @@ impl QPointwise {
                         }
                     }
                 }
-                let mut y = [0f32; PIXELS];
-                self.finish(o, &acc, &epilogue, &mut y);
                 let p0 = block * PIXELS;
                 let n = PIXELS.min(self.pixels - p0);
-                out[o * self.pixels + p0..o * self.pixels + p0 + n].copy_from_slice(&y[..n]);
+                self.finish(o, &acc, &epilogue, &mut out[o * self.pixels + p0..o * self.pixels + p0 + n]);
             }
         }
     }
@@ -127,11 +161,12 @@ impl QPointwise {
     /// Splits the pixels over the call's threads: each quantizes and packs its own pixel blocks into its own
     /// scratch and computes every output channel for them (no thread waits for a shared packing, and each reads
     /// only the panels it packed).
-    fn run(&self, x: &[f32], out: &mut [f32]) {
+    fn run<T: Output>(&self, x: &[f32], out: &mut [T]) {
         #[cfg(target_arch = "x86_64")]
         if has_vnni() {
             assert_eq!(out.len(), self.out_channels * self.pixels);
-            let out = OutPtr(out.as_mut_ptr());
+            assert!(!T::CODES || self.fake_quant.is_some(), "codes of a fake-quantized output only");
+            let out = OutPtr(out.as_mut_ptr() as *mut u8);
             // Ranges of an even number of blocks: the kernel takes them two at a time.
             return crate::parallel::for_each_range(self.pixels.div_ceil(PIXELS), 2, |blocks| {
                 crate::parallel::with_bytes(self.packed_len(blocks.len()), |packed| {
@@ -139,7 +174,7 @@ impl QPointwise {
                     // channel's row of pixels, and each thread writes only its own pixels of each row.
                     unsafe {
                         vnni::pack(self, x, blocks.clone(), packed);
-                        vnni::gemm(self, packed, blocks, out.get());
+                        vnni::gemm::<T>(self, packed, blocks, out.get());
                     }
                 })
             });
@@ -150,7 +185,7 @@ impl QPointwise {
 
 /// The output, shared by the threads that write disjoint pixel ranges of it (in the x86-64 kernel).
 #[cfg(target_arch = "x86_64")]
-struct OutPtr(*mut f32);
+struct OutPtr(*mut u8);
 // SAFETY: the threads sharing it write disjoint elements (see `QPointwise::run`).
 #[cfg(target_arch = "x86_64")]
 unsafe impl Sync for OutPtr {}
@@ -158,7 +193,7 @@ unsafe impl Sync for OutPtr {}
 #[cfg(target_arch = "x86_64")]
 impl OutPtr {
     /// (A method, so that closures capture the whole `Sync` wrapper, not its raw pointer field.)
-    fn get(&self) -> *mut f32 {
+    fn get(&self) -> *mut u8 {
         self.0
     }
 }
@@ -177,7 +212,7 @@ pub fn has_vnni() -> bool {
 
 #[cfg(target_arch = "x86_64")]
 mod vnni {
-    use super::{Epilogue, QPointwise, PIXELS, ROUND, ROWS};
+    use super::{Epilogue, Output, QPointwise, PIXELS, ROUND, ROWS};
     use crate::simd::avx512 as simd;
     use std::arch::x86_64::*;
     use std::ops::Range;
@@ -226,15 +261,16 @@ mod vnni {
     /// `ROWS` output channels from `o0` over `NP` consecutive 16-pixel panels from pixel `p0`: `ROWS x NP`
     /// accumulators, each weight broadcast feeding `NP` dot products (weight rows are padded to a multiple of
     /// `ROWS`), then the epilogue in registers — the same operations in the same order as
-    /// [`QPointwise::finish`] — stored straight into `out`. `FQ` says whether the output is fake-quantized.
-    /// The clip runs only where it is not folded into the fake quantization ([`crate::fakequant::FakeQuant::after_clip`]).
+    /// [`QPointwise::finish`] — stored straight into `out` (f32 values, or u8 codes when `CODES`). `FQ` says
+    /// whether the output is fake-quantized. The clip runs only where it is not folded into the fake quantization
+    /// ([`crate::fakequant::FakeQuant::after_clip`]).
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    unsafe fn kernel<const NP: usize, const FQ: bool>(
+    unsafe fn kernel<const NP: usize, const FQ: bool, const CODES: bool>(
         op: &QPointwise,
         panels: *const u8,
         o0: usize,
         p0: usize,
-        out: *mut f32,
+        out: *mut u8,
     ) {
         let k4 = op.k4;
         let panel_len = k4 * PIXELS * 4;
@@ -259,6 +295,7 @@ mod vnni {
         let (clip_lo, clip_hi) = (_mm512_set1_ps(clip_lo), _mm512_set1_ps(clip_hi));
         let fq = fq.map(|v| _mm512_set1_ps(v));
         let round = _mm512_set1_ps(ROUND);
+        let zero_point = _mm512_set1_epi32(op.codes.unwrap_or(0));
         let rows = (op.out_channels - o0).min(ROWS);
         // One expansion per row, so that every accumulator index is a constant and the array lives in registers
         // (a loop over the rows was left rolled by the compiler, which then kept the accumulators on the stack).
@@ -274,16 +311,23 @@ mod vnni {
                         if clip.is_some() {
                             v = simd::clamp(v, clip_lo, clip_hi);
                         }
+                        let p = p0 + n * PIXELS;
+                        let width = PIXELS.min(op.pixels - p);
+                        let mask = ((1u32 << width) - 1) as u16;
+                        if CODES {
+                            // The level (an integer) plus the zero point: the code, 0..=255.
+                            let code = _mm512_add_epi32(_mm512_cvtps_epi32(simd::level(v, fq, round)), zero_point);
+                            _mm512_mask_cvtusepi32_storeu_epi8(out.add(o * op.pixels + p) as *mut i8, mask, code);
+                            continue;
+                        }
                         if FQ {
                             v = simd::fake_quant(v, fq, round);
                         }
-                        let p = p0 + n * PIXELS;
-                        let dst = out.add(o * op.pixels + p);
-                        let width = PIXELS.min(op.pixels - p);
+                        let dst = (out as *mut f32).add(o * op.pixels + p);
                         if width == PIXELS {
                             _mm512_storeu_ps(dst, v);
                         } else {
-                            _mm512_mask_storeu_ps(dst, ((1u32 << width) - 1) as u16, v);
+                            _mm512_mask_storeu_ps(dst, mask, v);
                         }
                     }
                 }
@@ -296,18 +340,20 @@ mod vnni {
     /// Every output channel for the pixel blocks `blocks`, from their packed panels, into `out` (`[out_channels]
     /// [pixels]`; only these pixels of each row are written).
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub(super) unsafe fn gemm(op: &QPointwise, packed: &[u8], blocks: Range<usize>, out: *mut f32) {
+    pub(super) unsafe fn gemm<T: Output>(op: &QPointwise, packed: &[u8], blocks: Range<usize>, out: *mut u8) {
         let panel_len = op.k4 * PIXELS * 4;
         let mut block = blocks.start;
         while block < blocks.end {
             let panels = packed.as_ptr().add((block - blocks.start) * panel_len);
             let two = block + 2 <= blocks.end;
             for o0 in (0..op.out_channels).step_by(ROWS) {
-                match (two, op.fake_quant.is_some()) {
-                    (true, true) => kernel::<2, true>(op, panels, o0, block * PIXELS, out),
-                    (true, false) => kernel::<2, false>(op, panels, o0, block * PIXELS, out),
-                    (false, true) => kernel::<1, true>(op, panels, o0, block * PIXELS, out),
-                    (false, false) => kernel::<1, false>(op, panels, o0, block * PIXELS, out),
+                match (two, op.fake_quant.is_some(), T::CODES) {
+                    (true, _, true) => kernel::<2, true, true>(op, panels, o0, block * PIXELS, out),
+                    (false, _, true) => kernel::<1, true, true>(op, panels, o0, block * PIXELS, out),
+                    (true, true, false) => kernel::<2, true, false>(op, panels, o0, block * PIXELS, out),
+                    (true, false, false) => kernel::<2, false, false>(op, panels, o0, block * PIXELS, out),
+                    (false, true, false) => kernel::<1, true, false>(op, panels, o0, block * PIXELS, out),
+                    (false, false, false) => kernel::<1, false, false>(op, panels, o0, block * PIXELS, out),
                 }
             }
             block += if two { 2 } else { 1 };
@@ -329,7 +375,7 @@ impl Op for QPointwise {
             self.zero_point,
             self.clip,
             self.fake_quant.is_some()
-        )])
+        ) + if self.codes.is_some() { ", u8 codes out" } else { "" }])
     }
 
     op_as_typed_op!();
@@ -340,14 +386,20 @@ impl EvalOp for QPointwise {
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         ensure!(inputs[0].len() == self.in_channels * self.pixels, "SnakeidQPointwise: input of {} values", inputs[0].len());
-        eval_f32_into::<f32>(&inputs[0], &self.out_shape, |xs, out| self.run(xs, out))
+        match self.codes {
+            Some(_) => eval_f32_into::<u8>(&inputs[0], &self.out_shape, |xs, out| self.run(xs, out)),
+            None => eval_f32_into::<f32>(&inputs[0], &self.out_shape, |xs, out| self.run(xs, out)),
+        }
     }
 }
 
 impl TypedOp for QPointwise {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         ensure!(inputs[0].datum_type == f32::datum_type(), "SnakeidQPointwise takes f32");
-        Ok(tvec!(f32::fact(self.out_shape.clone())))
+        Ok(tvec!(match self.codes {
+            Some(_) => u8::fact(self.out_shape.clone()),
+            None => f32::fact(self.out_shape.clone()),
+        }))
     }
 
     as_op!();
@@ -551,6 +603,7 @@ fn pointwise_of(model: &TypedModel, id: usize) -> Option<(QPointwise, usize, Out
         bias: Arc::new(bias),
         clip: tail.clip,
         fake_quant: tail.fake_quant,
+        codes: None,
     };
     Some((op, tail.last, source))
 }
@@ -595,6 +648,7 @@ mod tests {
             bias: Arc::new((0..out_channels).map(|o| o as f32 * 0.1 - 1.0).collect()),
             clip: Some((-3.0, 6.0)),
             fake_quant: None,
+            codes: None,
         };
         (op, x)
     }
@@ -626,6 +680,13 @@ mod tests {
         }
     }
 
+    /// The portable kernel's f32 values of an op that writes codes.
+    fn slow_values(op: &QPointwise, x: &[f32]) -> Vec<f32> {
+        let mut values = vec![0f32; op.out_channels * op.pixels];
+        QPointwise { codes: None, ..op.clone() }.run_portable(x, &mut values);
+        values
+    }
+
     #[test]
     fn vnni_kernel_equals_the_portable_one_bit_for_bit() {
         if !has_vnni() {
@@ -650,6 +711,17 @@ mod tests {
             fast.fill(0.0);
             multithread_tract_scope(Executor::multithread(3), || op.run(&x, &mut fast));
             assert_eq!(bits(&fast), bits(&slow), "{i}x{o}x{p}, 3 threads");
+            // Writing codes instead: each one, dequantized, is the value written otherwise, bit for bit.
+            let Some((op, (scale, zero_point))) = op.with_codes() else { continue };
+            let (mut fast, mut slow) = (vec![0u8; o * p], vec![1u8; o * p]);
+            op.run_portable(&x, &mut slow);
+            op.run(&x, &mut fast);
+            let values = |codes: &[u8]| codes.iter().map(|&c| ((c as i32 - zero_point) as f32 * scale).to_bits()).collect::<Vec<_>>();
+            assert_eq!(values(&slow), bits(&slow_values(&op, &x)), "{i}x{o}x{p}: portable codes");
+            assert_eq!(fast, slow, "{i}x{o}x{p}: codes");
+            fast.fill(0);
+            multithread_tract_scope(Executor::multithread(3), || op.run(&x, &mut fast));
+            assert_eq!(fast, slow, "{i}x{o}x{p}: codes, 3 threads");
         }
     }
 }

@@ -11,9 +11,18 @@ pub(crate) fn eval_f32_into<T: tract_onnx::prelude::Datum>(
     shape: &[usize],
     fill: impl FnOnce(&[f32], &mut [T]),
 ) -> tract_onnx::prelude::TractResult<tract_onnx::prelude::TVec<tract_onnx::prelude::TValue>> {
+    eval_into(input, shape, fill)
+}
+
+/// [`eval_f32_into`] for an input of any element type `I`.
+pub(crate) fn eval_into<I: tract_onnx::prelude::Datum, T: tract_onnx::prelude::Datum>(
+    input: &tract_onnx::prelude::TValue,
+    shape: &[usize],
+    fill: impl FnOnce(&[I], &mut [T]),
+) -> tract_onnx::prelude::TractResult<tract_onnx::prelude::TVec<tract_onnx::prelude::TValue>> {
     use tract_onnx::prelude::*;
     let input = input.try_as_plain_ram()?;
-    let xs = input.as_slice::<f32>()?;
+    let xs = input.as_slice::<I>()?;
     // SAFETY: every caller's `fill` writes every output value.
     let mut out = unsafe { Tensor::uninitialized::<T>(shape)? };
     {
@@ -65,6 +74,21 @@ impl Epilogue {
         }
         if let Some(params) = self.fake_quant {
             crate::fakequant::FakeQuant::apply_params(block, params);
+        }
+    }
+
+    /// On one block of outputs of a fake-quantized epilogue (the block itself clipped in place): their u8 codes on
+    /// the grid of zero point `zero_point` ([`crate::fakequant::FakeQuant::grid`]) into `codes` — whose values
+    /// times the grid's scale are exactly what [`Epilogue::apply`] gives. Without a fake quantization: none.
+    #[inline(always)]
+    pub(crate) fn codes(&self, block: &mut [f32], zero_point: i32, codes: &mut [u8]) {
+        if let Some((lo, hi)) = self.clip {
+            block.iter_mut().for_each(|v| *v = clamp(*v, lo, hi));
+        }
+        if let Some(params) = self.fake_quant {
+            for (c, v) in codes.iter_mut().zip(block.iter()) {
+                *c = (crate::fakequant::FakeQuant::level(*v, params) as i32 + zero_point) as u8;
+            }
         }
     }
 }
@@ -163,8 +187,15 @@ pub(crate) mod avx512 {
     /// Fake quantization with `FakeQuant::params()` broadcast (`[1/scale_q, lo, hi, ROUND - offset, scale_dq]`)
     /// and [`super::ROUND`] broadcast: quantize, clamp, round half to even and shift, dequantize.
     #[inline(always)]
-    pub(crate) unsafe fn fake_quant(v: __m512, [inv, lo, hi, shift, scale]: [__m512; 5], round: __m512) -> __m512 {
+    pub(crate) unsafe fn fake_quant(v: __m512, params: [__m512; 5], round: __m512) -> __m512 {
+        _mm512_mul_ps(level(v, params, round), params[4])
+    }
+
+    /// [`crate::fakequant::FakeQuant::level`]: quantize, clamp, round half to even and shift (the level, before
+    /// [`fake_quant`]'s multiplication by the scale).
+    #[inline(always)]
+    pub(crate) unsafe fn level(v: __m512, [inv, lo, hi, shift, _]: [__m512; 5], round: __m512) -> __m512 {
         let v = clamp(_mm512_mul_ps(v, inv), lo, hi);
-        _mm512_mul_ps(_mm512_sub_ps(_mm512_add_ps(v, round), shift), scale)
+        _mm512_sub_ps(_mm512_add_ps(v, round), shift)
     }
 }
