@@ -59,7 +59,8 @@ pub struct QPointwise {
 
 /// What [`QPointwise::run`] writes: f32 values, or u8 codes ([`QPointwise::codes`]).
 trait Output: Copy + Send + Sync {
-    /// Whether these are codes.
+    /// Whether these are codes (for the x86-64 kernel).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     const CODES: bool;
     /// A block's outputs from the values before the epilogue (`pre`, changed).
     fn finish(pre: &mut [f32; PIXELS], epilogue: &Epilogue, zero_point: i32, out: &mut [Self]);
