@@ -8,7 +8,7 @@
 //! that buffer before it is stored. [`swap_in`] replaces tract's Conv nodes by this op before tract optimises.
 
 use crate::fakequant::FakeQuant;
-use crate::simd::{clamp, eval_into, simd_dispatch};
+use crate::simd::{clamp, eval_into, Output};
 use std::sync::Arc;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
@@ -152,6 +152,9 @@ pub struct Depthwise {
     /// The input as u8 codes of this grid `(scale, zero point)`, not f32 values: from an int8 pointwise
     /// convolution that writes them for this convolution alone ([`crate::handover`]).
     codes_in: Option<(f32, i32)>,
+    /// The output as u8 codes of its fake quantization's grid (its zero point here), for an int8 pointwise
+    /// convolution that alone reads it ([`crate::handover`]).
+    codes_out: Option<i32>,
 }
 
 /// A depthwise convolution's input: f32 values, or u8 codes `q` of the values `(q - zero point) * scale`.
@@ -185,6 +188,7 @@ impl PartialEq for Depthwise {
             && bits(self.clip) == bits(other.clip)
             && self.fake_quant == other.fake_quant
             && self.codes_in.map(|(s, z)| (s.to_bits(), z)) == other.codes_in.map(|(s, z)| (s.to_bits(), z))
+            && self.codes_out == other.codes_out
     }
 }
 
@@ -193,7 +197,7 @@ impl Eq for Depthwise {}
 impl Depthwise {
     /// Convolves channels `first..` of the tensor: `input` and `output` hold those channels (channels first,
     /// batch 1), as many as `output` has room for. `plane` is zeroed scratch of [`Self::plane_len`] values.
-    pub fn run(&self, input: Source, output: &mut [f32], first: usize, plane: &mut [f32]) {
+    pub(crate) fn run<T: Output>(&self, input: Source, output: &mut [T], first: usize, plane: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx512f")
             && std::arch::is_x86_feature_detected!("avx512bw")
@@ -205,9 +209,30 @@ impl Depthwise {
         self.run_auto(input, output, first, plane)
     }
 
-    simd_dispatch!(
-        /// [`Self::run`] without explicit vector code, compiled for the widest vector unit this CPU has.
-        Depthwise, run_auto => run_portable(input: Source<'_>, output: &mut [f32], first: usize, plane: &mut [f32]));
+    /// [`Self::run`] without explicit vector code, compiled for the widest vector unit this CPU has (as
+    /// [`crate::simd::simd_dispatch`] does, for any output type).
+    fn run_auto<T: Output>(&self, input: Source, output: &mut [T], first: usize, plane: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            #[target_feature(enable = "avx512f")]
+            fn avx512<T: Output>(op: &Depthwise, input: Source, output: &mut [T], first: usize, plane: &mut [f32]) {
+                op.run_portable(input, output, first, plane)
+            }
+            #[target_feature(enable = "avx2,fma")]
+            fn avx2<T: Output>(op: &Depthwise, input: Source, output: &mut [T], first: usize, plane: &mut [f32]) {
+                op.run_portable(input, output, first, plane)
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU has the feature the function was compiled for.
+                return unsafe { avx512(self, input, output, first, plane) };
+            }
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                // SAFETY: as above.
+                return unsafe { avx2(self, input, output, first, plane) };
+            }
+        }
+        self.run_portable(input, output, first, plane)
+    }
 
     /// Length of the zeroed scratch `run` needs for its padded plane.
     fn plane_len(&self) -> usize {
@@ -235,8 +260,15 @@ impl Depthwise {
         self.codes_in.is_none().then(|| Depthwise { codes_in: Some(grid), ..self.clone() })
     }
 
+    /// This convolution writing u8 codes of its output's grid, and that grid `(scale, zero point)`; `None`
+    /// without a fake-quantized output, or when it writes codes already.
+    pub(crate) fn with_codes_out(&self) -> Option<(Depthwise, (f32, i32))> {
+        let grid = self.fake_quant.as_ref()?.grid();
+        self.codes_out.is_none().then(|| (Depthwise { codes_out: Some(grid.1), ..self.clone() }, grid))
+    }
+
     /// [`Self::run`] over the output channels split between the call's threads.
-    fn run_chunks(&self, xs: Source, out: &mut [f32]) {
+    fn run_chunks<T: Output>(&self, xs: Source, out: &mut [T]) {
         let g = &self.geometry;
         let (in_len, out_len) = (g.in_hw[0] * g.in_hw[1], g.out_hw[0] * g.out_hw[1]);
         crate::parallel::for_each_chunk(out, out_len, 1, |first, chunk| {
@@ -246,12 +278,13 @@ impl Depthwise {
     }
 
     #[inline(always)]
-    fn run_portable(&self, input: Source, output: &mut [f32], first: usize, plane: &mut [f32]) {
+    fn run_portable<T: Output>(&self, input: Source, output: &mut [T], first: usize, plane: &mut [f32]) {
         let g = &self.geometry;
         let ([ih, iw], [oh, ow], [kh, kw]) = (g.in_hw, g.out_hw, g.kernel);
         // Clip, then fake quantization, on a block of accumulated outputs while it is still in registers.
         let epilogue = crate::simd::Epilogue::new(self.clip, self.fake_quant.as_ref());
-        let epilogue = |block: &mut [f32]| epilogue.apply(block);
+        let zero_point = self.codes_out.unwrap_or(0);
+        let epilogue = |block: &mut [f32], out: &mut [T]| T::finish(block, &epilogue, zero_point, out);
         let tap_start = self.geometry.tap_start();
         for c in 0..output.len() / (oh * ow) {
             self.fill_plane(input.slice(c * ih * iw..(c + 1) * ih * iw), plane);
@@ -262,9 +295,9 @@ impl Depthwise {
                 // into the next one, which is computed (and overwritten) later.
                 let out_row = &mut output[(c * oh + y) * ow..];
                 if ow >= 16 {
-                    accumulate::<16>(out_row, ow, self.bias[first + c], w, &tap_start, row_offset, plane, &epilogue);
+                    accumulate::<16, T>(out_row, ow, self.bias[first + c], w, &tap_start, row_offset, plane, &epilogue);
                 } else {
-                    accumulate::<8>(out_row, ow, self.bias[first + c], w, &tap_start, row_offset, plane, &epilogue);
+                    accumulate::<8, T>(out_row, ow, self.bias[first + c], w, &tap_start, row_offset, plane, &epilogue);
                 }
             }
         }
@@ -291,15 +324,15 @@ impl Depthwise {
 /// unless the tensor ends there.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn accumulate<const N: usize>(
-    out: &mut [f32],
+fn accumulate<const N: usize, T>(
+    out: &mut [T],
     width: usize,
     bias: f32,
     weights: &[f32],
     tap_start: &[usize],
     row_offset: usize,
     plane: &[f32],
-    epilogue: &impl Fn(&mut [f32]),
+    epilogue: &impl Fn(&mut [f32], &mut [T]),
 ) {
     let mut x = 0;
     while x < width {
@@ -310,13 +343,8 @@ fn accumulate<const N: usize>(
                 a[l] += wv * src[l];
             }
         }
-        epilogue(&mut a);
-        if x + N <= out.len() {
-            out[x..x + N].copy_from_slice(&a);
-        } else {
-            let n = width - x;
-            out[x..x + n].copy_from_slice(&a[..n]);
-        }
+        let n = if x + N <= out.len() { N } else { width - x };
+        epilogue(&mut a, &mut out[x..x + n]);
         x += N;
     }
 }
@@ -326,17 +354,18 @@ fn accumulate<const N: usize>(
 /// accumulators, masked stores at row ends (no overhang into the next row).
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{Depthwise, Geometry, Source};
+    use super::{Depthwise, Geometry, Output, Source};
     use crate::simd::avx512::Epilogue;
     use std::arch::x86_64::*;
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    pub(super) unsafe fn run(op: &Depthwise, input: Source, output: &mut [f32], first: usize, plane: &mut [f32]) {
+    pub(super) unsafe fn run<T: Output>(op: &Depthwise, input: Source, output: &mut [T], first: usize, plane: &mut [f32]) {
         let g = &op.geometry;
         let ([ih, iw], [oh, ow], [kh, kw]) = (g.in_hw, g.out_hw, g.kernel);
         let (row_step, taps) = (g.row_step(), kh * kw);
         let tap_start = g.tap_start();
         let epilogue = Epilogue::new(op.clip, op.fake_quant.as_ref());
+        let zero_point = _mm512_set1_epi32(op.codes_out.unwrap_or(0));
         // Every load stays inside `plane`.
         assert!(g.last_load(&tap_start) <= plane.len(), "depthwise plane too short");
         // 3x3 kernels (every depthwise convolution of MobileNet-like models): the taps and broadcast weights in
@@ -360,12 +389,12 @@ mod avx512 {
             match tap_start_3x3 {
                 Some(starts) => {
                     let wv: [__m512; 9] = std::array::from_fn(|t| _mm512_set1_ps(w[t]));
-                    let channel = Channel { plane, row_step, ow, weights: &wv, tap_start: &starts, bias, epilogue: &epilogue };
+                    let channel = Channel { plane, row_step, ow, weights: &wv, tap_start: &starts, bias, epilogue: &epilogue, zero_point };
                     channel.run(oh, out);
                 }
                 None => {
                     let wv: Vec<__m512> = w.iter().map(|v| _mm512_set1_ps(*v)).collect();
-                    let channel = Channel { plane, row_step, ow, weights: &wv, tap_start: &tap_start, bias, epilogue: &epilogue };
+                    let channel = Channel { plane, row_step, ow, weights: &wv, tap_start: &tap_start, bias, epilogue: &epilogue, zero_point };
                     channel.run(oh, out);
                 }
             }
@@ -441,25 +470,27 @@ mod avx512 {
         tap_start: &'a [usize],
         bias: __m512,
         epilogue: &'a Epilogue,
+        /// Of the output codes, when it writes codes.
+        zero_point: __m512i,
     }
 
     impl Channel<'_> {
         /// All `oh` output rows into `out` (the channel's `oh x ow` values), two at a time.
         #[inline(always)]
-        unsafe fn run(&self, oh: usize, out: &mut [f32]) {
+        unsafe fn run<T: Output>(&self, oh: usize, out: &mut [T]) {
             let mut y = 0;
             while y + 2 <= oh {
-                self.rows::<2>(y, out);
+                self.rows::<2, T>(y, out);
                 y += 2;
             }
             if y < oh {
-                self.rows::<1>(y, out);
+                self.rows::<1, T>(y, out);
             }
         }
 
         /// Output rows `y..y + R`, in blocks of 16.
         #[inline(always)]
-        unsafe fn rows<const R: usize>(&self, y: usize, out: &mut [f32]) {
+        unsafe fn rows<const R: usize, T: Output>(&self, y: usize, out: &mut [T]) {
             let (base, ow) = (self.plane.as_ptr(), self.ow);
             let mut x = 0;
             while x < ow {
@@ -474,7 +505,12 @@ mod avx512 {
                 let width = (ow - x).min(16);
                 let mask = ((1u32 << width) - 1) as u16;
                 for (r, acc) in acc.iter().enumerate() {
-                    _mm512_mask_storeu_ps(out.as_mut_ptr().add((y + r) * ow + x), mask, self.epilogue.apply(*acc));
+                    let dst = out.as_mut_ptr().add((y + r) * ow + x);
+                    if T::CODES {
+                        _mm512_mask_cvtusepi32_storeu_epi8(dst as *mut i8, mask, self.epilogue.code(*acc, self.zero_point));
+                    } else {
+                        _mm512_mask_storeu_ps(dst as *mut f32, mask, self.epilogue.apply(*acc));
+                    }
                 }
                 x += 16;
             }
@@ -501,9 +537,11 @@ impl EvalOp for Depthwise {
         let g = &self.geometry;
         ensure!(inputs[0].len() == g.channels * g.in_hw[0] * g.in_hw[1], "SnakeidDepthwise: input of {} values", inputs[0].len());
         let shape = self.output_shape(inputs[0].rank());
-        match self.codes_in {
-            None => eval_into::<f32, f32>(&inputs[0], &shape, |xs, out| self.run_chunks(Source::Values(xs), out)),
-            Some(grid) => eval_into::<u8, f32>(&inputs[0], &shape, |xs, out| self.run_chunks(Source::Codes(xs, grid), out)),
+        match (self.codes_in, self.codes_out) {
+            (None, None) => eval_into::<f32, f32>(&inputs[0], &shape, |xs, out| self.run_chunks(Source::Values(xs), out)),
+            (None, Some(_)) => eval_into::<f32, u8>(&inputs[0], &shape, |xs, out| self.run_chunks(Source::Values(xs), out)),
+            (Some(grid), None) => eval_into::<u8, f32>(&inputs[0], &shape, |xs, out| self.run_chunks(Source::Codes(xs, grid), out)),
+            (Some(grid), Some(_)) => eval_into::<u8, u8>(&inputs[0], &shape, |xs, out| self.run_chunks(Source::Codes(xs, grid), out)),
         }
     }
 }
@@ -512,7 +550,8 @@ impl TypedOp for Depthwise {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         let takes = if self.codes_in.is_some() { u8::datum_type() } else { f32::datum_type() };
         ensure!(inputs[0].datum_type == takes, "SnakeidDepthwise takes {takes:?}");
-        Ok(tvec!(f32::fact(self.output_shape(inputs[0].rank()))))
+        let shape = self.output_shape(inputs[0].rank());
+        Ok(tvec!(if self.codes_out.is_some() { u8::fact(shape) } else { f32::fact(shape) }))
     }
 
     as_op!();
@@ -601,7 +640,7 @@ pub fn swap_in(model: &mut TypedModel) -> TractResult<usize> {
             Some((source, bounds)) => (source, Some(bounds)),
             None => (node.inputs[0], None),
         };
-        let op = Depthwise { geometry, weights: Arc::new(weights), bias: Arc::new(bias), input_clip, clip: tail.clip, fake_quant: tail.fake_quant, codes_in: None };
+        let op = Depthwise { geometry, weights: Arc::new(weights), bias: Arc::new(bias), input_clip, clip: tail.clip, fake_quant: tail.fake_quant, codes_in: None, codes_out: None };
         let mut patch = TypedModelPatch::default();
         let tap = patch.tap_model(model, source)?;
         let out = patch.wire_node(format!("{}.snakeid_depthwise", model.node(id).name), op, &[tap])?[0];
@@ -670,11 +709,12 @@ mod tests {
             let b: Vec<f32> = (0..5).map(|_| rnd()).collect();
             let cases = [(Some((0.0, 6.0)), Some(fq.clone()), None), (None, None, None), (Some((0.0, 0.3)), None, Some((0.0, 1.5)))];
             for (clip, fake_quant, input_clip) in cases {
-                let op = Depthwise { geometry: g.clone(), weights: Arc::new(w.clone()), bias: Arc::new(b.clone()), input_clip, clip, fake_quant, codes_in: None };
+                let op = Depthwise { geometry: g.clone(), weights: Arc::new(w.clone()), bias: Arc::new(b.clone()), input_clip, clip, fake_quant, codes_in: None, codes_out: None };
                 let mut fast = vec![0f32; 5 * out_hw[0] * out_hw[1]];
                 op.run(Source::Values(&x), &mut fast, 0, &mut vec![0.0; op.plane_len()]);
                 let mut portable = vec![0f32; fast.len()];
                 op.run_portable(Source::Values(&x), &mut portable, 0, &mut vec![0.0; op.plane_len()]);
+                let portable_values = portable.clone();
                 let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&fast), bits(&portable), "kernel {kernel:?} stride {stride:?} in {in_hw:?}");
                 // The same input as u8 codes: the values they stand for give the same bits, both ways.
@@ -693,6 +733,19 @@ mod tests {
                         from_codes.run(Source::Codes(&codes, grid), &mut got, 0, scratch);
                     }
                     assert_eq!(bits(&got), bits(&want), "codes, portable {portable}: kernel {kernel:?} stride {stride:?} in {in_hw:?}");
+                }
+                // Writing codes: each one, dequantized, is the value written otherwise, bit for bit.
+                let Some((writes_codes, (scale, zero_point))) = op.with_codes_out() else { continue };
+                for portable in [false, true] {
+                    let mut codes = vec![7u8; fast.len()];
+                    let scratch = &mut vec![0.0; op.plane_len()];
+                    if portable {
+                        writes_codes.run_portable(Source::Values(&x), &mut codes, 0, scratch);
+                    } else {
+                        writes_codes.run(Source::Values(&x), &mut codes, 0, scratch);
+                    }
+                    let values: Vec<f32> = codes.iter().map(|&q| (q as i32 - zero_point) as f32 * scale).collect();
+                    assert_eq!(bits(&values), bits(&portable_values), "codes out, portable {portable}: kernel {kernel:?} stride {stride:?} in {in_hw:?}");
                 }
             }
         }
@@ -719,7 +772,7 @@ mod tests {
             let x: Vec<f32> = (0..3 * in_hw[0] * in_hw[1]).map(|_| rnd()).collect();
             let w: Vec<f32> = (0..3 * kernel[0] * kernel[1]).map(|_| rnd()).collect();
             let b: Vec<f32> = (0..3).map(|_| rnd()).collect();
-            let op = Depthwise { geometry: g.clone(), weights: Arc::new(w.clone()), bias: Arc::new(b.clone()), input_clip: None, clip: Some((0.0, 0.2)), fake_quant: None, codes_in: None };
+            let op = Depthwise { geometry: g.clone(), weights: Arc::new(w.clone()), bias: Arc::new(b.clone()), input_clip: None, clip: Some((0.0, 0.2)), fake_quant: None, codes_in: None, codes_out: None };
             let mut got = vec![0f32; 3 * out_hw[0] * out_hw[1]];
             op.run(Source::Values(&x), &mut got, 0, &mut vec![0.0; op.plane_len()]);
             let want = reference(&g, &x, &w, &b);

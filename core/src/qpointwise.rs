@@ -14,10 +14,10 @@
 //! QuantizeLinear → DequantizeLinear after it, by this op, only where the CPU has the instructions and the weights
 //! are exactly int8.
 
-use crate::depthwise::{plain_conv, Depthwise, PlainConv};
+use crate::depthwise::{plain_conv, Depthwise, PlainConv, Source};
 use crate::epilogue::{constant, only_successor, other_constant, tail_after};
 use crate::fakequant::FakeQuant;
-use crate::simd::{clamp, eval_f32_into, Epilogue, ROUND};
+use crate::simd::{clamp, eval_into, Epilogue, Output, ROUND};
 use std::ops::Range;
 use std::sync::Arc;
 use tract_onnx::prelude::*;
@@ -55,32 +55,9 @@ pub struct QPointwise {
     /// The output as u8 codes of the fake quantization's grid (its zero point here), not f32 values: when the
     /// only reader is a depthwise convolution that takes codes ([`crate::handover`]).
     codes: Option<i32>,
-}
-
-/// What [`QPointwise::run`] writes: f32 values, or u8 codes ([`QPointwise::codes`]).
-trait Output: Copy + Send + Sync {
-    /// Whether these are codes (for the x86-64 kernel).
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-    const CODES: bool;
-    /// A block's outputs from the values before the epilogue (`pre`, changed).
-    fn finish(pre: &mut [f32; PIXELS], epilogue: &Epilogue, zero_point: i32, out: &mut [Self]);
-}
-
-impl Output for f32 {
-    const CODES: bool = false;
-    fn finish(pre: &mut [f32; PIXELS], epilogue: &Epilogue, _: i32, out: &mut [f32]) {
-        epilogue.apply(pre);
-        out.copy_from_slice(&pre[..out.len()]);
-    }
-}
-
-impl Output for u8 {
-    const CODES: bool = true;
-    fn finish(pre: &mut [f32; PIXELS], epilogue: &Epilogue, zero_point: i32, out: &mut [u8]) {
-        let mut codes = [0u8; PIXELS];
-        epilogue.codes(pre, zero_point, &mut codes);
-        out.copy_from_slice(&codes[..out.len()]);
-    }
+    /// The input as u8 codes of its grid (`zero_point`), not f32 values: from a depthwise convolution that writes
+    /// them for this convolution alone ([`crate::handover`]). Packing them is then copying them.
+    codes_in: bool,
 }
 
 impl PartialEq for QPointwise {
@@ -104,6 +81,21 @@ impl QPointwise {
         T::finish(&mut pre, epilogue, self.codes.unwrap_or(0), out);
     }
 
+    /// This convolution reading u8 codes of its input's grid; `None` when the codes' zero point is not its own
+    /// (another grid), or it reads codes already.
+    pub(crate) fn with_codes_in(&self, zero_point: i32) -> Option<QPointwise> {
+        (!self.codes_in && zero_point == self.zero_point).then(|| QPointwise { codes_in: true, ..self.clone() })
+    }
+
+    /// The input's code at channel `i`, pixel `p`.
+    #[inline(always)]
+    fn code_at(&self, x: Source, i: usize, p: usize) -> u8 {
+        match x {
+            Source::Values(x) => self.code(x[i * self.pixels + p]),
+            Source::Codes(x, _) => x[i * self.pixels + p],
+        }
+    }
+
     /// This convolution writing u8 codes of its output's grid, and that grid `(scale, zero point)`; `None` without
     /// a fake-quantized output, or when it writes codes already.
     pub(crate) fn with_codes(&self) -> Option<(QPointwise, (f32, i32))> {
@@ -120,11 +112,11 @@ impl QPointwise {
 
     /// Packs the 16-pixel blocks `blocks` of `[in_channels][pixels]` f32 into `packed`: panels
     /// `[pixel block][k4][16 pixels][4 channels]` of u8 codes (zeros beyond the last pixel and channel).
-    fn pack_portable(&self, x: &[f32], blocks: Range<usize>, packed: &mut [u8]) {
+    fn pack_portable(&self, x: Source, blocks: Range<usize>, packed: &mut [u8]) {
         packed.fill(0);
         for i in 0..self.in_channels {
             for p in blocks.start * PIXELS..(blocks.end * PIXELS).min(self.pixels) {
-                packed[((p / PIXELS - blocks.start) * self.k4 + i / 4) * PIXELS * 4 + (p % PIXELS) * 4 + i % 4] = self.code(x[i * self.pixels + p]);
+                packed[((p / PIXELS - blocks.start) * self.k4 + i / 4) * PIXELS * 4 + (p % PIXELS) * 4 + i % 4] = self.code_at(x, i, p);
             }
         }
     }
@@ -135,7 +127,7 @@ impl QPointwise {
     }
 
     /// The reference: plain integer loops over packed panels (used by the tests, and where no fast kernel runs).
-    fn run_portable<T: Output>(&self, x: &[f32], out: &mut [T]) {
+    fn run_portable<T: Output>(&self, x: Source, out: &mut [T]) {
         let blocks = self.pixels.div_ceil(PIXELS);
         let mut packed = vec![0u8; self.packed_len(blocks)];
         self.pack_portable(x, 0..blocks, &mut packed);
@@ -162,7 +154,7 @@ impl QPointwise {
     /// Splits the pixels over the call's threads: each quantizes and packs its own pixel blocks into its own
     /// scratch and computes every output channel for them (no thread waits for a shared packing, and each reads
     /// only the panels it packed).
-    fn run<T: Output>(&self, x: &[f32], out: &mut [T]) {
+    fn run<T: Output>(&self, x: Source, out: &mut [T]) {
         #[cfg(target_arch = "x86_64")]
         if has_vnni() {
             assert_eq!(out.len(), self.out_channels * self.pixels);
@@ -213,7 +205,7 @@ pub fn has_vnni() -> bool {
 
 #[cfg(target_arch = "x86_64")]
 mod vnni {
-    use super::{Epilogue, Output, QPointwise, PIXELS, ROUND, ROWS};
+    use super::{Epilogue, Output, QPointwise, Source, PIXELS, ROUND, ROWS};
     use crate::simd::avx512 as simd;
     use std::arch::x86_64::*;
     use std::ops::Range;
@@ -225,7 +217,18 @@ mod vnni {
             let q = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(p), inv)), zp);
             _mm512_cvtepi32_epi8(_mm512_min_epi32(_mm512_max_epi32(q, _mm512_setzero_si512()), hi))
         };
-        let (r0, r1, r2, r3) = (code(rows[0]), code(rows[1]), code(rows[2]), code(rows[3]));
+        interleave([code(rows[0]), code(rows[1]), code(rows[2]), code(rows[3])], dst);
+    }
+
+    /// Packs four channel rows x 16 pixels of codes into one 64-byte panel entry.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    unsafe fn pack_codes(rows: [*const u8; 4], dst: *mut u8) {
+        interleave(rows.map(|r| _mm_loadu_si128(r as *const __m128i)), dst);
+    }
+
+    /// Four rows of 16 codes as 16 pixels x 4 channels.
+    #[inline(always)]
+    unsafe fn interleave([r0, r1, r2, r3]: [__m128i; 4], dst: *mut u8) {
         let (t0, t1) = (_mm_unpacklo_epi8(r0, r1), _mm_unpackhi_epi8(r0, r1));
         let (t2, t3) = (_mm_unpacklo_epi8(r2, r3), _mm_unpackhi_epi8(r2, r3));
         _mm_storeu_si128(dst as *mut __m128i, _mm_unpacklo_epi16(t0, t2));
@@ -235,7 +238,7 @@ mod vnni {
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub(super) unsafe fn pack(op: &QPointwise, x: &[f32], blocks: Range<usize>, packed: &mut [u8]) {
+    pub(super) unsafe fn pack(op: &QPointwise, x: Source, blocks: Range<usize>, packed: &mut [u8]) {
         let (pixels, k4, b0) = (op.pixels, op.k4, blocks.start);
         if op.in_channels % 4 != 0 || pixels < PIXELS {
             return op.pack_portable(x, blocks, packed);
@@ -246,14 +249,17 @@ mod vnni {
         let inv = _mm512_set1_ps(op.inv_scale);
         let (zp, hi) = (_mm512_set1_epi32(op.zero_point), _mm512_set1_epi32(255));
         for g in 0..k4 {
-            let rows = [0, 1, 2, 3].map(|j| x.as_ptr().add((g * 4 + j) * pixels));
             for b in b0..full {
                 let dst = packed.as_mut_ptr().add(((b - b0) * k4 + g) * PIXELS * 4);
-                pack_block(rows.map(|r| r.add(b * PIXELS)), inv, zp, hi, dst);
+                let at = |j: usize| (g * 4 + j) * pixels + b * PIXELS;
+                match x {
+                    Source::Values(x) => pack_block([0, 1, 2, 3].map(|j| x[at(j)..at(j) + PIXELS].as_ptr()), inv, zp, hi, dst),
+                    Source::Codes(x, _) => pack_codes([0, 1, 2, 3].map(|j| x[at(j)..at(j) + PIXELS].as_ptr()), dst),
+                }
             }
             for p in full * PIXELS..(blocks.end * PIXELS).min(pixels) {
                 for j in 0..4 {
-                    packed[((p / PIXELS - b0) * k4 + g) * PIXELS * 4 + (p % PIXELS) * 4 + j] = op.code(*rows[j].add(p));
+                    packed[((p / PIXELS - b0) * k4 + g) * PIXELS * 4 + (p % PIXELS) * 4 + j] = op.code_at(x, g * 4 + j, p);
                 }
             }
         }
@@ -376,7 +382,8 @@ impl Op for QPointwise {
             self.zero_point,
             self.clip,
             self.fake_quant.is_some()
-        ) + if self.codes.is_some() { ", u8 codes out" } else { "" }])
+        ) + if self.codes_in { ", u8 codes in" } else { "" }
+            + if self.codes.is_some() { ", u8 codes out" } else { "" }])
     }
 
     op_as_typed_op!();
@@ -387,16 +394,20 @@ impl EvalOp for QPointwise {
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         ensure!(inputs[0].len() == self.in_channels * self.pixels, "SnakeidQPointwise: input of {} values", inputs[0].len());
-        match self.codes {
-            Some(_) => eval_f32_into::<u8>(&inputs[0], &self.out_shape, |xs, out| self.run(xs, out)),
-            None => eval_f32_into::<f32>(&inputs[0], &self.out_shape, |xs, out| self.run(xs, out)),
+        let grid = (1.0 / self.inv_scale, self.zero_point);
+        match (self.codes_in, self.codes) {
+            (false, None) => eval_into::<f32, f32>(&inputs[0], &self.out_shape, |xs, out| self.run(Source::Values(xs), out)),
+            (false, Some(_)) => eval_into::<f32, u8>(&inputs[0], &self.out_shape, |xs, out| self.run(Source::Values(xs), out)),
+            (true, None) => eval_into::<u8, f32>(&inputs[0], &self.out_shape, |xs, out| self.run(Source::Codes(xs, grid), out)),
+            (true, Some(_)) => eval_into::<u8, u8>(&inputs[0], &self.out_shape, |xs, out| self.run(Source::Codes(xs, grid), out)),
         }
     }
 }
 
 impl TypedOp for QPointwise {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
-        ensure!(inputs[0].datum_type == f32::datum_type(), "SnakeidQPointwise takes f32");
+        let takes = if self.codes_in { u8::datum_type() } else { f32::datum_type() };
+        ensure!(inputs[0].datum_type == takes, "SnakeidQPointwise takes {takes:?}");
         Ok(tvec!(match self.codes {
             Some(_) => u8::fact(self.out_shape.clone()),
             None => f32::fact(self.out_shape.clone()),
@@ -605,6 +616,7 @@ fn pointwise_of(model: &TypedModel, id: usize) -> Option<(QPointwise, usize, Out
         clip: tail.clip,
         fake_quant: tail.fake_quant,
         codes: None,
+        codes_in: false,
     };
     Some((op, tail.last, source))
 }
@@ -650,6 +662,7 @@ mod tests {
             clip: Some((-3.0, 6.0)),
             fake_quant: None,
             codes: None,
+            codes_in: false,
         };
         (op, x)
     }
@@ -675,7 +688,7 @@ mod tests {
         let scale = 0.05f64;
         let w_of = |o: usize, i: usize| op.weights[o * op.k4 * 4 + i] as f64 * op.scales[o] as f64 / scale;
         let mut got = vec![0f32; 10 * 37];
-        op.run_portable(&x, &mut got);
+        op.run_portable(Source::Values(&x), &mut got);
         for (g, r) in got.iter().zip(reference(&op, &x, w_of)) {
             assert!((g - r).abs() <= 1e-4 * r.abs().max(1.0), "{g} vs {r}");
         }
@@ -684,7 +697,7 @@ mod tests {
     /// The portable kernel's f32 values of an op that writes codes.
     fn slow_values(op: &QPointwise, x: &[f32]) -> Vec<f32> {
         let mut values = vec![0f32; op.out_channels * op.pixels];
-        QPointwise { codes: None, ..op.clone() }.run_portable(x, &mut values);
+        QPointwise { codes: None, ..op.clone() }.run_portable(Source::Values(x), &mut values);
         values
     }
 
@@ -704,24 +717,32 @@ mod tests {
                 op.fake_quant = Some(FakeQuant::new(&q, &dq));
             }
             let (mut fast, mut slow) = (vec![0f32; o * p], vec![1f32; o * p]);
-            op.run_portable(&x, &mut slow);
+            op.run_portable(Source::Values(&x), &mut slow);
             let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
             // On one thread, and on three (pixel ranges split at every kind of boundary).
-            op.run(&x, &mut fast);
+            op.run(Source::Values(&x), &mut fast);
             assert_eq!(bits(&fast), bits(&slow), "{i}x{o}x{p}");
             fast.fill(0.0);
-            multithread_tract_scope(Executor::multithread(3), || op.run(&x, &mut fast));
+            multithread_tract_scope(Executor::multithread(3), || op.run(Source::Values(&x), &mut fast));
             assert_eq!(bits(&fast), bits(&slow), "{i}x{o}x{p}, 3 threads");
+            // Reading the input as codes: the same bits.
+            let codes: Vec<u8> = x.iter().map(|&v| op.code(v)).collect();
+            let reads_codes = op.with_codes_in(op.zero_point).unwrap();
+            let grid = (1.0 / op.inv_scale, op.zero_point);
+            let (mut fast, mut portable) = (vec![0f32; o * p], vec![1f32; o * p]);
+            reads_codes.run(Source::Codes(&codes, grid), &mut fast);
+            reads_codes.run_portable(Source::Codes(&codes, grid), &mut portable);
+            assert_eq!((bits(&fast), bits(&portable)), (bits(&slow), bits(&slow)), "{i}x{o}x{p}: codes in");
             // Writing codes instead: each one, dequantized, is the value written otherwise, bit for bit.
             let Some((op, (scale, zero_point))) = op.with_codes() else { continue };
             let (mut fast, mut slow) = (vec![0u8; o * p], vec![1u8; o * p]);
-            op.run_portable(&x, &mut slow);
-            op.run(&x, &mut fast);
+            op.run_portable(Source::Values(&x), &mut slow);
+            op.run(Source::Values(&x), &mut fast);
             let values = |codes: &[u8]| codes.iter().map(|&c| ((c as i32 - zero_point) as f32 * scale).to_bits()).collect::<Vec<_>>();
             assert_eq!(values(&slow), bits(&slow_values(&op, &x)), "{i}x{o}x{p}: portable codes");
             assert_eq!(fast, slow, "{i}x{o}x{p}: codes");
             fast.fill(0);
-            multithread_tract_scope(Executor::multithread(3), || op.run(&x, &mut fast));
+            multithread_tract_scope(Executor::multithread(3), || op.run(Source::Values(&x), &mut fast));
             assert_eq!(fast, slow, "{i}x{o}x{p}: codes, 3 threads");
         }
     }

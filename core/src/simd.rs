@@ -32,6 +32,37 @@ pub(crate) fn eval_into<I: tract_onnx::prelude::Datum, T: tract_onnx::prelude::D
     Ok(tvec!(out.into_tvalue()))
 }
 
+/// What our convolutions write: f32 values, or u8 codes of their output's fake quantization grid, for a reader that
+/// takes codes ([`crate::handover`]).
+pub(crate) trait Output: tract_onnx::prelude::Datum + Copy {
+    /// Whether these are codes (for the x86-64 kernels).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    const CODES: bool;
+    /// A block's outputs from its values before the epilogue (`pre`, changed; at least as long as `out`).
+    fn finish(pre: &mut [f32], epilogue: &Epilogue, zero_point: i32, out: &mut [Self]);
+}
+
+impl Output for f32 {
+    const CODES: bool = false;
+    #[inline(always)]
+    fn finish(pre: &mut [f32], epilogue: &Epilogue, _: i32, out: &mut [f32]) {
+        epilogue.apply(pre);
+        out.copy_from_slice(&pre[..out.len()]);
+    }
+}
+
+impl Output for u8 {
+    const CODES: bool = true;
+    #[inline(always)]
+    fn finish(pre: &mut [f32], epilogue: &Epilogue, zero_point: i32, out: &mut [u8]) {
+        let mut codes = [0u8; 16];
+        for (pre, out) in pre.chunks_mut(16).zip(out.chunks_mut(16)) {
+            epilogue.codes(pre, zero_point, &mut codes[..pre.len()]);
+            out.copy_from_slice(&codes[..out.len()]);
+        }
+    }
+}
+
 /// `v` clamped to `[lo, hi]`, NaN to `lo`. Written as comparisons (not `f32::max`/`min`, whose NaN rules cost a
 /// compare and blend per vector) so that it compiles to plain `maxps`/`minps`.
 #[inline(always)]
@@ -163,6 +194,19 @@ pub(crate) mod avx512 {
                 clip: portable.clip.map(|(lo, hi)| (_mm512_set1_ps(lo), _mm512_set1_ps(hi))),
                 fake_quant: portable.fake_quant.map(|p| p.map(|v| _mm512_set1_ps(v))),
                 round: _mm512_set1_ps(super::ROUND),
+            }
+        }
+
+        /// [`super::Epilogue::codes`] of one register: the clip, then the fake quantization's level plus
+        /// `zero_point`, as i32 lanes in 0..=255 (zeros without a fake quantization).
+        #[inline(always)]
+        pub(crate) unsafe fn code(&self, mut v: __m512, zero_point: __m512i) -> __m512i {
+            if let Some((lo, hi)) = self.clip {
+                v = clamp(v, lo, hi);
+            }
+            match self.fake_quant {
+                Some(params) => _mm512_add_epi32(_mm512_cvtps_epi32(level(v, params, self.round)), zero_point),
+                None => _mm512_setzero_si512(),
             }
         }
 
