@@ -228,14 +228,14 @@ mod tests {
     }
 
     /// u8 codes instead of f32 values between our int8 pointwise and depthwise convolutions (into every depthwise
-    /// convolution of MobileNetV2 but the first, which follows the float stem, and out of every one): the same
-    /// logits, bit for bit.
+    /// convolution of MobileNetV2 but the first, which follows the float stem, out of every one, and the two
+    /// pointwise pairs with nothing between them): the same logits, bit for bit.
     #[test]
     fn codes_handed_between_convolutions_give_the_same_logits() {
         let bundle = crate::Bundle::embedded_default().unwrap();
         let (w, h, n) = (bundle.manifest.input.width, bundle.manifest.input.height, bundle.manifest.model.num_classes);
         let mut model = optimized_model(typed_model(bundle.model.clone(), w, h, n).unwrap(), OwnOps { handover: false, ..OwnOps::ALL }).unwrap();
-        let expected = if crate::qpointwise::has_vnni() { 16 + 17 } else { 0 };
+        let expected = if crate::qpointwise::has_vnni() { 16 + 17 + 2 } else { 0 };
         assert_eq!(crate::handover::hand_over(&mut model).unwrap(), expected);
         assert_eq!(crate::handover::hand_over(&mut model).unwrap(), 0, "handed over twice");
         let (codes, values, input) = default_engines(OwnOps::ALL, OwnOps { handover: false, ..OwnOps::ALL });

@@ -1,6 +1,6 @@
 //! Hands u8 codes instead of f32 values between our convolutions where one alone reads the other's fake-quantized
-//! output: from an int8 pointwise convolution to the depthwise one after it, and from a depthwise convolution to
-//! the int8 pointwise one after it. A quarter of the bytes written and read between them (MobileNetV2's first
+//! output: from an int8 pointwise convolution to the depthwise one after it, from a depthwise convolution to the
+//! int8 pointwise one after it, and between two int8 pointwise convolutions. A quarter of the bytes written and read between them (MobileNetV2's first
 //! expansion writes 4.8 MB of f32, which the depthwise convolution reads back from memory), no rounding to f32 and
 //! back to codes again. The codes are of the output's own grid, so the reader sees the very same values, bit for
 //! bit.
@@ -21,7 +21,12 @@ pub fn hand_over(model: &mut TypedModel) -> TractResult<usize> {
         let consumer = consumer.op_as::<QPointwise>()?.with_codes_in(zero_point)?;
         Some((Box::new(producer) as Box<dyn TypedOp>, Box::new(consumer) as Box<dyn TypedOp>))
     })?;
-    Ok(into_depthwise + into_pointwise)
+    let between_pointwise = rewire(model, |producer, consumer| {
+        let (producer, (_, zero_point)) = producer.op_as::<QPointwise>()?.with_codes()?;
+        let consumer = consumer.op_as::<QPointwise>()?.with_codes_in(zero_point)?;
+        Some((Box::new(producer) as Box<dyn TypedOp>, Box::new(consumer) as Box<dyn TypedOp>))
+    })?;
+    Ok(into_depthwise + into_pointwise + between_pointwise)
 }
 
 /// Replaces each node and the node that feeds its first input — when it alone reads that output, which is not a
