@@ -159,7 +159,7 @@ pub struct Depthwise {
 
 /// A depthwise convolution's input: f32 values, or u8 codes `q` of the values `(q - zero point) * scale`.
 #[derive(Clone, Copy)]
-pub enum Source<'a> {
+pub(crate) enum Source<'a> {
     Values(&'a [f32]),
     Codes(&'a [u8], (f32, i32)),
 }
@@ -256,7 +256,7 @@ impl Depthwise {
     }
 
     /// This convolution reading u8 codes of the grid `(scale, zero point)`; `None` when it reads codes already.
-    pub(crate) fn with_codes(&self, grid: (f32, i32)) -> Option<Depthwise> {
+    pub(crate) fn with_codes_in(&self, grid: (f32, i32)) -> Option<Depthwise> {
         self.codes_in.is_none().then(|| Depthwise { codes_in: Some(grid), ..self.clone() })
     }
 
@@ -723,7 +723,7 @@ mod tests {
                 let values: Vec<f32> = codes.iter().map(|&q| (q as i32 - grid.1) as f32 * grid.0).collect();
                 let mut want = vec![0f32; fast.len()];
                 op.run_portable(Source::Values(&values), &mut want, 0, &mut vec![0.0; op.plane_len()]);
-                let from_codes = op.with_codes(grid).unwrap();
+                let from_codes = op.with_codes_in(grid).unwrap();
                 for portable in [false, true] {
                     let mut got = vec![1f32; fast.len()];
                     let scratch = &mut vec![0.0; op.plane_len()];

@@ -12,8 +12,8 @@ use tract_onnx::prelude::*;
 /// Rewires every such pair in `model` (an optimised plan's model, our operators swapped in). Returns how many.
 pub fn hand_over(model: &mut TypedModel) -> TractResult<usize> {
     let into_depthwise = rewire(model, |producer, consumer| {
-        let (producer, grid) = producer.op_as::<QPointwise>()?.with_codes()?;
-        let consumer = consumer.op_as::<Depthwise>()?.with_codes(grid)?;
+        let (producer, grid) = producer.op_as::<QPointwise>()?.with_codes_out()?;
+        let consumer = consumer.op_as::<Depthwise>()?.with_codes_in(grid)?;
         Some((Box::new(producer) as Box<dyn TypedOp>, Box::new(consumer) as Box<dyn TypedOp>))
     })?;
     let into_pointwise = rewire(model, |producer, consumer| {
@@ -22,7 +22,7 @@ pub fn hand_over(model: &mut TypedModel) -> TractResult<usize> {
         Some((Box::new(producer) as Box<dyn TypedOp>, Box::new(consumer) as Box<dyn TypedOp>))
     })?;
     let between_pointwise = rewire(model, |producer, consumer| {
-        let (producer, (_, zero_point)) = producer.op_as::<QPointwise>()?.with_codes()?;
+        let (producer, (_, zero_point)) = producer.op_as::<QPointwise>()?.with_codes_out()?;
         let consumer = consumer.op_as::<QPointwise>()?.with_codes_in(zero_point)?;
         Some((Box::new(producer) as Box<dyn TypedOp>, Box::new(consumer) as Box<dyn TypedOp>))
     })?;

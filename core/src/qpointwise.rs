@@ -52,11 +52,11 @@ pub struct QPointwise {
     bias: Arc<Vec<f32>>,
     clip: Option<(f32, f32)>,
     fake_quant: Option<FakeQuant>,
-    /// The output as u8 codes of the fake quantization's grid (its zero point here), not f32 values: when the
-    /// only reader is a depthwise convolution that takes codes ([`crate::handover`]).
-    codes: Option<i32>,
-    /// The input as u8 codes of its grid (`zero_point`), not f32 values: from a depthwise convolution that writes
-    /// them for this convolution alone ([`crate::handover`]). Packing them is then copying them.
+    /// The output as u8 codes of the fake quantization's grid (its zero point here), not f32 values: for a
+    /// convolution that alone reads it and takes codes ([`crate::handover`]).
+    codes_out: Option<i32>,
+    /// The input as u8 codes of its grid (`zero_point`), not f32 values: from a convolution that writes them for
+    /// this one alone ([`crate::handover`]). Packing them is then copying them.
     codes_in: bool,
 }
 
@@ -78,7 +78,7 @@ impl QPointwise {
         for l in 0..PIXELS {
             pre[l] = (acc[l] - corr) as f32 * scale + bias;
         }
-        T::finish(&mut pre, epilogue, self.codes.unwrap_or(0), out);
+        T::finish(&mut pre, epilogue, self.codes_out.unwrap_or(0), out);
     }
 
     /// This convolution reading u8 codes of its input's grid; `None` when the codes' zero point is not its own
@@ -98,9 +98,9 @@ impl QPointwise {
 
     /// This convolution writing u8 codes of its output's grid, and that grid `(scale, zero point)`; `None` without
     /// a fake-quantized output, or when it writes codes already.
-    pub(crate) fn with_codes(&self) -> Option<(QPointwise, (f32, i32))> {
+    pub(crate) fn with_codes_out(&self) -> Option<(QPointwise, (f32, i32))> {
         let grid = self.fake_quant.as_ref()?.grid();
-        self.codes.is_none().then(|| (QPointwise { codes: Some(grid.1), ..self.clone() }, grid))
+        self.codes_out.is_none().then(|| (QPointwise { codes_out: Some(grid.1), ..self.clone() }, grid))
     }
 
     /// The u8 code of an input value: `round_half_even(x / scale) + zero_point`, clamped to 0..=255.
@@ -302,7 +302,7 @@ mod vnni {
         let (clip_lo, clip_hi) = (_mm512_set1_ps(clip_lo), _mm512_set1_ps(clip_hi));
         let fq = fq.map(|v| _mm512_set1_ps(v));
         let round = _mm512_set1_ps(ROUND);
-        let zero_point = _mm512_set1_epi32(op.codes.unwrap_or(0));
+        let zero_point = _mm512_set1_epi32(op.codes_out.unwrap_or(0));
         let rows = (op.out_channels - o0).min(ROWS);
         // One expansion per row, so that every accumulator index is a constant and the array lives in registers
         // (a loop over the rows was left rolled by the compiler, which then kept the accumulators on the stack).
@@ -383,7 +383,7 @@ impl Op for QPointwise {
             self.clip,
             self.fake_quant.is_some()
         ) + if self.codes_in { ", u8 codes in" } else { "" }
-            + if self.codes.is_some() { ", u8 codes out" } else { "" }])
+            + if self.codes_out.is_some() { ", u8 codes out" } else { "" }])
     }
 
     op_as_typed_op!();
@@ -395,7 +395,7 @@ impl EvalOp for QPointwise {
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         ensure!(inputs[0].len() == self.in_channels * self.pixels, "SnakeidQPointwise: input of {} values", inputs[0].len());
         let grid = (1.0 / self.inv_scale, self.zero_point);
-        match (self.codes_in, self.codes) {
+        match (self.codes_in, self.codes_out) {
             (false, None) => eval_into::<f32, f32>(&inputs[0], &self.out_shape, |xs, out| self.run(Source::Values(xs), out)),
             (false, Some(_)) => eval_into::<f32, u8>(&inputs[0], &self.out_shape, |xs, out| self.run(Source::Values(xs), out)),
             (true, None) => eval_into::<u8, f32>(&inputs[0], &self.out_shape, |xs, out| self.run(Source::Codes(xs, grid), out)),
@@ -408,7 +408,7 @@ impl TypedOp for QPointwise {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         let takes = if self.codes_in { u8::datum_type() } else { f32::datum_type() };
         ensure!(inputs[0].datum_type == takes, "SnakeidQPointwise takes {takes:?}");
-        Ok(tvec!(match self.codes {
+        Ok(tvec!(match self.codes_out {
             Some(_) => u8::fact(self.out_shape.clone()),
             None => f32::fact(self.out_shape.clone()),
         }))
@@ -615,7 +615,7 @@ fn pointwise_of(model: &TypedModel, id: usize) -> Option<(QPointwise, usize, Out
         bias: Arc::new(bias),
         clip: tail.clip,
         fake_quant: tail.fake_quant,
-        codes: None,
+        codes_out: None,
         codes_in: false,
     };
     Some((op, tail.last, source))
@@ -661,7 +661,7 @@ mod tests {
             bias: Arc::new((0..out_channels).map(|o| o as f32 * 0.1 - 1.0).collect()),
             clip: Some((-3.0, 6.0)),
             fake_quant: None,
-            codes: None,
+            codes_out: None,
             codes_in: false,
         };
         (op, x)
@@ -697,7 +697,7 @@ mod tests {
     /// The portable kernel's f32 values of an op that writes codes.
     fn slow_values(op: &QPointwise, x: &[f32]) -> Vec<f32> {
         let mut values = vec![0f32; op.out_channels * op.pixels];
-        QPointwise { codes: None, ..op.clone() }.run_portable(Source::Values(x), &mut values);
+        QPointwise { codes_out: None, ..op.clone() }.run_portable(Source::Values(x), &mut values);
         values
     }
 
@@ -734,7 +734,7 @@ mod tests {
             reads_codes.run_portable(Source::Codes(&codes, grid), &mut portable);
             assert_eq!((bits(&fast), bits(&portable)), (bits(&slow), bits(&slow)), "{i}x{o}x{p}: codes in");
             // Writing codes instead: each one, dequantized, is the value written otherwise, bit for bit.
-            let Some((op, (scale, zero_point))) = op.with_codes() else { continue };
+            let Some((op, (scale, zero_point))) = op.with_codes_out() else { continue };
             let (mut fast, mut slow) = (vec![0u8; o * p], vec![1u8; o * p]);
             op.run_portable(Source::Values(&x), &mut slow);
             op.run(Source::Values(&x), &mut fast);
