@@ -17,13 +17,13 @@ pub fn hand_over(model: &mut TypedModel) -> TractResult<usize> {
         Some((Box::new(producer) as Box<dyn TypedOp>, Box::new(consumer) as Box<dyn TypedOp>))
     })?;
     let into_pointwise = rewire(model, |producer, consumer| {
-        let (producer, (_, zero_point)) = producer.op_as::<Depthwise>()?.with_codes_out()?;
-        let consumer = consumer.op_as::<QPointwise>()?.with_codes_in(zero_point)?;
+        let (producer, grid) = producer.op_as::<Depthwise>()?.with_codes_out()?;
+        let consumer = consumer.op_as::<QPointwise>()?.with_codes_in(grid)?;
         Some((Box::new(producer) as Box<dyn TypedOp>, Box::new(consumer) as Box<dyn TypedOp>))
     })?;
     let between_pointwise = rewire(model, |producer, consumer| {
-        let (producer, (_, zero_point)) = producer.op_as::<QPointwise>()?.with_codes_out()?;
-        let consumer = consumer.op_as::<QPointwise>()?.with_codes_in(zero_point)?;
+        let (producer, grid) = producer.op_as::<QPointwise>()?.with_codes_out()?;
+        let consumer = consumer.op_as::<QPointwise>()?.with_codes_in(grid)?;
         Some((Box::new(producer) as Box<dyn TypedOp>, Box::new(consumer) as Box<dyn TypedOp>))
     })?;
     Ok(into_depthwise + into_pointwise + between_pointwise)

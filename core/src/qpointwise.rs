@@ -81,10 +81,12 @@ impl QPointwise {
         T::finish(&mut pre, epilogue, self.codes_out.unwrap_or(0), out);
     }
 
-    /// This convolution reading u8 codes of its input's grid; `None` when the codes' zero point is not its own
-    /// (another grid), or it reads codes already.
-    pub(crate) fn with_codes_in(&self, zero_point: i32) -> Option<QPointwise> {
-        (!self.codes_in && zero_point == self.zero_point).then(|| QPointwise { codes_in: true, ..self.clone() })
+    /// This convolution reading u8 codes of the grid `(scale, zero point)`; `None` when that is not its input's
+    /// grid (quantizing the values the codes stand for would not give the codes back), or it reads codes already.
+    pub(crate) fn with_codes_in(&self, (scale, zero_point): (f32, i32)) -> Option<QPointwise> {
+        // |q - zero point| <= 255: a relative error below 1e-6 moves (q - zero point) * scale / s by < 0.001.
+        let same_grid = zero_point == self.zero_point && (scale * self.inv_scale - 1.0).abs() < 1e-6;
+        (!self.codes_in && same_grid).then(|| QPointwise { codes_in: true, ..self.clone() })
     }
 
     /// The input's code at channel `i`, pixel `p`.
@@ -727,7 +729,8 @@ mod tests {
             assert_eq!(bits(&fast), bits(&slow), "{i}x{o}x{p}, 3 threads");
             // Reading the input as codes: the same bits.
             let codes: Vec<u8> = x.iter().map(|&v| op.code(v)).collect();
-            let reads_codes = op.with_codes_in(op.zero_point).unwrap();
+            let reads_codes = op.with_codes_in((1.0 / op.inv_scale, op.zero_point)).unwrap();
+            assert!(op.with_codes_in((1.01 / op.inv_scale, op.zero_point)).is_none() && op.with_codes_in((1.0 / op.inv_scale, op.zero_point + 1)).is_none());
             let grid = (1.0 / op.inv_scale, op.zero_point);
             let (mut fast, mut portable) = (vec![0f32; o * p], vec![1f32; o * p]);
             reads_codes.run(Source::Codes(&codes, grid), &mut fast);
