@@ -371,15 +371,22 @@ mod avx512 {
         // 3x3 kernels (every depthwise convolution of MobileNet-like models): the taps and broadcast weights in
         // fixed-size arrays, so that the tap loop is unrolled and the weights stay in registers.
         let tap_start_3x3: Option<[usize; 9]> = tap_start.as_slice().try_into().ok();
+        // The input clip and the codes' grid, broadcast once.
+        let (lo, hi) = op.input_clip.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
+        let (clip, lo, hi) = (op.input_clip.is_some(), _mm512_set1_ps(lo), _mm512_set1_ps(hi));
+        let clip = |v| if clip { crate::simd::avx512::clamp(v, lo, hi) } else { v };
+        let (scale, codes_zero_point) = match input {
+            Source::Codes(_, (scale, zero_point)) => (scale, zero_point),
+            Source::Values(_) => (1.0, 0),
+        };
+        let (scale, codes_zero_point) = (_mm512_set1_ps(scale), _mm512_set1_epi32(codes_zero_point));
         for c in 0..output.len() / (oh * ow) {
-            let (lo, hi) = op.input_clip.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
-            let (clip, lo, hi) = (op.input_clip.is_some(), _mm512_set1_ps(lo), _mm512_set1_ps(hi));
-            let clip = |v| if clip { crate::simd::avx512::clamp(v, lo, hi) } else { v };
             match input.slice(c * ih * iw..(c + 1) * ih * iw) {
+                // Strides beyond 2 (no model we know has them): the portable fill.
+                src if g.stride[1] > 2 => op.fill_plane(src, plane),
                 Source::Values(x) => fill_plane(g, |i, n| _mm512_maskz_loadu_ps(mask(n), x[i..i + n].as_ptr()), plane, clip),
-                Source::Codes(x, (scale, zero_point)) => {
-                    let (scale, zero_point) = (_mm512_set1_ps(scale), _mm512_set1_epi32(zero_point));
-                    let load = |i, n| _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(bytes16(x, i, n)), zero_point)), scale);
+                Source::Codes(x, _) => {
+                    let load = |i, n| _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(bytes16(x, i, n)), codes_zero_point)), scale);
                     fill_plane(g, load, plane, clip)
                 }
             }
@@ -412,24 +419,15 @@ mod avx512 {
         _mm_maskz_loadu_epi8(mask(n), x[i..i + n].as_ptr() as *const i8)
     }
 
-    /// [`Geometry::fill_plane_with`] in vectors: `load(i, n)` gives the channel's values `i..i + n` (n at most 16,
-    /// lanes after them ignored), which go through `f` into each row of the plane 16 at a time (32 when split into
-    /// two column phases), with masked stores at the row's end. The same values; the padding stays as it was.
-    /// Filled value by value, a small plane took as long to fill as to convolve (the 14x14 and 7x7 planes of
-    /// MobileNetV2's last blocks).
+    /// [`Geometry::fill_plane_with`] in vectors, for a stride of 1 or 2: `load(i, n)` gives the channel's values
+    /// `i..i + n` (n at most 16, lanes after them ignored), which go through `f` into each row of the plane 16 at a
+    /// time (32 when split into two column phases), with masked stores at the row's end. The same values; the
+    /// padding stays as it was. Filled value by value, a small plane took as long to fill as to convolve (the
+    /// 14x14 and 7x7 planes of MobileNetV2's last blocks).
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
     unsafe fn fill_plane(g: &Geometry, load: impl Fn(usize, usize) -> __m512, plane: &mut [f32], f: impl Fn(__m512) -> __m512) {
         let ([ih, iw], sw) = (g.in_hw, g.stride[1]);
-        assert!(plane.len() >= g.channel_plane_len(), "depthwise plane too short");
-        if sw > 2 {
-            // Other strides: the values in vectors, then placed one by one.
-            let len = ih * iw;
-            let mut values = vec![0f32; len.div_ceil(16) * 16];
-            for (i, chunk) in values.chunks_exact_mut(16).enumerate() {
-                _mm512_storeu_ps(chunk.as_mut_ptr(), f(load(i * 16, (len - i * 16).min(16))));
-            }
-            return g.fill_plane_with(&values[..len], plane, |v| v);
-        }
+        assert!(sw <= 2 && plane.len() >= g.channel_plane_len(), "depthwise plane too short, or a stride beyond 2");
         let (pw, ph, [top, left]) = (g.phase_width(), g.padded_height(), g.pad_before);
         let plane = plane.as_mut_ptr();
         if sw == 1 {

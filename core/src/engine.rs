@@ -17,7 +17,8 @@ pub struct OwnOps {
     pub stem: bool,
     pub int8_pointwise: bool,
     pub fake_quant: bool,
-    /// u8 codes from an int8 pointwise convolution to the depthwise one after it ([`crate::handover`]).
+    /// u8 codes instead of f32 values between two of our convolutions where one alone reads the other
+    /// ([`crate::handover`]).
     pub handover: bool,
 }
 

@@ -97,12 +97,18 @@ impl Epilogue {
         }
     }
 
-    /// On one block of outputs, in place (portable).
+    /// The clip left to run on its own, if any, in place.
     #[inline(always)]
-    pub(crate) fn apply(&self, block: &mut [f32]) {
+    fn clip(&self, block: &mut [f32]) {
         if let Some((lo, hi)) = self.clip {
             block.iter_mut().for_each(|v| *v = clamp(*v, lo, hi));
         }
+    }
+
+    /// On one block of outputs, in place (portable).
+    #[inline(always)]
+    pub(crate) fn apply(&self, block: &mut [f32]) {
+        self.clip(block);
         if let Some(params) = self.fake_quant {
             crate::fakequant::FakeQuant::apply_params(block, params);
         }
@@ -113,9 +119,7 @@ impl Epilogue {
     /// times the grid's scale are exactly what [`Epilogue::apply`] gives. Without a fake quantization: none.
     #[inline(always)]
     pub(crate) fn codes(&self, block: &mut [f32], zero_point: i32, codes: &mut [u8]) {
-        if let Some((lo, hi)) = self.clip {
-            block.iter_mut().for_each(|v| *v = clamp(*v, lo, hi));
-        }
+        self.clip(block);
         if let Some(params) = self.fake_quant {
             for (c, v) in codes.iter_mut().zip(block.iter()) {
                 *c = (crate::fakequant::FakeQuant::level(*v, params) as i32 + zero_point) as u8;
