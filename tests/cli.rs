@@ -66,6 +66,131 @@ fn human_output_ranks_and_warns() {
     assert!(out.contains("no snake detected"), "{out}");
     assert!(out.contains(" 1. Indian cobra (Naja naja)") && out.contains("VENOMOUS"), "{out}");
     assert!(out.contains("country IN (prior applied)"), "{out}");
+    assert!(!out.contains("WARNING"), "no warning beside 'no snake': {out}");
+}
+
+/// The default bundle with its snake gate moved (threshold, margin), packed: a real photo lands where a test needs it.
+fn bundle_with_gate(name: &str, threshold: f64, margin: f64) -> PathBuf {
+    let dir = unpacked_default(name);
+    let path = dir.join("manifest.json");
+    let mut m: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    m["decision"]["snake_threshold"] = threshold.into();
+    m["decision"]["gate_margin"] = margin.into();
+    std::fs::write(&path, serde_json::to_string_pretty(&m).unwrap()).unwrap();
+    let out = tmp(&format!("{name}.snkb"));
+    let o = snakeid(&["bundle", "pack", dir.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    out
+}
+
+fn identify_json(photo: &str, bundle: &Path, extra: &[&str]) -> Value {
+    let mut args = vec!["identify", photo, "--json", "--bundle", bundle.to_str().unwrap()];
+    args.extend(extra);
+    let o = snakeid(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+// Regression: at P(snake) = 0.44 (a green mamba) the answer read "no snake detected", then a venom warning.
+#[test]
+fn a_photo_in_the_gate_band_is_possible_on_either_side_and_never_reads_no_snake() {
+    let coffee = photo_path("coffee.png");
+    // None of the committed photos shows a snake (P(snake) ~ 1e-7): the gate is moved to them, by factors of P.
+    let p = identify_json(&coffee, &bundle_with_gate("gate-plain", 0.5, 0.2), &[])["snake_probability"].as_f64().unwrap();
+    assert!(p > 0.0 && p < 0.25, "{p}");
+    for (name, threshold, margin, detected) in [("gate-above", p / 2.0, p, true), ("gate-below", 2.0 * p, 2.0 * p, false)] {
+        let bundle = bundle_with_gate(name, threshold, margin);
+        let v = identify_json(&coffee, &bundle, &["--country", "IN", "--top", "3"]);
+        assert_eq!(v["snake_verdict"], "possible", "{name}: {v}");
+        assert_eq!(v["snake_detected"], detected, "{name}: {v}");
+        assert_eq!(v["uncertain"], true, "{name}");
+        let o = snakeid(&["identify", &coffee, "--bundle", bundle.to_str().unwrap(), "--country", "IN", "--top", "3"]);
+        let out = String::from_utf8(o.stdout).unwrap();
+        assert!(out.contains(&format!("possibly a snake ({:.0}%)", p * 100.0)), "{name}: {out}");
+        assert!(!out.contains("no snake"), "{name}: {out}");
+        // In India the cobra leads: the warning names it, with its probability, and nothing under the threshold.
+        assert_eq!(v["venomous_warning"], true, "{name}");
+        let named = v["warning_species"].as_array().unwrap();
+        assert!(!named.is_empty() && named.iter().all(|s| s["venomous"] == true && s["probability"].as_f64().unwrap() >= 0.1), "{v}");
+        let warning = out.lines().find(|l| l.contains("WARNING")).expect("a warning line");
+        for s in named {
+            assert!(warning.contains(&format!("{} {:.0}%", s["label"].as_str().unwrap(), s["probability"].as_f64().unwrap() * 100.0)), "{warning}");
+        }
+        for pred in v["predictions"].as_array().unwrap() {
+            if pred["venomous"] == true && pred["probability"].as_f64().unwrap() < 0.1 {
+                assert!(!warning.contains(pred["label"].as_str().unwrap()), "names a species under the threshold: {warning}");
+            }
+        }
+    }
+    // Past the band: a snake, and no "possibly".
+    let v = identify_json(&coffee, &bundle_with_gate("gate-snake", p / 2.0, p / 4.0), &[]);
+    assert_eq!((v["snake_verdict"].as_str(), v["snake_detected"].as_bool()), (Some("snake"), Some(true)), "{v}");
+    let v = identify_json(&coffee, &bundle_with_gate("gate-none", 2.0 * p, p / 2.0), &[]);
+    assert_eq!((v["snake_verdict"].as_str(), v["venomous_warning"].as_bool()), (Some("none"), Some(false)), "{v}");
+    assert_eq!(v["warning_species"], serde_json::json!([]));
+}
+
+/// A CSV of `n` rows over the committed photos, every row labelled `label`.
+fn labelled_csv(name: &str, n: usize, label: &str) -> PathBuf {
+    let photos = ["chelsea.png", "coffee.png", "rocket.jpg", "orange.jpg", "astronaut.webp", "squirrel_cls.jpg"];
+    let rows: String = (0..n).map(|i| format!("{},{label}\n", photo_path(photos[i % photos.len()]))).collect();
+    let path = tmp(name);
+    std::fs::write(&path, format!("path,label\n{rows}")).unwrap();
+    path
+}
+
+#[test]
+fn calibrate_writes_a_bundle_with_the_fitted_temperature_unsigned() {
+    let data = labelled_csv("calib.csv", 24, "Naja naja");
+    let out = tmp("calibrated.snkb");
+    let o = snakeid(&["calibrate", data.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let line = String::from_utf8(o.stdout).unwrap();
+    assert!(line.starts_with("temperature 1.0000 -> ") && line.contains("on 24 photos") && line.contains("ECE"), "{line}");
+    let dir = tmp("calibrated-unpacked");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(snakeid(&["bundle", "unpack", "--bundle", out.to_str().unwrap(), "--out", dir.to_str().unwrap()]).status.success());
+    let m: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    let t = m["model"]["temperature"].as_f64().unwrap();
+    assert!(t > 0.0 && (t - 1.0).abs() > 1e-3 && line.contains(&format!("-> {t:.4}")), "{t} {line}");
+    assert!(!dir.join("signature.ed25519").exists());
+    // The calibrated bundle answers with its temperature: every photo's probabilities change, the ranking does not.
+    let a = identify_json(&photo_path("chelsea.png"), &out, &[]);
+    let b: Value = serde_json::from_slice(&snakeid(&["identify", &photo_path("chelsea.png"), "--json"]).stdout).unwrap();
+    let ranks = |v: &Value| v["predictions"].as_array().unwrap().iter().map(|p| p["class_index"].as_u64()).collect::<Vec<_>>();
+    assert_eq!(ranks(&a), ranks(&b));
+    assert_ne!(a["predictions"][0]["probability"], b["predictions"][0]["probability"]);
+}
+
+#[test]
+fn calibrate_refuses_unknown_labels_too_few_photos_and_unreadable_sets_writing_nothing() {
+    let out = tmp("never-written.snkb");
+    let _ = std::fs::remove_file(&out);
+    let run = |data: &Path| snakeid(&["calibrate", data.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let err = assert_bad_input(&run(&labelled_csv("calib-unknown.csv", 24, "Naja nana")), "unknown label");
+    assert!(err.contains("Naja nana"), "{err}");
+    let err = assert_bad_input(&run(&labelled_csv("calib-few.csv", 19, "Naja naja")), "19 photos");
+    assert!(err.contains("at least 20"), "{err}");
+    let broken = tmp("calib-broken");
+    std::fs::create_dir_all(broken.join("Naja naja")).unwrap();
+    for i in 0..25 {
+        std::fs::write(broken.join("Naja naja").join(format!("{i}.jpg")), b"\xFF\xD8\xFF not really").unwrap();
+    }
+    let err = assert_bad_input(&run(&broken), "unreadable photos");
+    assert!(err.contains("only 0 of 25 photos could be read"), "{err}");
+    assert!(!out.exists(), "a refused calibration wrote a bundle");
+}
+
+#[test]
+fn a_manifest_with_a_bad_temperature_is_refused_at_load() {
+    for (name, t) in [("t-zero", "0"), ("t-negative", "-1.5"), ("t-huge", "1e39")] {
+        let dir = unpacked_default(name);
+        let path = dir.join("manifest.json");
+        let m = std::fs::read_to_string(&path).unwrap().replacen("\"num_classes\"", &format!("\"temperature\": {t},\n    \"num_classes\""), 1);
+        std::fs::write(&path, m).unwrap();
+        let err = assert_bad_input(&snakeid(&["identify", &photo_path("chelsea.png"), "--bundle", dir.to_str().unwrap()]), name);
+        assert!(err.contains("temperature"), "{name}: {err}");
+    }
 }
 
 #[test]
@@ -281,6 +406,17 @@ fn eval_on_a_folder_reports_metrics_skips_bad_photos_and_plots() {
     }
     let svg = std::fs::read_to_string(&svg).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("Per-class F1") && svg.trim_end().ends_with("</svg>"));
+    let reliability = std::fs::read_to_string(tmp("eval-reliability.svg")).unwrap();
+    assert!(reliability.starts_with("<svg") && reliability.contains("Reliability") && reliability.contains("ECE"), "{reliability}");
+    for key in ["without_prior", "with_prior"] {
+        let (m, venom) = (&v[key], &v[key]["venom"]);
+        assert_eq!(m["calibration"]["bins"].as_array().unwrap().len(), 15);
+        assert!((0.0..=1.0).contains(&m["calibration"]["ece"].as_f64().unwrap()), "{m}");
+        // 61 (boa) is harmless, 63 (cobra) and 68 (sidewinder) venomous: 2 harmless photos and 4 venomous.
+        assert_eq!((venom["harmless_photos"].as_u64(), venom["venomous_photos"].as_u64()), (Some(2), Some(4)), "{venom}");
+        assert!(venom["track1"].as_f64().is_some_and(|t| (0.0..=100.0).contains(&t)), "{venom}");
+    }
+    assert!(out.contains("V->H") && out.contains("track1") && out.contains("ECE"), "{out}");
 }
 
 #[test]

@@ -184,6 +184,20 @@ impl Bundle {
         Ok(Self::pack_files(files)?.1)
     }
 
+    /// Packed bundle bytes with their manifest changed by `edit` (e.g. a fitted temperature), verified again. Any
+    /// signature is dropped: it vouched for the old manifest, and only the key's owner can vouch for the new one.
+    pub fn repack_with_manifest(bytes: &[u8], edit: impl FnOnce(&mut Manifest)) -> Result<Vec<u8>> {
+        let mut files: BTreeMap<String, Vec<u8>> =
+            unpack_copy(bytes)?.into_iter().map(|(name, data)| (name, data.to_vec())).collect();
+        files.remove(SIGNATURE_FILE);
+        let manifest_bytes = files.get("manifest.json").ok_or_else(|| Error::bundle("manifest.json is missing"))?;
+        let mut manifest = Manifest::parse(manifest_bytes)?;
+        edit(&mut manifest);
+        manifest.validate()?;
+        files.insert("manifest.json".to_string(), serde_json::to_vec_pretty(&manifest).expect("manifest serialises"));
+        Ok(Self::pack_files(files)?.1)
+    }
+
     /// Whether packed bundle bytes carry a signature (not whether it verifies: see [`Bundle::from_packed_signed`]).
     pub fn is_signed_packed(bytes: &[u8]) -> Result<bool> {
         Ok(unpack_copy(bytes)?.contains_key(SIGNATURE_FILE))

@@ -210,9 +210,9 @@ impl Classifier {
         })
     }
 
-    /// Softmax, gate, prior and top-k on raw logits.
+    /// Softmax (at the bundle's temperature), gate, prior and top-k on raw logits.
     pub fn decide(&self, logits: &[f32], prior: Option<&[f32]>, top_k: usize) -> Decision {
-        let probs = decision::softmax(logits);
+        let probs = decision::softmax_tempered(logits, self.bundle.manifest.model.temperature);
         decision::decide(&probs, &self.bundle.labels, prior, top_k, &self.bundle.manifest.decision)
     }
 

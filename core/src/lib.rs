@@ -18,6 +18,7 @@
 pub mod backend;
 pub mod bench;
 pub mod bundle;
+pub mod calibration;
 pub mod classifier;
 pub mod countries;
 pub mod decision;
@@ -49,7 +50,7 @@ pub use backend::{Backend, BackendInfo};
 pub use bench::BenchmarkReport;
 pub use bundle::Bundle;
 pub use classifier::{Classifier, Identification, Timings};
-pub use decision::{Decision, GenusAnswer, Prediction};
+pub use decision::{Decision, GenusAnswer, Prediction, SnakeVerdict};
 pub use decode::Limits;
 pub use error::{Error, Result};
 pub use signing::PublicKey;

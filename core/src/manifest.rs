@@ -42,6 +42,14 @@ pub struct ModelSpec {
     /// Free text, e.g. "int8-qdq" or "float32".
     #[serde(default)]
     pub precision: String,
+    /// The logits are divided by this before the softmax (temperature scaling, fitted by `snakeid calibrate`;
+    /// 1 leaves them as they are).
+    #[serde(default = "one")]
+    pub temperature: f32,
+}
+
+fn one() -> f32 {
+    1.0
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -126,6 +134,10 @@ impl Manifest {
         }
         if self.model.num_classes == 0 {
             return Err(Error::bundle("model.num_classes must be > 0"));
+        }
+        let t = self.model.temperature;
+        if !(t.is_finite() && t > 0.0) {
+            return Err(Error::bundle(format!("model.temperature must be finite and > 0, got {t}")));
         }
         let d = &self.decision;
         let unit = [d.snake_threshold, d.gate_margin, d.venom_threshold, d.uncertain_below, d.genus_at_least];

@@ -1,5 +1,6 @@
 //! Evaluation metrics of the SnakeCLEF papers: top-1 and top-5 accuracy, macro-F1 (as scikit-learn computes it),
-//! per-class precision/recall/F1 and the most confused pairs.
+//! per-class precision/recall/F1, the most confused pairs, and the venomous/harmless confusions with the SnakeCLEF
+//! 2023/2024 track-1 score that weighs them.
 
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -35,6 +36,58 @@ pub struct Metrics {
     pub per_class: Vec<ClassScore>,
     /// Most frequent confusions first (ties by class order).
     pub confused: Vec<Confusion>,
+}
+
+/// Mistakes between venomous and harmless species, each as a fraction of the photos of its true group (`None`
+/// when the set has no photo of that group).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VenomConfusion {
+    pub venomous_photos: usize,
+    pub harmless_photos: usize,
+    /// A venomous snake called a harmless species: the error that kills.
+    pub venomous_to_harmless: Option<f64>,
+    pub harmless_to_venomous: Option<f64>,
+    /// A venomous snake called another venomous species (the antivenom may still be wrong).
+    pub venomous_to_other_venomous: Option<f64>,
+    pub harmless_to_other_harmless: Option<f64>,
+    /// SnakeCLEF 2023/2024 track 1 (0-100, higher is better), rounded at each step exactly as the organisers'
+    /// `evaluate.py`: (F1 + 1·(100 − H→H) + 2·(100 − H→V) + 5·(100 − V→H) + 2·(100 − V→V)) / 11, with macro-F1 and
+    /// the four rates in percent. `None` when either group is empty (their script divides by zero there).
+    pub track1: Option<f64>,
+}
+
+/// The venomous/harmless confusions of top-1 predictions, and track 1 from them and `macro_f1` (in [0, 1]).
+pub fn venom_confusion(truth: &[usize], top1: &[usize], venomous: impl Fn(usize) -> bool, macro_f1: f64) -> VenomConfusion {
+    assert_eq!(truth.len(), top1.len(), "one prediction per photo");
+    // [true group][predicted group], wrong species only; groups: 0 harmless, 1 venomous.
+    let mut wrong = [[0usize; 2]; 2];
+    let mut photos = [0usize; 2];
+    for (&t, &p) in truth.iter().zip(top1) {
+        let (gt, gp) = (venomous(t) as usize, venomous(p) as usize);
+        photos[gt] += 1;
+        if t != p {
+            wrong[gt][gp] += 1;
+        }
+    }
+    let rate = |g: usize, h: usize| (photos[g] > 0).then(|| wrong[g][h] as f64 / photos[g] as f64);
+    // numpy's round(x, 2): scale, round half to even, unscale.
+    let round2 = |x: f64| (x * 100.0).round_ties_even() / 100.0;
+    let pct = |g: usize, h: usize| rate(g, h).map(|r| round2(r * 100.0));
+    let track1 = match (pct(0, 0), pct(0, 1), pct(1, 0), pct(1, 1)) {
+        (Some(hh), Some(hv), Some(vh), Some(vv)) => Some(round2(
+            (round2(macro_f1 * 100.0) + (100.0 - hh) + 2.0 * (100.0 - hv) + 5.0 * (100.0 - vh) + 2.0 * (100.0 - vv)) / 11.0,
+        )),
+        _ => None,
+    };
+    VenomConfusion {
+        venomous_photos: photos[1],
+        harmless_photos: photos[0],
+        venomous_to_harmless: rate(1, 0),
+        harmless_to_venomous: rate(0, 1),
+        venomous_to_other_venomous: rate(1, 1),
+        harmless_to_other_harmless: rate(0, 0),
+        track1,
+    }
 }
 
 /// `truth[i]` is photo i's true class; `ranked[i]` its predicted classes, best first (at least one).
@@ -98,6 +151,28 @@ mod tests {
         assert!((m.macro_f1 - 1.3 / 3.0).abs() < 1e-12);
         assert_eq!(m.confused[0], Confusion { true_class: 0, predicted_class: 1, count: 1 });
         assert_eq!(m.confused.len(), 2);
+    }
+
+    #[test]
+    fn venom_confusion_and_track1_by_hand() {
+        // Classes 0, 1 venomous; 2, 3 harmless. 4 venomous photos, 5 harmless.
+        let venomous = |c: usize| c < 2;
+        let truth = [0, 0, 1, 1, 2, 2, 3, 3, 3];
+        let top1 = [0, 2, 0, 1, 2, 3, 1, 3, 2];
+        let v = venom_confusion(&truth, &top1, venomous, 0.5);
+        assert_eq!((v.venomous_photos, v.harmless_photos), (4, 5));
+        assert_eq!(v.venomous_to_harmless, Some(0.25)); // 0 -> 2
+        assert_eq!(v.venomous_to_other_venomous, Some(0.25)); // 1 -> 0
+        assert_eq!(v.harmless_to_venomous, Some(0.2)); // 3 -> 1
+        assert_eq!(v.harmless_to_other_harmless, Some(0.4)); // 2 -> 3, 3 -> 2
+        // (50 + (100-40) + 2(100-20) + 5(100-25) + 2(100-25)) / 11 = 795 / 11 = 72.2727... -> 72.27
+        assert_eq!(v.track1, Some(72.27));
+        // Rounded at each step as numpy does: 1/3 of venomous photos -> 33.33%, macro-F1 2/3 -> 66.67.
+        let v = venom_confusion(&[0, 0, 0, 2], &[0, 0, 2, 2], venomous, 2.0 / 3.0);
+        // (66.67 + 100 + 2·100 + 5·(100-33.33) + 2·100) / 11 = 900.02 / 11 = 81.82
+        assert_eq!(v.track1, Some(81.82));
+        // No harmless photo: their script divides by zero; we give no score.
+        assert_eq!(venom_confusion(&[0, 1], &[1, 1], venomous, 0.5).track1, None);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 import org.snakeid.Classifier
 import org.snakeid.SnakeId
 import org.snakeid.SnakeIdException
+import org.snakeid.SnakeVerdict
 import java.io.File
 import java.util.concurrent.Callable
 import java.util.concurrent.Executors
@@ -108,6 +109,39 @@ fun main(args: Array<String>) {
             }
             assertThrows<SnakeIdException.UntrustedBundle> { Classifier.fromBundlePathSigned(signed.path, listOf(stranger)) }
             assertThrows<SnakeIdException.UntrustedBundle> { Classifier.fromBundlePathSigned(bundleFile.path, listOf(publisher)) }
+            dir.deleteRecursively()
+        }
+        test("three verdicts, and the warning names only species above its threshold") {
+            val dir = kotlin.io.path.createTempDirectory("snakeid-kt-gate").toFile()
+            val coffee = photo("coffee.png")
+            val p = classifier.identify(coffee, "IN", 3u).snakeProbability
+            // The default bundle with its snake gate moved (threshold, margin), unpacked and packed by the CLI.
+            fun withGate(name: String, threshold: Float, margin: Float): String {
+                val src = File(dir, name)
+                check(ProcessBuilder(System.getenv("SNAKEID_CLI"), "bundle", "unpack", "--out", src.path).start().waitFor() == 0)
+                val manifest = File(src, "manifest.json")
+                manifest.writeText(manifest.readText()
+                    .replace(Regex("\"snake_threshold\":\\s*[0-9.eE+-]+"), "\"snake_threshold\": $threshold")
+                    .replace(Regex("\"gate_margin\":\\s*[0-9.eE+-]+"), "\"gate_margin\": $margin"))
+                val out = File(dir, "$name.snkb").path
+                check(ProcessBuilder(System.getenv("SNAKEID_CLI"), "bundle", "pack", src.path, "--out", out).start().waitFor() == 0)
+                return out
+            }
+            // No committed photo shows a snake (P(snake) ~ 1e-7): the gate is moved to the photo, by factors of P.
+            for ((gate, want) in listOf(
+                Triple(p / 2, p, true) to SnakeVerdict.POSSIBLE,
+                Triple(2 * p, 2 * p, false) to SnakeVerdict.POSSIBLE,
+                Triple(p / 2, p / 4, true) to SnakeVerdict.SNAKE,
+                Triple(2 * p, p / 2, false) to SnakeVerdict.NO_SNAKE,
+            )) {
+                val (threshold, margin, detected) = gate
+                Classifier.fromBundlePath(withGate("t$threshold-$margin", threshold, margin)).use { c ->
+                    val a = c.identify(coffee, "IN", 3u)
+                    check(a.snakeVerdict == want && a.snakeDetected == detected) { "$gate: ${a.snakeVerdict}" }
+                    check(a.venomousWarning == (want != SnakeVerdict.NO_SNAKE) && a.venomousWarning == a.warningSpecies.isNotEmpty())
+                    check(a.warningSpecies.all { it.venomous && it.probability >= 0.1f })
+                }
+            }
             dir.deleteRecursively()
         }
         test("bundle from bytes answers like the embedded one") {

@@ -45,6 +45,9 @@ def test_identify_matches_the_cli(classifier):
     assert got.backend == "cpu" == want["backend"]
     assert got.country == "IN" and got.prior_applied
     assert got.snake_detected == want["snake_detected"]
+    assert got.snake_verdict == {"snake": snakeid.SnakeVerdict.SNAKE, "possible": snakeid.SnakeVerdict.POSSIBLE,
+                                 "none": snakeid.SnakeVerdict.NO_SNAKE}[want["snake_verdict"]]
+    assert [p.class_index for p in got.warning_species] == [p["class_index"] for p in want["warning_species"]]
     assert got.uncertain == want["uncertain"]
     assert got.venomous_warning == want["venomous_warning"]
     assert [p.scientific_name for p in got.predictions] == [p["scientific_name"] for p in want["predictions"]]
@@ -177,6 +180,34 @@ def test_soak_threads_times_calls_keep_peak_memory_flat(classifier):
     end = vm_mb("VmHWM")
     print(f"soak: peak RSS {base:.1f} MB after warm-up, {end:.1f} MB at the end")
     assert end <= base * 1.05, f"peak RSS grew from {base:.1f} to {end:.1f} MB"
+
+
+def bundle_with_gate(tmp_path, name, threshold, margin):
+    """The default bundle with its snake gate moved, packed by the CLI: puts a real photo where a test needs it."""
+    cli, src = os.environ["SNAKEID_CLI"], tmp_path / name
+    subprocess.run([cli, "bundle", "unpack", "--out", str(src)], check=True, capture_output=True)
+    manifest = json.loads((src / "manifest.json").read_text())
+    manifest["decision"].update(snake_threshold=threshold, gate_margin=margin)
+    (src / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    out = tmp_path / (name + ".snkb")
+    subprocess.run([cli, "bundle", "pack", str(src), "--out", str(out)], check=True, capture_output=True)
+    return str(out)
+
+
+def test_three_verdicts_and_the_species_the_warning_names(classifier, tmp_path):
+    coffee = photo("coffee.png")
+    p = classifier.identify(coffee, "IN", 3).snake_probability
+    V = snakeid.SnakeVerdict
+    # No committed photo shows a snake (P(snake) ~ 1e-7): the gate is moved to the photo, by factors of P.
+    for name, threshold, margin, verdict, detected in [("above", p / 2, p, V.POSSIBLE, True),
+                                                       ("below", 2 * p, 2 * p, V.POSSIBLE, False),
+                                                       ("snake", p / 2, p / 4, V.SNAKE, True),
+                                                       ("none", 2 * p, p / 2, V.NO_SNAKE, False)]:
+        got = snakeid.Classifier.from_bundle_path(bundle_with_gate(tmp_path, name, threshold, margin)).identify(coffee, "IN", 3)
+        assert (got.snake_verdict, got.snake_detected) == (verdict, detected), name
+        # In India the cobra leads: a warning unless there is no snake, naming only species at or above 10%.
+        assert got.venomous_warning == (verdict != V.NO_SNAKE) == bool(got.warning_species), name
+        assert all(s.venomous and s.probability >= 0.1 for s in got.warning_species), name
 
 
 def test_signed_bundles_need_a_trusted_key(tmp_path):

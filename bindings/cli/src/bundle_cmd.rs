@@ -226,7 +226,7 @@ fn create(a: &CreateArgs) -> snakeid::Result<()> {
         name: a.name.clone(),
         version: a.version.clone(),
         description: a.description.clone(),
-        model: ModelSpec { file: "model.onnx".into(), sha256: sha256_hex(&model), num_classes: labels.len(), precision: a.precision.clone() },
+        model: ModelSpec { file: "model.onnx".into(), sha256: sha256_hex(&model), num_classes: labels.len(), precision: a.precision.clone(), temperature: 1.0 },
         input: InputSpec {
             width,
             height,

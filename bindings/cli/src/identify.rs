@@ -2,7 +2,7 @@
 
 use crate::{load_classifier, EXIT_BAD_INPUT};
 use serde_json::json;
-use snakeid::{Error, Identification};
+use snakeid::{Error, Identification, SnakeVerdict};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -100,10 +100,11 @@ fn print_human(path: &Path, id: &Identification) {
         (Some(c), false) => format!(", country {c} (not in this bundle's prior: none applied)"),
         (None, _) => String::new(),
     };
-    if d.snake_detected {
-        println!("{}: snake detected (P = {:.2}){place}", path.display(), d.snake_probability);
-    } else {
-        println!("{}: no snake detected (P(snake) = {:.2}){place}; if it is a snake, the closest species are:", path.display(), d.snake_probability);
+    let p_snake = d.snake_probability * 100.0;
+    match d.snake_verdict {
+        SnakeVerdict::Snake => println!("{}: snake ({p_snake:.0}%){place}", path.display()),
+        SnakeVerdict::Possible => println!("{}: possibly a snake ({p_snake:.0}%){place}; if it is one, the closest species are:", path.display()),
+        SnakeVerdict::NoSnake => println!("{}: no snake detected ({p_snake:.0}%){place}; if it is a snake, the closest species are:", path.display()),
     }
     let width = d.predictions.iter().map(|p| p.label.len() + p.scientific_name.len() + 3).max().unwrap_or(0);
     for (i, p) in d.predictions.iter().enumerate() {
@@ -116,7 +117,7 @@ fn print_human(path: &Path, id: &Identification) {
         println!("  genus: most likely {} ({:.0}%{v})", g.genus, g.probability * 100.0);
     }
     if d.venomous_warning {
-        let names: Vec<&str> = d.predictions.iter().filter(|p| p.venomous).map(|p| p.label.as_str()).collect();
+        let names: Vec<String> = d.warning_species.iter().map(|p| format!("{} {:.0}%", p.label, p.probability * 100.0)).collect();
         println!("  WARNING: possibly venomous ({}). Treat the bite as venomous and seek medical care now.", names.join(", "));
     }
     if d.uncertain {

@@ -1,7 +1,10 @@
-//! The `snakeid` command line: identify photos, benchmark, build and inspect country priors, pack bundles.
+//! The `snakeid` command line: identify photos, benchmark, evaluate and calibrate, build and inspect country priors,
+//! pack bundles.
 
 mod bench_cmd;
 mod bundle_cmd;
+mod calibrate_cmd;
+mod dataset;
 mod eval_cmd;
 mod identify;
 mod plot;
@@ -24,8 +27,11 @@ enum Command {
     Identify(identify::Args),
     /// Measure cold start, first call, per-stage latency percentiles and peak memory.
     Bench(bench_cmd::Args),
-    /// Top-1, top-5 and macro-F1, with and without the country prior, on a labelled photo set.
+    /// Top-1, top-5, macro-F1, venomous/harmless confusions, track 1 and calibration error, with and without the
+    /// country prior, on a labelled photo set.
     Eval(eval_cmd::Args),
+    /// Fit the bundle's temperature on a labelled photo set and write the calibrated bundle.
+    Calibrate(calibrate_cmd::Args),
     /// Build or inspect a species-by-country prior table.
     #[command(subcommand)]
     Prior(prior_cmd::PriorCommand),
@@ -43,6 +49,7 @@ fn main() -> ExitCode {
         Command::Identify(args) => identify::run(args),
         Command::Bench(args) => bench_cmd::run(args),
         Command::Eval(args) => eval_cmd::run(args),
+        Command::Calibrate(args) => calibrate_cmd::run(args),
         Command::Prior(cmd) => prior_cmd::run(cmd),
         Command::Bundle(cmd) => bundle_cmd::run(cmd),
     };

@@ -1,5 +1,6 @@
-//! A per-class F1 bar chart as a standalone SVG (no plotting dependency).
+//! `eval`'s charts as standalone SVG (no plotting dependency): per-class F1 bars and the reliability diagram.
 
+use snakeid::calibration::Reliability;
 use snakeid::metrics::Metrics;
 use std::fmt::Write;
 
@@ -27,6 +28,33 @@ pub fn per_class_f1_svg(plain: &Metrics, prior: Option<&Metrics>, name: impl Fn(
         }
         let _ = writeln!(s, r#"<text x="{}" y="{}">{:.2}</text>"#, label_w + bar_w + 6.0, y + 14.0, with.unwrap_or(c.f1));
     }
+    let _ = writeln!(s, "</svg>");
+    s
+}
+
+/// Accuracy against confidence per bin (bars, with the count above each), and the diagonal a calibrated model follows.
+pub fn reliability_svg(r: &Reliability, which: &str, n: usize) -> String {
+    let (side, left, top) = (400.0, 60.0, 40.0);
+    let (width, height) = (left + side + 30.0, top + side + 50.0);
+    let (x, y) = (|v: f64| left + v * side, |v: f64| top + (1.0 - v) * side);
+    let mut s = String::new();
+    let _ = writeln!(s, r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">"#);
+    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let title = format!("Reliability of the top-1 probability, {which} (ECE {:.3}; n = {n}; {} bins)", r.ece, r.bins.len());
+    let _ = writeln!(s, r#"<text x="10" y="20" font-size="14" font-weight="bold">{}</text>"#, escape(&title));
+    for b in r.bins.iter().filter(|b| b.count > 0) {
+        let (x0, x1) = (x(b.lo), x(b.hi));
+        let _ = writeln!(s, r##"<rect x="{x0:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="#1565c0" stroke="white"/>"##, y(b.accuracy), x1 - x0, b.accuracy * side);
+        let _ = writeln!(s, r##"<line x1="{x0:.1}" y1="{:.1}" x2="{x1:.1}" y2="{:.1}" stroke="#c62828" stroke-width="2"/>"##, y(b.confidence), y(b.confidence));
+        let _ = writeln!(s, r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="10">{}</text>"#, (x0 + x1) / 2.0, y(b.accuracy) - 3.0, b.count);
+    }
+    let _ = writeln!(s, r##"<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#616161" stroke-dasharray="4 3"/>"##, x(0.0), y(0.0), x(1.0), y(1.0));
+    let _ = writeln!(s, r##"<rect x="{left}" y="{top}" width="{side}" height="{side}" fill="none" stroke="#424242"/>"##);
+    for t in [0.0, 0.5, 1.0] {
+        let _ = writeln!(s, r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{t}</text>"#, x(t), top + side + 16.0);
+        let _ = writeln!(s, r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{t}</text>"#, left - 6.0, y(t) + 4.0);
+    }
+    let _ = writeln!(s, r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">confidence (blue: accuracy; red: mean confidence)</text>"#, x(0.5), top + side + 36.0);
     let _ = writeln!(s, "</svg>");
     s
 }

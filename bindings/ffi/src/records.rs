@@ -30,15 +30,30 @@ pub struct Timings {
     pub total: f64,
 }
 
+/// What the snake gate says: show `Snake` as a snake, `Possible` as "possibly a snake", `NoSnake` as no snake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum SnakeVerdict {
+    /// P(snake) is above the gate's unclear band.
+    Snake,
+    /// P(snake) is near the threshold, on either side: the gate cannot tell.
+    Possible,
+    /// P(snake) is below the band; never comes with a venom warning.
+    NoSnake,
+}
+
 /// The answer for one photo.
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct Identification {
+    /// P(snake) at or above the threshold; kept for compatibility, show `snake_verdict` instead.
     pub snake_detected: bool,
+    pub snake_verdict: SnakeVerdict,
     pub snake_probability: f32,
     /// Probability that the snake is venomous (sum over venomous species).
     pub venomous_probability: f32,
     /// Show the red warning: a snake and a real chance that it is venomous.
     pub venomous_warning: bool,
+    /// The venomous species the warning names, each above the bundle's venom threshold, most likely first.
+    pub warning_species: Vec<Prediction>,
     /// Not sure enough: treat as venomous and seek care.
     pub uncertain: bool,
     /// The ISO code the given country resolved to.
@@ -121,6 +136,16 @@ impl From<snakeid::GenusAnswer> for GenusAnswer {
     }
 }
 
+impl From<snakeid::SnakeVerdict> for SnakeVerdict {
+    fn from(v: snakeid::SnakeVerdict) -> Self {
+        match v {
+            snakeid::SnakeVerdict::Snake => SnakeVerdict::Snake,
+            snakeid::SnakeVerdict::Possible => SnakeVerdict::Possible,
+            snakeid::SnakeVerdict::NoSnake => SnakeVerdict::NoSnake,
+        }
+    }
+}
+
 impl From<snakeid::Timings> for Timings {
     fn from(t: snakeid::Timings) -> Self {
         Timings { decode: t.decode, preprocess: t.preprocess, inference: t.inference, postprocess: t.postprocess, total: t.total }
@@ -132,9 +157,11 @@ impl From<snakeid::Identification> for Identification {
         let d = a.decision;
         Identification {
             snake_detected: d.snake_detected,
+            snake_verdict: d.snake_verdict.into(),
             snake_probability: d.snake_probability,
             venomous_probability: d.venomous_probability,
             venomous_warning: d.venomous_warning,
+            warning_species: d.warning_species.into_iter().map(Into::into).collect(),
             uncertain: d.uncertain,
             country: a.country,
             prior_applied: a.prior_applied,

@@ -43,17 +43,28 @@ struct IdentifyView: View {
 struct AnswerSection: View {
     let answer: Identification
 
+    private var verdict: String {
+        let p = String(format: "%.0f%%", answer.snakeProbability * 100)
+        switch answer.snakeVerdict {
+        case .snake: return "Snake (\(p))"
+        case .possible: return "Possibly a snake (\(p))"
+        case .noSnake: return "No snake recognised in this photo (\(p))"
+        }
+    }
+
+    private var named: String {
+        answer.warningSpecies.map { String(format: "%@ %.0f%%", $0.label, $0.probability * 100) }.joined(separator: ", ")
+    }
+
     var body: some View {
         Section("Answer") {
+            Text(verdict).bold()
             if answer.venomousWarning {
-                Text("POSSIBLY VENOMOUS — seek medical care")
+                Text("POSSIBLY VENOMOUS (\(named)) — seek medical care")
                     .bold().foregroundStyle(.white).padding(8).frame(maxWidth: .infinity).background(.red)
             }
             if answer.uncertain {
                 Text("Uncertain — treat as venomous and seek care").bold().foregroundStyle(.red)
-            }
-            if !answer.snakeDetected {
-                Text(String(format: "No snake recognised in this photo (%.0f%%).", answer.snakeProbability * 100))
             }
             ForEach(answer.predictions, id: \.classIndex) { p in
                 HStack {

@@ -26,6 +26,7 @@ import org.snakeid.BenchmarkReport
 import org.snakeid.Identification
 import org.snakeid.SnakeId
 import org.snakeid.SnakeIdException
+import org.snakeid.SnakeVerdict
 import java.io.ByteArrayOutputStream
 
 class MainActivity : ComponentActivity() {
@@ -108,9 +109,19 @@ class MainActivity : ComponentActivity() {
     @Composable
     private fun AnswerView(a: Identification) {
         Spacer(Modifier.height(12.dp))
+        val pSnake = "%.0f%%".format(a.snakeProbability * 100)
+        Text(
+            when (a.snakeVerdict) {
+                SnakeVerdict.SNAKE -> "Snake ($pSnake)"
+                SnakeVerdict.POSSIBLE -> "Possibly a snake ($pSnake)"
+                SnakeVerdict.NO_SNAKE -> "No snake recognised in this photo ($pSnake)"
+            },
+            fontWeight = FontWeight.Bold,
+        )
         if (a.venomousWarning) {
+            val named = a.warningSpecies.joinToString(", ") { "%s %.0f%%".format(it.label, it.probability * 100) }
             Text(
-                "POSSIBLY VENOMOUS — seek medical care",
+                "POSSIBLY VENOMOUS ($named) — seek medical care",
                 color = Color.White, fontWeight = FontWeight.Bold,
                 modifier = Modifier.fillMaxWidth().background(Color(0xFFC62828)).padding(12.dp),
             )
@@ -121,7 +132,6 @@ class MainActivity : ComponentActivity() {
                 color = Color(0xFFC62828), fontWeight = FontWeight.Bold, modifier = Modifier.padding(vertical = 8.dp),
             )
         }
-        if (!a.snakeDetected) Text("No snake recognised in this photo (%.0f%%).".format(a.snakeProbability * 100))
         a.predictions.forEach { p ->
             Row(Modifier.fillMaxWidth().padding(vertical = 4.dp), horizontalArrangement = Arrangement.SpaceBetween) {
                 Column {
