@@ -1067,7 +1067,11 @@ public func FfiConverterTypeGenusAnswer_lower(_ value: GenusAnswer) -> RustBuffe
  * The answer for one photo.
  */
 public struct Identification: Equatable, Hashable {
+    /**
+     * P(snake) at or above the threshold; kept for compatibility, show `snake_verdict` instead.
+     */
     public var snakeDetected: Bool
+    public var snakeVerdict: SnakeVerdict
     public var snakeProbability: Float
     /**
      * Probability that the snake is venomous (sum over venomous species).
@@ -1077,6 +1081,10 @@ public struct Identification: Equatable, Hashable {
      * Show the red warning: a snake and a real chance that it is venomous.
      */
     public var venomousWarning: Bool
+    /**
+     * The venomous species the warning names, each above the bundle's venom threshold, most likely first.
+     */
+    public var warningSpecies: [Prediction]
     /**
      * Not sure enough: treat as venomous and seek care.
      */
@@ -1093,7 +1101,10 @@ public struct Identification: Equatable, Hashable {
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
-    public init(snakeDetected: Bool, snakeProbability: Float, 
+    public init(
+        /**
+         * P(snake) at or above the threshold; kept for compatibility, show `snake_verdict` instead.
+         */snakeDetected: Bool, snakeVerdict: SnakeVerdict, snakeProbability: Float, 
         /**
          * Probability that the snake is venomous (sum over venomous species).
          */venomousProbability: Float, 
@@ -1101,15 +1112,20 @@ public struct Identification: Equatable, Hashable {
          * Show the red warning: a snake and a real chance that it is venomous.
          */venomousWarning: Bool, 
         /**
+         * The venomous species the warning names, each above the bundle's venom threshold, most likely first.
+         */warningSpecies: [Prediction], 
+        /**
          * Not sure enough: treat as venomous and seek care.
          */uncertain: Bool, 
         /**
          * The ISO code the given country resolved to.
          */country: String?, priorApplied: Bool, backend: String, genus: GenusAnswer?, predictions: [Prediction], timingsMs: Timings) {
         self.snakeDetected = snakeDetected
+        self.snakeVerdict = snakeVerdict
         self.snakeProbability = snakeProbability
         self.venomousProbability = venomousProbability
         self.venomousWarning = venomousWarning
+        self.warningSpecies = warningSpecies
         self.uncertain = uncertain
         self.country = country
         self.priorApplied = priorApplied
@@ -1136,9 +1152,11 @@ public struct FfiConverterTypeIdentification: FfiConverterRustBuffer {
         return
             try Identification(
                 snakeDetected: FfiConverterBool.read(from: &buf), 
+                snakeVerdict: FfiConverterTypeSnakeVerdict.read(from: &buf), 
                 snakeProbability: FfiConverterFloat.read(from: &buf), 
                 venomousProbability: FfiConverterFloat.read(from: &buf), 
                 venomousWarning: FfiConverterBool.read(from: &buf), 
+                warningSpecies: FfiConverterSequenceTypePrediction.read(from: &buf), 
                 uncertain: FfiConverterBool.read(from: &buf), 
                 country: FfiConverterOptionString.read(from: &buf), 
                 priorApplied: FfiConverterBool.read(from: &buf), 
@@ -1151,9 +1169,11 @@ public struct FfiConverterTypeIdentification: FfiConverterRustBuffer {
 
     public static func write(_ value: Identification, into buf: inout [UInt8]) {
         FfiConverterBool.write(value.snakeDetected, into: &buf)
+        FfiConverterTypeSnakeVerdict.write(value.snakeVerdict, into: &buf)
         FfiConverterFloat.write(value.snakeProbability, into: &buf)
         FfiConverterFloat.write(value.venomousProbability, into: &buf)
         FfiConverterBool.write(value.venomousWarning, into: &buf)
+        FfiConverterSequenceTypePrediction.write(value.warningSpecies, into: &buf)
         FfiConverterBool.write(value.uncertain, into: &buf)
         FfiConverterOptionString.write(value.country, into: &buf)
         FfiConverterBool.write(value.priorApplied, into: &buf)
@@ -1650,6 +1670,91 @@ public func FfiConverterTypeSnakeIdError_lift(_ buf: RustBuffer) throws -> Snake
 public func FfiConverterTypeSnakeIdError_lower(_ value: SnakeIdError) -> RustBuffer {
     return FfiConverterTypeSnakeIdError.lower(value)
 }
+
+
+/**
+ * What the snake gate says: show `Snake` as a snake, `Possible` as "possibly a snake", `NoSnake` as no snake.
+ */
+
+public enum SnakeVerdict: Equatable, Hashable {
+    
+    /**
+     * P(snake) is above the gate's unclear band.
+     */
+    case snake
+    /**
+     * P(snake) is near the threshold, on either side: the gate cannot tell.
+     */
+    case possible
+    /**
+     * P(snake) is below the band; never comes with a venom warning.
+     */
+    case noSnake
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension SnakeVerdict: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSnakeVerdict: FfiConverterRustBuffer {
+    typealias SwiftType = SnakeVerdict
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SnakeVerdict {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .snake
+        
+        case 2: return .possible
+        
+        case 3: return .noSnake
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: SnakeVerdict, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .snake:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .possible:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .noSnake:
+            writeInt(&buf, Int32(3))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSnakeVerdict_lift(_ buf: RustBuffer) throws -> SnakeVerdict {
+    return try FfiConverterTypeSnakeVerdict.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSnakeVerdict_lower(_ value: SnakeVerdict) -> RustBuffer {
+    return FfiConverterTypeSnakeVerdict.lower(value)
+}
+
 
 #if swift(>=5.8)
 @_documentation(visibility: private)

@@ -1792,7 +1792,12 @@ public object FfiConverterTypeGenusAnswer: FfiConverterRustBuffer<GenusAnswer> {
  * The answer for one photo.
  */
 data class Identification (
+    /**
+     * P(snake) at or above the threshold; kept for compatibility, show `snake_verdict` instead.
+     */
     var `snakeDetected`: kotlin.Boolean
+    , 
+    var `snakeVerdict`: SnakeVerdict
     , 
     var `snakeProbability`: kotlin.Float
     , 
@@ -1805,6 +1810,11 @@ data class Identification (
      * Show the red warning: a snake and a real chance that it is venomous.
      */
     var `venomousWarning`: kotlin.Boolean
+    , 
+    /**
+     * The venomous species the warning names, each above the bundle's venom threshold, most likely first.
+     */
+    var `warningSpecies`: List<Prediction>
     , 
     /**
      * Not sure enough: treat as venomous and seek care.
@@ -1842,9 +1852,11 @@ public object FfiConverterTypeIdentification: FfiConverterRustBuffer<Identificat
     override fun read(buf: ByteBuffer): Identification {
         return Identification(
             FfiConverterBoolean.read(buf),
+            FfiConverterTypeSnakeVerdict.read(buf),
             FfiConverterFloat.read(buf),
             FfiConverterFloat.read(buf),
             FfiConverterBoolean.read(buf),
+            FfiConverterSequenceTypePrediction.read(buf),
             FfiConverterBoolean.read(buf),
             FfiConverterOptionalString.read(buf),
             FfiConverterBoolean.read(buf),
@@ -1857,9 +1869,11 @@ public object FfiConverterTypeIdentification: FfiConverterRustBuffer<Identificat
 
     override fun allocationSize(value: Identification) = (
             FfiConverterBoolean.allocationSize(value.`snakeDetected`) +
+            FfiConverterTypeSnakeVerdict.allocationSize(value.`snakeVerdict`) +
             FfiConverterFloat.allocationSize(value.`snakeProbability`) +
             FfiConverterFloat.allocationSize(value.`venomousProbability`) +
             FfiConverterBoolean.allocationSize(value.`venomousWarning`) +
+            FfiConverterSequenceTypePrediction.allocationSize(value.`warningSpecies`) +
             FfiConverterBoolean.allocationSize(value.`uncertain`) +
             FfiConverterOptionalString.allocationSize(value.`country`) +
             FfiConverterBoolean.allocationSize(value.`priorApplied`) +
@@ -1871,9 +1885,11 @@ public object FfiConverterTypeIdentification: FfiConverterRustBuffer<Identificat
 
     override fun write(value: Identification, buf: ByteBuffer) {
             FfiConverterBoolean.write(value.`snakeDetected`, buf)
+            FfiConverterTypeSnakeVerdict.write(value.`snakeVerdict`, buf)
             FfiConverterFloat.write(value.`snakeProbability`, buf)
             FfiConverterFloat.write(value.`venomousProbability`, buf)
             FfiConverterBoolean.write(value.`venomousWarning`, buf)
+            FfiConverterSequenceTypePrediction.write(value.`warningSpecies`, buf)
             FfiConverterBoolean.write(value.`uncertain`, buf)
             FfiConverterOptionalString.write(value.`country`, buf)
             FfiConverterBoolean.write(value.`priorApplied`, buf)
@@ -2251,6 +2267,53 @@ public object FfiConverterTypeSnakeIdError : FfiConverterRustBuffer<SnakeIdExcep
     }
 
 }
+
+
+
+/**
+ * What the snake gate says: show `Snake` as a snake, `Possible` as "possibly a snake", `NoSnake` as no snake.
+ */
+
+enum class SnakeVerdict {
+    
+    /**
+     * P(snake) is above the gate's unclear band.
+     */
+    SNAKE,
+    /**
+     * P(snake) is near the threshold, on either side: the gate cannot tell.
+     */
+    POSSIBLE,
+    /**
+     * P(snake) is below the band; never comes with a venom warning.
+     */
+    NO_SNAKE;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeSnakeVerdict: FfiConverterRustBuffer<SnakeVerdict> {
+    override fun read(buf: ByteBuffer) = try {
+        SnakeVerdict.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: SnakeVerdict) = 4UL
+
+    override fun write(value: SnakeVerdict, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
 
 
 
