@@ -176,8 +176,7 @@ impl Bundle {
     /// Signs packed bundle bytes: verifies them, then returns them packed again with `signature.ed25519` (replacing any
     /// earlier signature) over their manifest.
     pub fn sign_packed(bytes: &[u8], key: &signing::SecretKey) -> Result<Vec<u8>> {
-        let mut files: BTreeMap<String, Vec<u8>> =
-            unpack_copy(bytes)?.into_iter().map(|(name, data)| (name, data.to_vec())).collect();
+        let mut files = owned_files(bytes)?;
         let manifest = files.get("manifest.json").ok_or_else(|| Error::bundle("manifest.json is missing"))?;
         let signature = key.sign_manifest(manifest);
         files.insert(SIGNATURE_FILE.to_string(), signature);
@@ -187,8 +186,7 @@ impl Bundle {
     /// Packed bundle bytes with their manifest changed by `edit` (e.g. a fitted temperature), verified again. Any
     /// signature is dropped: it vouched for the old manifest, and only the key's owner can vouch for the new one.
     pub fn repack_with_manifest(bytes: &[u8], edit: impl FnOnce(&mut Manifest)) -> Result<Vec<u8>> {
-        let mut files: BTreeMap<String, Vec<u8>> =
-            unpack_copy(bytes)?.into_iter().map(|(name, data)| (name, data.to_vec())).collect();
+        let mut files = owned_files(bytes)?;
         files.remove(SIGNATURE_FILE);
         let manifest_bytes = files.get("manifest.json").ok_or_else(|| Error::bundle("manifest.json is missing"))?;
         let mut manifest = Manifest::parse(manifest_bytes)?;
@@ -241,6 +239,11 @@ fn file_names(m: &Manifest) -> Vec<String> {
 }
 
 /// The entries of packed bundle bytes the caller keeps: one copy, which the entries share.
+/// The files of packed bundle bytes, each its own `Vec`, to edit and pack again.
+fn owned_files(bytes: &[u8]) -> Result<BTreeMap<String, Vec<u8>>> {
+    Ok(unpack_copy(bytes)?.into_iter().map(|(name, data)| (name, data.to_vec())).collect())
+}
+
 fn unpack_copy(bytes: &[u8]) -> Result<BTreeMap<String, Bytes>> {
     unpack(&Bytes::copy_from_slice(bytes))
 }

@@ -38,17 +38,6 @@ pub enum SnakeVerdict {
     NoSnake,
 }
 
-impl SnakeVerdict {
-    /// `snake`, `possible` or `none`, as in the JSON.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SnakeVerdict::Snake => "snake",
-            SnakeVerdict::Possible => "possible",
-            SnakeVerdict::NoSnake => "none",
-        }
-    }
-}
-
 /// The outcome of [`decide`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Decision {
