@@ -1,7 +1,7 @@
 //! `snakeid bundle`: create a bundle from your own model, pack a bundle directory into one file, unpack one,
 //! describe a bundle, and sign bundles (key generation, signing, verification).
 
-use crate::load_bundle;
+use crate::{load_bundle, read_file, write_file};
 use snakeid::bundle::sha256_hex;
 use snakeid::manifest::{self, ChannelOrder, DecisionSpec, FileRef, InputSpec, Manifest, ModelSpec, Resize};
 use snakeid::prior::{PriorTable, DEFAULT_SMOOTHING};
@@ -108,12 +108,12 @@ pub fn run(cmd: BundleCommand) -> snakeid::Result<ExitCode> {
         BundleCommand::Create(args) => create(&args)?,
         BundleCommand::Pack { dir, out } => {
             let bytes = Bundle::pack_dir(&dir)?;
-            std::fs::write(&out, &bytes).map_err(|e| Error::Io { path: out.clone(), source: e })?;
+            write_file(&out, &bytes)?;
             eprintln!("wrote {} ({} bytes)", out.display(), bytes.len());
         }
         BundleCommand::Unpack { bundle, out } => {
             let bytes = match bundle {
-                Some(p) => read(&p)?,
+                Some(p) => read_file(&p)?,
                 None => snakeid::Bundle::embedded_default_bytes()?.to_vec(),
             };
             Bundle::unpack_to_dir(&bytes, &out)?;
@@ -132,7 +132,7 @@ pub fn run(cmd: BundleCommand) -> snakeid::Result<ExitCode> {
                 println!("prior: {} countries, smoothing {}", p.countries().count(), p.smoothing());
             }
             if let Some(p) = bundle.filter(|p| p.is_file()) {
-                let signed = Bundle::is_signed_packed(&read(&p)?)?;
+                let signed = Bundle::is_signed_packed(&read_file(&p)?)?;
                 println!("signature: {}", if signed { "present (check it with `snakeid bundle verify`)" } else { "none" });
             }
         }
@@ -147,10 +147,10 @@ pub fn run(cmd: BundleCommand) -> snakeid::Result<ExitCode> {
             eprintln!("secret key written to {} (keep it off devices); public key above (compile it into the app)", out.display());
         }
         BundleCommand::Sign { bundle, key, out } => {
-            let key = SecretKey::from_hex(&String::from_utf8_lossy(&read(&key)?))?;
-            let packed = if bundle.is_dir() { Bundle::pack_dir(&bundle)? } else { read(&bundle)? };
+            let key = SecretKey::from_hex(&String::from_utf8_lossy(&read_file(&key)?))?;
+            let packed = if bundle.is_dir() { Bundle::pack_dir(&bundle)? } else { read_file(&bundle)? };
             let signed = Bundle::sign_packed(&packed, &key)?;
-            std::fs::write(&out, &signed).map_err(|e| Error::Io { path: out.clone(), source: e })?;
+            write_file(&out, &signed)?;
             eprintln!("wrote {} signed by {}", out.display(), key.public_key().to_hex());
         }
         BundleCommand::Verify { bundle, trusted_keys } => {
@@ -170,10 +170,6 @@ fn write_secret(path: &Path, hex: &str) -> snakeid::Result<()> {
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
     opts.open(path).and_then(|mut f| f.write_all(format!("{hex}\n").as_bytes())).map_err(io)
-}
-
-fn read(path: &Path) -> snakeid::Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| Error::Io { path: path.to_path_buf(), source: e })
 }
 
 fn bad(msg: String) -> Error {
@@ -203,13 +199,13 @@ fn create(a: &CreateArgs) -> snakeid::Result<()> {
         "stretch" => Resize::Stretch,
         _ => Resize::ShorterSideCenterCrop { shorter_side: a.shorter_side.unwrap_or((width.max(height) * 8).div_ceil(7)) },
     };
-    let model = read(&a.onnx)?;
-    let labels_bytes = read(&a.labels)?;
+    let model = read_file(&a.onnx)?;
+    let labels_bytes = read_file(&a.labels)?;
     let labels = snakeid::labels::parse(&labels_bytes)?;
     let prior_bytes = match &a.prior {
         None => None,
         Some(p) => {
-            let bytes = read(p)?;
+            let bytes = read_file(p)?;
             Some(if bytes.starts_with(b"SNKPRIOR") {
                 PriorTable::from_bytes(&bytes)?;
                 bytes
@@ -251,7 +247,7 @@ fn create(a: &CreateArgs) -> snakeid::Result<()> {
     // Compile it once: an unsupported operator, a non-logit output or a label count that differs from the
     // model's outputs is refused here, not on a phone in the field.
     let classifier = Classifier::new(bundle)?;
-    std::fs::write(&a.out, &packed).map_err(|e| Error::Io { path: a.out.clone(), source: e })?;
+    write_file(&a.out, &packed)?;
     eprintln!(
         "wrote {} ({} bytes): {} classes, {} species, input {}x{}, model compiled in {:.0} ms",
         a.out.display(),

@@ -2,6 +2,7 @@
 //! Guo et al. 2017) and writes the calibrated bundle.
 
 use crate::dataset::Dataset;
+use crate::{read_file, write_file};
 use snakeid::calibration::{self, MIN_PHOTOS};
 use snakeid::{Bundle, Classifier, Error};
 use std::path::PathBuf;
@@ -26,7 +27,7 @@ pub struct Args {
 pub fn run(args: Args) -> snakeid::Result<ExitCode> {
     let packed = match &args.bundle {
         Some(p) if p.is_dir() => Bundle::pack_dir(p)?,
-        Some(p) => std::fs::read(p).map_err(|e| Error::Io { path: p.clone(), source: e })?,
+        Some(p) => read_file(p)?,
         None => Bundle::embedded_default_bytes()?.to_vec(),
     };
     let classifier = Classifier::new(Bundle::from_packed(&packed)?)?;
@@ -54,7 +55,7 @@ pub fn run(args: Args) -> snakeid::Result<ExitCode> {
     let before = classifier.bundle().manifest.model.temperature as f64;
     let fitted = calibration::fit_temperature(&logits, &truth);
     let calibrated = Bundle::repack_with_manifest(&packed, |m| m.model.temperature = fitted as f32)?;
-    std::fs::write(&args.out, &calibrated).map_err(|e| Error::Io { path: args.out.clone(), source: e })?;
+    write_file(&args.out, &calibrated)?;
     let ece = |t: f64| calibration::reliability_at(&logits, &truth, t).ece;
     let (nll_before, nll_after, ece_before, ece_after) =
         (calibration::nll(&logits, &truth, before), calibration::nll(&logits, &truth, fitted), ece(before), ece(fitted));
@@ -68,7 +69,7 @@ pub fn run(args: Args) -> snakeid::Result<ExitCode> {
             "temperature_before": before, "temperature": fitted as f32, "temperature_fitted": fitted,
             "nll_before": nll_before, "nll_after": nll_after, "ece_before": ece_before, "ece_after": ece_after,
             "species": species, "logits": logits, "truth": truth});
-        std::fs::write(path, report.to_string() + "\n").map_err(|e| Error::Io { path: path.clone(), source: e })?;
+        write_file(path, report.to_string() + "\n")?;
     }
     eprintln!("wrote {} (unsigned: sign it again with `snakeid bundle sign` to ship it)", args.out.display());
     Ok(ExitCode::SUCCESS)

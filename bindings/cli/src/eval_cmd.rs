@@ -3,6 +3,7 @@
 
 use crate::dataset::Dataset;
 use crate::plot;
+use crate::write_file;
 use serde::Serialize;
 use serde_json::json;
 use snakeid::calibration::{self, Reliability};
@@ -116,13 +117,13 @@ pub fn run(args: Args) -> snakeid::Result<ExitCode> {
         let report = json!({"n": scored.kept.len(), "skipped": scored.skipped.len(),
                             "temperature": classifier.bundle().manifest.model.temperature,
                             "without_prior": s_plain, "with_prior": s_prior, "classes": classes, "predictions": predictions});
-        write(path, serde_json::to_string_pretty(&report).expect("report serialises") + "\n")?;
+        write_file(path, serde_json::to_string_pretty(&report).expect("report serialises") + "\n")?;
     }
     if let Some(path) = &args.plot {
         let name = |c: usize| labels.get(c).map_or_else(|| c.to_string(), |l| l.scientific_name.clone());
-        write(path, plot::per_class_f1_svg(&s_plain.metrics, s_prior.as_ref().map(|s| &s.metrics), name))?;
+        write_file(path, plot::per_class_f1_svg(&s_plain.metrics, s_prior.as_ref().map(|s| &s.metrics), name))?;
         let reliability = s_prior.as_ref().map(|s| (&s.calibration, "with prior")).unwrap_or((&s_plain.calibration, "without prior"));
-        write(&reliability_path(path), plot::reliability_svg(reliability.0, reliability.1, scored.kept.len()))?;
+        write_file(&reliability_path(path), plot::reliability_svg(reliability.0, reliability.1, scored.kept.len()))?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -131,10 +132,6 @@ pub fn run(args: Args) -> snakeid::Result<ExitCode> {
 fn reliability_path(plot: &Path) -> PathBuf {
     let stem = plot.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     plot.with_file_name(format!("{stem}-reliability.svg"))
-}
-
-fn write(path: &Path, text: String) -> snakeid::Result<()> {
-    std::fs::write(path, text).map_err(|e| Error::Io { path: path.to_path_buf(), source: e })
 }
 
 fn print_human(plain: &Scores, prior: Option<&Scores>, labels: &[Label], skipped: usize) {

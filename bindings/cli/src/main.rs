@@ -11,7 +11,7 @@ mod plot;
 mod prior_cmd;
 
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -92,6 +92,16 @@ impl BackendArgs {
             .map(|d| d.join("snakeid"));
         c.with_backend(self.backend.parse()?, cache.as_deref())
     }
+}
+
+/// Reads a file, its path in the error.
+pub fn read_file(path: &Path) -> snakeid::Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| snakeid::Error::Io { path: path.to_path_buf(), source: e })
+}
+
+/// Writes a file, its path in the error.
+pub fn write_file(path: &Path, data: impl AsRef<[u8]>) -> snakeid::Result<()> {
+    std::fs::write(path, data).map_err(|e| snakeid::Error::Io { path: path.to_path_buf(), source: e })
 }
 
 pub fn load_bundle(bundle: Option<&PathBuf>) -> snakeid::Result<snakeid::Bundle> {

@@ -40,7 +40,7 @@ pub fn run(cmd: PriorCommand) -> snakeid::Result<ExitCode> {
             let file = std::fs::File::open(&counts).map_err(|e| Error::Io { path: counts.clone(), source: e })?;
             let (table, report) = PriorTable::build_from_csv(std::io::BufReader::new(file), smoothing)?;
             let bytes = table.to_bytes();
-            std::fs::write(&out, &bytes).map_err(|e| Error::Io { path: out.clone(), source: e })?;
+            crate::write_file(&out, &bytes)?;
             eprintln!(
                 "wrote {}: {} species x {} countries, {} bytes, input read as {}, smoothing {smoothing}",
                 out.display(),
