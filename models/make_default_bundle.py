@@ -26,6 +26,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import onnx
@@ -45,6 +46,8 @@ GOLDEN = os.path.join(ROOT, "tests", "data", "golden")
 PHOTOS = os.path.join(ROOT, "tests", "data", "photos")
 
 SIZE, SHORTER = 224, 256
+# The Rust CLI, built without the embedded bundle it is about to make.
+CLI = ["cargo", "run", "--quiet", "--release", "-p", "snakeid-cli", "--no-default-features", "--"]
 MEAN = [0.485, 0.456, 0.406]
 STD = [0.229, 0.224, 0.225]
 
@@ -153,22 +156,6 @@ def export_fp32():
     return fp32
 
 
-def packed_file(bundle, wanted):
-    """One file's bytes from a packed bundle (`SNAKEIDB`, u16 version, u16 count, then name/length/data entries)."""
-    data = open(bundle, "rb").read()
-    assert data[:8] == b"SNAKEIDB", bundle
-    count, at = int.from_bytes(data[10:12], "little"), 12
-    for _ in range(count):
-        n = int.from_bytes(data[at:at + 2], "little")
-        name = data[at + 2:at + 2 + n].decode()
-        size = int.from_bytes(data[at + 2 + n:at + 10 + n], "little")
-        at += 10 + n
-        if name == wanted:
-            return data[at:at + size]
-        at += size
-    sys.exit(f"{bundle} has no {wanted}")
-
-
 def main(keep_from=None):
     os.makedirs(WORK, exist_ok=True)
     shutil.rmtree(OUT_DIR, ignore_errors=True)
@@ -193,7 +180,9 @@ def main(keep_from=None):
     float_nodes = [convs[0]] + depthwise + [n.name for n in graph.node if n.op_type == "Gemm"]
     if keep_from:
         # Calibration drifts with the photo set and library versions: keep a bundle's quantized convolutions.
-        open(int8, "wb").write(packed_file(keep_from, "model.onnx"))
+        with tempfile.TemporaryDirectory() as kept:
+            subprocess.run(CLI + ["bundle", "unpack", "--bundle", os.path.abspath(keep_from), "--out", kept], check=True, cwd=ROOT)
+            shutil.move(os.path.join(kept, "model.onnx"), int8)
     else:
         quantize_static(pre, int8, Reader(calib), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QUInt8,
@@ -235,8 +224,7 @@ def main(keep_from=None):
                 wr.writerow([i, c, "", "", "", "false", "false"])
 
     # 5. Prior, manifest, pack: the Rust CLI (built without the embedded bundle it is about to make).
-    cli = ["cargo", "run", "--quiet", "--release", "-p", "snakeid-cli", "--no-default-features", "--"]
-    subprocess.run(cli + ["prior", "build", "--counts", os.path.join(HERE, "default", "ranges.csv"),
+    subprocess.run(CLI + ["prior", "build", "--counts", os.path.join(HERE, "default", "ranges.csv"),
                           "--out", os.path.join(OUT_DIR, "prior.bin")], check=True, cwd=ROOT)
     manifest = {
         "format": "snakeid-bundle",
@@ -254,7 +242,7 @@ def main(keep_from=None):
                      "genus_at_least": 0.6},
     }
     json.dump(manifest, open(os.path.join(OUT_DIR, "manifest.json"), "w"), indent=2)
-    subprocess.run(cli + ["bundle", "pack", OUT_DIR, "--out", PACKED], check=True, cwd=ROOT)
+    subprocess.run(CLI + ["bundle", "pack", OUT_DIR, "--out", PACKED], check=True, cwd=ROOT)
 
     # 6. Goldens for the committed test photos.
     os.makedirs(GOLDEN, exist_ok=True)
@@ -275,14 +263,16 @@ def main(keep_from=None):
 
     with open(os.path.join(HERE, "default", "REPORT.md"), "w") as f:
         f.write("# Default bundle: how it was made and checked\n\n")
-        f.write(f"Made by `python3 models/make_default_bundle.py` with torch {torch.__version__}, onnxruntime "
+        made_by = "make_default_bundle.py" + (" --keep-quantization PREVIOUS.snkb" if keep_from else "")
+        f.write(f"Made by `python3 models/{made_by}` with torch {torch.__version__}, onnxruntime "
                 f"{ort.__version__}.\n\n")
         f.write(f"- int8/fp32 top-1 agreement under onnxruntime: **{agree:.1%}** on {len(rows)} real photos "
                 f"({agree_held:.1%} on the {sum(r[4] for r in rows)} not used for calibration); the target is 95%.\n")
         f.write(f"- Quantized: every conv but the first and the 17 depthwise ones, u8 weights per channel, u8 activations "
                 f"(percentile 99.99 calibration); {len(float_nodes)} nodes kept float; the classifier's weights stored as u8 "
                 f"per channel (its input and logits float)"
-                + (f"; the convolutions' quantization kept from `{os.path.relpath(keep_from, ROOT)}`" if keep_from else "")
+                + ("; the convolutions' quantization kept from the bundle committed before (`--keep-quantization`, "
+                   "issue 24)" if keep_from else "")
                 + ".\n")
         f.write("- Most of these photos are not of ImageNet classes (textures, chessboards, scenes): the float model's own "
                 "top-1 is often below 30%, and near-ties flip under int8 noise. Settings tried and their agreement are "
