@@ -68,7 +68,7 @@ fn wrong_and_tampered_bundles_are_refused() {
         Err(e @ Error::InvalidBundle(_)) | Err(e @ Error::InvalidPrior(_)) => one_line(&e),
         other => panic!("{what}: {:?}", other.map(|b| b.manifest.name)),
     };
-    let good = snakeid::bundle::DEFAULT_BUNDLE;
+    let good = snakeid::internals::DEFAULT_BUNDLE;
     expect_bundle_error(b"", "empty");
     expect_bundle_error(&photo("chelsea.png"), "a photo");
     expect_bundle_error(&good[..good.len() - 1], "truncated");

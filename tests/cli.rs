@@ -253,7 +253,7 @@ fn tampered_bundle_directory_is_refused_and_a_clean_one_works() {
     assert!(o.status.success(), "{}", stderr(&o));
     let packed = tmp("repacked.snkb");
     assert!(snakeid(&["bundle", "pack", dir.to_str().unwrap(), "--out", packed.to_str().unwrap()]).status.success());
-    assert_eq!(std::fs::read(&packed).unwrap(), snakeid::bundle::DEFAULT_BUNDLE, "unpack + pack is the identity");
+    assert_eq!(std::fs::read(&packed).unwrap(), snakeid::internals::DEFAULT_BUNDLE, "unpack + pack is the identity");
     let chelsea = photo_path("chelsea.png");
     for b in [&dir, &packed] {
         let o = snakeid(&["identify", &chelsea, "--bundle", b.to_str().unwrap(), "--json"]);

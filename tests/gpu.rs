@@ -8,7 +8,7 @@ use snakeid::{Backend, Classifier};
 use snakeid_tests::*;
 
 fn softmax(v: &[f32]) -> Vec<f32> {
-    snakeid::decision::softmax(v)
+    snakeid::internals::softmax(v)
 }
 
 fn max_abs(a: &[f32], b: &[f32]) -> f32 {

@@ -2,8 +2,8 @@
 //! refused, and a signed bundle is accepted only with a valid signature from a trusted key (tampering that rewrites
 //! the digests too is caught by the signature).
 
-use snakeid::bundle::{sha256_hex, DEFAULT_BUNDLE};
-use snakeid::signing::{SecretKey, SIGNATURE_FILE};
+use snakeid::internals::{sha256_hex, DEFAULT_BUNDLE};
+use snakeid::internals::signing::{SecretKey, SIGNATURE_FILE};
 use snakeid::{Bundle, Classifier, Error};
 use snakeid_tests::*;
 use std::collections::BTreeMap;

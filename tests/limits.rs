@@ -2,7 +2,7 @@
 //! is refused with a typed one-line error before anything large is allocated (peak RSS checked), and the memory one
 //! accepted call costs is bounded. Tests that read peak RSS run one at a time (`SERIAL`), resetting the peak first.
 
-use snakeid::bench::peak_rss_mb;
+use snakeid::internals::bench::peak_rss_mb;
 use snakeid::{Bundle, Classifier, Error, Limits};
 use snakeid_tests::*;
 use std::sync::{Mutex, OnceLock};
@@ -120,7 +120,7 @@ fn bundle_bytes_limit() {
     // A sparse file one byte over the limit: refused from its size, never read.
     let path = std::env::temp_dir().join(format!("snakeid-huge-{}.snkb", std::process::id()));
     let f = std::fs::File::create(&path).unwrap();
-    f.set_len(snakeid::bundle::MAX_BUNDLE_BYTES + 1).unwrap();
+    f.set_len(snakeid::internals::MAX_BUNDLE_BYTES + 1).unwrap();
     let (r, grew) = peak_growth(|| Bundle::load(&path));
     std::fs::remove_file(&path).ok();
     match r {
@@ -132,7 +132,7 @@ fn bundle_bytes_limit() {
 
 #[test]
 fn country_input_length_limit() {
-    let long = "x".repeat(snakeid::countries::MAX_INPUT + 1);
+    let long = "x".repeat(snakeid::internals::countries::MAX_INPUT + 1);
     match classifier().identify(&photo("rocket.jpg"), Some(&long), 3) {
         Err(e @ Error::UnknownCountry { .. }) => assert!(e.to_string().contains("65 bytes"), "{e}"),
         other => panic!("{:?}", other.map(|_| ())),

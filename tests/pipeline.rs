@@ -1,6 +1,6 @@
 //! The pipeline on real photos: formats, EXIF orientation, DCT-domain downscaling of big JPEGs, the prior, threads.
 
-use snakeid::decode::{decode, Limits, MinSize};
+use snakeid::internals::decode::{decode, Limits, MinSize};
 use snakeid::Classifier;
 use snakeid_tests::*;
 use std::sync::{Arc, OnceLock};

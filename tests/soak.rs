@@ -6,7 +6,7 @@
 //! runs. `SNAKEID_SOAK_RSS=0` skips the RSS bound, for runs under valgrind (whose own memory is what RSS then shows):
 //! `tests/leakcheck.sh` runs this binary under valgrind's leak checker.
 
-use snakeid::bench::peak_rss_mb;
+use snakeid::internals::bench::peak_rss_mb;
 use snakeid::{Backend, Classifier};
 use snakeid_tests::*;
 use std::sync::{Arc, Barrier};

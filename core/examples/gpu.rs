@@ -2,8 +2,8 @@
 //! difference, whether top-5 agree, where each node ran and the timings.
 //! `cargo run --release -p snakeid --features gpu --example gpu -- [BUNDLE|-] [ITERATIONS] [PHOTO]`
 
-use snakeid::engine::{typed_model, Engine};
-use snakeid::gpu::GpuEngine;
+use snakeid::internals::{cpu::Engine, model::typed_model};
+use snakeid::internals::gpu::GpuEngine;
 use std::time::Instant;
 
 fn top5(p: &[f32]) -> Vec<usize> {
@@ -36,7 +36,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let a = cpu.run(input.clone())?;
     let b = gpu.run(&input)?;
-    let (pa, pb) = (snakeid::decision::softmax(&a), snakeid::decision::softmax(&b));
+    let (pa, pb) = (snakeid::internals::softmax(&a), snakeid::internals::softmax(&b));
     let dp = pa.iter().zip(&pb).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
     let dl = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
     if std::env::var_os("SNAKEID_DECLUTTERED").is_some() {
@@ -46,7 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let t = Tensor::from_shape(&[1, 3, h as usize, w as usize], &input)?;
         let out = plain.run(tvec!(t.into()))?;
         let d: Vec<f32> = out[0].to_plain_array_view::<f32>()?.iter().copied().collect();
-        let pd = snakeid::decision::softmax(&d);
+        let pd = snakeid::internals::softmax(&d);
         let dp = pa.iter().zip(&pd).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
         let dl = a.iter().zip(&d).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
         let dg = b.iter().zip(&d).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);

@@ -9,10 +9,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => snakeid::Bundle::embedded_default()?,
     };
     let (m, n) = (&bundle.manifest, bundle.manifest.model.num_classes);
-    let typed = snakeid::engine::typed_model(bundle.model.clone(), m.input.width, m.input.height, n)?;
+    let typed = snakeid::internals::model::typed_model(bundle.model.clone(), m.input.width, m.input.height, n)?;
     // SNAKEID_OPTIMIZED=1: the graph the CPU engine runs (our operators swapped in, then optimised).
     let model = if std::env::var_os("SNAKEID_OPTIMIZED").is_some() {
-        snakeid::engine::optimized_model(typed, snakeid::engine::OwnOps::ALL)?
+        snakeid::internals::cpu::optimized_model(typed, snakeid::internals::cpu::OwnOps::ALL)?
     } else if std::env::var_os("SNAKEID_TYPED").is_some() {
         typed
     } else {

@@ -24,7 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t_decode = ms(t);
     let t = Instant::now();
     // SNAKEID_NO_FOLD=1 leaves the constant weights' DequantizeLinear nodes to tract.
-    let folded = if std::env::var_os("SNAKEID_NO_FOLD").is_none() { snakeid::onnx_fold::fold_constant_dequantize(&mut proto) } else { 0 };
+    let folded = if std::env::var_os("SNAKEID_NO_FOLD").is_none() { snakeid::internals::onnx_fold::fold_constant_dequantize(&mut proto) } else { 0 };
     let t_fold = ms(t);
     let t = Instant::now();
     let model = onnx.model_for_proto_model(&proto)?;
@@ -43,7 +43,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // brings into their form). SNAKEID_NO_FUSE=1 keeps tract's convolutions.
     let fuse = std::env::var_os("SNAKEID_NO_FUSE").is_none();
     let swap = |m: &mut TypedModel| -> TractResult<(usize, usize, usize)> {
-        Ok(if fuse { (snakeid::depthwise::swap_in(m)?, snakeid::stem::swap_in(m)?, snakeid::qpointwise::swap_in(m)?) } else { (0, 0, 0) })
+        Ok(if fuse { (snakeid::internals::cpu::depthwise::swap_in(m)?, snakeid::internals::cpu::stem::swap_in(m)?, snakeid::internals::cpu::qpointwise::swap_in(m)?) } else { (0, 0, 0) })
     };
     let mut decluttered = typed;
     let t = Instant::now();
@@ -54,7 +54,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if std::env::var_os("SNAKEID_FULL_DECLUTTER").is_some() {
         decluttered.declutter()?;
     } else {
-        snakeid::engine::declutter_for_swaps(&mut decluttered)?;
+        snakeid::internals::cpu::declutter_for_swaps(&mut decluttered)?;
     }
     let t_declutter = ms(t);
     let t = Instant::now();
@@ -66,9 +66,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t_opt = ms(t);
     let t = Instant::now();
     // SNAKEID_NO_FUSE=1 profiles tract's own quantize/dequantize passes instead of ours.
-    let fused = if fuse { snakeid::fakequant::fuse(&mut optimized)? } else { (0, 0) };
+    let fused = if fuse { snakeid::internals::cpu::fakequant::fuse(&mut optimized)? } else { (0, 0) };
     // SNAKEID_NO_HANDOVER=1: f32 values between our pointwise and depthwise convolutions, not u8 codes.
-    let handovers = if fuse && std::env::var_os("SNAKEID_NO_HANDOVER").is_none() { snakeid::handover::hand_over(&mut optimized)? } else { 0 };
+    let handovers = if fuse && std::env::var_os("SNAKEID_NO_HANDOVER").is_none() { snakeid::internals::cpu::handover::hand_over(&mut optimized)? } else { 0 };
     let t_fuse = ms(t);
     let t = Instant::now();
     let plan = SimplePlan::new(optimized)?;

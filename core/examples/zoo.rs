@@ -4,7 +4,7 @@
 //! `cargo run --release -p snakeid --features gpu --example zoo -- MODEL.onnx W H CLASSES INPUTS.f32 [ITERATIONS] [--gpu]`
 
 use serde_json::{json, Value};
-use snakeid::engine::{typed_model, Engine};
+use snakeid::internals::{cpu::Engine, model::typed_model};
 use std::time::Instant;
 
 fn ms(t: Instant) -> f64 {
@@ -62,7 +62,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if gpu {
         out["gpu"] = measure(
             || {
-                let g = snakeid::gpu::GpuEngine::compile(typed_model(onnx.clone(), w, h, classes)?)?;
+                let g = snakeid::internals::gpu::GpuEngine::compile(typed_model(onnx.clone(), w, h, classes)?)?;
                 Ok(Box::new(move |x: &[f32]| g.run(x)))
             },
             // lavapipe, CI's GPU, runs big models at seconds per call: two inputs, one timed run.

@@ -2,27 +2,18 @@
 
 use crate::backend::{self, Backend, BackendInfo, Runner};
 use crate::bundle::Bundle;
-use crate::countries;
+use crate::tools::bench::{self, BenchmarkReport, Timings};
+use crate::bundle::countries;
 use crate::decision::{self, Decision};
-use crate::decode::{self, Limits};
-use crate::engine::Engine;
+use crate::photo::decode::{self, Limits};
+use crate::backend::cpu::Engine;
 use crate::error::{Error, Result};
-use crate::preprocess;
+use crate::photo::preprocess;
 use serde::Serialize;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Instant;
-
-/// Milliseconds spent in each stage of one call.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
-pub struct Timings {
-    pub decode: f64,
-    pub preprocess: f64,
-    pub inference: f64,
-    pub postprocess: f64,
-    pub total: f64,
-}
 
 /// The answer for one photo.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -80,7 +71,7 @@ impl Classifier {
         Self::compile(guard(|| Bundle::load(path))?, start)
     }
 
-    /// A bundle directory or packed file that must be signed by one of `trusted` (see [`crate::signing`]).
+    /// A bundle directory or packed file that must be signed by one of `trusted` (see [`crate::bundle::signing`]).
     pub fn from_path_signed(path: &Path, trusted: &[crate::PublicKey]) -> Result<Self> {
         let start = Instant::now();
         Self::compile(guard(|| Bundle::load_signed(path, trusted))?, start)
@@ -101,7 +92,7 @@ impl Classifier {
     fn compile(bundle: Bundle, start: Instant) -> Result<Self> {
         let m = &bundle.manifest;
         let engine = guard(|| {
-            crate::failpoint::hit("load");
+            crate::tools::failpoint::hit("load");
             Engine::compile(bundle.model.clone(), m.input.width, m.input.height, m.model.num_classes)
         })?;
         let runner = Runner::Cpu(engine);
@@ -183,7 +174,7 @@ impl Classifier {
 
     fn identify_inner(&self, image: &[u8], country: Option<&str>, top_k: usize) -> Result<Identification> {
         let start = Instant::now();
-        crate::failpoint::hit("identify");
+        crate::tools::failpoint::hit("identify");
         // Resolve the country first: a typo should not cost an inference.
         let (country, prior) = self.prior_for(country)?;
         let spec = &self.bundle.manifest.input;
@@ -235,9 +226,18 @@ impl Classifier {
         })
     }
 
-    /// Measures this classifier on one photo (see [`crate::bench`]).
-    pub fn benchmark(&self, image: &[u8], iterations: u32, warmup: u32) -> Result<crate::bench::BenchmarkReport> {
-        crate::bench::run(self, image, iterations, warmup)
+    /// Measures this classifier on one photo: `warmup` unmeasured calls, then `iterations` measured ones.
+    pub fn benchmark(&self, image: &[u8], iterations: u32, warmup: u32) -> Result<BenchmarkReport> {
+        let (first, runs) = bench::measure(|| self.identify(image, None, 5).map(|a| a.timings_ms), iterations, warmup)?;
+        Ok(BenchmarkReport {
+            iterations: runs.len() as u32,
+            threads: self.threads() as u32,
+            backend: self.backend_info().backend.into(),
+            cold_start_ms: self.cold_start_ms(),
+            first_call_ms: self.first_call_ms().unwrap_or(first),
+            stages_ms: bench::StageStats::of(&runs),
+            peak_rss_mb: bench::peak_rss_mb(),
+        })
     }
 
     /// Logits for an already preprocessed `[1, 3, H, W]` input.

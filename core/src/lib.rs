@@ -1,11 +1,16 @@
 //! snakeid: offline snake species identification from a photo (and, when known, a country).
 //!
-//! Layers, bottom up: [`bundle`] (model + [`manifest`] + [`labels`] + [`prior`]), [`decode`] (with `jpeg_dc` for
-//! JPEGs at 1/8 scale) and [`preprocess`] (photo to tensor), [`engine`] (tract on the CPU, with [`onnx_fold`]
-//! before it reads the model and our operators [`depthwise`], [`qpointwise`] and [`fakequant`] swapped into its
-//! graph), `gpu` (our wgpu kernels, feature `gpu`) and [`backend`] (which of the two runs), [`decision`] (softmax,
-//! snake gate, country prior, top-k, warnings), [`Classifier`], which ties them together, and [`bench`], which
-//! measures it.
+//! The front door is [`Classifier`]: load a [`Bundle`] once, then [`Classifier::identify`] a photo's bytes into an
+//! [`Identification`] whose [`Decision`] says whether there is a snake, which species are likeliest, and whether to
+//! warn that it may be venomous. The layers under it, bottom up:
+//!
+//! - `kernels`: the arithmetic of our operators, with no tract in it; portable loops and per-ISA plug-ins;
+//! - `bundle`: the model, manifest, labels, country prior and signature, loaded and checked;
+//! - `photo`: bytes to the model's input tensor (decode, orient, resample, normalise);
+//! - `backend`: the model run on the CPU (tract, our operators swapped into its graph) or the GPU (wgpu);
+//! - `decision`: logits to the answer (temperature, snake gate, prior, top-k, venom warning, genus), and the
+//!   calibration of its temperature;
+//! - `tools`: benchmarks and fault injection.
 //!
 //! ```no_run
 //! let classifier = snakeid::Classifier::embedded_default()?;
@@ -15,42 +20,38 @@
 //! # Ok::<(), snakeid::Error>(())
 //! ```
 
-pub mod backend;
-pub mod bench;
-pub mod bundle;
-pub mod calibration;
-pub mod classifier;
-pub mod countries;
-pub mod decision;
-pub mod decode;
-pub mod depthwise;
-pub mod engine;
-mod epilogue;
-pub mod fakequant;
-pub mod handover;
-mod jpeg_dc;
-pub mod onnx_fold;
-#[cfg(feature = "gpu")]
-pub mod gpu;
-pub mod error;
-pub mod failpoint;
-pub mod labels;
-pub mod manifest;
-pub mod metrics;
-pub mod preprocess;
-mod parallel;
-pub mod prior;
-pub mod qpointwise;
-pub mod resample;
-pub mod signing;
-pub mod stem;
-mod simd;
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod backend;
+mod bundle;
+mod classifier;
+mod decision;
+mod error;
+mod kernels;
+mod photo;
+mod tools;
 
 pub use backend::{Backend, BackendInfo};
-pub use bench::BenchmarkReport;
+pub use bundle::signing::PublicKey;
 pub use bundle::Bundle;
-pub use classifier::{Classifier, Identification, Timings};
+pub use classifier::{Classifier, Identification};
 pub use decision::{Decision, GenusAnswer, Prediction, SnakeVerdict};
-pub use decode::Limits;
 pub use error::{Error, Result};
-pub use signing::PublicKey;
+pub use photo::decode::Limits;
+pub use tools::bench::{BenchmarkReport, Percentiles, StageStats, Timings};
+
+/// What the CLI, examples, tests and fuzz targets reach beyond the front door: the layers' own modules. Not a
+/// stable API.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::backend::{cpu, model, onnx_fold};
+    #[cfg(feature = "gpu")]
+    pub use crate::backend::gpu;
+    #[cfg(feature = "embedded-default")]
+    pub use crate::bundle::DEFAULT_BUNDLE;
+    pub use crate::bundle::{countries, labels, manifest, prior, sha256_hex, signing, MAX_BUNDLE_BYTES};
+    pub use crate::decision::{calibration, softmax, softmax_tempered};
+    pub use crate::kernels::{isa, Isa};
+    pub use crate::photo::{decode, preprocess, resample};
+    pub use crate::tools::{bench, failpoint};
+}

@@ -5,6 +5,6 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let _ = snakeid::Bundle::from_packed(data);
-    let _ = snakeid::manifest::Manifest::parse(data);
-    let _ = snakeid::labels::parse(data);
+    let _ = snakeid::internals::manifest::Manifest::parse(data);
+    let _ = snakeid::internals::labels::parse(data);
 });

@@ -3,9 +3,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use snakeid::decode::{decode, Limits};
-use snakeid::manifest::{ChannelOrder, InputSpec, Resize};
-use snakeid::preprocess::{min_size, to_tensor};
+use snakeid::internals::decode::{decode, Limits};
+use snakeid::internals::manifest::{ChannelOrder, InputSpec, Resize};
+use snakeid::internals::preprocess::{min_size, to_tensor};
 
 fuzz_target!(|data: &[u8]| {
     let spec = if data.first().is_some_and(|b| b & 1 == 1) {

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use snakeid::prior::PriorTable;
+use snakeid::internals::prior::PriorTable;
 
 fuzz_target!(|data: &[u8]| {
     for table in [PriorTable::from_bytes(data).ok(), PriorTable::build_from_csv(data, 0.01).ok().map(|(t, _)| t)].into_iter().flatten() {

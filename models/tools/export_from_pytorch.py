@@ -97,7 +97,7 @@ def load_checkpoint(model, path):
 
 
 class Preprocess:
-    """The bundle's preprocessing (see core/src/preprocess.rs), with PIL's antialiased bilinear resize."""
+    """The bundle's preprocessing (see core/src/photo/preprocess.rs), with PIL's antialiased bilinear resize."""
 
     def __init__(self, a):
         self.w, self.h = a.size

@@ -61,7 +61,7 @@ pub fn top_k(v: &[f32], k: usize) -> Vec<usize> {
 /// Whether a GPU adapter is there for the GPU tests. Without one they say so and pass, unless `SNAKEID_REQUIRE_GPU`
 /// is set (as CI does), which makes a missing adapter a failure.
 pub fn gpu_available() -> bool {
-    match snakeid::gpu::adapter() {
+    match snakeid::internals::gpu::adapter() {
         Ok(a) => {
             eprintln!("GPU adapter: {a:?}");
             true

@@ -1,7 +1,7 @@
 //! `snakeid bench`: cold start, first call, per-stage p50/p90/p99 and peak RSS of one bundle on one photo.
 
 use crate::identify::read_photo;
-use snakeid::bench::{BenchmarkReport, Percentiles};
+use snakeid::internals::bench::{BenchmarkReport, Percentiles};
 use std::path::PathBuf;
 use std::process::ExitCode;
 

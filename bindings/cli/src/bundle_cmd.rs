@@ -2,10 +2,10 @@
 //! describe a bundle, and sign bundles (key generation, signing, verification).
 
 use crate::{load_bundle, read_file, write_file};
-use snakeid::bundle::sha256_hex;
-use snakeid::manifest::{self, ChannelOrder, DecisionSpec, FileRef, InputSpec, Manifest, ModelSpec, Resize};
-use snakeid::prior::{PriorTable, DEFAULT_SMOOTHING};
-use snakeid::signing::SecretKey;
+use snakeid::internals::sha256_hex;
+use snakeid::internals::manifest::{self, ChannelOrder, DecisionSpec, FileRef, InputSpec, Manifest, ModelSpec, Resize};
+use snakeid::internals::prior::{PriorTable, DEFAULT_SMOOTHING};
+use snakeid::internals::signing::SecretKey;
 use snakeid::{Bundle, Classifier, Error, PublicKey};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -201,7 +201,7 @@ fn create(a: &CreateArgs) -> snakeid::Result<()> {
     };
     let model = read_file(&a.onnx)?;
     let labels_bytes = read_file(&a.labels)?;
-    let labels = snakeid::labels::parse(&labels_bytes)?;
+    let labels = snakeid::internals::labels::parse(&labels_bytes)?;
     let prior_bytes = match &a.prior {
         None => None,
         Some(p) => {

@@ -3,7 +3,7 @@
 
 use crate::dataset::Dataset;
 use crate::{read_file, write_file};
-use snakeid::calibration::{self, MIN_PHOTOS};
+use snakeid::internals::calibration::{self, MIN_PHOTOS};
 use snakeid::{Bundle, Classifier, Error};
 use std::path::PathBuf;
 use std::process::ExitCode;

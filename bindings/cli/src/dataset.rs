@@ -2,7 +2,7 @@
 //! bundle, and the model's logits for every photo that can be read.
 
 use crate::identify::read_photo;
-use snakeid::{labels::species_key, Classifier, Error};
+use snakeid::{internals::labels::species_key, Classifier, Error};
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};

@@ -7,6 +7,7 @@ mod calibrate_cmd;
 mod dataset;
 mod eval_cmd;
 mod identify;
+mod metrics;
 mod plot;
 mod prior_cmd;
 

@@ -1,7 +1,7 @@
 //! `eval`'s charts as standalone SVG (no plotting dependency): per-class F1 bars and the reliability diagram.
 
-use snakeid::calibration::Reliability;
-use snakeid::metrics::Metrics;
+use snakeid::internals::calibration::Reliability;
+use crate::metrics::Metrics;
 use std::fmt::Write;
 
 /// One row per class: F1 without the prior (grey) and, when given, with it (green).

@@ -1,8 +1,8 @@
 //! `snakeid prior`: compile a SnakeCLEF-style species-by-country table, or show a country's most likely species.
 
 use crate::load_bundle;
-use snakeid::prior::{PriorTable, DEFAULT_SMOOTHING};
-use snakeid::{countries, Error};
+use snakeid::internals::prior::{PriorTable, DEFAULT_SMOOTHING};
+use snakeid::{internals::countries, Error};
 use std::path::PathBuf;
 use std::process::ExitCode;
 

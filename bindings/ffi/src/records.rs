@@ -1,7 +1,5 @@
 //! Plain records crossing the FFI, mirroring the CLI's JSON, and their conversions from the core's types.
 
-use snakeid::bench;
-
 /// One ranked species.
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct Prediction {
@@ -199,14 +197,14 @@ impl From<&snakeid::Bundle> for BundleInfo {
     }
 }
 
-impl From<bench::Percentiles> for Percentiles {
-    fn from(p: bench::Percentiles) -> Self {
+impl From<snakeid::Percentiles> for Percentiles {
+    fn from(p: snakeid::Percentiles) -> Self {
         Percentiles { p50: p.p50, p90: p.p90, p99: p.p99 }
     }
 }
 
-impl From<bench::StageStats> for StageStats {
-    fn from(s: bench::StageStats) -> Self {
+impl From<snakeid::StageStats> for StageStats {
+    fn from(s: snakeid::StageStats) -> Self {
         StageStats {
             decode: s.decode.into(),
             preprocess: s.preprocess.into(),
@@ -217,8 +215,8 @@ impl From<bench::StageStats> for StageStats {
     }
 }
 
-impl From<bench::BenchmarkReport> for BenchmarkReport {
-    fn from(r: bench::BenchmarkReport) -> Self {
+impl From<snakeid::BenchmarkReport> for BenchmarkReport {
+    fn from(r: snakeid::BenchmarkReport) -> Self {
         BenchmarkReport {
             iterations: r.iterations,
             threads: r.threads,

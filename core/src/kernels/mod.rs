@@ -1,0 +1,43 @@
+//! The arithmetic of our operators, with no tract in it: portable baselines that every CPU runs, and per-ISA
+//! plug-ins chosen from one detection ([`isa`]). Each kernel takes plain parameter structs and slices, so that it
+//! can be tested on its own against its portable loop. The tract operators that call them are in
+//! [`crate::backend::cpu`]; the only tract this layer sees is tract-linalg's thread pool ([`parallel`]).
+//!
+//! - [`quant`]: fake quantization and quantization to u8, the clamp and rounding everything shares;
+//! - [`epilogue`]: clip and fake quantization on blocks of outputs; inputs and outputs as values or u8 codes;
+//! - [`plane`]: the zero-padded input planes of spatial convolutions;
+//! - [`depthwise`], [`stem`], [`qpointwise`]: the convolutions;
+//! - [`parallel`]: splitting a kernel's work over the call's threads;
+//! - `table`: the kernels this CPU runs ([`kernels`]), portable or plugged in;
+//! - `x86_64/`: AVX-512 and VNNI plug-ins. `aarch64/` is where NEON and dot-product ones go.
+
+pub(crate) mod depthwise;
+pub(crate) mod epilogue;
+pub(crate) mod isa;
+pub(crate) mod parallel;
+pub(crate) mod plane;
+pub(crate) mod qpointwise;
+pub(crate) mod quant;
+pub(crate) mod stem;
+mod table;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod x86_64;
+
+pub use isa::{isa, Isa};
+
+pub(crate) use table::Kernels;
+
+use std::sync::OnceLock;
+
+/// This CPU's kernels, chosen on the first call from [`isa`].
+pub(crate) fn kernels() -> &'static Kernels {
+    static KERNELS: OnceLock<Kernels> = OnceLock::new();
+    KERNELS.get_or_init(|| {
+        #[allow(unused_mut)]
+        let mut kernels = Kernels::portable();
+        #[cfg(target_arch = "x86_64")]
+        x86_64::plug(&mut kernels, isa());
+        kernels
+    })
+}
+

@@ -1,0 +1,373 @@
+//! The int8 pointwise (1x1) convolution's arithmetic: the matrix products that are most of a quantized MobileNet's
+//! time, done in 8-bit integers as onnxruntime does.
+//!
+//! In a QDQ model a pointwise convolution reads activations that are fake-quantized (`(q - zp) * s`, q in 0..=255)
+//! and weights that are `k * s_w[o]` with k in -128..=127. So `sum_i w[o][i] * x[i][p]` equals
+//! `s * s_w[o] * sum_i k[o][i] * (q[i][p] - zp)`, an exact integer sum. Each call quantizes its f32 input back to
+//! the codes q (exact: the values are on the grid) while packing it into 16-pixel x 4-channel panels, multiplies,
+//! and runs the epilogue (scale, bias, clip, fake quantization of the output) on each 16-pixel block while it is in
+//! registers. The result differs from a float evaluation only by that evaluation's own rounding (and rarely by one
+//! quantization step after it), as onnxruntime's does. The portable loop here is the reference; the x86-64 VNNI
+//! plug-in (`vpdpbusd`, 64 products an instruction) is what runs.
+
+use super::epilogue::{Dest, Epilogue, Output, Source};
+use super::quant::{clamp, FakeQuant, ROUND};
+use std::ops::Range;
+use std::sync::Arc;
+
+/// Pixels per panel (one 512-bit vector of i32 accumulators).
+pub(crate) const PIXELS: usize = 16;
+/// Output channels per micro-kernel call.
+pub(crate) const ROWS: usize = 8;
+
+#[derive(Debug, Clone)]
+pub struct QPointwise {
+    pub(crate) in_channels: usize,
+    pub(crate) out_channels: usize,
+    pub(crate) pixels: usize,
+    pub(crate) out_shape: Vec<usize>,
+    /// Input activations are `(q - zero_point) * scale`; `inv_scale` recovers q.
+    pub(crate) inv_scale: f32,
+    pub(crate) zero_point: i32,
+    /// `k[o][i]`, each row padded with zeros to `k4 * 4` values, rows padded with zeros to a multiple of `ROWS`.
+    pub(crate) weights: Arc<Vec<i8>>,
+    pub(crate) k4: usize,
+    /// `zero_point * sum_i k[o][i]`, subtracted from each accumulator.
+    pub(crate) correction: Arc<Vec<i32>>,
+    /// `scale * s_w[o]`.
+    pub(crate) scales: Arc<Vec<f32>>,
+    pub(crate) bias: Arc<Vec<f32>>,
+    pub(crate) clip: Option<(f32, f32)>,
+    pub(crate) fake_quant: Option<FakeQuant>,
+    /// The output as u8 codes of the fake quantization's grid (its zero point here), not f32 values: for a
+    /// convolution that alone reads it and takes codes ([`crate::backend::cpu::handover`]).
+    pub(crate) codes_out: Option<i32>,
+    /// The input as u8 codes of its grid (`zero_point`), not f32 values: from a convolution that writes them for
+    /// this one alone ([`crate::backend::cpu::handover`]). Packing them is then copying them.
+    pub(crate) codes_in: bool,
+}
+
+impl PartialEq for QPointwise {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self, other)
+    }
+}
+
+impl Eq for QPointwise {}
+
+impl QPointwise {
+    /// The convolution of `[in_channels][pixels]` inputs on the grid `(scale, zero_point)` by float weights
+    /// `[out_channels][in_channels]` that are int8 times a scale per row, into `out_shape`; `None` when a row is
+    /// not on any int8 grid or the grid is not a u8 one.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        in_channels: usize,
+        out_channels: usize,
+        pixels: usize,
+        out_shape: Vec<usize>,
+        weights: &[f32],
+        (scale, zero_point): (f32, i32),
+        bias: Vec<f32>,
+        clip: Option<(f32, f32)>,
+        fake_quant: Option<FakeQuant>,
+    ) -> Option<QPointwise> {
+        if !(0..=255).contains(&zero_point) || !(scale > 0.0) || weights.len() != out_channels * in_channels || bias.len() != out_channels {
+            return None;
+        }
+        // Rows padded to k4 * 4 values, and to a multiple of the kernel's ROWS, with zero weights (their outputs
+        // are never stored).
+        let k4 = in_channels.div_ceil(4);
+        let mut padded = vec![0i8; out_channels.div_ceil(ROWS) * ROWS * k4 * 4];
+        let w_scales = int8_rows(weights, out_channels, k4 * 4, &mut padded)?;
+        let correction = padded.chunks(k4 * 4).take(out_channels).map(|row| zero_point * row.iter().map(|k| *k as i32).sum::<i32>()).collect();
+        Some(QPointwise {
+            in_channels,
+            out_channels,
+            pixels,
+            out_shape,
+            inv_scale: 1.0 / scale,
+            zero_point,
+            weights: Arc::new(padded),
+            k4,
+            correction: Arc::new(correction),
+            scales: Arc::new(w_scales.iter().map(|s| s * scale).collect()),
+            bias: Arc::new(bias),
+            clip,
+            fake_quant,
+            codes_out: None,
+            codes_in: false,
+        })
+    }
+
+    /// The epilogue of one output channel's block: `(acc - correction) as f32 * scale + bias`, then `epilogue`
+    /// (clip, fake quant), into `out` (values or codes).
+    #[inline(always)]
+    pub(crate) fn finish<T: Output>(&self, o: usize, acc: &[i32; PIXELS], epilogue: &Epilogue, out: &mut [T]) {
+        let (corr, scale, bias) = (self.correction[o], self.scales[o], self.bias[o]);
+        let mut pre = [0f32; PIXELS];
+        for l in 0..PIXELS {
+            pre[l] = (acc[l] - corr) as f32 * scale + bias;
+        }
+        T::finish(&mut pre, epilogue, self.codes_out.unwrap_or(0), out);
+    }
+
+    /// This convolution reading u8 codes of the grid `(scale, zero point)`; `None` when that is not its input's
+    /// grid (quantizing the values the codes stand for would not give the codes back), or it reads codes already.
+    pub(crate) fn with_codes_in(&self, (scale, zero_point): (f32, i32)) -> Option<QPointwise> {
+        // |q - zero point| <= 255: a relative error below 1e-6 moves (q - zero point) * scale / s by < 0.001.
+        let same_grid = zero_point == self.zero_point && (scale * self.inv_scale - 1.0).abs() < 1e-6;
+        (!self.codes_in && same_grid).then(|| QPointwise { codes_in: true, ..self.clone() })
+    }
+
+    /// The input's code at channel `i`, pixel `p`.
+    #[inline(always)]
+    pub(crate) fn code_at(&self, x: Source, i: usize, p: usize) -> u8 {
+        match x {
+            Source::Values(x) => self.code(x[i * self.pixels + p]),
+            Source::Codes(x, _) => x[i * self.pixels + p],
+        }
+    }
+
+    /// This convolution writing u8 codes of its output's grid, and that grid `(scale, zero point)`; `None` without
+    /// a fake-quantized output, or when it writes codes already.
+    pub(crate) fn with_codes_out(&self) -> Option<(QPointwise, (f32, i32))> {
+        let grid = self.fake_quant.as_ref()?.grid();
+        self.codes_out.is_none().then(|| (QPointwise { codes_out: Some(grid.1), ..self.clone() }, grid))
+    }
+
+    /// The u8 code of an input value: `round_half_even(x / scale) + zero_point`, clamped to 0..=255.
+    #[inline(always)]
+    pub(crate) fn code(&self, x: f32) -> u8 {
+        let v = clamp(x * self.inv_scale, -self.zero_point as f32, 255.0 - self.zero_point as f32);
+        (((v + ROUND) - ROUND) as i32 + self.zero_point) as u8
+    }
+
+    /// Packs the 16-pixel blocks `blocks` of `[in_channels][pixels]` f32 into `packed`: panels
+    /// `[pixel block][k4][16 pixels][4 channels]` of u8 codes (zeros beyond the last pixel and channel).
+    pub(crate) fn pack_portable(&self, x: Source, blocks: Range<usize>, packed: &mut [u8]) {
+        packed.fill(0);
+        for i in 0..self.in_channels {
+            for p in blocks.start * PIXELS..(blocks.end * PIXELS).min(self.pixels) {
+                packed[((p / PIXELS - blocks.start) * self.k4 + i / 4) * PIXELS * 4 + (p % PIXELS) * 4 + i % 4] = self.code_at(x, i, p);
+            }
+        }
+    }
+
+    /// Bytes of `blocks` 16-pixel blocks of packed input: `[pixel block][k4][16 pixels][4 channels]`.
+    pub(crate) fn packed_len(&self, blocks: usize) -> usize {
+        blocks * self.k4 * PIXELS * 4
+    }
+
+    /// The reference: plain integer loops over packed panels (used by the tests, and where no fast kernel runs).
+    pub(crate) fn run_portable<T: Output>(&self, x: Source, out: &mut [T]) {
+        let blocks = self.pixels.div_ceil(PIXELS);
+        let mut packed = vec![0u8; self.packed_len(blocks)];
+        self.pack_portable(x, 0..blocks, &mut packed);
+        let panel = self.k4 * PIXELS * 4;
+        let epilogue = Epilogue::new(self.clip, self.fake_quant.as_ref());
+        for (block, panel) in packed.chunks_exact(panel).enumerate() {
+            for o in 0..self.out_channels {
+                let w = &self.weights[o * self.k4 * 4..(o + 1) * self.k4 * 4];
+                let mut acc = [0i32; PIXELS];
+                for (k, lanes) in panel.chunks_exact(PIXELS * 4).enumerate() {
+                    for (l, a) in acc.iter_mut().enumerate() {
+                        for j in 0..4 {
+                            *a += lanes[l * 4 + j] as i32 * w[k * 4 + j] as i32;
+                        }
+                    }
+                }
+                let p0 = block * PIXELS;
+                let n = PIXELS.min(self.pixels - p0);
+                self.finish(o, &acc, &epilogue, &mut out[o * self.pixels + p0..o * self.pixels + p0 + n]);
+            }
+        }
+    }
+}
+
+/// The portable kernel, as [`super::Kernels`] holds it (on one thread: it is the reference, where no plug-in runs
+/// our int8 convolutions are not swapped in).
+pub(crate) fn portable(op: &QPointwise, x: Source, out: Dest) {
+    match out {
+        Dest::Values(out) => op.run_portable(x, out),
+        Dest::Codes(out) => op.run_portable(x, out),
+    }
+}
+
+/// Rows `k * s` with every k in -128..=127: writes row r's integers to `out[r * stride..]` and returns the row
+/// scales (to four ulps per weight); `None` as soon as a row is not on any int8 grid.
+pub(crate) fn int8_rows(w: &[f32], rows: usize, stride: usize, out: &mut [i8]) -> Option<Vec<f32>> {
+    let cols = w.len() / rows;
+    // |v| as bits: for numbers, the same order as the values (a NaN is larger than all, and then fits no grid).
+    let amax = |v: &[f32]| f32::from_bits(v.iter().fold(0u32, |m, v| m.max(v.to_bits() & 0x7fff_ffff)));
+    // Per-channel scales come from the row's largest magnitude; a per-tensor scale from the whole tensor's (found
+    // only when a row needs it: float weights are given up on within their first row).
+    let mut amax_all = None;
+    let mut scales = Vec::with_capacity(rows);
+    for (row, out) in w.chunks_exact(cols).zip(out.chunks_mut(stride)) {
+        let out = &mut out[..cols];
+        let row_max = amax(row);
+        if row_max == 0.0 {
+            out.fill(0);
+            scales.push(0.0);
+            continue;
+        }
+        // The check `k * s ≈ v` decides; k comes from a multiplication by 1/s and the rounding trick (|v / s| is at
+        // most 128 for every candidate), which give the same k as `(v / s).round()` whenever the check passes, at
+        // a fraction of the cost of a division and a libm call per weight.
+        let mut fits = |s: f32| -> bool {
+            let (inv, round_bits) = (1.0 / s, ROUND.to_bits() as i32);
+            // In chunks, so that float weights (not on any grid) are given up after the first chunk.
+            for (chunk, out) in row.chunks(64).zip(out.chunks_mut(64)) {
+                let mut all = true;
+                for (o, &v) in out.iter_mut().zip(chunk) {
+                    let k = (v * inv + ROUND) - ROUND;
+                    // `&`, not `&&`: no branch per weight, so the loop vectorises.
+                    all &= ((k * s - v).abs() <= 4.0 * f32::EPSILON * v.abs()) & (k >= -128.0) & (k <= 127.0);
+                    // The integer from the bits of k + ROUND (exact while |k| < 2^22; garbage beyond, then discarded).
+                    *o = ((k + ROUND).to_bits() as i32 - round_bits) as i8;
+                }
+                if !all {
+                    return false;
+                }
+            }
+            true
+        };
+        let s = [row_max / 127.0, row_max / 128.0].into_iter().find(|s| fits(*s));
+        let s = match s {
+            Some(s) => s,
+            None => {
+                let all = *amax_all.get_or_insert_with(|| amax(w));
+                [all / 127.0, all / 128.0].into_iter().find(|s| fits(*s))?
+            }
+        };
+        scales.push(s);
+    }
+    Some(scales)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::kernels;
+    use crate::kernels::parallel::with_threads;
+
+    fn op(in_channels: usize, out_channels: usize, pixels: usize, seed: u32) -> (QPointwise, Vec<f32>) {
+        let mut s = seed;
+        let mut rnd = move || {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            s >> 8
+        };
+        let (scale, zero_point) = (0.05f32, 7i32);
+        let x: Vec<f32> = (0..in_channels * pixels).map(|_| ((rnd() % 256) as i32 - zero_point) as f32 * scale).collect();
+        let k4 = in_channels.div_ceil(4);
+        let mut weights = vec![0i8; out_channels.div_ceil(ROWS) * ROWS * k4 * 4];
+        let mut correction = vec![];
+        for o in 0..out_channels {
+            let mut sum = 0;
+            for i in 0..in_channels {
+                let k = (rnd() % 256) as i32 - 128;
+                weights[o * k4 * 4 + i] = k as i8;
+                sum += k;
+            }
+            correction.push(zero_point * sum);
+        }
+        let op = QPointwise {
+            in_channels,
+            out_channels,
+            pixels,
+            out_shape: vec![out_channels, pixels],
+            inv_scale: 1.0 / scale,
+            zero_point,
+            weights: Arc::new(weights),
+            k4,
+            correction: Arc::new(correction),
+            scales: Arc::new((0..out_channels).map(|o| 0.001 * (o + 1) as f32).collect()),
+            bias: Arc::new((0..out_channels).map(|o| o as f32 * 0.1 - 1.0).collect()),
+            clip: Some((-3.0, 6.0)),
+            fake_quant: None,
+            codes_out: None,
+            codes_in: false,
+        };
+        (op, x)
+    }
+
+    /// The definition in f64: sum of dequantized products, then bias and clip.
+    fn reference(op: &QPointwise, x: &[f32], w_of: impl Fn(usize, usize) -> f64) -> Vec<f32> {
+        let mut out = vec![0f32; op.out_channels * op.pixels];
+        for o in 0..op.out_channels {
+            for p in 0..op.pixels {
+                let mut acc = 0f64;
+                for i in 0..op.in_channels {
+                    acc += w_of(o, i) * x[i * op.pixels + p] as f64;
+                }
+                out[o * op.pixels + p] = ((acc + op.bias[o] as f64) as f32).clamp(-3.0, 6.0);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn integer_product_matches_the_float_definition() {
+        let (op, x) = op(24, 10, 37, 1);
+        let scale = 0.05f64;
+        let w_of = |o: usize, i: usize| op.weights[o * op.k4 * 4 + i] as f64 * op.scales[o] as f64 / scale;
+        let mut got = vec![0f32; 10 * 37];
+        op.run_portable(Source::Values(&x), &mut got);
+        for (g, r) in got.iter().zip(reference(&op, &x, w_of)) {
+            assert!((g - r).abs() <= 1e-4 * r.abs().max(1.0), "{g} vs {r}");
+        }
+    }
+
+    /// The portable kernel's f32 values of an op that writes codes.
+    fn slow_values(op: &QPointwise, x: &[f32]) -> Vec<f32> {
+        let mut values = vec![0f32; op.out_channels * op.pixels];
+        QPointwise { codes_out: None, ..op.clone() }.run_portable(Source::Values(x), &mut values);
+        values
+    }
+
+    #[test]
+    fn vnni_kernel_equals_the_portable_one_bit_for_bit() {
+        if !crate::kernels::isa().avx512_vnni() {
+            eprintln!("skipped: this CPU lacks AVX-512 VNNI, so the portable loop is the only int8 kernel here");
+            return;
+        }
+        // Channel counts that are and are not multiples of 4, pixel counts below, at and across 16-pixel panels,
+        // output channels that are and are not multiples of the kernel's 8 rows.
+        for (i, o, p) in [(16, 16, 12544), (24, 144, 3136), (96, 24, 49), (6, 9, 15), (32, 13, 17), (960, 8, 1)] {
+            let (mut op, x) = op(i, o, p, (i * o + p) as u32);
+            // Half the cases also fake-quantize their output (on a grid with exact ties among the values).
+            if p % 2 == 1 {
+                op.fake_quant = Some(FakeQuant::new(1.0 / 0.0625, 100, 0.0625, 100));
+            }
+            let (mut fast, mut slow) = (vec![0f32; o * p], vec![1f32; o * p]);
+            op.run_portable(Source::Values(&x), &mut slow);
+            let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            // On one thread, and on three (pixel ranges split at every kind of boundary).
+            kernels().qpointwise(&op, Source::Values(&x), &mut fast);
+            assert_eq!(bits(&fast), bits(&slow), "{i}x{o}x{p}");
+            fast.fill(0.0);
+            with_threads(3, || kernels().qpointwise(&op, Source::Values(&x), &mut fast));
+            assert_eq!(bits(&fast), bits(&slow), "{i}x{o}x{p}, 3 threads");
+            // Reading the input as codes: the same bits.
+            let codes: Vec<u8> = x.iter().map(|&v| op.code(v)).collect();
+            let reads_codes = op.with_codes_in((1.0 / op.inv_scale, op.zero_point)).unwrap();
+            assert!(op.with_codes_in((1.01 / op.inv_scale, op.zero_point)).is_none() && op.with_codes_in((1.0 / op.inv_scale, op.zero_point + 1)).is_none());
+            let grid = (1.0 / op.inv_scale, op.zero_point);
+            let (mut fast, mut portable) = (vec![0f32; o * p], vec![1f32; o * p]);
+            kernels().qpointwise(&reads_codes, Source::Codes(&codes, grid), &mut fast);
+            reads_codes.run_portable(Source::Codes(&codes, grid), &mut portable);
+            assert_eq!((bits(&fast), bits(&portable)), (bits(&slow), bits(&slow)), "{i}x{o}x{p}: codes in");
+            // Writing codes instead: each one, dequantized, is the value written otherwise, bit for bit.
+            let Some((op, (scale, zero_point))) = op.with_codes_out() else { continue };
+            let (mut fast, mut slow) = (vec![0u8; o * p], vec![1u8; o * p]);
+            op.run_portable(Source::Values(&x), &mut slow);
+            kernels().qpointwise(&op, Source::Values(&x), &mut fast);
+            let values = |codes: &[u8]| codes.iter().map(|&c| ((c as i32 - zero_point) as f32 * scale).to_bits()).collect::<Vec<_>>();
+            assert_eq!(values(&slow), bits(&slow_values(&op, &x)), "{i}x{o}x{p}: portable codes");
+            assert_eq!(fast, slow, "{i}x{o}x{p}: codes");
+            fast.fill(0);
+            with_threads(3, || kernels().qpointwise(&op, Source::Values(&x), &mut fast));
+            assert_eq!(fast, slow, "{i}x{o}x{p}: codes, 3 threads");
+        }
+    }
+}

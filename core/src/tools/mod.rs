@@ -1,0 +1,5 @@
+//! What measures and tests the engine rather than runs it: [`bench`] (cold start, per-stage percentiles, peak
+//! memory) and [`failpoint`] (test builds make named steps panic).
+
+pub mod bench;
+pub mod failpoint;
