@@ -68,7 +68,7 @@ impl Output for u8 {
 
 /// Our convolutions' epilogue: clip, then fake quantization, on blocks of accumulated outputs. Made once per call
 /// (the clip folded into the quantization's clamp where it can be, [`FakeQuant::after_clip`]),
-/// applied to every block: portable here, broadcast into registers by [`avx512::Epilogue`] and the int8 kernel.
+/// applied to every block: portable here, broadcast into registers by the x86-64 plug-ins (`x86_64::epilogue`).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Epilogue {
     /// The clip left to run on its own (none when folded), and the fake quantization's constants

@@ -1,5 +1,5 @@
 //! The arithmetic of our operators, with no tract in it: portable baselines that every CPU runs, and per-ISA
-//! plug-ins chosen from one detection ([`isa`]). Each kernel takes plain parameter structs and slices, so that it
+//! plug-ins chosen from one detection ([`isa()`]). Each kernel takes plain parameter structs and slices, so that it
 //! can be tested on its own against its portable loop. The tract operators that call them are in
 //! [`crate::backend::cpu`]; the only tract this layer sees is tract-linalg's thread pool ([`parallel`]).
 //!
@@ -29,7 +29,7 @@ pub(crate) use table::Kernels;
 
 use std::sync::OnceLock;
 
-/// This CPU's kernels, chosen on the first call from [`isa`].
+/// This CPU's kernels, chosen on the first call from [`isa()`].
 pub(crate) fn kernels() -> &'static Kernels {
     static KERNELS: OnceLock<Kernels> = OnceLock::new();
     KERNELS.get_or_init(|| {

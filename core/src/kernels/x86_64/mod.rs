@@ -1,7 +1,7 @@
 //! The x86-64 plug-ins: our kernels written with AVX-512 intrinsics (the portable loops, compiled for AVX2 or
 //! AVX-512 by [`super::isa::multiversion`], cover the rest), and the epilogue they share ([`epilogue`]). Each computes the same
 //! operations in the same order as its portable loop, so the same bits; each is called only where
-//! [`super::isa`] says the CPU has its instructions.
+//! [`super::isa()`] says the CPU has its instructions.
 
 pub(crate) mod depthwise;
 pub(crate) mod epilogue;

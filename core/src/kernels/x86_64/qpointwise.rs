@@ -138,7 +138,7 @@ pub(crate) unsafe fn pack(op: &QPointwise, x: Source, blocks: Range<usize>, pack
 /// `ROWS`), then the epilogue in registers — the same operations in the same order as
 /// [`QPointwise::finish`] — stored straight into `out` (f32 values, or u8 codes when `CODES`). `FQ` says
 /// whether the output is fake-quantized. The clip runs only where it is not folded into the fake quantization
-/// ([`crate::backend::cpu::fakequant::FakeQuant::after_clip`]).
+/// ([`crate::kernels::quant::FakeQuant::after_clip`]).
 ///
 /// # Safety
 /// The CPU must have AVX-512 F, BW and VNNI; `panels` holds `NP` packed panels, and `out` the whole
