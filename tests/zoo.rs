@@ -4,7 +4,7 @@
 //! engine, and its GPU backend when there is one.
 //! (Random weights, logits scaled to a spread of ~3: see models/zoo/build_zoo.py.)
 
-use snakeid::internals::{cpu::Engine, model::typed_model};
+use snakeid::internals::cpu::Engine;
 use snakeid_tests::*;
 use std::path::PathBuf;
 
@@ -43,8 +43,9 @@ fn committed_zoo_models_answer_like_onnxruntime_on_the_cpu_and_gpu() {
         let onnx = std::fs::read(committed().join(format!("{model}.int8.onnx"))).unwrap();
         let cpu = Engine::compile(onnx.clone(), 224, 224, 1000).unwrap();
         check(model, "cpu", 1.0, &|x| cpu.run(x));
+        #[cfg(feature = "gpu")]
         if gpu_available() {
-            let gpu = snakeid::internals::gpu::GpuEngine::compile(typed_model(onnx.clone(), 224, 224, 1000).unwrap()).unwrap();
+            let gpu = snakeid::internals::gpu::GpuEngine::compile(snakeid::internals::model::typed_model(onnx.clone(), 224, 224, 1000).unwrap()).unwrap();
             check(model, "gpu", 1.0, &|x| gpu.run(&x));
         }
     }

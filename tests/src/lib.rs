@@ -61,9 +61,13 @@ pub fn top_k(v: &[f32], k: usize) -> Vec<usize> {
 /// Whether a GPU adapter is there for the GPU tests. Without one they say so and pass, unless `SNAKEID_REQUIRE_GPU`
 /// is set (as CI does), which makes a missing adapter a failure.
 pub fn gpu_available() -> bool {
-    match snakeid::internals::gpu::adapter() {
+    #[cfg(feature = "gpu")]
+    let adapter = snakeid::internals::gpu::adapter().map(|a| format!("{a:?}"));
+    #[cfg(not(feature = "gpu"))]
+    let adapter: snakeid::Result<String> = Err(snakeid::Error::Backend("this build has no GPU backend (feature `gpu`)".into()));
+    match adapter {
         Ok(a) => {
-            eprintln!("GPU adapter: {a:?}");
+            eprintln!("GPU adapter: {a}");
             true
         }
         Err(e) if std::env::var_os("SNAKEID_REQUIRE_GPU").is_none() => {

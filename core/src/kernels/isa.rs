@@ -17,6 +17,8 @@ pub struct Isa {
     pub avx512bw: bool,
     pub avx512vl: bool,
     pub avx512vnni: bool,
+    /// AArch64 dot product (Armv8.2 `sdot`/`udot`): Cortex-A55, A75 and later.
+    pub dotprod: bool,
     /// `f32::mul_add` is one instruction in our multiversioned loops, not a call into libm: x86-64 with FMA (where
     /// they are compiled for it), and every AArch64 CPU.
     pub fast_fma: bool,
@@ -37,11 +39,14 @@ impl Isa {
                 avx512bw: has!("avx512bw"),
                 avx512vl: has!("avx512vl"),
                 avx512vnni: has!("avx512vnni"),
+                dotprod: false,
                 fast_fma: cfg!(target_arch = "x86_64") && fma,
             }
         }
-        #[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
-        Isa { fast_fma: cfg!(target_arch = "aarch64"), ..Isa::default() }
+        #[cfg(target_arch = "aarch64")]
+        return Isa { dotprod: std::arch::is_aarch64_feature_detected!("dotprod"), fast_fma: true, ..Isa::default() };
+        #[cfg(not(any(target_arch = "x86", target_arch = "x86_64", target_arch = "aarch64")))]
+        Isa::default()
     }
 
     /// AVX2 with FMA: the middle tier of the auto-vectorised loops.

@@ -9,8 +9,10 @@
 //! - [`depthwise`], [`stem`], [`qpointwise`]: the convolutions;
 //! - [`parallel`]: splitting a kernel's work over the call's threads;
 //! - `table`: the kernels this CPU runs ([`kernels`]), portable or plugged in;
-//! - `x86_64/`: AVX-512 and VNNI plug-ins. `aarch64/` is where NEON and dot-product ones go.
+//! - `x86_64/`: AVX-512 and VNNI plug-ins; `aarch64/`: the dot-product (`sdot`) int8 plug-in.
 
+#[cfg(target_arch = "aarch64")]
+pub(crate) mod aarch64;
 pub(crate) mod depthwise;
 pub(crate) mod epilogue;
 pub(crate) mod isa;
@@ -37,6 +39,8 @@ pub(crate) fn kernels() -> &'static Kernels {
         let mut kernels = Kernels::portable();
         #[cfg(target_arch = "x86_64")]
         x86_64::plug(&mut kernels, isa());
+        #[cfg(target_arch = "aarch64")]
+        aarch64::plug(&mut kernels, isa());
         kernels
     })
 }

@@ -326,9 +326,9 @@ mod tests {
     }
 
     #[test]
-    fn vnni_kernel_equals_the_portable_one_bit_for_bit() {
-        if !crate::kernels::isa().avx512_vnni() {
-            eprintln!("skipped: this CPU lacks AVX-512 VNNI, so the portable loop is the only int8 kernel here");
+    fn the_int8_plug_in_equals_the_portable_kernel_bit_for_bit() {
+        if !kernels().int8_pointwise {
+            eprintln!("skipped: this CPU has neither AVX-512 VNNI nor the Arm dot product, so the portable loop is the only int8 kernel here");
             return;
         }
         // Channel counts that are and are not multiples of 4, pixel counts below, at and across 16-pixel panels,

@@ -18,12 +18,15 @@ pub(crate) struct Kernels {
     pub(crate) stem: fn(&Stem, &[f32], &mut [f32], usize),
     /// A whole int8 pointwise convolution (the plug-in splits it over the call's threads itself).
     pub(crate) qpointwise: fn(&QPointwise, Source, Dest),
+    /// Whether `qpointwise` multiplies in integers with the CPU's own instructions: only then is it worth swapping
+    /// in for tract's float products (the portable loop is the reference, not a fast path).
+    pub(crate) int8_pointwise: bool,
 }
 
 impl Kernels {
     /// The portable loops alone.
     pub(crate) fn portable() -> Kernels {
-        Kernels { depthwise: depthwise::portable, stem: stem::portable, qpointwise: qpointwise::portable }
+        Kernels { depthwise: depthwise::portable, stem: stem::portable, qpointwise: qpointwise::portable, int8_pointwise: false }
     }
 
     /// A depthwise convolution of `xs` into `out` (all its channels), the output channels split over the call's

@@ -19,7 +19,7 @@ use tract_linalg::multithread::{multithread_tract_scope, Executor};
 use tract_onnx::prelude::*;
 
 /// Which of our operators replace tract's: depthwise convolutions with their clip and quantization
-/// ([`depthwise`]), int8 pointwise convolutions where the CPU has AVX-512 VNNI ([`qpointwise`]),
+/// ([`depthwise`]), int8 pointwise convolutions where the CPU has AVX-512 VNNI or the Arm dot product ([`qpointwise`]),
 /// quantize/dequantize passes ([`fakequant`]). The first and last compute tract's values bit for bit; the
 /// int8 products differ by tract's own float rounding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,13 +175,26 @@ mod tests {
         (Engine::compile_with(bundle.model.clone(), w, h, n, a).unwrap(), Engine::compile_with(bundle.model.clone(), w, h, n, b).unwrap(), input)
     }
 
+    /// Our depthwise convolution and quantization passes give tract's logits: bit for bit on x86-64, where tract's
+    /// depthwise kernel rounds each product as ours does. tract's aarch64 kernel fuses multiply-adds
+    /// (`vfmaq_f32`), so there a sum can differ in its last bit and a fake quantization after it then moves one
+    /// step: the logits stay within the goldens' bounds (tests/golden.rs) of tract's, with the same top-1.
     #[test]
-    fn our_depthwise_and_quantize_operators_give_tracts_logits_bit_for_bit() {
+    fn our_depthwise_and_quantize_operators_give_tracts_logits() {
         let ours = OwnOps { int8_pointwise: false, stem: false, ..OwnOps::ALL };
         let (fused, plain, input) = default_engines(ours, OwnOps::NONE);
         assert!(fused.nodes() < plain.nodes(), "nothing was swapped in: {} vs {} nodes", fused.nodes(), plain.nodes());
         let (a, b) = (fused.run(input.clone()).unwrap(), plain.run(input).unwrap());
-        assert_eq!(a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), b.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
+        if cfg!(target_arch = "x86_64") {
+            assert_eq!(a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), b.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
+            return;
+        }
+        let max = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        let mean = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).sum::<f32>() / a.len() as f32;
+        eprintln!("ours vs tract's fused multiply-adds: max |Δlogit| {max}, mean {mean}");
+        assert!(max <= 1.25 && mean <= 0.3, "max |Δlogit| {max}, mean {mean}");
+        let argmax = |v: &[f32]| v.iter().enumerate().max_by(|x, y| x.1.total_cmp(y.1)).unwrap().0;
+        assert_eq!(argmax(&a), argmax(&b));
     }
 
     /// u8 codes instead of f32 values between our int8 pointwise and depthwise convolutions (into every depthwise
@@ -192,7 +205,7 @@ mod tests {
         let bundle = crate::Bundle::embedded_default().unwrap();
         let (w, h, n) = (bundle.manifest.input.width, bundle.manifest.input.height, bundle.manifest.model.num_classes);
         let mut model = optimized_model(typed_model(bundle.model.clone(), w, h, n).unwrap(), OwnOps { handover: false, ..OwnOps::ALL }).unwrap();
-        let expected = if crate::kernels::isa().avx512_vnni() { 16 + 17 + 2 } else { 0 };
+        let expected = if crate::kernels::kernels().int8_pointwise { 16 + 17 + 2 } else { 0 };
         assert_eq!(handover::hand_over(&mut model).unwrap(), expected);
         assert_eq!(handover::hand_over(&mut model).unwrap(), 0, "handed over twice");
         let (codes, values, input) = default_engines(OwnOps::ALL, OwnOps { handover: false, ..OwnOps::ALL });
@@ -205,7 +218,7 @@ mod tests {
     #[test]
     fn int8_pointwise_convolutions_stay_within_rounding_of_tracts_float_products() {
         let (int8, float, input) = default_engines(OwnOps::ALL, OwnOps { int8_pointwise: false, ..OwnOps::ALL });
-        if !crate::kernels::isa().avx512_vnni() {
+        if !crate::kernels::kernels().int8_pointwise {
             assert_eq!(int8.nodes(), float.nodes());
             return;
         }
@@ -255,7 +268,7 @@ mod tests {
         let (w, h, n) = (bundle.manifest.input.width, bundle.manifest.input.height, bundle.manifest.model.num_classes);
         let mut model = typed_model(bundle.model.clone(), w, h, n).unwrap();
         assert_eq!(depthwise::swap_in(&mut model).unwrap(), 17);
-        let pointwise = if crate::kernels::isa().avx512_vnni() { 34 } else { 0 };
+        let pointwise = if crate::kernels::kernels().int8_pointwise { 34 } else { 0 };
         assert_eq!(qpointwise::swap_in(&mut model).unwrap(), pointwise);
         assert_eq!(stem::swap_in(&mut model).unwrap(), crate::kernels::isa().fast_fma as usize);
         declutter_for_swaps(&mut model).unwrap();

@@ -1,5 +1,6 @@
 //! Our int8 pointwise (1x1) convolution ([`crate::kernels::qpointwise`]) as a tract operator, for CPUs with
-//! AVX-512 VNNI: tract runs a QDQ model's pointwise convolutions as f32 products of dequantized values.
+//! AVX-512 VNNI or the Arm dot product: tract runs a QDQ model's pointwise convolutions as f32 products of
+//! dequantized values.
 //!
 //! [`swap_in`] replaces tract's 1x1 Conv (typed model) or EinSum + bias Add (decluttered model), with the clip and
 //! QuantizeLinear → DequantizeLinear after it, by this op, only where the CPU has the instructions and the weights
@@ -88,9 +89,9 @@ fn activation_grid(model: &TypedModel, outlet: OutletId) -> Option<(f32, i32)> {
 }
 
 /// Replaces every eligible pointwise convolution of a typed or decluttered model by a [`QPointwise`] (only when
-/// the CPU has AVX-512 VNNI). Returns how many it replaced.
+/// the CPU has an int8 plug-in: AVX-512 VNNI or the Arm dot product). Returns how many it replaced.
 pub fn swap_in(model: &mut TypedModel) -> TractResult<usize> {
-    if !crate::kernels::isa().avx512_vnni() {
+    if !crate::kernels::kernels().int8_pointwise {
         return Ok(0);
     }
     let mut swapped = 0;

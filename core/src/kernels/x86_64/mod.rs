@@ -22,5 +22,6 @@ pub(crate) fn plug(kernels: &mut Kernels, isa: &Isa) {
     }
     if isa.avx512_vnni() {
         kernels.qpointwise = qpointwise::plugged;
+        kernels.int8_pointwise = true;
     }
 }

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Instructions retired per inference and per photo-to-answer on aarch64, counted under qemu-user as a Cortex-A76 by
+# our TCG plugin (bench/qemu_insn_count.c): a proxy for phone speed where there is no phone, not a timing. Each figure
+# is the difference between runs of 1 and 1 + N calls, divided by N (load and compile cancel out). One thread.
+# Usage: bench/arm_instructions.sh [PHOTO] [N]   (the tools tests/arm/run.sh needs, and gcc)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+photo="${1:-tests/data/photos/chelsea.png}"
+n="${2:-5}"
+target=aarch64-unknown-linux-gnu
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
+# The same packages and features as tests/arm/run.sh, so that the two share one aarch64 build of tract.
+cargo=(--profile test-opt --locked --target "$target" -p snakeid -p snakeid-tests -p snakeid-cli --no-default-features
+  --features snakeid/embedded-default,snakeid-cli/embedded-default)
+cargo build "${cargo[@]}" --example infer >&2
+dir="$(mktemp -d)"
+trap 'rm -rf "$dir"' EXIT
+gcc -shared -fPIC -O2 -o "$dir/libinsn.so" bench/qemu_insn_count.c
+bin="target/$target/test-opt"
+
+# Instructions retired by one run of the command.
+count() {
+  qemu-aarch64 -L /usr/aarch64-linux-gnu -cpu "${cpu:-cortex-a76}" -plugin "$dir/libinsn.so" -d plugin -D "$dir/log" "$@" >/dev/null
+  sed -n 's/^insns: //p' "$dir/log"
+}
+# Per call of a command whose last argument is its number of calls: (1 + n calls) - (1 call), over n.
+per_call() {
+  local one many
+  one=$(count "$@" 1)
+  many=$(count "$@" $((n + 1)))
+  echo $(((many - one) / n))
+}
+
+echo "| aarch64 ${cpu:-cortex-a76} under qemu, 1 thread, instructions per call | millions |"
+echo "|---|---|"
+tract=$(per_call "$bin/examples/infer" --tract)
+ours=$(per_call "$bin/examples/infer")
+echo "| inference, tract alone | $((tract / 1000000)) |"
+echo "| inference, snakeid | $((ours / 1000000)) (ratio $(python3 -c "print(f'{$ours / $tract:.2f}')")) |"
+answer=$(per_call "$bin/snakeid" bench --image "$photo" --warmup 1 --iterations)
+echo "| photo to answer ($(basename "$photo")), snakeid | $((answer / 1000000)) |"

@@ -1,0 +1,165 @@
+//! The int8 pointwise convolution with the Armv8.2 dot-product extension: `sdot` multiplies 16 pairs of i8 and adds
+//! them four by four into 4 i32 lanes. The input's u8 codes are packed in the portable kernel's layout (16 pixels x
+//! 4 channels per panel entry, interleaved by `st4`) and shifted to i8 (`q - 128`, so that signed products hold
+//! them); each output channel adds `128 * sum of its weights` back, which makes the sums exactly the portable
+//! kernel's, and the epilogue is the portable one: the same outputs, bit for bit.
+
+use crate::kernels::epilogue::{Dest, Epilogue, Output, Source};
+use crate::kernels::qpointwise::{QPointwise, PIXELS};
+use std::arch::aarch64::*;
+use std::ops::Range;
+
+/// Output channels per pass: 4 channels x 16 pixels are 16 accumulator registers, with 4 for the inputs and 4
+/// for the weights (of 32).
+const ROWS: usize = 4;
+
+/// [`run`] as the kernels' table holds it.
+pub(super) fn plugged(op: &QPointwise, x: Source, out: Dest) {
+    // SAFETY: plugged in (super::plug) only where the CPU has the dot-product extension.
+    unsafe {
+        match out {
+            Dest::Values(out) => run(op, x, out),
+            Dest::Codes(out) => run(op, x, out),
+        }
+    }
+}
+
+/// The convolution: the pixels split over the call's threads, each packing its own pixel blocks into its own
+/// scratch and computing every output channel for them.
+///
+/// # Safety
+/// The CPU must have the dot-product extension.
+unsafe fn run<T: Output>(op: &QPointwise, x: Source, out: &mut [T]) {
+    assert_eq!(out.len(), op.out_channels * op.pixels);
+    assert!(!T::CODES || op.fake_quant.is_some(), "codes of a fake-quantized output only");
+    let out = OutPtr(out.as_mut_ptr());
+    crate::kernels::parallel::for_each_range(op.pixels.div_ceil(PIXELS), 1, |blocks| {
+        crate::kernels::parallel::with_bytes(op.packed_len(blocks.len()), |packed| {
+            pack(op, x, blocks.clone(), packed);
+            // SAFETY: the CPU has the extension (the caller's promise); `out` holds every output channel's row of
+            // pixels, and each thread writes only its own pixels of each row.
+            unsafe { gemm(op, packed, blocks, out.get()) }
+        })
+    })
+}
+
+/// Packs the pixel blocks `blocks` of the input into `packed` in [`QPointwise::pack_portable`]'s layout, each code
+/// shifted to i8 (`q ^ 0x80`): four channel rows of 16 pixels at a time, quantized (the portable `code`'s
+/// operations: multiply, clamp with NaN to the lower bound, round half to even) or copied, and interleaved by `st4`.
+/// Channel counts not a multiple of 4 and the partial last block take the portable code, value by value.
+fn pack(op: &QPointwise, x: Source, blocks: Range<usize>, packed: &mut [u8]) {
+    let (pixels, k4, b0) = (op.pixels, op.k4, blocks.start);
+    if op.in_channels % 4 != 0 || pixels < PIXELS {
+        op.pack_portable(x, blocks, packed);
+        packed.iter_mut().for_each(|q| *q ^= 0x80);
+        return;
+    }
+    let full = (pixels / PIXELS).clamp(b0, blocks.end);
+    assert!(packed.len() >= blocks.len() * k4 * PIXELS * 4);
+    let zp = op.zero_point;
+    // SAFETY: NEON is part of every AArch64 CPU; every load is a whole block of 16 pixels of 4 channel rows (full
+    // blocks only, and 4 divides the channels), every store one 64-byte panel entry of `packed` (asserted).
+    unsafe {
+        let (inv, lo, hi) = (vdupq_n_f32(op.inv_scale), vdupq_n_f32(-zp as f32), vdupq_n_f32(255.0 - zp as f32));
+        let shift = vdupq_n_s32(zp - 128);
+        let quad = |p: *const f32| vaddq_s32(vcvtnq_s32_f32(vminq_f32(vmaxnmq_f32(vmulq_f32(vld1q_f32(p), inv), lo), hi)), shift);
+        let row = |p: *const f32| {
+            let low = vcombine_s16(vmovn_s32(quad(p)), vmovn_s32(quad(p.add(4))));
+            let high = vcombine_s16(vmovn_s32(quad(p.add(8))), vmovn_s32(quad(p.add(12))));
+            vcombine_s8(vmovn_s16(low), vmovn_s16(high))
+        };
+        let flip = vdupq_n_u8(0x80);
+        for g in 0..k4 {
+            for b in b0..full {
+                let dst = packed.as_mut_ptr().add(((b - b0) * k4 + g) * PIXELS * 4) as *mut i8;
+                let at = |j: usize| (g * 4 + j) * pixels + b * PIXELS;
+                let rows = match x {
+                    Source::Values(x) => int8x16x4_t(row(x[at(0)..][..16].as_ptr()), row(x[at(1)..][..16].as_ptr()), row(x[at(2)..][..16].as_ptr()), row(x[at(3)..][..16].as_ptr())),
+                    Source::Codes(x, _) => {
+                        let codes = |j| vreinterpretq_s8_u8(veorq_u8(vld1q_u8(x[at(j)..][..16].as_ptr()), flip));
+                        int8x16x4_t(codes(0), codes(1), codes(2), codes(3))
+                    }
+                };
+                vst4q_s8(dst, rows);
+            }
+        }
+    }
+    // The partial last block, value by value (lanes past the last pixel are never stored: left as they are).
+    for g in 0..k4 {
+        for p in full * PIXELS..(blocks.end * PIXELS).min(pixels) {
+            for j in 0..4 {
+                packed[((p / PIXELS - b0) * k4 + g) * PIXELS * 4 + (p % PIXELS) * 4 + j] = op.code_at(x, g * 4 + j, p) ^ 0x80;
+            }
+        }
+    }
+}
+
+/// The output, shared by the threads that write disjoint pixel ranges of it.
+struct OutPtr<T>(*mut T);
+// SAFETY: the threads sharing it write disjoint elements (see `run`).
+unsafe impl<T> Sync for OutPtr<T> {}
+
+impl<T> OutPtr<T> {
+    /// (A method, so that closures capture the whole `Sync` wrapper, not its raw pointer field.)
+    fn get(&self) -> *mut T {
+        self.0
+    }
+}
+
+/// `acc += sdot(x, w)`: each of acc's 4 lanes gains the dot product of 4 bytes of `x` with the same 4 of `w`. (The
+/// intrinsic is not stable yet.) Inside an `unsafe` block of a function compiled with `dotprod`; register operands
+/// only.
+macro_rules! sdot {
+    ($acc:expr, $x:expr, $w:expr) => {
+        std::arch::asm!("sdot {acc:v}.4s, {x:v}.16b, {w:v}.16b", acc = inout(vreg) $acc, x = in(vreg) $x, w = in(vreg) $w, options(pure, nomem, nostack))
+    };
+}
+
+/// Every output channel for the pixel blocks `blocks`, from their packed (shifted) panels, into `out` (`[out_channels]
+/// [pixels]`; only these pixels of each row are written): [`ROWS`] channels at a time over every block, their
+/// weights' four-byte groups broadcast, the shift added back, then the portable epilogue.
+///
+/// # Safety
+/// The CPU must have the dot-product extension; `packed` holds the blocks' panels and `out` the whole output.
+#[target_feature(enable = "dotprod")]
+unsafe fn gemm<T: Output>(op: &QPointwise, packed: &[u8], blocks: Range<usize>, out: *mut T) {
+    let k4 = op.k4;
+    let panel_len = k4 * PIXELS * 4;
+    assert!(packed.len() >= blocks.len() * panel_len && op.weights.len() >= op.out_channels.next_multiple_of(ROWS) * k4 * 4);
+    // SAFETY: every load is inside `packed` (its blocks' panels, asserted) or a weight row (rows padded to a multiple
+    // of 8, asserted); every store is one of this call's pixels of a row of `out` (the caller's promise).
+    unsafe {
+        let epilogue = Epilogue::new(op.clip, op.fake_quant.as_ref());
+        for o0 in (0..op.out_channels).step_by(ROWS) {
+            // Rows are padded with zero weights to a multiple of 8 (see QPointwise::new), so 4 rows are always there.
+            let w = op.weights.as_ptr().add(o0 * k4 * 4) as *const i32;
+            let shift: [i32; ROWS] = std::array::from_fn(|r| 128 * op.weights[(o0 + r) * k4 * 4..(o0 + r + 1) * k4 * 4].iter().map(|&k| k as i32).sum::<i32>());
+            for block in blocks.clone() {
+                let panel = packed.as_ptr().add((block - blocks.start) * panel_len);
+                let mut acc = [[vdupq_n_s32(0); 4]; ROWS];
+                for k in 0..k4 {
+                    let xs: [int8x16_t; 4] = std::array::from_fn(|q| vld1q_s8(panel.add(k * 64 + q * 16) as *const i8));
+                    for (r, acc) in acc.iter_mut().enumerate() {
+                        let wv = vreinterpretq_s8_s32(vdupq_n_s32(std::ptr::read_unaligned(w.add(r * k4 + k))));
+                        for (a, x) in acc.iter_mut().zip(xs) {
+                            sdot!(*a, x, wv);
+                        }
+                    }
+                }
+                let p0 = block * PIXELS;
+                let n = PIXELS.min(op.pixels - p0);
+                for (r, acc) in acc.iter().enumerate() {
+                    let o = o0 + r;
+                    if o >= op.out_channels {
+                        break;
+                    }
+                    let mut sums = [0i32; PIXELS];
+                    for (q, a) in acc.iter().enumerate() {
+                        vst1q_s32(sums.as_mut_ptr().add(q * 4), vaddq_s32(*a, vdupq_n_s32(shift[r])));
+                    }
+                    op.finish(o, &sums, &epilogue, std::slice::from_raw_parts_mut(out.add(o * op.pixels + p0), n));
+                }
+            }
+        }
+    }
+}
