@@ -1,13 +1,19 @@
-//! Runs the embedded model's inference N times on one fixed input, with our operators swapped in or with tract's
-//! alone (`--tract`), on one thread: what bench/arm_instructions.sh counts instructions of under emulation.
-//! `cargo run --release -p snakeid --example infer -- [N] [--tract]`.
+//! Runs the embedded model's inference N times on one fixed input, on one thread, with our operators swapped in,
+//! with tract's alone (`--tract`), or with ours but tract's float pointwise convolutions (`--float-pointwise`): what
+//! bench/arm_instructions.sh counts instructions of under emulation.
+//! `cargo run --release -p snakeid --example infer -- [N] [--tract | --float-pointwise]`.
 
 use snakeid::internals::cpu::{Engine, OwnOps};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let n: usize = args.iter().find(|a| !a.starts_with("--")).map(|s| s.parse()).transpose()?.unwrap_or(1);
-    let own_ops = if args.iter().any(|a| a == "--tract") { OwnOps::NONE } else { OwnOps::ALL };
+    let flag = |f: &str| args.iter().any(|a| a == f);
+    let own_ops = match (flag("--tract"), flag("--float-pointwise")) {
+        (true, _) => OwnOps::NONE,
+        (_, true) => OwnOps { int8_pointwise: false, ..OwnOps::ALL },
+        _ => OwnOps::ALL,
+    };
     let bundle = snakeid::Bundle::embedded_default()?;
     let (m, w, h) = (&bundle.manifest, bundle.manifest.input.width, bundle.manifest.input.height);
     let engine = Engine::compile_with(bundle.model.clone(), w, h, m.model.num_classes, own_ops)?;
@@ -16,6 +22,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for _ in 0..n {
         checksum += engine.run(input.clone())?[0];
     }
-    println!("{n} inferences ({}), logit 0 sum {checksum}", if own_ops == OwnOps::NONE { "tract alone" } else { "snakeid" });
+    println!("{n} inferences ({own_ops:?}), logit 0 sum {checksum}");
     Ok(())
 }

@@ -30,8 +30,8 @@ pub(crate) enum Dest<'a> {
 /// What our convolutions write: f32 values, or u8 codes of their output's fake quantization grid, for a reader that
 /// takes codes ([`crate::backend::cpu::handover`]).
 pub(crate) trait Output: Copy + Send + Sync + 'static {
-    /// Whether these are codes (for the x86-64 kernels).
-    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    /// Whether these are codes (for the plug-ins).
+    #[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
     const CODES: bool;
     /// A block's outputs from its values before the epilogue (`pre`, changed; at least as long as `out`).
     fn finish(pre: &mut [f32], epilogue: &Epilogue, zero_point: i32, out: &mut [Self]);
