@@ -9,14 +9,15 @@ photo="${1:-tests/data/photos/chelsea.png}"
 n="${2:-5}"
 target=aarch64-unknown-linux-gnu
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
-# A release build (test-opt checks our arithmetic for overflow, which costs instructions); no GPU backend.
-cargo=(--release --locked --target "$target" -p snakeid -p snakeid-cli --no-default-features
-  --features snakeid/embedded-default,snakeid-cli/embedded-default)
+# tests/arm/run.sh's build (same packages, features and profile: one aarch64 build of tract for both), but without
+# the overflow checks test-opt puts in our crate's arithmetic, which cost instructions a release build does not run.
+cargo=(--profile test-opt --locked --target "$target" -p snakeid -p snakeid-tests -p snakeid-cli --no-default-features
+  --features snakeid/embedded-default,snakeid-cli/embedded-default --config profile.test-opt.package.snakeid.overflow-checks=false)
 cargo build "${cargo[@]}" --example infer --bin snakeid >&2
 dir="$(mktemp -d)"
 trap 'rm -rf "$dir"' EXIT
 gcc -shared -fPIC -O2 -o "$dir/libinsn.so" bench/qemu_insn_count.c
-bin="target/$target/release"
+bin="target/$target/test-opt"
 
 # Instructions retired by one run of the command.
 count() {
