@@ -8,8 +8,8 @@ use super::qpointwise::{self, QPointwise};
 use super::stem::{self, Stem};
 
 /// The kernels this CPU runs, chosen once ([`super::kernels`]), as tract-linalg's `ops()` are: the portable loops
-/// (compiled for the widest vector unit by [`super::isa::multiversion`]), with an ISA plug-in's in their place where the
-/// CPU has its instructions. Each takes one thread's share of the work; the methods split a call over threads.
+/// (compiled for the widest vector unit by [`super::isa::multiversion`]), with an ISA plug-in in their place where
+/// the CPU has its instructions. Each takes one thread's share of the work; the methods split a call over threads.
 pub(crate) struct Kernels {
     /// Output channels `first..` of a depthwise convolution, as many as the output has room for, with a zeroed
     /// padded plane of [`Depthwise::plane_len`] values.
