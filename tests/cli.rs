@@ -428,7 +428,9 @@ fn eval_refuses_unknown_labels_and_countries_before_any_inference() {
     std::fs::write(&data, format!("path,label,where\n{},Naja naja,Narnia\n", photo_path("chelsea.png"))).unwrap();
     let err = assert_bad_input(&snakeid(&["eval", data.to_str().unwrap(), "--country-column", "where"]), "unknown country");
     assert!(err.contains("Narnia"), "{err}");
-    assert_bad_input(&snakeid(&["eval", "/no/such/dir"]), "missing data");
+    let err = assert_bad_input(&snakeid(&["eval", "/no/such/dir"]), "missing data");
+    // Regression: a missing path was reported as an invalid image.
+    assert!(err.starts_with("error: cannot read /no/such/dir"), "{err}");
 }
 
 /// The default bundle's files, unpacked: the raw material of `bundle create` tests.

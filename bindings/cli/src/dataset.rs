@@ -81,7 +81,9 @@ fn read_folder(dir: &Path, country: Option<&str>) -> snakeid::Result<Vec<Sample>
 
 fn read_csv(path: &Path, country_column: Option<&str>) -> snakeid::Result<Vec<Sample>> {
     let bad = |msg: String| Error::InvalidImage(format!("{}: {msg}", path.display()));
-    let mut rdr = csv::Reader::from_path(path).map_err(|e| bad(e.to_string()))?;
+    // A path that cannot be opened is an I/O error, not a bad photo set.
+    let file = std::fs::File::open(path).map_err(|e| Error::Io { path: path.to_path_buf(), source: e })?;
+    let mut rdr = csv::Reader::from_reader(file);
     let header: Vec<String> = rdr.headers().map_err(|e| bad(e.to_string()))?.iter().map(|h| h.trim().to_ascii_lowercase()).collect();
     let col = |name: &str| header.iter().position(|h| h == &name.to_ascii_lowercase());
     let (Some(pc), Some(lc)) = (col("path"), col("label")) else {
