@@ -7,21 +7,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 photo="${1:-tests/data/photos/chelsea.png}"
 n="${2:-5}"
-target=aarch64-unknown-linux-gnu
-export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
-# tests/arm/run.sh's build (same packages, features and profile: one aarch64 build of tract for both), but without
-# the overflow checks test-opt puts in our crate's arithmetic, which cost instructions a release build does not run.
-cargo=(--profile test-opt --locked --target "$target" -p snakeid -p snakeid-tests -p snakeid-cli --no-default-features
-  --features snakeid/embedded-default,snakeid-cli/embedded-default --config profile.test-opt.package.snakeid.overflow-checks=false)
-cargo build "${cargo[@]}" --example infer --bin snakeid >&2
+source tests/arm/env.sh
+# tests/arm/run.sh's build (one aarch64 build of tract for both), but without the overflow checks test-opt puts in
+# our crate's arithmetic, which cost instructions a release build does not run.
+cargo build "${arm_cargo[@]}" --config profile.test-opt.package.snakeid.overflow-checks=false --example infer --bin snakeid >&2
 dir="$(mktemp -d)"
 trap 'rm -rf "$dir"' EXIT
 gcc -shared -fPIC -O2 -o "$dir/libinsn.so" bench/qemu_insn_count.c
-bin="target/$target/test-opt"
 
 # Instructions retired by one run of the command.
 count() {
-  qemu-aarch64 -L /usr/aarch64-linux-gnu -cpu "${cpu:-cortex-a76}" -plugin "$dir/libinsn.so" -d plugin -D "$dir/log" "$@" >/dev/null
+  $runner -cpu "${cpu:-cortex-a76}" -plugin "$dir/libinsn.so" -d plugin -D "$dir/log" "$@" >/dev/null
   sed -n 's/^insns: //p' "$dir/log"
 }
 # Per call of a command whose last argument is its number of calls: (1 + n calls) - (1 call), over n.
@@ -35,11 +31,11 @@ per_call() {
 echo "| aarch64 ${cpu:-cortex-a76} under qemu, 1 thread, instructions per call | millions |"
 echo "|---|---|"
 ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
-tract=$(per_call "$bin/examples/infer" --tract)
-float=$(per_call "$bin/examples/infer" --float-pointwise)
-ours=$(per_call "$bin/examples/infer")
+tract=$(per_call "$arm_bin/examples/infer" --tract)
+float=$(per_call "$arm_bin/examples/infer" --float-pointwise)
+ours=$(per_call "$arm_bin/examples/infer")
 echo "| inference, tract alone | $((tract / 1000000)) |"
 echo "| inference, our operators but tract's float pointwise convolutions | $((float / 1000000)) ($(ratio "$float" "$tract") of tract's) |"
 echo "| inference, snakeid | $((ours / 1000000)) ($(ratio "$ours" "$tract") of tract's) |"
-answer=$(per_call "$bin/snakeid" bench --image "$photo" --warmup 1 --iterations)
+answer=$(per_call "$arm_bin/snakeid" bench --image "$photo" --warmup 1 --iterations)
 echo "| photo to answer ($(basename "$photo")), snakeid | $((answer / 1000000)) |"

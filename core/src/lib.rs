@@ -50,8 +50,7 @@ pub mod internals {
     #[cfg(feature = "embedded-default")]
     pub use crate::bundle::DEFAULT_BUNDLE;
     pub use crate::bundle::{countries, labels, manifest, prior, sha256_hex, signing, MAX_BUNDLE_BYTES};
-    pub use crate::decision::{calibration, softmax, softmax_tempered};
-    pub use crate::kernels::{isa, Isa};
-    pub use crate::photo::{decode, preprocess, resample};
-    pub use crate::tools::{bench, failpoint};
+    pub use crate::decision::{calibration, softmax};
+    pub use crate::photo::{decode, preprocess};
+    pub use crate::tools::bench;
 }

@@ -8,18 +8,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 x86_snakeid="$1"
-target=aarch64-unknown-linux-gnu
-runner="qemu-aarch64 -L /usr/aarch64-linux-gnu"
-export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
-export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="$runner"
+source tests/arm/env.sh
 # qemu's default `max` CPU has SVE, which makes tract pick kernels most phones lack, and runs about 10x slower.
 export QEMU_CPU=cortex-a76
-# One set of packages and features for every command, so that tract is compiled for aarch64 once (the CLI's clap
-# turns on features of shared build dependencies); no GPU backend.
-cargo=(--profile test-opt --locked --target "$target" -p snakeid -p snakeid-tests -p snakeid-cli --no-default-features
-  --features snakeid/embedded-default,snakeid-cli/embedded-default)
 
-cargo build "${cargo[@]}"
-cargo test "${cargo[@]}" --lib --test golden --test bad_input
-QEMU_CPU=cortex-a53 cargo test "${cargo[@]}" --lib -- qpointwise handed int8_pointwise every_convolution
-python3 tests/arm/compare_answers.py "$x86_snakeid" "$runner target/$target/test-opt/snakeid"
+cargo build "${arm_cargo[@]}"
+cargo test "${arm_cargo[@]}" --lib --test golden --test bad_input
+QEMU_CPU=cortex-a53 cargo test "${arm_cargo[@]}" --lib -- qpointwise handed int8_pointwise every_convolution
+python3 tests/arm/compare_answers.py "$x86_snakeid" "$runner $arm_bin/snakeid"

@@ -110,11 +110,6 @@ impl Depthwise {
             }
         }
     }
-
-    /// The fake quantization fused into this convolution's output, if any.
-    pub fn fake_quant(&self) -> Option<&FakeQuant> {
-        self.fake_quant.as_ref()
-    }
 }
 
 /// The portable kernel, as [`super::Kernels`] holds it.

@@ -19,9 +19,6 @@ pub struct Isa {
     pub avx512vnni: bool,
     /// AArch64 dot product (Armv8.2 `sdot`/`udot`): Cortex-A55, A75 and later.
     pub dotprod: bool,
-    /// `f32::mul_add` is one instruction in our multiversioned loops, not a call into libm: x86-64 with FMA (where
-    /// they are compiled for it), and every AArch64 CPU.
-    pub fast_fma: bool,
 }
 
 impl Isa {
@@ -30,26 +27,31 @@ impl Isa {
         #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
         {
             use std::arch::is_x86_feature_detected as has;
-            let fma = has!("fma");
             Isa {
                 ssse3: has!("ssse3"),
                 avx2: has!("avx2"),
-                fma,
+                fma: has!("fma"),
                 avx512f: has!("avx512f"),
                 avx512bw: has!("avx512bw"),
                 avx512vl: has!("avx512vl"),
                 avx512vnni: has!("avx512vnni"),
                 dotprod: false,
-                fast_fma: cfg!(target_arch = "x86_64") && fma,
             }
         }
         #[cfg(target_arch = "aarch64")]
-        return Isa { dotprod: std::arch::is_aarch64_feature_detected!("dotprod"), fast_fma: true, ..Isa::default() };
+        return Isa { dotprod: std::arch::is_aarch64_feature_detected!("dotprod"), ..Isa::default() };
         #[cfg(not(any(target_arch = "x86", target_arch = "x86_64", target_arch = "aarch64")))]
         Isa::default()
     }
 
+    /// Whether `f32::mul_add` is one instruction in our multiversioned loops, not a call into libm: x86-64 with FMA
+    /// (where they are compiled for it), and every AArch64 CPU.
+    pub fn fast_fma(&self) -> bool {
+        (cfg!(target_arch = "x86_64") && self.fma) || cfg!(target_arch = "aarch64")
+    }
+
     /// AVX2 with FMA: the middle tier of the auto-vectorised loops.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub fn avx2_fma(&self) -> bool {
         self.avx2 && self.fma
     }
@@ -60,6 +62,7 @@ impl Isa {
     }
 
     /// AVX-512 F, BW and VNNI: our int8 pointwise kernel.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub fn avx512_vnni(&self) -> bool {
         self.avx512f && self.avx512bw && self.avx512vnni
     }

@@ -25,7 +25,7 @@ mod table;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86_64;
 
-pub use isa::{isa, Isa};
+pub(crate) use isa::isa;
 
 pub(crate) use table::Kernels;
 

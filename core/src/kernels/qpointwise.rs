@@ -11,6 +11,7 @@
 //! plug-in (`vpdpbusd`, 64 products an instruction) is what runs.
 
 use super::epilogue::{Dest, Epilogue, Output, Source};
+use super::parallel;
 use super::quant::{clamp, FakeQuant, ROUND};
 use std::ops::Range;
 use std::sync::Arc;
@@ -181,6 +182,36 @@ impl QPointwise {
                 self.finish(o, &acc, &epilogue, &mut out[o * self.pixels + p0..o * self.pixels + p0 + n]);
             }
         }
+    }
+}
+
+impl QPointwise {
+    /// Runs an int8 plug-in over the pixels split between the call's threads, in ranges of a multiple of `align`
+    /// 16-pixel blocks: `kernel(blocks, packed, out)` packs those blocks into its thread's own scratch `packed` and
+    /// writes every output channel's pixels of them through `out`, the whole `[out_channels][pixels]` output. No
+    /// thread waits for a shared packing, each reads only the panels it packed, and no two write the same element.
+    #[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
+    pub(crate) fn split_pixels<T: Output>(&self, out: &mut [T], align: usize, kernel: impl Fn(Range<usize>, &mut [u8], *mut T) + Sync) {
+        assert_eq!(out.len(), self.out_channels * self.pixels);
+        assert!(!T::CODES || self.fake_quant.is_some(), "codes of a fake-quantized output only");
+        let out = Disjoint(out.as_mut_ptr());
+        parallel::for_each_range(self.pixels.div_ceil(PIXELS), align, |blocks| {
+            parallel::with_bytes(self.packed_len(blocks.len()), |packed| kernel(blocks, packed, out.get()))
+        })
+    }
+}
+
+/// The output, shared by the threads that write disjoint pixel ranges of it.
+#[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
+struct Disjoint<T>(*mut T);
+// SAFETY: the threads sharing it write disjoint elements (see `QPointwise::split_pixels`).
+unsafe impl<T> Sync for Disjoint<T> {}
+
+impl<T> Disjoint<T> {
+    #[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
+    /// (A method, so that closures capture the whole `Sync` wrapper, not its raw pointer field.)
+    fn get(&self) -> *mut T {
+        self.0
     }
 }
 

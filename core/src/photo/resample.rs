@@ -51,13 +51,16 @@ fn clip8(v: i32) -> u8 {
     (v >> PRECISION_BITS).clamp(0, 255) as u8
 }
 
-/// Resizes `img` to `width × height` exactly as Pillow's BILINEAR resize does.
+/// Resizes `img` to `width × height` exactly as Pillow's BILINEAR resize does. (The pipeline resamples into
+/// planes with `resize_crop_planes`; these two image-in, image-out forms are the tests' reference.)
+#[cfg(test)]
 pub fn resize(img: &RgbImage, width: u32, height: u32) -> RgbImage {
     resize_crop(img, width, height, (0, 0, width, height))
 }
 
 /// The `(left, top, w, h)` window of `resize(img, width, height)`, computing only the pixels inside it
 /// (a centre crop after a resize, without resampling what the crop throws away).
+#[cfg(test)]
 pub fn resize_crop(img: &RgbImage, width: u32, height: u32, window: (u32, u32, u32, u32)) -> RgbImage {
     let plane = window.2 as usize * window.3 as usize;
     let mut planes = vec![0u8; 3 * plane];

@@ -238,7 +238,7 @@ mod tests {
     #[test]
     fn stem_convolution_stays_within_rounding_of_tracts() {
         let (ours, tracts, input) = default_engines(OwnOps::ALL, OwnOps { stem: false, ..OwnOps::ALL });
-        if !crate::kernels::isa().fast_fma {
+        if !crate::kernels::isa().fast_fma() {
             return assert_eq!(ours.nodes(), tracts.nodes());
         }
         assert!(ours.nodes() < tracts.nodes(), "the stem convolution was not swapped in");
@@ -270,7 +270,7 @@ mod tests {
         assert_eq!(depthwise::swap_in(&mut model).unwrap(), 17);
         let pointwise = if crate::kernels::kernels().int8_pointwise { 34 } else { 0 };
         assert_eq!(qpointwise::swap_in(&mut model).unwrap(), pointwise);
-        assert_eq!(stem::swap_in(&mut model).unwrap(), crate::kernels::isa().fast_fma as usize);
+        assert_eq!(stem::swap_in(&mut model).unwrap(), crate::kernels::isa().fast_fma() as usize);
         declutter_for_swaps(&mut model).unwrap();
         let again = depthwise::swap_in(&mut model).unwrap() + qpointwise::swap_in(&mut model).unwrap() + stem::swap_in(&mut model).unwrap();
         assert_eq!(again, 0);

@@ -81,7 +81,7 @@ fn activation_grid(model: &TypedModel, outlet: OutletId) -> Option<(f32, i32)> {
         return u8_codes.then_some((dq.scale, dq.zero_point));
     }
     let fused = match (node.op_as::<Depthwise>(), node.op_as::<QPointwise>()) {
-        (Some(dw), _) => dw.fake_quant(),
+        (Some(dw), _) => dw.fake_quant.as_ref(),
         (_, Some(pw)) => pw.fake_quant.as_ref(),
         _ => None,
     };

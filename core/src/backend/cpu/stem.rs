@@ -70,7 +70,7 @@ fn stem_of(model: &TypedModel, node: &TypedNode) -> Option<Stem> {
 /// many it replaced: none on CPUs without a fused multiply-add instruction, where libm would compute the sums'
 /// fused multiply-adds, slowly.
 pub fn swap_in(model: &mut TypedModel) -> TractResult<usize> {
-    if !crate::kernels::isa().fast_fma {
+    if !crate::kernels::isa().fast_fma() {
         return Ok(0);
     }
     let mut swapped = 0;

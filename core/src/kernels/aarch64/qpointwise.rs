@@ -25,22 +25,16 @@ pub(super) fn plugged(op: &QPointwise, x: Source, out: Dest) {
     }
 }
 
-/// The convolution: the pixels split over the call's threads, each packing its own pixel blocks into its own
-/// scratch and computing every output channel for them.
+/// The convolution, the pixels split over the call's threads ([`QPointwise::split_pixels`]).
 ///
 /// # Safety
 /// The CPU must have the dot-product extension.
 unsafe fn run<T: Output>(op: &QPointwise, x: Source, out: &mut [T]) {
-    assert_eq!(out.len(), op.out_channels * op.pixels);
-    assert!(!T::CODES || op.fake_quant.is_some(), "codes of a fake-quantized output only");
-    let out = OutPtr(out.as_mut_ptr());
-    crate::kernels::parallel::for_each_range(op.pixels.div_ceil(PIXELS), 1, |blocks| {
-        crate::kernels::parallel::with_bytes(op.packed_len(blocks.len()), |packed| {
-            pack(op, x, blocks.clone(), packed);
-            // SAFETY: the CPU has the extension (the caller's promise); `out` holds every output channel's row of
-            // pixels, and each thread writes only its own pixels of each row.
-            unsafe { gemm(op, packed, blocks, out.get()) }
-        })
+    op.split_pixels(out, 1, |blocks, packed, out| {
+        pack(op, x, blocks.clone(), packed);
+        // SAFETY: the CPU has the extension (the caller's promise); `out` holds every output channel's row of
+        // pixels, and this thread writes only its own pixels of each row.
+        unsafe { gemm(op, packed, blocks, out) }
     })
 }
 
@@ -92,18 +86,6 @@ fn pack(op: &QPointwise, x: Source, blocks: Range<usize>, packed: &mut [u8]) {
                 packed[((p / PIXELS - b0) * k4 + g) * PIXELS * 4 + (p % PIXELS) * 4 + j] = op.code_at(x, g * 4 + j, p) ^ 0x80;
             }
         }
-    }
-}
-
-/// The output, shared by the threads that write disjoint pixel ranges of it.
-struct OutPtr<T>(*mut T);
-// SAFETY: the threads sharing it write disjoint elements (see `run`).
-unsafe impl<T> Sync for OutPtr<T> {}
-
-impl<T> OutPtr<T> {
-    /// (A method, so that closures capture the whole `Sync` wrapper, not its raw pointer field.)
-    fn get(&self) -> *mut T {
-        self.0
     }
 }
 

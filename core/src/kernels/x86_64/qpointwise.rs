@@ -20,39 +20,20 @@ pub(super) fn plugged(op: &QPointwise, x: Source, out: Dest) {
     }
 }
 
-/// The convolution: the pixels split over the call's threads, each quantizing and packing its own pixel
-/// blocks into its own scratch and computing every output channel for them (no thread waits for a shared
-/// packing, and each reads only the panels it packed).
+/// The convolution, the pixels split over the call's threads ([`QPointwise::split_pixels`]).
 ///
 /// # Safety
 /// The CPU must have AVX-512 F, BW and VNNI.
 pub(crate) unsafe fn run<T: Output>(op: &QPointwise, x: Source, out: &mut [T]) {
-    assert_eq!(out.len(), op.out_channels * op.pixels);
-    assert!(!T::CODES || op.fake_quant.is_some(), "codes of a fake-quantized output only");
-    let out = OutPtr(out.as_mut_ptr() as *mut u8);
     // Ranges of an even number of blocks: the kernel takes them two at a time.
-    crate::kernels::parallel::for_each_range(op.pixels.div_ceil(PIXELS), 2, |blocks| {
-        crate::kernels::parallel::with_bytes(op.packed_len(blocks.len()), |packed| {
-            // SAFETY: the CPU has the features the kernels are compiled for (the caller's promise); `out` holds
-            // every output channel's row of pixels, and each thread writes only its own pixels of each row.
-            unsafe {
-                pack(op, x, blocks.clone(), packed);
-                gemm::<T>(op, packed, blocks, out.get());
-            }
-        })
+    op.split_pixels(out, 2, |blocks, packed, out| {
+        // SAFETY: the CPU has the features the kernels are compiled for (the caller's promise); `out` holds every
+        // output channel's row of pixels, and this thread writes only its own pixels of each row.
+        unsafe {
+            pack(op, x, blocks.clone(), packed);
+            gemm::<T>(op, packed, blocks, out as *mut u8);
+        }
     })
-}
-
-/// The output, shared by the threads that write disjoint pixel ranges of it (in the x86-64 kernel).
-struct OutPtr(*mut u8);
-// SAFETY: the threads sharing it write disjoint elements (see `run`).
-unsafe impl Sync for OutPtr {}
-
-impl OutPtr {
-    /// (A method, so that closures capture the whole `Sync` wrapper, not its raw pointer field.)
-    fn get(&self) -> *mut u8 {
-        self.0
-    }
 }
 
 /// Quantizes and packs four channel rows x 16 pixels into one 64-byte panel entry.
