@@ -13,7 +13,7 @@ use serde::Serialize;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::OnceLock;
-use std::time::Instant;
+use crate::tools::clock::Instant;
 
 /// The answer for one photo.
 #[derive(Debug, Clone, PartialEq, Serialize)]

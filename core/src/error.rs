@@ -51,6 +51,20 @@ fn suggestion_text(s: &[String]) -> String {
 }
 
 impl Error {
+    /// A stable machine-readable name for the variant, as the CLI's `--json` and the web app report it:
+    /// `io`, `invalid_image`, `invalid_bundle`, `untrusted_bundle`, `unknown_country`, `backend`, `internal`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Io { .. } => "io",
+            Error::InvalidImage(_) | Error::ImageTooLarge(_) => "invalid_image",
+            Error::InvalidBundle(_) | Error::InvalidPrior(_) => "invalid_bundle",
+            Error::Untrusted(_) => "untrusted_bundle",
+            Error::UnknownCountry { .. } => "unknown_country",
+            Error::Backend(_) => "backend",
+            Error::Internal(_) => "internal",
+        }
+    }
+
     pub(crate) fn bundle(msg: impl Into<String>) -> Self {
         Error::InvalidBundle(msg.into())
     }

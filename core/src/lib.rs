@@ -33,7 +33,7 @@ mod tools;
 
 pub use backend::{Backend, BackendInfo};
 pub use bundle::signing::PublicKey;
-pub use bundle::Bundle;
+pub use bundle::{Bundle, BundleInfo, Species};
 pub use classifier::{Classifier, Identification};
 pub use decision::{Decision, GenusAnswer, Prediction, SnakeVerdict};
 pub use error::{Error, Result};

@@ -54,7 +54,7 @@ pub fn run(args: Args) -> snakeid::Result<ExitCode> {
                 failed += 1;
                 eprintln!("error: {}: {e}", path.display());
                 if args.json {
-                    println!("{}", json!({"image": path.display().to_string(), "error": {"kind": kind(&e), "message": e.to_string()}}));
+                    println!("{}", json!({"image": path.display().to_string(), "error": {"kind": e.kind(), "message": e.to_string()}}));
                 }
             }
         }
@@ -73,18 +73,6 @@ pub fn read_photo(path: &Path) -> snakeid::Result<Vec<u8>> {
         return Err(Error::ImageTooLarge(format!("file is {} bytes, more than the {limit} allowed", meta.len())));
     }
     std::fs::read(path).map_err(io)
-}
-
-fn kind(e: &Error) -> &'static str {
-    match e {
-        Error::Io { .. } => "io",
-        Error::InvalidImage(_) | Error::ImageTooLarge(_) => "invalid_image",
-        Error::InvalidBundle(_) | Error::InvalidPrior(_) => "invalid_bundle",
-        Error::Untrusted(_) => "untrusted_bundle",
-        Error::UnknownCountry { .. } => "unknown_country",
-        Error::Backend(_) => "backend",
-        Error::Internal(_) => "internal",
-    }
 }
 
 fn to_json(path: &Path, id: &Identification) -> serde_json::Value {

@@ -59,7 +59,7 @@ impl Classifier {
 
     /// The bundle's name, version, species (scientific names, venom status) and known countries.
     pub fn bundle_info(&self) -> BundleInfo {
-        self.inner.bundle().into()
+        self.inner.bundle().info().into()
     }
 
     /// Cold start, first call, per-stage p50/p90/p99 over `iterations` calls and peak RSS, on one photo.

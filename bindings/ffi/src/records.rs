@@ -171,28 +171,30 @@ impl From<snakeid::Identification> for Identification {
     }
 }
 
-impl From<&snakeid::Bundle> for BundleInfo {
-    fn from(b: &snakeid::Bundle) -> Self {
-        let m = &b.manifest;
+impl From<snakeid::Species> for Species {
+    fn from(s: snakeid::Species) -> Self {
+        Species {
+            class_index: s.class_index as u32,
+            label: s.label,
+            scientific_name: s.scientific_name,
+            genus: s.genus,
+            family: s.family,
+            venomous: s.venomous,
+        }
+    }
+}
+
+impl From<snakeid::BundleInfo> for BundleInfo {
+    fn from(b: snakeid::BundleInfo) -> Self {
         BundleInfo {
-            name: m.name.clone(),
-            version: m.version.clone(),
-            description: m.description.clone(),
-            num_classes: m.model.num_classes as u32,
-            input_width: m.input.width,
-            input_height: m.input.height,
-            species: b
-                .species()
-                .map(|l| Species {
-                    class_index: l.class_index as u32,
-                    label: l.label.clone(),
-                    scientific_name: l.scientific_name.clone(),
-                    genus: l.genus.clone(),
-                    family: l.family.clone(),
-                    venomous: l.venomous,
-                })
-                .collect(),
-            countries: b.prior.iter().flat_map(|p| p.countries()).map(str::to_string).collect(),
+            name: b.name,
+            version: b.version,
+            description: b.description,
+            num_classes: b.num_classes as u32,
+            input_width: b.input_width,
+            input_height: b.input_height,
+            species: b.species.into_iter().map(Into::into).collect(),
+            countries: b.countries,
         }
     }
 }

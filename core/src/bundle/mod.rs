@@ -7,12 +7,14 @@
 //! loaders require one from a trusted key.
 
 pub mod countries;
+mod info;
 pub mod labels;
 pub mod manifest;
 pub mod prior;
 pub mod signing;
 
 use crate::error::{Error, Result};
+pub use info::{BundleInfo, Species};
 use labels::Label;
 use crate::bundle::manifest::Manifest;
 use crate::bundle::prior::PriorTable;

@@ -3,7 +3,8 @@
 //! where this layer names tract: tract-linalg's executor is the pool.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use crate::tools::clock::Instant;
+use std::time::Duration;
 use tract_linalg::multithread::{current_tract_executor, Executor};
 
 /// How long the calling thread spins for the pool's chunks before it sleeps until they are done.

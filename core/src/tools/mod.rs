@@ -1,5 +1,6 @@
 //! What measures and tests the engine rather than runs it: [`mod@bench`] (cold start, per-stage percentiles, peak
-//! memory) and [`failpoint`] (test builds make named steps panic).
+//! memory), [`failpoint`] (test builds make named steps panic) and [`clock`] (the one monotonic clock).
 
 pub mod bench;
 pub mod failpoint;
+pub mod clock;

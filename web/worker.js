@@ -1,0 +1,43 @@
+// snakeid's inference worker: owns the wasm Classifier so the page never freezes. Messages in: {id, op, args};
+// out: {id, value} or {id, error: {kind, message}, fatal}. `fatal`: the wasm instance trapped (a Rust panic); the
+// page then replaces this worker with a fresh one.
+import init, { Classifier, takePanicMessage } from "./snakeid_wasm.js";
+
+const started = performance.now();
+let classifier;
+const loaded = init().then(() => {
+  classifier = Classifier.new();
+  return { coldStartMs: performance.now() - started, bundle: classifier.bundleInfo() };
+});
+
+const ops = {
+  load: () => loaded,
+  identify: ([bytes, country, topK]) => classifier.identify(bytes, country, topK),
+  benchmark: ([bytes, iterations]) => classifier.benchmark(bytes, iterations),
+  useBundle: ([bytes]) => {
+    const next = Classifier.fromBundleBytes(bytes);
+    classifier.free();
+    classifier = next;
+    return classifier.bundleInfo();
+  },
+};
+
+self.onmessage = async ({ data: { id, op, args } }) => {
+  try {
+    await loaded;
+    self.postMessage({ id, value: await ops[op](args) });
+  } catch (e) {
+    // Our errors carry `kind`; anything else is the instance trapping (WebAssembly.RuntimeError after a panic).
+    const fatal = !(e && e.kind);
+    const message = fatal ? (takePanicMessageSafe() || String(e && e.message || e)) : e.message;
+    self.postMessage({ id, error: { kind: fatal ? "internal" : e.kind, message: firstLine(message) }, fatal });
+  }
+};
+
+function takePanicMessageSafe() {
+  try { return takePanicMessage(); } catch { return undefined; }
+}
+
+function firstLine(s) {
+  return String(s).split("\n")[0];
+}
