@@ -213,6 +213,31 @@ impl Bundle {
     pub fn species(&self) -> impl Iterator<Item = &Label> {
         self.labels.iter().filter(|l| l.is_snake)
     }
+
+    /// This bundle as a [`BundleInfo`].
+    pub fn info(&self) -> BundleInfo {
+        let m = &self.manifest;
+        BundleInfo {
+            name: m.name.clone(),
+            version: m.version.clone(),
+            description: m.description.clone(),
+            num_classes: m.model.num_classes,
+            input_width: m.input.width,
+            input_height: m.input.height,
+            species: self
+                .species()
+                .map(|l| Species {
+                    class_index: l.class_index,
+                    label: l.label.clone(),
+                    scientific_name: l.scientific_name.clone(),
+                    genus: l.genus.clone(),
+                    family: l.family.clone(),
+                    venomous: l.venomous,
+                })
+                .collect(),
+            countries: self.prior.iter().flat_map(|p| p.countries()).map(str::to_string).collect(),
+        }
+    }
 }
 
 /// The files of a bundle directory or packed file.
