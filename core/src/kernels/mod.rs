@@ -9,7 +9,8 @@
 //! - [`depthwise`], [`stem`], [`qpointwise`]: the convolutions;
 //! - [`parallel`]: splitting a kernel's work over the call's threads;
 //! - `table`: the kernels this CPU runs ([`kernels`]), portable or plugged in;
-//! - `x86_64/`: AVX-512 and VNNI plug-ins; `aarch64/`: the dot-product (`sdot`) int8 plug-in.
+//! - `x86_64/`: AVX-512 and VNNI plug-ins; `aarch64/`: the dot-product (`sdot`) int8 plug-in; `wasm32/`: the
+//!   WebAssembly SIMD int8 plug-in.
 
 #[cfg(target_arch = "aarch64")]
 pub(crate) mod aarch64;
@@ -22,6 +23,8 @@ pub(crate) mod qpointwise;
 pub(crate) mod quant;
 pub(crate) mod stem;
 mod table;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub(crate) mod wasm32;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86_64;
 
@@ -41,6 +44,8 @@ pub(crate) fn kernels() -> &'static Kernels {
         x86_64::plug(&mut kernels, isa());
         #[cfg(target_arch = "aarch64")]
         aarch64::plug(&mut kernels, isa());
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        wasm32::plug(&mut kernels);
         kernels
     })
 }

@@ -63,9 +63,13 @@ pub(crate) fn for_each_index(items: usize, f: impl Fn(usize) + Sync) {
     });
 }
 
-/// Runs `f` with a pool of `threads` threads as the current executor (for tests of the split).
+/// Runs `f` with a pool of `threads` threads as the current executor (for tests of the split); on the calling
+/// thread alone where there are no threads (WebAssembly).
 #[cfg(test)]
 pub(crate) fn with_threads<R>(threads: usize, f: impl FnOnce() -> R) -> R {
+    if cfg!(target_family = "wasm") {
+        return f();
+    }
     tract_linalg::multithread::multithread_tract_scope(Executor::multithread(threads), f)
 }
 

@@ -1092,8 +1092,12 @@ mod tests {
             let ours = ours.unwrap_or_else(|| panic!("{name}: not decoded"));
             let want = reference(&bytes);
             assert_eq!((ours.width, ours.height), (want.width, want.height), "{name}");
-            let differ = ours.pixels.iter().zip(&want.pixels).filter(|(a, b)| a != b).count();
-            for (i, (a, b)) in ours.pixels.iter().zip(&want.pixels).enumerate().filter(|(_, (a, b))| a != b).take(40) {
+            // jpeg-decoder's WebAssembly SIMD colour conversion rounds green one step off its scalar and SSSE3 ones
+            // (its own comment says so); ours is the scalar one's, so there the reference is within one step.
+            let tolerance = if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) { 1 } else { 0 };
+            let off = |(a, b): &(&u8, &u8)| a.abs_diff(**b) > tolerance;
+            let differ = ours.pixels.iter().zip(&want.pixels).filter(off).count();
+            for (i, (a, b)) in ours.pixels.iter().zip(&want.pixels).enumerate().filter(|(_, ab)| off(ab)).take(40) {
                 eprintln!("{name} px {} ({}, {}) c{}: ours {a} want {b}", i / 3, (i / 3) % ours.width as usize, (i / 3) / ours.width as usize, i % 3);
             }
             assert_eq!(differ, 0, "{name}: {differ} of {} values differ", want.pixels.len());

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The core's unit tests compiled to WebAssembly (SIMD on, as the web app's build) and run as a WASI program under
+# Node.js: every kernel against its portable loop (the WebAssembly int8 plug-in among them), decoding, the decision.
+# WebAssembly has no threads here: the tests' "several threads" cases run on one.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
+# A release build, with our crate's overflow checks on as in the native tests.
+tests=$(cargo test --release --config 'profile.release.package.snakeid.overflow-checks=true' --target wasm32-wasip1 \
+    -p snakeid --lib --no-default-features --no-run --message-format=json 2>/dev/null \
+    | python3 -c 'import json,sys; print([m["executable"] for m in map(json.loads, sys.stdin) if m.get("executable")][-1])')
+node --no-warnings tests/wasm/wasi.mjs "$tests"
