@@ -76,7 +76,6 @@ def main():
                         assert "error" not in w, w
                         res.setdefault((engine, name, "inference"), []).append(statistics.median(w["inference"]))
                         res.setdefault((engine, name, "total"), []).append(statistics.median(w["total"]))
-                        res.setdefault((engine, name, "top"), []).append(w["top"][0])
             report(res, names, args.photos)
         finally:
             driver.quit()
@@ -97,8 +96,8 @@ def ort_version():
 
 
 def report(res, names, photos):
-    fmt = lambda v: f"{min(v):.1f}–{max(v):.1f}" if len(v) > 1 else f"{v[0]:.1f}"
-    ratio = lambda a, b: fmt([x / y for x, y in zip(a, b)])
+    fmt = lambda v, d=1: f"{min(v):.{d}f}–{max(v):.{d}f}" if len(v) > 1 else f"{v[0]:.{d}f}"
+    ratio = lambda a, b: fmt([x / y for x, y in zip(a, b)], 2)
     print(f"{'':34} {'snakeid ms':>14} {'onnxruntime-web ms':>20} {'ratio':>12}")
     cs, co = res["snakeid", "cold"], res["ort", "cold"]
     print(f"{'cold start':34} {fmt(cs):>14} {fmt(co):>20} {ratio(cs, co):>12}")
@@ -107,7 +106,6 @@ def report(res, names, photos):
             s, o = res["snakeid", name, what], res["ort", name, what]
             label = f"{photo.name}: {'model inference p50' if what == 'inference' else 'photo to answer p50'}"
             print(f"{label:34} {fmt(s):>14} {fmt(o):>20} {ratio(s, o):>12}")
-        print(f"{photo.name}: top-1 class snakeid {res['snakeid', name, 'top'][0]}, onnxruntime-web {res['ort', name, 'top'][0]}")
 
 
 if __name__ == "__main__":
