@@ -21,6 +21,9 @@ import browser  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 PHOTOS = sorted((ROOT / "tests/data/photos").glob("*.[jpw]*[gp]"))
+# Not a photo: an image the model calls an Indian cobra (tests/data/web/make_synthetic_snake.py), so that one answer
+# is a snake with the venomous warning.
+COBRA = ROOT / "tests/data/web/synthetic-cobra.png"
 # The wasm build computes in another arithmetic than the x86 CLI, and the model fake-quantizes 35 times, so a
 # last-bit difference that crosses a rounding boundary moves a code and the logits after it: tract's wasm kernels
 # (stem, classifier) have no fused multiply-add where its x86 ones and our x86 stem have one, and the pointwise
@@ -96,7 +99,7 @@ def main():
 
         # The CLI's answers: through snakeidIdentify, with and without a country.
         worst, direct = 0.0, {}
-        for photo in PHOTOS:
+        for photo in PHOTOS + [COBRA]:
             for country in [None, "IN", "Brazil"]:
                 r = browser.identify(driver, photo.read_bytes(), country)
                 assert "ok" in r, f"{photo.name}: {r}"
@@ -107,13 +110,13 @@ def main():
         # Through the page's file input (country: whatever the page chose from the browser's language): the answer
         # snakeidIdentify gives, to the bit.
         seq = 0
-        for photo in PHOTOS:
+        for photo in PHOTOS + [COBRA]:
             seq, answer, error = answer_through_file_input(driver, photo, seq)
             assert answer and not error, f"{photo.name}: {error}"
             key = (photo.name, answer["country"])
             ref = direct.get(key) or browser.identify(driver, photo.read_bytes(), answer["country"])["ok"]
             identical(answer, ref, f"file input {photo.name}")
-        print(f"file input: {len(PHOTOS)} answers are snakeidIdentify's, bit for bit")
+        print(f"file input: {len(PHOTOS) + 1} answers are snakeidIdentify's, bit for bit")
 
         # Bad input: a one-line message in the page, and the next photo still works.
         good = PHOTOS[0]
@@ -147,12 +150,15 @@ def main():
         assert controlled, "the reloaded page is not served by the service worker"
         print("offline: with the server stopped, the page reloads, the model loads and the answer is the online one, bit for bit")
 
-        # A screenshot of an answer, as a phone shows it.
-        shot = max(PHOTOS, key=lambda p: browser.identify(driver, p.read_bytes(), "IN")["ok"]["venomous_probability"])
-        seq, answer, _ = answer_through_file_input(driver, shot, seq)
+        # The venomous warning as a phone shows it (red, above the species), and a screenshot of it.
+        seq, answer, _ = answer_through_file_input(driver, COBRA, seq)
+        assert answer["snake_verdict"] == "snake" and answer["venomous_warning"], answer
+        warning = driver.find_element(By.CSS_SELECTOR, "#answer .warning")
+        assert warning.is_displayed() and "POSSIBLY VENOMOUS" in warning.text, warning.text
+        assert warning.value_of_css_property("background-color") in ("rgba(198, 40, 40, 1)", "rgb(198, 40, 40)")
         args.screenshot.parent.mkdir(parents=True, exist_ok=True)
         driver.save_screenshot(str(args.screenshot))
-        print(f"screenshot: {args.screenshot} ({shot.name}: verdict {answer['snake_verdict']}, warning {answer['venomous_warning']})")
+        print(f"screenshot: {args.screenshot} (snake, warning: {warning.text})")
     finally:
         driver.quit()
         server.stop()
