@@ -56,7 +56,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         site = Path(tmp)
         names = stage(site, args.cli, args.photos)
-        server = browser.Server(site).start()
+        server = browser.Server(site, browser.free_port()).start()
         driver = browser.chromium(1280, 800)
         try:
             print(f"Chromium {browser.version(driver)}; onnxruntime-web {ort_version()}; {args.iterations} calls per round, {args.rounds} rounds")

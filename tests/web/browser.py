@@ -9,9 +9,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port():
@@ -21,15 +25,17 @@ def free_port():
 
 
 class Server:
-    """`python3 -m http.server` on 127.0.0.1 (what the README tells a user to run), stoppable to go offline."""
+    """`python3 -m http.server -d ROOT` (what the README tells a user to run; on its default port 8000 when `port` is
+    None, as written there), stoppable to go offline."""
 
     def __init__(self, root, port=None):
-        self.root, self.port = root, port or free_port()
+        self.root, self.port, self.argv = root, port or 8000, ["-m", "http.server", "-d", str(root)] + ([str(port)] if port else [])
         self.proc = None
 
     def start(self):
-        self.proc = subprocess.Popen([sys.executable, "-m", "http.server", "-b", "127.0.0.1", str(self.port), "-d", str(self.root)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.1):
+            raise RuntimeError(f"port {self.port} is already in use")
+        self.proc = subprocess.Popen([sys.executable, *self.argv], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(100):
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.1):
                 return self

@@ -90,7 +90,8 @@ def main():
     ap.add_argument("--screenshot", type=Path, default=ROOT / "target/web/answer-360x740.png")
     args = ap.parse_args()
 
-    server = browser.Server(args.dist).start()
+    # Served as the README says: `python3 -m http.server -d web/dist`, from the repository's root.
+    server = browser.Server(args.dist.relative_to(ROOT) if args.dist.is_relative_to(ROOT) else args.dist).start()
     driver = browser.chromium()
     try:
         print(f"Chromium {browser.version(driver)}, serving {args.dist} at {server.url}")
@@ -136,6 +137,21 @@ def main():
         r = browser.identify(driver, good.read_bytes(), "Narnia")
         assert r.get("error", {}).get("kind") == "unknown_country", r
         print(f"bad input: {len(bad)} files each give a one-line message and the next photo works; unknown country: {r['error']['message']}")
+
+        # The Benchmark tab: cold start and each stage's p50/p90, measured in the page.
+        driver.find_element(By.ID, "tab-bench").click()
+        driver.find_element(By.ID, "bench-iterations").clear()
+        driver.find_element(By.ID, "bench-iterations").send_keys("3")
+        driver.find_element(By.ID, "bench-photo").send_keys(str(good))
+        driver.find_element(By.ID, "bench-run").click()
+        deadline = time.time() + 120
+        while time.time() < deadline and not driver.find_elements(By.CSS_SELECTOR, "#bench-result table"):
+            time.sleep(0.1)
+        rows = [r.text.split() for r in driver.find_elements(By.CSS_SELECTOR, "#bench-result tr")][1:]
+        assert [r[0] for r in rows] == ["decode", "preprocess", "inference", "postprocess", "total"], rows
+        assert all(float(p50) <= float(p90) for _, p50, p90 in rows) and float(rows[2][1]) > 0, rows
+        print(f"benchmark tab: {driver.find_element(By.CSS_SELECTOR, '#bench-result p').text} inference p50 {rows[2][1]} ms")
+        driver.find_element(By.ID, "tab-identify").click()
 
         # Offline: once the service worker has cached the app, stop the server and reload.
         driver.execute_async_script("const done = arguments[arguments.length - 1]; navigator.serviceWorker.ready.then(() => done(true));")
