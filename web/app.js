@@ -52,6 +52,8 @@ async function identify(bytes, country, topK) {
 startWorker();
 globalThis.snakeidReady = ready.then(() => true);
 globalThis.snakeidIdentify = (bytes, country, topK) => identify(bytes, country ?? null, topK);
+// For the tests of a failpoints build (tests/web/check_web.py); a shipped build answers "no failpoints".
+globalThis.snakeidFailpoints = async (spec) => { await ready; return call("failpoints", [spec]); };
 
 if ("serviceWorker" in navigator) {
   navigator.serviceWorker.register("sw.js").catch((e) => console.warn("offline cache unavailable:", e.message));
@@ -185,11 +187,29 @@ for (const [tab, section] of [["tab-identify", "identify"], ["tab-bench", "bench
   });
 }
 
-ready.then(({ coldStartMs: ms, bundle }) => {
-  coldStartMs = ms;
+function showBundle(bundle) {
   fillCountries(bundle.countries);
   $("status").textContent = `Ready, offline. ${bundle.species.length} species (${bundle.name} ${bundle.version}).`;
   $("bundle-info").textContent = `Model: ${bundle.name} ${bundle.version}, ${bundle.input_width}×${bundle.input_height} input, ${bundle.species.length} species.`;
+}
+
+// Another bundle, until the page is reloaded (a restarted worker goes back to the built-in one).
+$("bundle-file").addEventListener("change", async (ev) => {
+  const file = ev.target.files[0];
+  if (!file) return;
+  $("bundle-error").hidden = true;
+  try {
+    showBundle(await call("useBundle", [new Uint8Array(await file.arrayBuffer())]));
+    showAnswer();
+  } catch (e) {
+    $("bundle-error").textContent = e.message.split("\n")[0];
+    $("bundle-error").hidden = false;
+  }
+});
+
+ready.then(({ coldStartMs: ms, bundle }) => {
+  coldStartMs = ms;
+  showBundle(bundle);
   $("bench-run").disabled = false;
 }, (e) => {
   $("status").textContent = `The model could not be loaded: ${e.message}`;

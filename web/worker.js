@@ -1,7 +1,9 @@
 // snakeid's inference worker: owns the wasm Classifier so the page never freezes. Messages in: {id, op, args};
 // out: {id, value} or {id, error: {kind, message}, fatal}. `fatal`: the wasm instance trapped (a Rust panic); the
 // page then replaces this worker with a fresh one.
-import init, { Classifier, takePanicMessage } from "./snakeid_wasm.js";
+import init, * as snakeid from "./snakeid_wasm.js";
+
+const { Classifier, takePanicMessage } = snakeid;
 
 const started = performance.now();
 let classifier;
@@ -14,6 +16,11 @@ const ops = {
   load: () => loaded,
   identify: ([bytes, country, topK]) => classifier.identify(bytes, country, topK),
   benchmark: ([bytes, iterations]) => classifier.benchmark(bytes, iterations),
+  // Test builds only (a .wasm with the `failpoints` feature): make a named step panic.
+  failpoints: ([spec]) => {
+    if (!snakeid.setFailpoints) throw Object.assign(new Error("this build has no failpoints"), { kind: "internal" });
+    snakeid.setFailpoints(spec);
+  },
   useBundle: ([bytes]) => {
     const next = Classifier.fromBundleBytes(bytes);
     classifier.free();

@@ -53,4 +53,6 @@ pub mod internals {
     pub use crate::decision::{calibration, softmax};
     pub use crate::photo::{decode, preprocess};
     pub use crate::tools::bench;
+    #[cfg(feature = "failpoints")]
+    pub use crate::tools::failpoint;
 }

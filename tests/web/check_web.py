@@ -151,6 +151,29 @@ def main():
         assert [r[0] for r in rows] == ["decode", "preprocess", "inference", "postprocess", "total"], rows
         assert all(float(p50) <= float(p90) for _, p50, p90 in rows) and float(rows[2][1]) > 0, rows
         print(f"benchmark tab: {driver.find_element(By.CSS_SELECTOR, '#bench-result p').text} inference p50 {rows[2][1]} ms")
+
+        # Another bundle from its bytes (Classifier.fromBundleBytes): a tampered one is refused in one line and the
+        # app goes on with the one it has; the real one is taken.
+        bundle = (ROOT / "models/default/snakeid-default.snkb").read_bytes()
+        with tempfile.TemporaryDirectory() as tmp:
+            tampered = Path(tmp) / "tampered.snkb"
+            tampered.write_bytes(bundle[: len(bundle) // 2] + bytes([bundle[len(bundle) // 2] ^ 1]) + bundle[len(bundle) // 2 + 1:])
+            driver.find_element(By.ID, "bundle-file").send_keys(str(tampered))
+            deadline = time.time() + 60
+            while time.time() < deadline and not driver.find_element(By.ID, "bundle-error").is_displayed():
+                time.sleep(0.1)
+            message = driver.find_element(By.ID, "bundle-error").text
+            assert message.startswith("invalid bundle") and "\n" not in message, message
+            print(f"tampered bundle: {message}")
+        r = browser.identify(driver, good.read_bytes(), "IN")
+        identical(r["ok"], direct[good.name, "IN"], "after a tampered bundle")
+        driver.find_element(By.ID, "bundle-file").send_keys(str(ROOT / "models/default/snakeid-default.snkb"))
+        deadline = time.time() + 60
+        while time.time() < deadline and driver.find_element(By.ID, "bundle-error").is_displayed():
+            time.sleep(0.1)
+        r = browser.identify(driver, good.read_bytes(), "IN")
+        identical(r["ok"], direct[good.name, "IN"], "the bundle loaded from its bytes")
+        print("bundle from bytes: the default bundle's bytes give the same answers")
         driver.find_element(By.ID, "tab-identify").click()
 
         # Offline: once the service worker has cached the app, stop the server and reload.
@@ -178,7 +201,39 @@ def main():
     finally:
         driver.quit()
         server.stop()
+    panics_leave_the_page_working(args.dist, direct[PHOTOS[0].name, "IN"])
     print("web app: all checks passed")
+
+
+def panics_leave_the_page_working(dist, expected):
+    """A test build with failpoints (`setFailpoints`): a panic inside inference aborts that wasm instance; the
+    page reports it in one line, starts a fresh worker, and the next answer is the usual one."""
+    subprocess.run(["cargo", "build", "--quiet", "--release", "--target", "wasm32-unknown-unknown", "-p", "snakeid-wasm", "--features", "failpoints"],
+                   cwd=ROOT, check=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        for f in dist.iterdir():
+            if not f.name.startswith("snakeid_wasm"):
+                (Path(tmp) / f.name).write_bytes(f.read_bytes())
+        subprocess.run(["wasm-bindgen", "--target", "web", "--no-typescript", "--out-dir", tmp,
+                        str(ROOT / "target/wasm32-unknown-unknown/release/snakeid_wasm.wasm")], check=True)
+        server = browser.Server(Path(tmp), browser.free_port()).start()
+        driver = browser.chromium()
+        try:
+            driver.get(server.url)
+            browser.wait_ready(driver)
+            photo = PHOTOS[0].read_bytes()
+            driver.execute_async_script("const done = arguments[0]; snakeidFailpoints('inference=1').then(done, e => done(e.message))")
+            r = browser.identify(driver, photo, "IN")
+            error = r.get("error", {})
+            assert error.get("kind") == "internal" and "failpoint inference fired" in error.get("message", "") and "\n" not in error["message"], r
+            r = browser.identify(driver, photo, "IN")
+            assert "ok" in r, r
+            identical(r["ok"], expected, "after a panic")
+            assert "Ready" in driver.find_element(By.ID, "status").text
+            print(f"panic: {error['message']!r}; a fresh worker gives the usual answer next")
+        finally:
+            driver.quit()
+            server.stop()
 
 
 if __name__ == "__main__":

@@ -30,6 +30,14 @@ pub fn take_panic_message() -> Option<String> {
     PANIC.lock().ok().and_then(|mut p| p.take())
 }
 
+/// Test builds only (feature `failpoints`): makes the named steps panic, as `SNAKEID_FAILPOINTS` does natively
+/// (e.g. `"inference=1"`).
+#[cfg(feature = "failpoints")]
+#[wasm_bindgen(js_name = setFailpoints)]
+pub fn set_failpoints(spec: &str) {
+    snakeid::internals::failpoint::set(spec);
+}
+
 /// A loaded bundle and compiled model. Build once (compiling takes a fraction of a second), then identify many photos.
 #[wasm_bindgen]
 pub struct Classifier {

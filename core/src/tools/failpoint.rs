@@ -5,7 +5,7 @@
 //! next one. The variable is re-read on every hit, and a changed value starts the counts afresh, so a test can set
 //! it in its own process (Python's `os.environ`) or a child's environment (the JVM). Steps: `load` (compiling a
 //! bundle into a classifier), `identify` (before decoding), `inference` (inside tract's run, on the CPU), `gpu.readback`
-//! (while the GPU's output buffer is mapped).
+//! (while the GPU's output buffer is mapped). Where there is no environment (a browser), [`set`] gives the value.
 
 /// Panics when the step `name` has hits left in `SNAKEID_FAILPOINTS`; does nothing without the feature.
 #[inline(always)]
@@ -16,16 +16,25 @@ pub fn hit(name: &str) {
     let _ = name;
 }
 
+/// Uses `spec` instead of `SNAKEID_FAILPOINTS` from now on (the web app's tests: browsers have no environment).
+#[cfg(feature = "failpoints")]
+pub fn set(spec: &str) {
+    *armed::SET.lock().unwrap_or_else(|p| p.into_inner()) = Some(spec.to_string());
+}
+
 #[cfg(feature = "failpoints")]
 mod armed {
     use std::collections::HashMap;
     use std::sync::Mutex;
 
+    /// The value given by [`super::set`], which replaces the variable's.
+    pub(super) static SET: Mutex<Option<String>> = Mutex::new(None);
     /// The variable's value when last read, and the hits left per step.
     static STATE: Mutex<Option<(String, HashMap<String, u32>)>> = Mutex::new(None);
 
     pub fn hit(name: &str) {
-        let spec = std::env::var("SNAKEID_FAILPOINTS").unwrap_or_default();
+        let set = SET.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let spec = set.unwrap_or_else(|| std::env::var("SNAKEID_FAILPOINTS").unwrap_or_default());
         let fire = {
             let mut state = STATE.lock().unwrap_or_else(|p| p.into_inner());
             if state.as_ref().map(|(s, _)| s != &spec).unwrap_or(true) {
