@@ -138,6 +138,12 @@ def main():
         assert r.get("error", {}).get("kind") == "unknown_country", r
         print(f"bad input: {len(bad)} files each give a one-line message and the next photo works; unknown country: {r['error']['message']}")
 
+        # Nothing is loaded from elsewhere: every resource the page fetched is the server's own.
+        fetched = driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+        foreign = [u for u in fetched if not u.startswith(server.url)]
+        assert fetched and not foreign, f"fetched from elsewhere: {foreign}"
+        print(f"same origin: all {len(fetched)} resources the page fetched came from {server.url}")
+
         # The Benchmark tab: cold start and each stage's p50/p90, measured in the page.
         driver.find_element(By.ID, "tab-bench").click()
         driver.find_element(By.ID, "bench-iterations").clear()
