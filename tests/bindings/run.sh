@@ -20,7 +20,7 @@ echo "== Python bindings"
 cp "$lib" "$out/python/"
 # The same fixed mmap threshold as the JVM below (see there): the Python soak's 4 threads showed the same wandering
 # (221.8 -> 236.8 MB in one CI run; with the threshold 127-132 MB and flat in three runs).
-GLIBC_TUNABLES=glibc.malloc.mmap_threshold=1048576 SNAKEID_BINDINGS="$out/python" python3 -m pytest -q -p no:cacheprovider tests/bindings/test_python.py
+GLIBC_TUNABLES=glibc.malloc.mmap_threshold=1048576 SNAKEID_BINDINGS="$out/python" SNAKEID_FAILPOINTS_BUILD=1 python3 -m pytest -q -p no:cacheprovider tests/bindings/test_python.py
 
 echo "== Kotlin bindings (desktop JVM)"
 kotlinc="$(command -v kotlinc-jvm || echo "$(npm root -g 2>/dev/null)/kotlin-compiler/bin/kotlinc-jvm")"
