@@ -33,7 +33,8 @@ mod tools;
 
 pub use backend::{Backend, BackendInfo};
 pub use bundle::signing::PublicKey;
-pub use bundle::{Bundle, BundleInfo, Species};
+pub use bundle::labels::Label;
+pub use bundle::{Bundle, BundleInfo};
 pub use classifier::{Classifier, Identification};
 pub use decision::{Decision, GenusAnswer, Prediction, SnakeVerdict};
 pub use error::{Error, Result};

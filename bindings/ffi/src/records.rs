@@ -171,8 +171,8 @@ impl From<snakeid::Identification> for Identification {
     }
 }
 
-impl From<snakeid::Species> for Species {
-    fn from(s: snakeid::Species) -> Self {
+impl From<snakeid::Label> for Species {
+    fn from(s: snakeid::Label) -> Self {
         Species {
             class_index: s.class_index as u32,
             label: s.label,

@@ -14,7 +14,7 @@ pub mod prior;
 pub mod signing;
 
 use crate::error::{Error, Result};
-pub use info::{BundleInfo, Species};
+pub use info::BundleInfo;
 use labels::Label;
 use crate::bundle::manifest::Manifest;
 use crate::bundle::prior::PriorTable;
@@ -224,17 +224,7 @@ impl Bundle {
             num_classes: m.model.num_classes,
             input_width: m.input.width,
             input_height: m.input.height,
-            species: self
-                .species()
-                .map(|l| Species {
-                    class_index: l.class_index,
-                    label: l.label.clone(),
-                    scientific_name: l.scientific_name.clone(),
-                    genus: l.genus.clone(),
-                    family: l.family.clone(),
-                    venomous: l.venomous,
-                })
-                .collect(),
+            species: self.species().cloned().collect(),
             countries: self.prior.iter().flat_map(|p| p.countries()).map(str::to_string).collect(),
         }
     }
