@@ -3,15 +3,17 @@
 const TOP_SHOWN = 3;
 const $ = (id) => document.getElementById(id);
 
-// --- The worker, replaced by a fresh one if its wasm instance ever traps. ---
-let worker, ready, pending = new Map(), nextId = 0;
+// --- The worker, replaced by a fresh one if its wasm instance ever traps (but not in a loop: a worker that cannot
+// even load, e.g. a browser without WebAssembly SIMD, is not restarted). ---
+let worker, ready, pending = new Map(), nextId = 0, loadedOnce = false;
 
 function startWorker() {
   worker = new Worker("worker.js", { type: "module" });
   worker.onmessage = ({ data }) => {
     const p = pending.get(data.id);
     pending.delete(data.id);
-    if (data.fatal) restartWorker();
+    // A failed load is final (restarting would fail the same way); a trap in a call gets a fresh worker.
+    if (data.fatal && p?.op !== "load") restartWorker();
     if (!p) return;
     if (data.error) p.reject(Object.assign(new Error(data.error.message), { kind: data.error.kind }));
     else p.resolve(data.value);
@@ -19,9 +21,10 @@ function startWorker() {
   worker.onerror = (e) => {
     e.preventDefault();
     failAll("internal", e.message || "the inference worker stopped");
-    restartWorker();
+    if (loadedOnce) restartWorker();
   };
   ready = call("load");
+  ready.then(() => { loadedOnce = true; }, () => {});
   return ready;
 }
 
@@ -39,7 +42,7 @@ function failAll(kind, message) {
 function call(op, args = []) {
   return new Promise((resolve, reject) => {
     const id = nextId++;
-    pending.set(id, { resolve, reject });
+    pending.set(id, { resolve, reject, op });
     worker.postMessage({ id, op, args });
   });
 }
