@@ -27,9 +27,6 @@ build=$(cat web/dist/* | sha256sum | cut -c1-16)
 sed "s/snakeid-BUILD/snakeid-$build/" web/sw.js > web/dist/sw.js
 
 wasm=web/dist/snakeid_wasm_bg.wasm
-raw=$(stat -c %s "$wasm")
-gz=$(gzip -9 -c "$wasm" | wc -c)
 echo "web/dist built (cache snakeid-$build)"
-printf '%s: %.1f MB raw, %.1f MB gzipped (the default bundle inside: %.1f MB)\n' "$wasm" \
-    "$(echo "$raw / 1000000" | bc -l)" "$(echo "$gz / 1000000" | bc -l)" \
-    "$(echo "$(stat -c %s models/default/snakeid-default.snkb) / 1000000" | bc -l)"
+awk -v raw="$(stat -c %s "$wasm")" -v gz="$(gzip -9 -c "$wasm" | wc -c)" -v bundle="$(stat -c %s models/default/snakeid-default.snkb)" -v f="$wasm" \
+    'BEGIN { printf "%s: %.1f MB raw, %.1f MB gzipped (the default bundle inside: %.1f MB)\n", f, raw / 1e6, gz / 1e6, bundle / 1e6 }'
