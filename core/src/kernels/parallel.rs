@@ -3,11 +3,12 @@
 //! where this layer names tract: tract-linalg's executor is the pool.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use crate::tools::clock::Instant;
-use std::time::Duration;
+#[cfg(feature = "threads")]
+use {crate::tools::clock::Instant, std::time::Duration};
 use tract_linalg::multithread::{current_tract_executor, Executor};
 
 /// How long the calling thread spins for the pool's chunks before it sleeps until they are done.
+#[cfg(feature = "threads")]
 const SPIN: Duration = Duration::from_micros(200);
 
 /// Runs `f(first_unit, chunk)` over `out` cut into chunks of whole units (`unit_len` values each; chunk sizes a
@@ -63,63 +64,71 @@ pub(crate) fn for_each_index(items: usize, f: impl Fn(usize) + Sync) {
     });
 }
 
-/// Runs `f` with a pool of `threads` threads as the current executor (for tests of the split); on the calling
-/// thread alone where there are no threads (WebAssembly).
-#[cfg(test)]
+/// Runs `f` with a pool of `threads` threads as the current executor (for tests of the split).
+#[cfg(all(test, feature = "threads", not(target_family = "wasm")))]
 pub(crate) fn with_threads<R>(threads: usize, f: impl FnOnce() -> R) -> R {
-    if cfg!(target_family = "wasm") {
-        return f();
-    }
     tract_linalg::multithread::multithread_tract_scope(Executor::multithread(threads), f)
+}
+
+/// Runs `f` on the calling thread alone, where there are no threads (WebAssembly, or a build without `threads`).
+#[cfg(all(test, not(all(feature = "threads", not(target_family = "wasm")))))]
+pub(crate) fn with_threads<R>(_threads: usize, f: impl FnOnce() -> R) -> R {
+    f()
 }
 
 /// Threads of the current executor (1 when it has no pool).
 pub(crate) fn threads() -> usize {
-    match current_tract_executor() {
-        Executor::MultiThread(pool) => pool.current_num_threads().max(1),
-        _ => 1,
+    #[cfg(feature = "threads")]
+    if let Executor::MultiThread(pool) = current_tract_executor() {
+        return pool.current_num_threads().max(1);
     }
+    1
 }
 
 /// The current executor, when it has a pool of threads that `units` is worth splitting over, and the units each
 /// thread takes (a multiple of `align`).
 fn split(units: usize, align: usize) -> Option<(Executor, usize)> {
-    let executor = current_tract_executor();
-    let Executor::MultiThread(pool) = &executor else { return None };
+    let threads = threads();
     let align = align.max(1);
-    let per = units.div_ceil(pool.current_num_threads().max(1)).div_ceil(align) * align;
-    (per < units).then_some((executor, per))
+    let per = units.div_ceil(threads).div_ceil(align) * align;
+    (threads > 1 && per < units).then(|| (current_tract_executor(), per))
 }
 
 /// Runs `f` on each item: the first on the calling thread and the others on the executor's pool (all on the calling
 /// thread when it has none).
-fn run_on<I: Send>(executor: &Executor, mut items: impl Iterator<Item = I>, f: impl Fn(I) + Sync) {
-    let Executor::MultiThread(pool) = executor else { return items.for_each(f) };
-    // The calling thread does the first item itself while the pool does the others: one wake-up fewer per
-    // operator, and no thread idles waiting.
-    let first = items.next();
-    let pending = AtomicUsize::new(0);
-    pool.in_place_scope(|s| {
-        for item in items {
-            let (f, pending) = (&f, &pending);
-            pending.fetch_add(1, Ordering::Relaxed);
-            s.spawn(move |_| {
-                f(item);
-                pending.fetch_sub(1, Ordering::Release);
+fn run_on<I: Send>(executor: &Executor, items: impl Iterator<Item = I>, f: impl Fn(I) + Sync) {
+    match executor {
+        #[cfg(feature = "threads")]
+        Executor::MultiThread(pool) => {
+            let mut items = items;
+            // The calling thread does the first item itself while the pool does the others: one wake-up fewer per
+            // operator, and no thread idles waiting.
+            let first = items.next();
+            let pending = AtomicUsize::new(0);
+            pool.in_place_scope(|s| {
+                for item in items {
+                    let (f, pending) = (&f, &pending);
+                    pending.fetch_add(1, Ordering::Relaxed);
+                    s.spawn(move |_| {
+                        f(item);
+                        pending.fetch_sub(1, Ordering::Release);
+                    });
+                }
+                if let Some(item) = first {
+                    f(item);
+                }
+                // Wait for the others spinning, for a while: the scope's own wait puts this thread to sleep, and the
+                // wake-up took as long as a whole chunk of most of our operators (BENCHMARKS.md).
+                let since = Instant::now();
+                while pending.load(Ordering::Acquire) > 0 && since.elapsed() < SPIN {
+                    for _ in 0..64 {
+                        std::hint::spin_loop();
+                    }
+                }
             });
         }
-        if let Some(item) = first {
-            f(item);
-        }
-        // Wait for the others spinning, for a while: the scope's own wait puts this thread to sleep, and the
-        // wake-up took as long as a whole chunk of most of our operators (BENCHMARKS.md).
-        let since = Instant::now();
-        while pending.load(Ordering::Acquire) > 0 && since.elapsed() < SPIN {
-            for _ in 0..64 {
-                std::hint::spin_loop();
-            }
-        }
-    });
+        _ => items.for_each(f),
+    }
 }
 
 thread_local! {

@@ -1155,7 +1155,6 @@ mod tests {
     /// on a pool of threads or on one.
     #[test]
     fn decoding_in_parts_gives_the_same_bytes() {
-        use tract_linalg::multithread::{multithread_tract_scope, Executor};
         for path in photos() {
             let bytes = std::fs::read(&path).unwrap();
             let Some(want) = decode_eighth_in_parts(&bytes, 1) else { continue };
@@ -1164,7 +1163,7 @@ mod tests {
                 assert!(got.pixels == want.pixels, "{}: {parts} parts differ", path.display());
             }
             for parts in [3, 24] {
-                let pooled = multithread_tract_scope(Executor::multithread(3), || decode_eighth_in_parts(&bytes, parts)).unwrap();
+                let pooled = crate::kernels::parallel::with_threads(3, || decode_eighth_in_parts(&bytes, parts)).unwrap();
                 assert!(pooled.pixels == want.pixels, "{}: {parts} parts on 3 threads", path.display());
             }
         }

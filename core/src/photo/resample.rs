@@ -317,12 +317,11 @@ mod tests {
     /// Both passes split their rows over the engine's threads: any split gives the one-thread bytes.
     #[test]
     fn rows_split_over_threads_give_the_same_bytes() {
-        use tract_linalg::multithread::{multithread_tract_scope, Executor};
         let img = RgbImage::from_fn(97, 61, |x, y| image::Rgb([(x * 7 + y) as u8, (x * y) as u8, ((x ^ y) as u8).wrapping_mul(3)]));
         for (w, h, window) in [(40, 30, (0, 0, 40, 30)), (150, 90, (20, 10, 100, 70)), (97, 20, (3, 2, 90, 17))] {
             let one = resize_crop(&img, w, h, window);
             for threads in [2, 3] {
-                let many = multithread_tract_scope(Executor::multithread(threads), || resize_crop(&img, w, h, window));
+                let many = crate::kernels::parallel::with_threads(threads, || resize_crop(&img, w, h, window));
                 assert!(one == many, "{w}x{h} {window:?} on {threads} threads");
             }
         }

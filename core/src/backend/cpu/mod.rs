@@ -70,12 +70,7 @@ impl Engine {
     /// Splits the heavy matrix products of each call over a private pool of `threads` threads (1: the caller's thread).
     pub fn with_threads(mut self, threads: usize) -> Result<Self> {
         let threads = threads.max(1);
-        self.executor = if threads == 1 {
-            Executor::SingleThread
-        } else {
-            std::panic::catch_unwind(|| Executor::multithread_with_name(threads, "snakeid"))
-                .map_err(|_| Error::Backend(format!("cannot start a pool of {threads} threads")))?
-        };
+        self.executor = if threads == 1 { Executor::SingleThread } else { pool(threads)? };
         self.threads = threads;
         Ok(self)
     }
@@ -162,6 +157,27 @@ pub fn declutter_for_swaps(model: &mut TypedModel) -> TractResult<()> {
         return model.declutter();
     }
     optimizer.session().optimize(model)
+}
+
+/// A private pool of `threads` threads (more than one).
+#[cfg(feature = "threads")]
+fn pool(threads: usize) -> Result<Executor> {
+    std::panic::catch_unwind(|| Executor::multithread_with_name(threads, "snakeid")).map_err(|_| Error::Backend(format!("cannot start a pool of {threads} threads")))
+}
+
+/// Without the `threads` feature there is no pool: more than one thread is refused, not silently ignored.
+#[cfg(not(feature = "threads"))]
+fn pool(threads: usize) -> Result<Executor> {
+    Err(Error::Backend(format!("cannot run on {threads} threads: snakeid was built without its `threads` feature")))
+}
+
+/// A build without `threads` (the FFI's, the web app's) refuses a pool: it must not run on one thread while
+/// reporting more.
+#[cfg(all(test, not(feature = "threads")))]
+#[test]
+fn without_the_threads_feature_more_than_one_thread_is_refused() {
+    let e = pool(2).unwrap_err();
+    assert!(matches!(e, Error::Backend(_)) && e.to_string().contains("`threads` feature"), "{e}");
 }
 
 #[cfg(all(test, feature = "embedded-default"))]
