@@ -16,14 +16,27 @@ while [ $# -gt 0 ] && [ "$1" != "--" ]; do targets+=("$1"); shift; done
 [ "${1:-}" = "--" ] && shift
 [ ${#targets[@]} -gt 0 ] || targets=(aarch64-linux-android armv7-linux-androideabi x86_64-linux-android aarch64-apple-ios)
 
+# SNAKEID_TRACT_ONNX=DIR builds against another copy of tract-onnx (bench/reduced_ops.py's), without touching the
+# committed Cargo.lock.
+locked=(--locked)
+if [ -n "${SNAKEID_TRACT_ONNX:-}" ]; then
+  cp Cargo.lock target/Cargo.lock.committed
+  trap 'cp target/Cargo.lock.committed Cargo.lock' EXIT
+  locked=(--config "patch.crates-io.tract-onnx.path=\"$(realpath "$SNAKEID_TRACT_ONNX")\"")
+fi
+
 for t in "${targets[@]}"; do
   rustup target add "$t" >/dev/null
   var="$(echo "$t" | tr 'a-z-' 'A-Z_')"
   # cc-rs builds tract-linalg's assembly kernels; for Apple targets it asks `xcrun` for an SDK unless SDKROOT is set,
   # and the kernels need no SDK headers.
   sdk="$(mktemp -d)"
-  env "CC_${t//-/_}=clang-14" "AR_${t//-/_}=llvm-ar-14" SDKROOT="$sdk" \
-    cargo rustc --quiet --locked -p snakeid-ffi --profile mobile --target "$t" --no-default-features "$@" --crate-type staticlib
+  # cc-rs 1.11 names armv7 Android `arm-none-linux-android` for clang, whose soft-float default rejects tract's VFP
+  # kernels; the NDK's own triple and float ABI instead.
+  cflags=""
+  [ "$t" = armv7-linux-androideabi ] && cflags="--target=armv7a-linux-androideabi21 -mfloat-abi=softfp -mfpu=neon"
+  env "CC_${t//-/_}=clang-14" "AR_${t//-/_}=llvm-ar-14" "CFLAGS_${t//-/_}=$cflags" SDKROOT="$sdk" \
+    cargo rustc --quiet "${locked[@]}" -p snakeid-ffi --profile mobile --target "$t" --no-default-features "$@" --crate-type staticlib
   rmdir "$sdk"
   archive="target/$t/mobile/libsnakeid_ffi.a"
   out="target/sizes/$t"

@@ -42,20 +42,25 @@ def crate_of(name: str) -> str:
 
 def symbol_sizes(path: str) -> Counter:
     listing = subprocess.run(
-        ["llvm-nm-14", "--print-size", "--demangle", "--defined-only", path],
+        ["llvm-nm-14", "--print-size", "--numeric-sort", "--demangle", "--defined-only", path],
         check=True, capture_output=True, text=True,
     ).stdout
-    sizes = Counter()
-    seen = set()
+    rows = []
     for line in listing.splitlines():
         parts = line.split(" ", 3)
-        if len(parts) < 4 or parts[2].lower() not in "tdrbvw":
-            continue
-        address, size, _, name = parts
+        if len(parts) == 4 and parts[2].lower() in "tdrbvw":
+            rows.append((int(parts[0], 16), int(parts[1], 16), parts[2].lower(), parts[3]))
+    if rows and not any(size for _, size, _, _ in rows):
+        # Mach-O records no symbol sizes: a symbol runs to the next one of its kind.
+        rows = [(a, (rows[i + 1][0] - a) if i + 1 < len(rows) and rows[i + 1][2] == kind else 0, kind, name)
+                for i, (a, _, kind, name) in enumerate(rows)]
+    sizes = Counter()
+    seen = set()
+    for address, size, _, name in rows:
         if (address, size) in seen:  # aliases of one body (identical code folded) count once
             continue
         seen.add((address, size))
-        sizes[crate_of(name)] += int(size, 16)
+        sizes[crate_of(name)] += size
     return sizes
 
 
@@ -72,9 +77,10 @@ def main() -> None:
     print(f"  {'(others)':<24} {sum(s for _, s in sizes.most_common()[top:]) / mb:6.2f} MB")
     print(f"  {'(not in symbols)':<24} {max(total - named, 0) / mb:6.2f} MB")
     sections = sections_of(stripped)
-    unwind = sum(v for k, v in sections.items() if k in (".eh_frame", ".unwind_info") or k.startswith(".gcc_except"))
+    unwind = sum(v for k, v in sections.items()
+                 if k in (".eh_frame", ".unwind_info", ".ARM.exidx", ".ARM.extab") or k.startswith(".gcc_except"))
     print(f"  sections: code {sections.get('.text', 0) / mb:.2f} MB, unwind tables {unwind / mb:.2f} MB, "
-          f"relocations {sum(v for k, v in sections.items() if k.startswith('.rela')) / mb:.2f} MB")
+          f"relocations {sum(v for k, v in sections.items() if k.startswith('.rel')) / mb:.2f} MB")
 
 
 def sections_of(path: str) -> dict:

@@ -118,3 +118,35 @@ pub fn jpeg_header(w: u16, h: u16) -> Vec<u8> {
 pub fn ranking(answer: &snakeid::Identification) -> Vec<(usize, f32)> {
     answer.decision.predictions.iter().map(|p| (p.class_index, p.probability)).collect()
 }
+
+/// The C allocator's bytes held from the system, in MB (glibc's `mallinfo2`, all arenas): the process's own heap.
+/// Under qemu-user, RSS is the emulator's process and includes its translated code and per-thread state; this is
+/// the guest program's heap alone. None where the allocator is not glibc's.
+pub fn heap_held_mb() -> Option<f64> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        /// glibc's `struct mallinfo2` (glibc 2.33+): ten `size_t` fields.
+        #[repr(C)]
+        #[allow(dead_code)]
+        struct Mallinfo2 {
+            arena: usize,
+            ordblks: usize,
+            smblks: usize,
+            hblks: usize,
+            hblkhd: usize,
+            usmblks: usize,
+            fsmblks: usize,
+            uordblks: usize,
+            fordblks: usize,
+            keepcost: usize,
+        }
+        unsafe extern "C" {
+            fn mallinfo2() -> Mallinfo2;
+        }
+        // SAFETY: mallinfo2 takes nothing and returns a plain struct by value.
+        let m = unsafe { mallinfo2() };
+        return Some((m.arena + m.hblkhd) as f64 / 1e6);
+    }
+    #[allow(unreachable_code)]
+    None
+}
