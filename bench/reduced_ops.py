@@ -30,13 +30,26 @@ def tract_onnx_source() -> Path:
 
 
 def call_end(text: str, start: int) -> int:
-    """Index just past the `);` closing the call whose `(` follows `start`."""
+    """Index just past the call whose `(` follows `start`, and its `;` if it has one (a block's last expression
+    has none)."""
     depth, i = 0, text.index("(", start)
     while True:
         depth += {"(": 1, ")": -1}.get(text[i], 0)
         i += 1
         if depth == 0:
-            return text.index(";", i) + 1
+            rest = text[i:].lstrip(" ")
+            return i + (len(text[i:]) - len(rest)) + 1 if rest.startswith(";") else i
+
+
+def attributes_start(text: str, start: int) -> int:
+    """Start of the statement at `start` with the attribute lines (`#[cfg(...)]`) directly above it."""
+    line = text.rfind("\n", 0, start) + 1
+    while line > 0:
+        above = text.rfind("\n", 0, line - 1) + 1
+        if not text[above:line - 1].strip().startswith("#["):
+            break
+        line = above
+    return line if text[line:start].strip() == "" or text[line:start].lstrip().startswith("#[") else start
 
 
 def reduce(source: Path, keep: set) -> tuple:
@@ -49,7 +62,7 @@ def reduce(source: Path, keep: set) -> tuple:
                 continue
             (kept if m.group(1) in keep else dropped).add(m.group(1))
             if m.group(1) not in keep:
-                out.append(text[at:m.start()])
+                out.append(text[at:attributes_start(text, m.start())])
                 at = call_end(text, m.start())
         path.write_text("".join(out) + text[at:])
     return kept, dropped

@@ -111,7 +111,8 @@ impl Classifier {
     }
 
     /// Runs inference on `threads` threads (default 1: the calling thread, best when several photos run in parallel).
-    /// (CPU backend only: the GPU backend ignores it.)
+    /// (CPU backend only: the GPU backend ignores it.) More than one thread needs the `threads` feature; without it
+    /// the answer is an `Error::Backend`.
     #[cfg_attr(not(feature = "gpu"), allow(irrefutable_let_patterns))]
     pub fn with_threads(mut self, threads: usize) -> Result<Self> {
         if let Runner::Cpu(e) = self.runner {
