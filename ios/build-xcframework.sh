@@ -9,7 +9,8 @@ cd "$repo"
 
 targets=(aarch64-apple-ios aarch64-apple-ios-sim x86_64-apple-ios)
 for t in "${targets[@]}"; do
-  cargo build --locked --release -p snakeid-ffi --target "$t"
+  # The phone profile (smallest code), without the thread pool: one call per thread (BENCHMARKS.md, sizes).
+  cargo build --locked --profile mobile -p snakeid-ffi --no-default-features --features embedded-default --target "$t"
 done
 # Host build, to generate the bindings from the same sources.
 cargo build --locked --release -p snakeid-ffi
@@ -21,14 +22,14 @@ headers="$(mktemp -d)"
 cp "$gen/SnakeIDFFI.h" "$headers/"
 cp "$gen/SnakeIDFFI.modulemap" "$headers/module.modulemap"
 
-sim="target/ios-simulator-universal/release"
+sim="target/ios-simulator-universal/mobile"
 mkdir -p "$sim"
-lipo -create target/aarch64-apple-ios-sim/release/libsnakeid_ffi.a target/x86_64-apple-ios/release/libsnakeid_ffi.a \
+lipo -create target/aarch64-apple-ios-sim/mobile/libsnakeid_ffi.a target/x86_64-apple-ios/mobile/libsnakeid_ffi.a \
   -output "$sim/libsnakeid_ffi.a"
 
 rm -rf "$here/SnakeIDFFI.xcframework"
 xcodebuild -create-xcframework \
-  -library target/aarch64-apple-ios/release/libsnakeid_ffi.a -headers "$headers" \
+  -library target/aarch64-apple-ios/mobile/libsnakeid_ffi.a -headers "$headers" \
   -library "$sim/libsnakeid_ffi.a" -headers "$headers" \
   -output "$here/SnakeIDFFI.xcframework"
 echo "wrote $here/SnakeIDFFI.xcframework"

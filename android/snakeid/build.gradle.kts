@@ -41,7 +41,8 @@ val cargoNdk by tasks.registering(Exec::class) {
         "cargo", "ndk",
         "-t", "arm64-v8a", "-t", "armeabi-v7a", "-t", "x86_64",
         "-o", project.file("src/main/jniLibs").absolutePath,
-        "build", "--release", "--locked", "-p", "snakeid-ffi",
+        // The phone profile (smallest code), without the thread pool: one call per thread (BENCHMARKS.md, sizes).
+        "build", "--profile", "mobile", "--locked", "-p", "snakeid-ffi", "--no-default-features", "--features", "embedded-default",
     )
 }
 tasks.named("preBuild") { dependsOn(cargoNdk) }

@@ -18,7 +18,8 @@ const BENCH_WARMUP: u32 = 3;
 impl Classifier {
     /// Loads the default bundle compiled into the library. `threads`: how many threads one call runs on
     /// (decoding, preprocessing, inference); 1, the default (and 0), runs on the calling thread — best when several photos
-    /// are identified at once; 2 or more cut one photo's latency.
+    /// are identified at once; 2 or more cut one photo's latency, where the library has its `threads` feature (the
+    /// Python wheel does; the phone libraries do not, and refuse more than 1 with a `Backend` error).
     #[uniffi::constructor(default(threads = 1))]
     pub fn new(threads: u32) -> Result<Arc<Self>, SnakeIdError> {
         Ok(Arc::new(Classifier { inner: snakeid::Classifier::embedded_default()?.with_threads(threads as usize)? }))

@@ -9,18 +9,15 @@ object SnakeId {
 
     /**
      * The process-wide classifier over the embedded default bundle. Loading compiles the model (hundreds of
-     * milliseconds): call this off the main thread. The same instance is safe to use from any thread. A field app
-     * identifies one photo at a time, so each call runs on [SHARED_THREADS] threads (fewer on a one-core device):
-     * on a 12 MP photo two threads answered in about 0.6x the time of one (BENCHMARKS.md, session 9; x86).
+     * milliseconds): call this off the main thread. The same instance is safe to use from any thread. Each call runs
+     * on its caller's thread: the phone libraries are built without the thread pool, which would add 4.7 MB of code
+     * per ABI to save milliseconds on one photo (BENCHMARKS.md, "Library size per ABI").
      */
     @Throws(SnakeIdException::class)
     fun shared(): Classifier =
         shared ?: synchronized(this) {
-            shared ?: Classifier(minOf(SHARED_THREADS, Runtime.getRuntime().availableProcessors()).toUInt()).also { shared = it }
+            shared ?: Classifier(1u).also { shared = it }
         }
-
-    /** Threads per call of the [shared] classifier. */
-    const val SHARED_THREADS = 2
 
     /**
      * The country to pass to [Classifier.identify]: the locale's ISO 3166-1 alpha-2 region, or null when the locale
