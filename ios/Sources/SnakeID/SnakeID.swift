@@ -668,7 +668,8 @@ open class Classifier: ClassifierProtocol, @unchecked Sendable {
     /**
      * Loads the default bundle compiled into the library. `threads`: how many threads one call runs on
      * (decoding, preprocessing, inference); 1, the default (and 0), runs on the calling thread — best when several photos
-     * are identified at once; 2 or more cut one photo's latency.
+     * are identified at once; 2 or more cut one photo's latency, where the library has its `threads` feature (the
+     * Python wheel does; the phone libraries do not, and refuse more than 1 with a `Backend` error).
      */
 public convenience init(threads: UInt32 = UInt32(1))throws  {
     let handle =
@@ -1915,7 +1916,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_snakeid_ffi_checksum_constructor_classifier_from_bundle_path_signed() != 61897) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_snakeid_ffi_checksum_constructor_classifier_new() != 17246) {
+    if (uniffi_snakeid_ffi_checksum_constructor_classifier_new() != 19826) {
         return InitializationResult.apiChecksumMismatch
     }
 

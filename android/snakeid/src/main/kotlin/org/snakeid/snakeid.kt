@@ -871,7 +871,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_snakeid_ffi_checksum_constructor_classifier_from_bundle_path_signed() and 0xFFFF) != 61897) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_snakeid_ffi_checksum_constructor_classifier_new() and 0xFFFF) != 17246) {
+    if ((lib.uniffi_snakeid_ffi_checksum_constructor_classifier_new() and 0xFFFF) != 19826) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
 }
@@ -1349,7 +1349,8 @@ open class Classifier: Disposable, AutoCloseable, ClassifierInterface
     /**
      * Loads the default bundle compiled into the library. `threads`: how many threads one call runs on
      * (decoding, preprocessing, inference); 1, the default (and 0), runs on the calling thread — best when several photos
-     * are identified at once; 2 or more cut one photo's latency.
+     * are identified at once; 2 or more cut one photo's latency, where the library has its `threads` feature (the
+     * Python wheel does; the phone libraries do not, and refuse more than 1 with a `Backend` error).
      */
     constructor(`threads`: kotlin.UInt = 1u) :
         this(UniffiWithHandle, 
