@@ -281,7 +281,6 @@ mod tests {
     use super::*;
     use crate::kernels::kernels;
     use crate::kernels::parallel::with_threads;
-    use crate::kernels::table::Kernels;
 
     fn op(in_channels: usize, out_channels: usize, pixels: usize, seed: u32) -> (QPointwise, Vec<f32>) {
         let mut s = seed;
@@ -360,21 +359,9 @@ mod tests {
     #[test]
     fn the_int8_plug_in_equals_the_portable_kernel_bit_for_bit() {
         if !kernels().int8_pointwise {
-            eprintln!("skipped: this CPU has neither AVX-512 VNNI nor AArch64's NEON, so the portable loop is the only int8 kernel here");
+            eprintln!("skipped: this CPU has neither AVX-512 VNNI nor the Arm dot product, so the portable loop is the only int8 kernel here");
             return;
         }
-        plug_in_equals_the_portable_kernel(kernels());
-    }
-
-    /// On AArch64 with the dot product, the plug-in for cores without it too (qemu's Cortex-A53 runs it as the
-    /// table's).
-    #[test]
-    #[cfg(target_arch = "aarch64")]
-    fn the_widening_int8_plug_in_equals_the_portable_kernel_bit_for_bit() {
-        plug_in_equals_the_portable_kernel(&Kernels { qpointwise: crate::kernels::aarch64::qpointwise::widening, ..Kernels::portable() });
-    }
-
-    fn plug_in_equals_the_portable_kernel(kernels: &Kernels) {
         // Channel counts that are and are not multiples of 4, pixel counts below, at and across 16-pixel panels,
         // output channels that are and are not multiples of the kernel's 8 rows.
         for (i, o, p) in [(16, 16, 12544), (24, 144, 3136), (96, 24, 49), (6, 9, 15), (32, 13, 17), (960, 8, 1)] {
@@ -387,10 +374,10 @@ mod tests {
             op.run_portable(Source::Values(&x), &mut slow);
             let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
             // On one thread, and on three (pixel ranges split at every kind of boundary).
-            kernels.qpointwise(&op, Source::Values(&x), &mut fast);
+            kernels().qpointwise(&op, Source::Values(&x), &mut fast);
             assert_eq!(bits(&fast), bits(&slow), "{i}x{o}x{p}");
             fast.fill(0.0);
-            with_threads(3, || kernels.qpointwise(&op, Source::Values(&x), &mut fast));
+            with_threads(3, || kernels().qpointwise(&op, Source::Values(&x), &mut fast));
             assert_eq!(bits(&fast), bits(&slow), "{i}x{o}x{p}, 3 threads");
             // Reading the input as codes: the same bits.
             let codes: Vec<u8> = x.iter().map(|&v| op.code(v)).collect();
@@ -398,19 +385,19 @@ mod tests {
             assert!(op.with_codes_in((1.01 / op.inv_scale, op.zero_point)).is_none() && op.with_codes_in((1.0 / op.inv_scale, op.zero_point + 1)).is_none());
             let grid = (1.0 / op.inv_scale, op.zero_point);
             let (mut fast, mut portable) = (vec![0f32; o * p], vec![1f32; o * p]);
-            kernels.qpointwise(&reads_codes, Source::Codes(&codes, grid), &mut fast);
+            kernels().qpointwise(&reads_codes, Source::Codes(&codes, grid), &mut fast);
             reads_codes.run_portable(Source::Codes(&codes, grid), &mut portable);
             assert_eq!((bits(&fast), bits(&portable)), (bits(&slow), bits(&slow)), "{i}x{o}x{p}: codes in");
             // Writing codes instead: each one, dequantized, is the value written otherwise, bit for bit.
             let Some((op, (scale, zero_point))) = op.with_codes_out() else { continue };
             let (mut fast, mut slow) = (vec![0u8; o * p], vec![1u8; o * p]);
             op.run_portable(Source::Values(&x), &mut slow);
-            kernels.qpointwise(&op, Source::Values(&x), &mut fast);
+            kernels().qpointwise(&op, Source::Values(&x), &mut fast);
             let values = |codes: &[u8]| codes.iter().map(|&c| ((c as i32 - zero_point) as f32 * scale).to_bits()).collect::<Vec<_>>();
             assert_eq!(values(&slow), bits(&slow_values(&op, &x)), "{i}x{o}x{p}: portable codes");
             assert_eq!(fast, slow, "{i}x{o}x{p}: codes");
             fast.fill(0);
-            with_threads(3, || kernels.qpointwise(&op, Source::Values(&x), &mut fast));
+            with_threads(3, || kernels().qpointwise(&op, Source::Values(&x), &mut fast));
             assert_eq!(fast, slow, "{i}x{o}x{p}: codes, 3 threads");
         }
     }

@@ -1,5 +1,5 @@
 //! The int8 pointwise convolution with the Armv8.2 dot-product extension: `sdot` multiplies 16 pairs of i8 and adds
-//! them four by four into 4 i32 lanes; on cores without it, widening multiplies and pairwise adds make the same sums. The input's u8 codes are packed in the portable kernel's layout (16 pixels x
+//! them four by four into 4 i32 lanes. The input's u8 codes are packed in the portable kernel's layout (16 pixels x
 //! 4 channels per panel entry, interleaved by `st4`) and shifted to i8 (`q - 128`, so that signed products hold
 //! them); each output channel adds `128 * sum of its weights` back, which makes the sums exactly the portable
 //! kernel's, and the epilogue runs the portable one's operations in the same order on NEON registers: the same
@@ -14,40 +14,25 @@ use std::ops::Range;
 /// for the weights (of 32).
 const ROWS: usize = 4;
 
-/// [`run`] with `sdot`, as the kernels' table holds it.
+/// [`run`] as the kernels' table holds it.
 pub(super) fn plugged(op: &QPointwise, x: Source, out: Dest) {
     // SAFETY: plugged in (super::plug) only where the CPU has the dot-product extension.
     unsafe {
         match out {
-            Dest::Values(out) => run(op, x, out, gemm),
-            Dest::Codes(out) => run(op, x, out, gemm),
+            Dest::Values(out) => run(op, x, out),
+            Dest::Codes(out) => run(op, x, out),
         }
     }
 }
-
-/// [`run`] with widening multiplies ([`gemm_widening`]), as the kernels' table holds it on cores without the dot
-/// product.
-pub(crate) fn widening(op: &QPointwise, x: Source, out: Dest) {
-    // SAFETY: gemm_widening needs NEON alone, part of every AArch64 CPU.
-    unsafe {
-        match out {
-            Dest::Values(out) => run(op, x, out, gemm_widening),
-            Dest::Codes(out) => run(op, x, out, gemm_widening),
-        }
-    }
-}
-
-/// One thread's products and epilogue: [`gemm`] or [`gemm_widening`].
-type Gemm<T> = unsafe fn(&QPointwise, &[u8], Range<usize>, *mut T);
 
 /// The convolution, the pixels split over the call's threads ([`QPointwise::split_pixels`]).
 ///
 /// # Safety
-/// The CPU must have what `gemm` needs.
-unsafe fn run<T: Output>(op: &QPointwise, x: Source, out: &mut [T], gemm: Gemm<T>) {
+/// The CPU must have the dot-product extension.
+unsafe fn run<T: Output>(op: &QPointwise, x: Source, out: &mut [T]) {
     op.split_pixels(out, 1, |blocks, packed, out| {
         pack(op, x, blocks.clone(), packed);
-        // SAFETY: the CPU has what `gemm` needs (the caller's promise); `out` holds every output channel's row of
+        // SAFETY: the CPU has the extension (the caller's promise); `out` holds every output channel's row of
         // pixels, and this thread writes only its own pixels of each row.
         unsafe { gemm(op, packed, blocks, out) }
     })
@@ -144,69 +129,18 @@ unsafe fn gemm<T: Output>(op: &QPointwise, packed: &[u8], blocks: Range<usize>, 
                         }
                     }
                 }
-                finish_rows(op, o0, &acc, &shift, &epilogue, out, block);
-            }
-        }
-    }
-}
-
-/// As [`gemm`], for cores without the dot product: each `sdot` becomes two widening multiplies (`smull`, `smull2`:
-/// the 16 products as i16) and two pairwise widening accumulations into i32 (`sadalp`), whose lanes hold pairs of
-/// channels; at a block's end `addp` adds the pairs, which gives `sdot`'s lanes. The same exact sums, so the same
-/// outputs. Two output channels per pass: their 16 accumulators, 4 inputs and the weights fit in the 32 registers.
-///
-/// # Safety
-/// `packed` holds the blocks' panels and `out` the whole output.
-unsafe fn gemm_widening<T: Output>(op: &QPointwise, packed: &[u8], blocks: Range<usize>, out: *mut T) {
-    const PAIR: usize = 2;
-    let k4 = op.k4;
-    let panel_len = k4 * PIXELS * 4;
-    assert!(packed.len() >= blocks.len() * panel_len && op.weights.len() >= op.out_channels.next_multiple_of(ROWS) * k4 * 4);
-    // SAFETY: as in `gemm`; NEON is part of every AArch64 CPU.
-    unsafe {
-        let epilogue = NeonEpilogue::new(Epilogue::new(op.clip, op.fake_quant.as_ref()), op.codes_out.unwrap_or(0));
-        for o0 in (0..op.out_channels).step_by(PAIR) {
-            let w = op.weights.as_ptr().add(o0 * k4 * 4) as *const i32;
-            let shift: [i32; PAIR] = std::array::from_fn(|r| 128 * op.weights[(o0 + r) * k4 * 4..(o0 + r + 1) * k4 * 4].iter().map(|&k| k as i32).sum::<i32>());
-            for block in blocks.clone() {
-                let panel = packed.as_ptr().add((block - blocks.start) * panel_len);
-                let mut acc = [[[vdupq_n_s32(0); 2]; 4]; PAIR];
-                for k in 0..k4 {
-                    let xs: [int8x16_t; 4] = std::array::from_fn(|q| vld1q_s8(panel.add(k * 64 + q * 16) as *const i8));
-                    for (r, acc) in acc.iter_mut().enumerate() {
-                        let wv = vreinterpretq_s8_s32(vdupq_n_s32(std::ptr::read_unaligned(w.add(r * k4 + k))));
-                        let low = vget_low_s8(wv);
-                        for ([a, b], x) in acc.iter_mut().zip(xs) {
-                            *a = vpadalq_s16(*a, vmull_s8(vget_low_s8(x), low));
-                            *b = vpadalq_s16(*b, vmull_high_s8(x, wv));
-                        }
+                let p0 = block * PIXELS;
+                let n = PIXELS.min(op.pixels - p0);
+                for (r, acc) in acc.iter().enumerate() {
+                    let o = o0 + r;
+                    if o >= op.out_channels {
+                        break;
                     }
+                    // (acc + shift) - correction, as the portable kernel's acc - correction.
+                    let pre = Pre { corr: vdupq_n_s32(op.correction[o] - shift[r]), scale: vdupq_n_f32(op.scales[o]), bias: vdupq_n_f32(op.bias[o]) };
+                    finish(*acc, &pre, &epilogue, out.add(o * op.pixels + p0), n);
                 }
-                let sums = acc.map(|row| row.map(|[a, b]| vpaddq_s32(a, b)));
-                finish_rows(op, o0, &sums, &shift, &epilogue, out, block);
             }
-        }
-    }
-}
-
-/// The epilogue of output channels `o0..` (those that exist) for one block's sums: (sums + shift) - correction, as
-/// the portable kernel's sums - correction, then [`finish`].
-///
-/// # Safety
-/// `out` holds the whole output.
-#[inline(always)]
-unsafe fn finish_rows<T: Output>(op: &QPointwise, o0: usize, sums: &[[int32x4_t; 4]], shift: &[i32], epilogue: &NeonEpilogue, out: *mut T, block: usize) {
-    let p0 = block * PIXELS;
-    let n = PIXELS.min(op.pixels - p0);
-    for (r, acc) in sums.iter().enumerate() {
-        let o = o0 + r;
-        if o >= op.out_channels {
-            break;
-        }
-        // SAFETY: NEON is part of every AArch64 CPU; row `o`'s pixels p0..p0 + n are in `out` (the caller's promise).
-        unsafe {
-            let pre = Pre { corr: vdupq_n_s32(op.correction[o] - shift[r]), scale: vdupq_n_f32(op.scales[o]), bias: vdupq_n_f32(op.bias[o]) };
-            finish(*acc, &pre, epilogue, out.add(o * op.pixels + p0), n);
         }
     }
 }
