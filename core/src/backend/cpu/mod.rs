@@ -171,7 +171,7 @@ fn pool(threads: usize) -> Result<Executor> {
     Err(Error::Backend(format!("cannot run on {threads} threads: snakeid was built without its `threads` feature")))
 }
 
-/// A build without `threads` (the FFI's, the web app's) refuses a pool: it must not run on one thread while
+/// A build without `threads` (the phone libraries', the web app's) refuses a pool: it must not run on one thread while
 /// reporting more.
 #[cfg(all(test, not(feature = "threads")))]
 #[test]
