@@ -20,6 +20,7 @@ while [ $# -gt 0 ] && [ "$1" != "--" ]; do targets+=("$1"); shift; done
 # committed Cargo.lock.
 locked=(--locked)
 if [ -n "${SNAKEID_TRACT_ONNX:-}" ]; then
+  mkdir -p target
   cp Cargo.lock target/Cargo.lock.committed
   trap 'cp target/Cargo.lock.committed Cargo.lock' EXIT
   locked=(--config "patch.crates-io.tract-onnx.path=\"$(realpath "$SNAKEID_TRACT_ONNX")\"")
@@ -27,7 +28,6 @@ fi
 
 for t in "${targets[@]}"; do
   rustup target add "$t" >/dev/null
-  var="$(echo "$t" | tr 'a-z-' 'A-Z_')"
   # cc-rs builds tract-linalg's assembly kernels; for Apple targets it asks `xcrun` for an SDK unless SDKROOT is set,
   # and the kernels need no SDK headers.
   sdk="$(mktemp -d)"

@@ -78,20 +78,26 @@ pub(crate) fn with_threads<R>(_threads: usize, f: impl FnOnce() -> R) -> R {
 
 /// Threads of the current executor (1 when it has no pool).
 pub(crate) fn threads() -> usize {
-    #[cfg(feature = "threads")]
-    if let Executor::MultiThread(pool) = current_tract_executor() {
-        return pool.current_num_threads().max(1);
+    threads_of(&current_tract_executor())
+}
+
+/// Threads of `executor` (1 when it has no pool).
+fn threads_of(executor: &Executor) -> usize {
+    match executor {
+        #[cfg(feature = "threads")]
+        Executor::MultiThread(pool) => pool.current_num_threads().max(1),
+        _ => 1,
     }
-    1
 }
 
 /// The current executor, when it has a pool of threads that `units` is worth splitting over, and the units each
 /// thread takes (a multiple of `align`).
 fn split(units: usize, align: usize) -> Option<(Executor, usize)> {
-    let threads = threads();
+    let executor = current_tract_executor();
+    let threads = threads_of(&executor);
     let align = align.max(1);
     let per = units.div_ceil(threads).div_ceil(align) * align;
-    (threads > 1 && per < units).then(|| (current_tract_executor(), per))
+    (threads > 1 && per < units).then_some((executor, per))
 }
 
 /// Runs `f` on each item: the first on the calling thread and the others on the executor's pool (all on the calling
