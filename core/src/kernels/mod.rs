@@ -6,7 +6,8 @@
 //! - [`quant`]: fake quantization and quantization to u8, the clamp and rounding everything shares;
 //! - [`epilogue`]: clip and fake quantization on blocks of outputs; inputs and outputs as values or u8 codes;
 //! - [`plane`]: the zero-padded input planes of spatial convolutions;
-//! - [`depthwise`], [`stem`], [`qpointwise`]: the convolutions;
+//! - [`depthwise`], [`stem`], [`qpointwise`]: the convolutions; [`im2col`]: the matrix that makes any int8
+//!   convolution [`qpointwise`]'s matrix product;
 //! - [`parallel`]: splitting a kernel's work over the call's threads;
 //! - `table`: the kernels this CPU runs ([`kernels`]), portable or plugged in;
 //! - `x86_64/`: AVX-512 and VNNI plug-ins; `aarch64/`: the dot-product (`sdot`) int8 plug-in; `wasm32/`: the
@@ -16,6 +17,7 @@
 pub(crate) mod aarch64;
 pub(crate) mod depthwise;
 pub(crate) mod epilogue;
+pub(crate) mod im2col;
 pub(crate) mod isa;
 pub(crate) mod parallel;
 pub(crate) mod plane;

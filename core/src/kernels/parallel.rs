@@ -140,6 +140,7 @@ fn run_on<I: Send>(executor: &Executor, items: impl Iterator<Item = I>, f: impl 
 thread_local! {
     static BYTES: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     static FLOATS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    static MATRIX: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Runs `f` on this thread's reusable scratch of `len` bytes (contents left from earlier use: the caller writes
@@ -148,24 +149,30 @@ thread_local! {
 /// creep up under many threads. (Used by the x86-64 int8 kernel only.)
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) fn with_bytes<R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
-    BYTES.with(|b| {
-        let mut b = b.borrow_mut();
-        if b.len() < len {
-            b.resize(len, 0);
-        }
-        f(&mut b[..len])
-    })
+    scratch(&BYTES, len, f)
+}
+
+/// As [`with_bytes`], for the im2col matrix of an int8 convolution ([`super::im2col`]): it is filled on the calling
+/// thread before the matrix product splits over the threads, which then take their own [`with_bytes`].
+pub(crate) fn with_matrix_bytes<R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
+    scratch(&MATRIX, len, f)
 }
 
 /// As [`with_bytes`], for f32 scratch, zeroed.
 pub(crate) fn with_zeroed_floats<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
-    FLOATS.with(|b| {
+    scratch(&FLOATS, len, |floats| {
+        floats.fill(0.0);
+        f(floats)
+    })
+}
+
+/// `len` elements of one of this thread's scratch vectors, grown (never shrunk) to the largest size asked for.
+fn scratch<T: Copy + Default + 'static, R>(cell: &'static std::thread::LocalKey<std::cell::RefCell<Vec<T>>>, len: usize, f: impl FnOnce(&mut [T]) -> R) -> R {
+    cell.with(|b| {
         let mut b = b.borrow_mut();
         if b.len() < len {
-            b.resize(len, 0.0);
+            b.resize(len, T::default());
         }
-        let scratch = &mut b[..len];
-        scratch.fill(0.0);
-        f(scratch)
+        f(&mut b[..len])
     })
 }

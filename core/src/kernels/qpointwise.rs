@@ -1,5 +1,6 @@
 //! The int8 pointwise (1x1) convolution's arithmetic: the matrix products that are most of a quantized MobileNet's
-//! time, done in 8-bit integers as onnxruntime does.
+//! time, done in 8-bit integers as onnxruntime does. Convolutions of any other kernel size, stride or padding run
+//! the same matrix product over their im2col matrix ([`super::im2col`]): a ResNet's or a VGG's 3x3 convolutions.
 //!
 //! In a QDQ model a pointwise convolution reads activations that are fake-quantized (`(q - zp) * s`, q in 0..=255)
 //! and weights that are `k * s_w[o]` with k in -128..=127. So `sum_i w[o][i] * x[i][p]` equals
@@ -11,7 +12,9 @@
 //! plug-in (`vpdpbusd`, 64 products an instruction) is what runs.
 
 use super::epilogue::{Dest, Epilogue, Output, Source};
+use super::im2col::im2col;
 use super::parallel;
+use super::plane::Geometry;
 use super::quant::{clamp, FakeQuant, ROUND};
 use std::ops::Range;
 use std::sync::Arc;
@@ -23,6 +26,7 @@ pub(crate) const ROWS: usize = 8;
 
 #[derive(Debug, Clone)]
 pub struct QPointwise {
+    /// The matrix product's depth: input channels of a 1x1 convolution, or the im2col matrix's rows.
     pub(crate) in_channels: usize,
     pub(crate) out_channels: usize,
     pub(crate) pixels: usize,
@@ -46,6 +50,9 @@ pub struct QPointwise {
     /// The input as u8 codes of its grid (`zero_point`), not f32 values: from a convolution that writes them for
     /// this one alone ([`crate::backend::cpu::handover`]). Packing them is then copying them.
     pub(crate) codes_in: bool,
+    /// A convolution other than 1x1 with unit stride and no padding: its geometry, and the matrix product runs
+    /// over its im2col matrix (`in_channels` rows: channels x kernel taps, rounded up to a multiple of 4).
+    pub(crate) window: Option<Geometry>,
 }
 
 impl PartialEq for QPointwise {
@@ -97,6 +104,47 @@ impl QPointwise {
             fake_quant,
             codes_out: None,
             codes_in: false,
+            window: None,
+        })
+    }
+
+    /// This convolution, made by [`QPointwise::new`] with `in_channels` the channels x kernel taps of `geometry`
+    /// and its `[O][C][kh][kw]` weights, as a convolution of that geometry: its matrix product runs over the input's
+    /// im2col matrix, whose rows are padded to the multiple of 4 the weights are padded to (so that the plug-ins
+    /// pack whole groups of 4 rows).
+    pub(crate) fn windowed(self, geometry: Geometry) -> QPointwise {
+        assert_eq!(self.in_channels, geometry.channels * geometry.kernel[0] * geometry.kernel[1]);
+        QPointwise { in_channels: self.k4 * 4, window: Some(geometry), ..self }
+    }
+
+    /// Values the input holds.
+    pub(crate) fn input_len(&self) -> usize {
+        match &self.window {
+            Some(g) => g.channels * g.in_hw[0] * g.in_hw[1],
+            None => self.in_channels * self.pixels,
+        }
+    }
+
+    /// Runs `gemm` on the matrix product's input `[in_channels][pixels]`: `x` itself for a 1x1 convolution, or its
+    /// im2col matrix of u8 codes (the input quantized to codes first, unless it is codes).
+    pub(crate) fn with_gemm_input<R>(&self, x: Source, gemm: impl FnOnce(Source) -> R) -> R {
+        let Some(g) = &self.window else { return gemm(x) };
+        let grid = (1.0 / self.inv_scale, self.zero_point);
+        let matrix_len = self.in_channels * self.pixels;
+        let codes_len = if matches!(x, Source::Values(_)) { self.input_len() } else { 0 };
+        parallel::with_matrix_bytes(matrix_len + codes_len, |scratch| {
+            let (matrix, codes) = scratch.split_at_mut(matrix_len);
+            let codes: &[u8] = match x {
+                Source::Codes(x, _) => x,
+                Source::Values(x) => {
+                    for (c, v) in codes.iter_mut().zip(x) {
+                        *c = self.code(*v);
+                    }
+                    codes
+                }
+            };
+            im2col(g, codes, self.zero_point as u8, self.in_channels, matrix);
+            gemm(Source::Codes(matrix, grid))
         })
     }
 
@@ -159,8 +207,14 @@ impl QPointwise {
         blocks * self.k4 * PIXELS * 4
     }
 
-    /// The reference: plain integer loops over packed panels (used by the tests, and where no fast kernel runs).
+    /// The reference: plain integer loops over packed panels (the tests' reference for the plug-ins).
+    #[cfg(test)]
     pub(crate) fn run_portable<T: Output>(&self, x: Source, out: &mut [T]) {
+        self.with_gemm_input(x, |x| self.gemm_portable(x, out))
+    }
+
+    /// [`QPointwise::run_portable`]'s matrix product, on its `[in_channels][pixels]` input.
+    fn gemm_portable<T: Output>(&self, x: Source, out: &mut [T]) {
         let blocks = self.pixels.div_ceil(PIXELS);
         let mut packed = vec![0u8; self.packed_len(blocks)];
         self.pack_portable(x, 0..blocks, &mut packed);
@@ -215,12 +269,12 @@ impl<T> Disjoint<T> {
     }
 }
 
-/// The portable kernel, as [`super::Kernels`] holds it (on one thread: it is the reference, where no plug-in runs
+/// The portable matrix product, as [`super::Kernels`] holds it (on one thread: it is the reference, where no plug-in runs
 /// our int8 convolutions are not swapped in).
 pub(crate) fn portable(op: &QPointwise, x: Source, out: Dest) {
     match out {
-        Dest::Values(out) => op.run_portable(x, out),
-        Dest::Codes(out) => op.run_portable(x, out),
+        Dest::Values(out) => op.gemm_portable(x, out),
+        Dest::Codes(out) => op.gemm_portable(x, out),
     }
 }
 
@@ -281,6 +335,7 @@ mod tests {
     use super::*;
     use crate::kernels::kernels;
     use crate::kernels::parallel::with_threads;
+    use crate::kernels::plane::Geometry;
 
     fn op(in_channels: usize, out_channels: usize, pixels: usize, seed: u32) -> (QPointwise, Vec<f32>) {
         let mut s = seed;
@@ -318,6 +373,7 @@ mod tests {
             fake_quant: None,
             codes_out: None,
             codes_in: false,
+            window: None,
         };
         (op, x)
     }
@@ -399,6 +455,88 @@ mod tests {
             fast.fill(0);
             with_threads(3, || kernels().qpointwise(&op, Source::Values(&x), &mut fast));
             assert_eq!(fast, slow, "{i}x{o}x{p}: codes, 3 threads");
+        }
+    }
+
+    /// A convolution of `geometry` built as the graph builds it ([`QPointwise::new`] on float weights that are int8
+    /// times a scale per output channel, then [`QPointwise::windowed`]), and an input on its grid.
+    fn windowed_op(g: &Geometry, out_channels: usize, seed: u32) -> (QPointwise, Vec<f32>, Vec<f32>) {
+        let mut s = seed;
+        let mut rnd = move || {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            s >> 8
+        };
+        let (scale, zero_point) = (0.05f32, 9i32);
+        let taps = g.channels * g.kernel[0] * g.kernel[1];
+        let x: Vec<f32> = (0..g.channels * g.in_hw[0] * g.in_hw[1]).map(|_| ((rnd() % 256) as i32 - zero_point) as f32 * scale).collect();
+        // Each row reaches 127 (its first weight), so that its scale is row max / 127.
+        let k = |i: usize, r: u32| if i % taps == 0 { 127 } else { (r % 255) as i32 - 127 };
+        let w: Vec<f32> = (0..out_channels * taps).map(|i| k(i, rnd()) as f32 * 0.01 * (1 + i / taps) as f32).collect();
+        let bias = (0..out_channels).map(|o| o as f32 * 0.1 - 1.0).collect();
+        let pixels = g.out_hw[0] * g.out_hw[1];
+        let op = QPointwise::new(taps, out_channels, pixels, vec![1, out_channels, g.out_hw[0], g.out_hw[1]], &w, (scale, zero_point), bias, Some((0.0, 6.0)), None).unwrap();
+        (op.windowed(g.clone()), x, w)
+    }
+
+    /// The im2col route computes the convolution's definition (in f64: sums of products over the window, zeros
+    /// outside the input, bias, clip) to f32 rounding.
+    #[test]
+    fn a_windowed_convolution_is_the_convolutions_definition() {
+        let g = Geometry::new(3, [9, 10], [3, 3], [2, 2], [1, 1], [1, 0]).unwrap();
+        let (op, x, w) = windowed_op(&g, 5, 3);
+        assert_eq!(op.in_channels, 28);
+        let mut got = vec![0f32; 5 * op.pixels];
+        op.run_portable(Source::Values(&x), &mut got);
+        let ([ih, iw], [oh, ow]) = (g.in_hw, g.out_hw);
+        for o in 0..5 {
+            for (oy, ox) in (0..oh).flat_map(|y| (0..ow).map(move |x| (y, x))) {
+                let mut acc = op.bias[o] as f64;
+                for (c, ky, kx) in (0..3).flat_map(|c| (0..3).flat_map(move |ky| (0..3).map(move |kx| (c, ky, kx)))) {
+                    let (iy, ix) = ((oy * 2 + ky) as isize - 1, (ox * 2 + kx) as isize - 1);
+                    if iy >= 0 && ix >= 0 && (iy as usize) < ih && (ix as usize) < iw {
+                        acc += w[o * 27 + c * 9 + ky * 3 + kx] as f64 * x[(c * ih + iy as usize) * iw + ix as usize] as f64;
+                    }
+                }
+                let r = (acc as f32).clamp(0.0, 6.0);
+                let g = got[o * oh * ow + oy * ow + ox];
+                assert!((g - r).abs() <= 1e-4 * r.abs().max(1.0), "channel {o} ({oy}, {ox}): {g} vs {r}");
+            }
+        }
+    }
+
+    /// The plug-in's matrix product over the im2col matrix equals the portable one bit for bit: 3x3 with unit and
+    /// double stride, a 7x7 stem on 3 channels (147 taps, not a multiple of 4), a strided 1x1 shortcut; values or
+    /// codes in, values or codes out, one thread or three.
+    #[test]
+    fn windowed_convolutions_equal_the_portable_kernel_bit_for_bit() {
+        if !kernels().int8_pointwise {
+            eprintln!("skipped: no int8 plug-in on this CPU");
+            return;
+        }
+        let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        for (c, in_hw, k, s, p, o) in [(16, [14, 14], 3, 1, 1, 24), (8, [15, 13], 3, 2, 1, 16), (3, [20, 20], 7, 2, 3, 12), (12, [9, 9], 1, 2, 0, 9)] {
+            let g = Geometry::new(c, in_hw, [k, k], [s, s], [p, p], [p, p]).unwrap();
+            let (mut op, x, _) = windowed_op(&g, o, (c * k + o) as u32);
+            op.fake_quant = Some(FakeQuant::new(1.0 / 0.0625, 100, 0.0625, 100));
+            let n = o * op.pixels;
+            let (mut fast, mut slow) = (vec![0f32; n], vec![1f32; n]);
+            op.run_portable(Source::Values(&x), &mut slow);
+            kernels().qpointwise(&op, Source::Values(&x), &mut fast);
+            assert_eq!(bits(&fast), bits(&slow), "{g}");
+            fast.fill(0.0);
+            with_threads(3, || kernels().qpointwise(&op, Source::Values(&x), &mut fast));
+            assert_eq!(bits(&fast), bits(&slow), "{g}: 3 threads");
+            let grid = (1.0 / op.inv_scale, op.zero_point);
+            let codes: Vec<u8> = x.iter().map(|&v| op.code(v)).collect();
+            let reads_codes = op.with_codes_in(grid).unwrap();
+            fast.fill(0.0);
+            kernels().qpointwise(&reads_codes, Source::Codes(&codes, grid), &mut fast);
+            assert_eq!(bits(&fast), bits(&slow), "{g}: codes in");
+            let (writes_codes, _) = op.with_codes_out().unwrap();
+            let (mut fast, mut slow) = (vec![0u8; n], vec![1u8; n]);
+            writes_codes.run_portable(Source::Values(&x), &mut slow);
+            kernels().qpointwise(&writes_codes, Source::Values(&x), &mut fast);
+            assert_eq!(fast, slow, "{g}: codes out");
         }
     }
 }

@@ -1,15 +1,16 @@
-//! Our int8 pointwise (1x1) convolution ([`crate::kernels::qpointwise`]) as a tract operator, for CPUs with
-//! AVX-512 VNNI or the Arm dot product: tract runs a QDQ model's pointwise convolutions as f32 products of
-//! dequantized values.
+//! Our int8 convolution ([`crate::kernels::qpointwise`]: 1x1, or any kernel, stride and padding through its im2col
+//! matrix) as a tract operator, for CPUs with AVX-512 VNNI or the Arm dot product: tract runs a QDQ model's
+//! convolutions as f32 products of dequantized values (tract PR 2725).
 //!
-//! [`swap_in`] replaces tract's 1x1 Conv (typed model) or EinSum + bias Add (decluttered model), with the clip and
-//! QuantizeLinear → DequantizeLinear after it, by this op, only where the CPU has the instructions and the weights
-//! are exactly int8.
+//! [`swap_in`] replaces tract's Conv of one group (typed model) or a 1x1 one's EinSum + bias Add (decluttered
+//! model), with the clip and QuantizeLinear → DequantizeLinear after it, by this op, only where the CPU has the
+//! instructions and the weights are exactly int8.
 
 use super::eval::eval_into;
 use super::pattern::{constant, only_successor, other_constant, plain_conv, tail_after, PlainConv};
 use crate::kernels::depthwise::Depthwise;
 use crate::kernels::epilogue::Source;
+use crate::kernels::plane::Geometry;
 use crate::kernels::kernels;
 use crate::kernels::qpointwise::QPointwise;
 use crate::kernels::quant::FakeQuant;
@@ -28,8 +29,9 @@ impl Op for QPointwise {
     }
 
     fn info(&self) -> TractResult<Vec<String>> {
+        let window = self.window.as_ref().map(|g| format!(" ({g})")).unwrap_or_default();
         Ok(vec![format!(
-            "{} -> {} channels, {} pixels, input zero point {}, clip {:?}, fake quant {}",
+            "{}{window} -> {} channels, {} pixels, input zero point {}, clip {:?}, fake quant {}",
             self.in_channels,
             self.out_channels,
             self.pixels,
@@ -47,7 +49,7 @@ impl EvalOp for QPointwise {
     op_out_of_plan!();
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        ensure!(inputs[0].len() == self.in_channels * self.pixels, "SnakeidQPointwise: input of {} values", inputs[0].len());
+        ensure!(inputs[0].len() == self.input_len(), "SnakeidQPointwise: input of {} values", inputs[0].len());
         let grid = (1.0 / self.inv_scale, self.zero_point);
         match (self.codes_in, self.codes_out) {
             (false, None) => eval_into::<f32, f32>(&inputs[0], &self.out_shape, |xs, out| kernels().qpointwise(self, Source::Values(xs), out)),
@@ -111,26 +113,28 @@ pub fn swap_in(model: &mut TypedModel) -> TractResult<usize> {
 /// What a pointwise convolution node is made of, in either form.
 struct Parts {
     source: OutletId,
-    /// `[O, I]` or `[O, I, 1, 1]`.
+    /// `[O, I]` or `[O, I, kh, kw]`.
     weights: Arc<Tensor>,
+    /// A convolution other than 1x1 with unit strides and no padding.
+    window: Option<Geometry>,
     /// Per output channel (or one value), when the node itself adds it.
     bias: Option<Arc<Tensor>>,
     /// The last node covered so far (the node itself).
     last: usize,
 }
 
-/// tract's ONNX `Conv` before declutter: 1x1, one group, unit strides, no padding, NCHW with a batch of one.
+/// tract's ONNX `Conv` before declutter: one group, NCHW with a batch of one; any kernel, stride and padding.
 fn conv_parts(model: &TypedModel, id: usize) -> Option<Parts> {
     let node = model.node(id);
     let PlainConv { conv, kernel, stride, pad_before, pad_after } = plain_conv(node)?;
-    if conv.group != 1 || conv.pool_spec.data_format != DataFormat::NCHW || kernel != [1, 1] || stride != [1, 1] || pad_before != [0, 0] || pad_after != [0, 0] {
+    if conv.group != 1 || conv.pool_spec.data_format != DataFormat::NCHW {
         return None;
     }
     let in_shape: Vec<usize> = model.outlet_fact(node.inputs[0]).ok()?.shape.as_concrete()?.to_vec();
-    if in_shape.len() != 4 || in_shape[0] != 1 {
-        return None;
-    }
-    Some(Parts { source: node.inputs[0], weights: constant(model, node.inputs[1])?, bias: Some(constant(model, node.inputs[2])?), last: id })
+    let [1, c, h, w] = in_shape[..] else { return None };
+    let pointwise = kernel == [1, 1] && stride == [1, 1] && pad_before == [0, 0] && pad_after == [0, 0];
+    let window = if pointwise { None } else { Some(Geometry::new(c, [h, w], kernel, stride, pad_before, pad_after)?) };
+    Some(Parts { source: node.inputs[0], weights: constant(model, node.inputs[1])?, bias: Some(constant(model, node.inputs[2])?), window, last: id })
 }
 
 /// The decluttered form: an EinSum `[N]IHW,OI->[N]OHW`, or the classifier's Gemm on a pooled `[I, 1, 1]` input
@@ -147,18 +151,23 @@ fn einsum_parts(model: &TypedModel, id: usize) -> Option<Parts> {
     if (in_shape.len() == 4 && in_shape[0] != 1) || in_shape.len() < 3 || (classifier && in_shape[1..] != [1, 1]) {
         return None;
     }
-    Some(Parts { source: node.inputs[0], weights: model.outlet_fact(node.inputs[1]).ok()?.konst.clone()?, bias: None, last: id })
+    Some(Parts { source: node.inputs[0], weights: model.outlet_fact(node.inputs[1]).ok()?.konst.clone()?, bias: None, window: None, last: id })
 }
 
 /// A pointwise convolution over a fake-quantized input with int8 weights, and the clip and Q → DQ that follow it:
 /// the op, the last node it replaces, and its input. Two forms: tract's ONNX `Conv` before declutter (1x1,
 /// bias as its third input), and after declutter an EinSum and the bias Add that follows it.
 fn pointwise_of(model: &TypedModel, id: usize) -> Option<(QPointwise, usize, OutletId)> {
-    let Parts { source, weights, mut bias, mut last } = conv_parts(model, id).or_else(|| einsum_parts(model, id))?;
+    let Parts { source, weights, mut bias, window, mut last } = conv_parts(model, id).or_else(|| einsum_parts(model, id))?;
     let in_shape: Vec<usize> = model.outlet_fact(source).ok()?.shape.as_concrete()?.to_vec();
-    let (in_channels, pixels) = (in_shape[in_shape.len() - 3], in_shape[in_shape.len() - 2] * in_shape[in_shape.len() - 1]);
-    let (out_channels, cols) = match weights.shape() {
-        [o, i] | [o, i, 1, 1] => (*o, *i),
+    // The matrix product: `in_channels` deep (channels x kernel taps) over `pixels` output pixels.
+    let (in_channels, pixels) = match &window {
+        Some(g) => (g.channels * g.kernel[0] * g.kernel[1], g.out_hw[0] * g.out_hw[1]),
+        None => (in_shape[in_shape.len() - 3], in_shape[in_shape.len() - 2] * in_shape[in_shape.len() - 1]),
+    };
+    let (out_channels, cols) = match (weights.shape(), &window) {
+        ([o, i], None) | ([o, i, 1, 1], None) => (*o, *i),
+        ([o, i, kh, kw], Some(g)) if [*kh, *kw] == g.kernel => (*o, i * kh * kw),
         _ => return None,
     };
     if cols != in_channels || weights.datum_type() != f32::datum_type() {
@@ -196,5 +205,8 @@ fn pointwise_of(model: &TypedModel, id: usize) -> Option<(QPointwise, usize, Out
     let tail = tail_after(model, last)?;
     let weights = weights.try_as_plain_ram().ok()?;
     let op = QPointwise::new(in_channels, out_channels, pixels, out_shape, weights.as_slice::<f32>().ok()?, (scale, zero_point), bias, tail.clip, tail.fake_quant)?;
-    Some((op, tail.last, source))
+    Some((match window {
+        Some(g) => op.windowed(g),
+        None => op,
+    }, tail.last, source))
 }
