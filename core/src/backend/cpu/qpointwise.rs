@@ -175,6 +175,10 @@ fn pointwise_of(model: &TypedModel, id: usize) -> Option<(QPointwise, usize, Out
     }
     let (scale, zero_point) = activation_grid(model, source)?;
     let out_shape = model.outlet_fact(OutletId::new(id, 0)).ok()?.shape.as_concrete()?.to_vec();
+    // tract's output shape must be the geometry's (it is, for the paddings plain_conv accepts).
+    if out_shape.iter().product::<usize>() != out_channels * pixels {
+        return None;
+    }
 
     // The decluttered form's bias: an Add of a constant with one value per output channel.
     if bias.is_none() {
