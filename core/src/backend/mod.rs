@@ -2,6 +2,7 @@
 //! per adapter and bundle (remembering the answer in a small cache file when given one) and keeps the faster.
 
 pub mod cpu;
+mod downsample;
 #[cfg(feature = "gpu")]
 pub mod gpu;
 pub mod model;

@@ -32,10 +32,11 @@ pub(crate) fn typed_model_with(onnx: impl Into<bytes::Bytes>, width: u32, height
             model.outputs.len()
         )));
     }
-    let typed = model
+    let mut typed = model
         .with_input_fact(0, f32::fact([1, 3, height, width]).into())
         .and_then(|m| m.into_typed())
         .map_err(berr("typing the model"))?;
+    super::downsample::keep_unpullable_downsamples(&mut typed).map_err(berr("working around tract's strided slices"))?;
     let out = typed.output_fact(0).map_err(berr("reading the output"))?;
     let shape: Option<Vec<usize>> = out.shape.as_concrete().map(|s| s.to_vec());
     let classes = match shape.as_deref() {
