@@ -1,4 +1,4 @@
-//! The two smallest models of the zoo (models/zoo/), int8 QDQ as the export tool makes them, against onnxruntime's
+//! The two smallest models of the zoo (models/zoo/) and two small stand-ins, int8 QDQ as the export tool makes them, against onnxruntime's
 //! logits committed beside them (its literal evaluation of the QDQ graph, no graph optimisation: its fused int8
 //! kernels depart from the QDQ semantics by up to 2.3 logits on ShuffleNetV2), on the golden inputs: snakeid's CPU
 //! engine, and its GPU backend when there is one.
@@ -16,8 +16,8 @@ fn committed() -> PathBuf {
 /// logits are bit-identical; a value on a rounding boundary of one of the quantize steps flips by a step when sums
 /// are accumulated in another order, and one flip before the classifier moves every logit: 0.86 on one photo here),
 /// snakeid's top-1 one the reference also ranks within `bound` of its best (the references hold exact ties), top-5
-/// overlap >= 4.
-fn check(model: &str, what: &str, bound: f32, run: &dyn Fn(Vec<f32>) -> snakeid::Result<Vec<f32>>) {
+/// overlap >= `min_top5`.
+fn check(model: &str, what: &str, bound: f32, min_top5: usize, run: &dyn Fn(Vec<f32>) -> snakeid::Result<Vec<f32>>) {
     let text = std::fs::read_to_string(committed().join(format!("{model}.int8.golden.json"))).unwrap();
     let golden: serde_json::Value = serde_json::from_str(&text).unwrap();
     let logits = golden["logits"].as_object().unwrap();
@@ -32,21 +32,25 @@ fn check(model: &str, what: &str, bound: f32, run: &dyn Fn(Vec<f32>) -> snakeid:
         let best = want.iter().copied().fold(f32::MIN, f32::max);
         assert!(want[argmax(&got)] >= best - bound, "{model} {what} {photo}: top-1 {} is far from the reference's", argmax(&got));
         let (a, b) = (top_k(&got, 5), top_k(&want, 5));
-        assert!(a.iter().filter(|i| b.contains(i)).count() >= 4, "{model} {what} {photo}: top-5 {a:?} vs {b:?}");
+        assert!(a.iter().filter(|i| b.contains(i)).count() >= min_top5, "{model} {what} {photo}: top-5 {a:?} vs {b:?}");
     }
     eprintln!("{model} {what}: max |delta logit| vs onnxruntime {worst:.3} over {} inputs", logits.len());
 }
 
 #[test]
 fn committed_zoo_models_answer_like_onnxruntime_on_the_cpu_and_gpu() {
-    for model in ["squeezenet1_1", "shufflenet_v2_x1_0"] {
+    // The two smallest zoo models, and stand-ins with ResNet18's layer kinds (int8 3x3 convolutions at strides 1 and
+    // 2, 1x1/2 shortcuts, u8 codes handed between them) and EfficientNet-B0's (depthwise, SiLU, squeeze-excitation).
+    // The EfficientNet stand-in's random logits crowd its top 5 within its int8 rounding (snakeid is 0.79 from the
+    // literal QDQ evaluation there, onnxruntime's own fused kernels 2.37), so 3 of its 5 are asked for.
+    for (model, min_top5) in [("squeezenet1_1", 4), ("shufflenet_v2_x1_0", 4), ("resnet_standin", 4), ("efficientnet_standin", 3)] {
         let onnx = std::fs::read(committed().join(format!("{model}.int8.onnx"))).unwrap();
         let cpu = Engine::compile(onnx.clone(), 224, 224, 1000).unwrap();
-        check(model, "cpu", 1.0, &|x| cpu.run(x));
+        check(model, "cpu", 1.0, min_top5, &|x| cpu.run(x));
         #[cfg(feature = "gpu")]
         if gpu_available() {
             let gpu = snakeid::internals::gpu::GpuEngine::compile(snakeid::internals::model::typed_model(onnx.clone(), 224, 224, 1000).unwrap()).unwrap();
-            check(model, "gpu", 1.0, &|x| gpu.run(&x));
+            check(model, "gpu", 1.0, min_top5, &|x| gpu.run(&x));
         }
     }
 }

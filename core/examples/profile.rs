@@ -1,6 +1,6 @@
 //! Where the time goes: load stages of tract (parse, type, optimise, plan) and inference time per operator kind,
-//! for a bundle's model. `cargo run --release -p snakeid --example profile -- [BUNDLE] [ITERATIONS]`
-//! (no BUNDLE: the embedded default).
+//! for a bundle's model. `cargo run --release -p snakeid --example profile -- [BUNDLE|MODEL.onnx] [ITERATIONS]`
+//! (no BUNDLE: the embedded default; a bare model's square input side in SNAKEID_SIDE, default 224).
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -10,17 +10,27 @@ use tract_onnx::tract_core::plan::{eval, SimplePlan, SimpleState};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let bundle = match args.next().filter(|a| a != "-") {
-        Some(p) => snakeid::Bundle::load(std::path::Path::new(&p))?,
-        None => snakeid::Bundle::embedded_default()?,
+    let path = args.next().filter(|a| a != "-");
+    // A bare model.onnx (a zoo model) too, with its square input side in SNAKEID_SIDE (default 224).
+    let (model_bytes, w, h) = match path {
+        Some(p) if p.ends_with(".onnx") => {
+            let side: usize = std::env::var("SNAKEID_SIDE").ok().map(|s| s.parse()).transpose()?.unwrap_or(224);
+            (bytes::Bytes::from(std::fs::read(&p)?), side, side)
+        }
+        p => {
+            let bundle = match p {
+                Some(p) => snakeid::Bundle::load(std::path::Path::new(&p))?,
+                None => snakeid::Bundle::embedded_default()?,
+            };
+            (bundle.model.clone(), bundle.manifest.input.width as usize, bundle.manifest.input.height as usize)
+        }
     };
     let n: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(20);
-    let (w, h) = (bundle.manifest.input.width as usize, bundle.manifest.input.height as usize);
 
     let ms = |t: Instant| t.elapsed().as_secs_f64() * 1e3;
     let t = Instant::now();
     let onnx = tract_onnx::onnx();
-    let mut proto = <tract_onnx::pb::ModelProto as prost::Message>::decode(bundle.model.clone())?;
+    let mut proto = <tract_onnx::pb::ModelProto as prost::Message>::decode(model_bytes)?;
     let t_decode = ms(t);
     let t = Instant::now();
     // SNAKEID_NO_FOLD=1 leaves the constant weights' DequantizeLinear nodes to tract.

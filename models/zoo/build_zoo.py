@@ -53,7 +53,30 @@ ZOO = [
     ("efficientnet_b0", "torchvision:efficientnet_b0", 224, "crop", IMAGENET),
     ("levit_192", "timm:levit_192", 224, "crop", IMAGENET),
     ("coatnet_0", "timm:coatnet_0_rw_224", 224, "crop", IMAGENET),
+    # Small stand-ins with ResNet18's and EfficientNet-B0's kinds of layer, committed with goldens for CI.
+    ("resnet_standin", "standin:resnet", 224, "crop", IMAGENET),
+    ("efficientnet_standin", "standin:efficientnet", 224, "crop", IMAGENET),
 ]
+
+
+def standin(name):
+    """ResNet18's layer kinds at a sixteenth of its channels (7x7/2 stem, 3x3 max pool, one BasicBlock per stage:
+    3x3 convolutions at strides 1 and 2, 1x1/2 shortcuts, residual Adds), or EfficientNet-B0 at a quarter of its
+    width and depth (MBConv: depthwise, SiLU, squeeze-excitation)."""
+    from torchvision.models.resnet import BasicBlock
+    if name == "efficientnet":
+        from torchvision.models.efficientnet import EfficientNet, _efficientnet_conf
+        setting, last = _efficientnet_conf("efficientnet_b0", width_mult=0.25, depth_mult=0.25)
+        return EfficientNet(setting, 0.2, last_channel=last, num_classes=1000)
+    nn = torch.nn
+
+    def block(cin, cout, stride):
+        down = None if stride == 1 and cin == cout else nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        return BasicBlock(cin, cout, stride, down)
+    assert name == "resnet", name
+    return nn.Sequential(nn.Conv2d(3, 16, 7, 2, 3, bias=False), nn.BatchNorm2d(16), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1),
+                         block(16, 16, 1), block(16, 32, 2), block(32, 64, 2), block(64, 128, 2),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, 1000))
 TEST_PHOTOS = ["chelsea.png", "coffee.png", "rocket.jpg", "astronaut.webp"]
 CALIB = ["astronaut.png", "brick.png", "camera.png", "coffee.png", "grass.png", "gravel.png", "horse.png",
          "hubble_deep_field.jpg", "motorcycle_left.png", "retina.jpg", "color.png", "ihc.png"]
@@ -87,6 +110,8 @@ def make(source, pre, photo, calib):
     if kw:
         import torchvision
         net = torchvision.models.inception_v3(weights=None, num_classes=1000, **kw)
+    elif source.startswith("standin:"):
+        net = standin(source.partition(":")[2])
     else:
         net = build(source, 1000)
     fold_std_conv(net)
