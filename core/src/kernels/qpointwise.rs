@@ -19,6 +19,12 @@ use super::quant::{clamp, FakeQuant, ROUND};
 use std::ops::Range;
 use std::sync::Arc;
 
+/// The im2col matrix of a windowed convolution is built and multiplied a tile of pixels at a time, of at most this
+/// many bytes (a 3x3 convolution of 64 channels: 576 rows, 1792 pixels), so that the scratch a thread keeps stays
+/// small. 256 KB tiles cost 2-4% on ResNet18, DenseNet121 and InceptionV3; these are within noise of no tiling
+/// (BENCHMARKS.md, session 17).
+const TILE_BYTES: usize = 1024 * 1024;
+
 /// Pixels per panel (one 512-bit vector of i32 accumulators).
 pub(crate) const PIXELS: usize = 16;
 /// Output channels per micro-kernel call.
@@ -53,6 +59,9 @@ pub struct QPointwise {
     /// A convolution other than 1x1 with unit stride and no padding: its geometry, and the matrix product runs
     /// over its im2col matrix (`in_channels` rows: channels x kernel taps, rounded up to a multiple of 4).
     pub(crate) window: Option<Geometry>,
+    /// Elements between two output channels' rows: `pixels`, or the whole output's pixels for the matrix product of
+    /// one tile of a windowed convolution's pixels ([`QPointwise::with_gemm_input`]).
+    pub(crate) out_stride: usize,
 }
 
 impl PartialEq for QPointwise {
@@ -105,6 +114,7 @@ impl QPointwise {
             codes_out: None,
             codes_in: false,
             window: None,
+            out_stride: pixels,
         })
     }
 
@@ -125,15 +135,19 @@ impl QPointwise {
         }
     }
 
-    /// Runs `gemm` on the matrix product's input `[in_channels][pixels]`: `x` itself for a 1x1 convolution, or its
-    /// im2col matrix of u8 codes (the input quantized to codes first, unless it is codes).
-    pub(crate) fn with_gemm_input<R>(&self, x: Source, gemm: impl FnOnce(Source) -> R) -> R {
-        let Some(g) = &self.window else { return gemm(x) };
+    /// Runs `gemm(op, input, first pixel)` for the matrix product: once, on `x` itself, for a 1x1 convolution;
+    /// for a windowed one, once per tile of output pixels, on the tile's im2col matrix of u8 codes (the input
+    /// quantized to codes first, unless it is codes) and a copy of this op for those pixels, whose output rows start
+    /// at that first pixel and keep the whole output's stride. Tiles keep the matrix near the cache: whole, it can
+    /// be 29 MB (VGG16's second convolution), written and read back from memory.
+    pub(crate) fn with_gemm_input(&self, x: Source, mut gemm: impl FnMut(&QPointwise, Source, usize)) {
+        let Some(g) = &self.window else { return gemm(self, x, 0) };
         let grid = (1.0 / self.inv_scale, self.zero_point);
-        let matrix_len = self.in_channels * self.pixels;
+        // Pixels per tile: a multiple of 32 (two blocks per thread's range) whose matrix fits TILE_BYTES.
+        let tile = (TILE_BYTES / self.in_channels / 32 * 32).max(32).min(self.pixels);
         let codes_len = if matches!(x, Source::Values(_)) { self.input_len() } else { 0 };
-        parallel::with_matrix_bytes(matrix_len + codes_len, |scratch| {
-            let (matrix, codes) = scratch.split_at_mut(matrix_len);
+        parallel::with_matrix_bytes(self.in_channels * tile + codes_len, |scratch| {
+            let (matrix, codes) = scratch.split_at_mut(self.in_channels * tile);
             let codes: &[u8] = match x {
                 Source::Codes(x, _) => x,
                 Source::Values(x) => {
@@ -143,8 +157,13 @@ impl QPointwise {
                     codes
                 }
             };
-            im2col(g, codes, self.zero_point as u8, self.in_channels, matrix);
-            gemm(Source::Codes(matrix, grid))
+            for p0 in (0..self.pixels).step_by(tile) {
+                let n = tile.min(self.pixels - p0);
+                let matrix = &mut matrix[..self.in_channels * n];
+                im2col(g, codes, self.zero_point as u8, self.in_channels, p0..p0 + n, matrix);
+                let part = QPointwise { pixels: n, window: None, ..self.clone() };
+                gemm(&part, Source::Codes(matrix, grid), p0);
+            }
         })
     }
 
@@ -210,7 +229,7 @@ impl QPointwise {
     /// The reference: plain integer loops over packed panels (the tests' reference for the plug-ins).
     #[cfg(test)]
     pub(crate) fn run_portable<T: Output>(&self, x: Source, out: &mut [T]) {
-        self.with_gemm_input(x, |x| self.gemm_portable(x, out))
+        self.with_gemm_input(x, |op, x, p0| op.gemm_portable(x, &mut out[p0..]))
     }
 
     /// [`QPointwise::run_portable`]'s matrix product, on its `[in_channels][pixels]` input.
@@ -233,7 +252,8 @@ impl QPointwise {
                 }
                 let p0 = block * PIXELS;
                 let n = PIXELS.min(self.pixels - p0);
-                self.finish(o, &acc, &epilogue, &mut out[o * self.pixels + p0..o * self.pixels + p0 + n]);
+                let row = o * self.out_stride + p0;
+                self.finish(o, &acc, &epilogue, &mut out[row..row + n]);
             }
         }
     }
@@ -246,7 +266,7 @@ impl QPointwise {
     /// thread waits for a shared packing, each reads only the panels it packed, and no two write the same element.
     #[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
     pub(crate) fn split_pixels<T: Output>(&self, out: &mut [T], align: usize, kernel: impl Fn(Range<usize>, &mut [u8], *mut T) + Sync) {
-        assert_eq!(out.len(), self.out_channels * self.pixels);
+        assert!(self.out_stride >= self.pixels && out.len() >= (self.out_channels - 1) * self.out_stride + self.pixels);
         assert!(!T::CODES || self.fake_quant.is_some(), "codes of a fake-quantized output only");
         let out = Disjoint(out.as_mut_ptr());
         parallel::for_each_range(self.pixels.div_ceil(PIXELS), align, |blocks| {
@@ -374,6 +394,7 @@ mod tests {
             codes_out: None,
             codes_in: false,
             window: None,
+            out_stride: pixels,
         };
         (op, x)
     }
@@ -482,31 +503,37 @@ mod tests {
     /// outside the input, bias, clip) to f32 rounding.
     #[test]
     fn a_windowed_convolution_is_the_convolutions_definition() {
-        let g = Geometry::new(3, [9, 10], [3, 3], [2, 2], [1, 1], [1, 0]).unwrap();
-        let (op, x, w) = windowed_op(&g, 5, 3);
-        assert_eq!(op.in_channels, 28);
-        let mut got = vec![0f32; 5 * op.pixels];
-        op.run_portable(Source::Values(&x), &mut got);
-        let ([ih, iw], [oh, ow]) = (g.in_hw, g.out_hw);
-        for o in 0..5 {
-            for (oy, ox) in (0..oh).flat_map(|y| (0..ow).map(move |x| (y, x))) {
-                let mut acc = op.bias[o] as f64;
-                for (c, ky, kx) in (0..3).flat_map(|c| (0..3).flat_map(move |ky| (0..3).map(move |kx| (c, ky, kx)))) {
-                    let (iy, ix) = ((oy * 2 + ky) as isize - 1, (ox * 2 + kx) as isize - 1);
-                    if iy >= 0 && ix >= 0 && (iy as usize) < ih && (ix as usize) < iw {
-                        acc += w[o * 27 + c * 9 + ky * 3 + kx] as f64 * x[(c * ih + iy as usize) * iw + ix as usize] as f64;
+        // Small, and large enough for two tiles of pixels (the last one partial).
+        for (c, in_hw) in [(3, [9, 10]), (8, [239, 259])] {
+            let g = Geometry::new(c, in_hw, [3, 3], [2, 2], [1, 1], [1, 0]).unwrap();
+            let (op, x, w) = windowed_op(&g, 5, 3);
+            assert_eq!(op.in_channels, (c * 9).div_ceil(4) * 4);
+            if c == 8 {
+                assert!(op.in_channels * op.pixels > TILE_BYTES, "one tile only");
+            }
+            let mut got = vec![0f32; 5 * op.pixels];
+            op.run_portable(Source::Values(&x), &mut got);
+            let ([ih, iw], [oh, ow]) = (g.in_hw, g.out_hw);
+            for o in 0..5 {
+                for (oy, ox) in (0..oh).flat_map(|y| (0..ow).map(move |x| (y, x))) {
+                    let mut acc = op.bias[o] as f64;
+                    for (ci, ky, kx) in (0..c).flat_map(|c| (0..3).flat_map(move |ky| (0..3).map(move |kx| (c, ky, kx)))) {
+                        let (iy, ix) = ((oy * 2 + ky) as isize - 1, (ox * 2 + kx) as isize - 1);
+                        if iy >= 0 && ix >= 0 && (iy as usize) < ih && (ix as usize) < iw {
+                            acc += w[o * c * 9 + ci * 9 + ky * 3 + kx] as f64 * x[(ci * ih + iy as usize) * iw + ix as usize] as f64;
+                        }
                     }
+                    let r = (acc as f32).clamp(0.0, 6.0);
+                    let g = got[o * oh * ow + oy * ow + ox];
+                    assert!((g - r).abs() <= 1e-4 * r.abs().max(1.0), "channel {o} ({oy}, {ox}): {g} vs {r}");
                 }
-                let r = (acc as f32).clamp(0.0, 6.0);
-                let g = got[o * oh * ow + oy * ow + ox];
-                assert!((g - r).abs() <= 1e-4 * r.abs().max(1.0), "channel {o} ({oy}, {ox}): {g} vs {r}");
             }
         }
     }
 
     /// The plug-in's matrix product over the im2col matrix equals the portable one bit for bit: 3x3 with unit and
-    /// double stride, a 7x7 stem on 3 channels (147 taps, not a multiple of 4), a strided 1x1 shortcut; values or
-    /// codes in, values or codes out, one thread or three.
+    /// double stride, a 7x7 stem on 3 channels (147 taps, not a multiple of 4), a strided 1x1 shortcut, a 3x3 over
+    /// several tiles of pixels; values or codes in, values or codes out, one thread or three.
     #[test]
     fn windowed_convolutions_equal_the_portable_kernel_bit_for_bit() {
         if !kernels().int8_pointwise {
@@ -514,7 +541,10 @@ mod tests {
             return;
         }
         let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-        for (c, in_hw, k, s, p, o) in [(16, [14, 14], 3, 1, 1, 24), (8, [15, 13], 3, 2, 1, 16), (3, [20, 20], 7, 2, 3, 12), (12, [9, 9], 1, 2, 0, 9)] {
+        // The last one is large enough for several tiles of pixels, the last one partial.
+        let shapes = [(16, [14, 14], 3, 1, 1, 24), (8, [15, 13], 3, 2, 1, 16), (3, [20, 20], 7, 2, 3, 12), (12, [9, 9], 1, 2, 0, 9), (8, [161, 159], 3, 1, 1, 16)];
+        assert!(72 * 161 * 159 > TILE_BYTES, "one tile only");
+        for (c, in_hw, k, s, p, o) in shapes {
             let g = Geometry::new(c, in_hw, [k, k], [s, s], [p, p], [p, p]).unwrap();
             let (mut op, x, _) = windowed_op(&g, o, (c * k + o) as u32);
             op.fake_quant = Some(FakeQuant::new(1.0 / 0.0625, 100, 0.0625, 100));

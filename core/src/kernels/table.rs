@@ -55,6 +55,6 @@ impl Kernels {
     /// An int8 convolution of `xs` into `out`: the plug-in's matrix product, over the input itself (1x1) or its
     /// im2col matrix.
     pub(crate) fn qpointwise<T: Output>(&self, op: &QPointwise, xs: Source, out: &mut [T]) {
-        op.with_gemm_input(xs, |xs| (self.qpointwise)(op, xs, T::dest(out)))
+        op.with_gemm_input(xs, |op, xs, p0| (self.qpointwise)(op, xs, T::dest(&mut out[p0..])))
     }
 }

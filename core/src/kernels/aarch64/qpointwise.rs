@@ -138,7 +138,7 @@ unsafe fn gemm<T: Output>(op: &QPointwise, packed: &[u8], blocks: Range<usize>, 
                     }
                     // (acc + shift) - correction, as the portable kernel's acc - correction.
                     let pre = Pre { corr: vdupq_n_s32(op.correction[o] - shift[r]), scale: vdupq_n_f32(op.scales[o]), bias: vdupq_n_f32(op.bias[o]) };
-                    finish(*acc, &pre, &epilogue, out.add(o * op.pixels + p0), n);
+                    finish(*acc, &pre, &epilogue, out.add(o * op.out_stride + p0), n);
                 }
             }
         }

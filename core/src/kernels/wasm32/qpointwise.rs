@@ -41,7 +41,7 @@ fn run<T: Output>(op: &QPointwise, x: Source, out: &mut [T]) {
         for o in (0..op.out_channels).step_by(ROWS) {
             let acc = sums(&packed, &w[o * k8..(o + ROWS) * k8], k8);
             for (r, acc) in acc.iter().enumerate().take(op.out_channels - o) {
-                let row = (o + r) * op.pixels + p0;
+                let row = (o + r) * op.out_stride + p0;
                 op.finish(o + r, acc, &epilogue, &mut out[row..row + n]);
             }
         }

@@ -177,13 +177,13 @@ unsafe fn kernel<const NP: usize, const FQ: bool, const CODES: bool>(
                     if CODES {
                         // The level (an integer) plus the zero point: the code, 0..=255.
                         let code = _mm512_add_epi32(_mm512_cvtps_epi32(simd::level(v, fq, round)), zero_point);
-                        _mm512_mask_cvtusepi32_storeu_epi8(out.add(o * op.pixels + p) as *mut i8, mask, code);
+                        _mm512_mask_cvtusepi32_storeu_epi8(out.add(o * op.out_stride + p) as *mut i8, mask, code);
                         continue;
                     }
                     if FQ {
                         v = simd::fake_quant(v, fq, round);
                     }
-                    let dst = (out as *mut f32).add(o * op.pixels + p);
+                    let dst = (out as *mut f32).add(o * op.out_stride + p);
                     if width == PIXELS {
                         _mm512_storeu_ps(dst, v);
                     } else {
