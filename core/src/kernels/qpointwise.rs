@@ -15,7 +15,7 @@ use super::epilogue::{Dest, Epilogue, Output, Source};
 use super::im2col::im2col;
 use super::parallel;
 use super::plane::Geometry;
-use super::quant::{clamp, FakeQuant, ROUND};
+use super::quant::{clamp, FakeQuant, QuantizeU8, ROUND};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -151,9 +151,8 @@ impl QPointwise {
             let codes: &[u8] = match x {
                 Source::Codes(x, _) => x,
                 Source::Values(x) => {
-                    for (c, v) in codes.iter_mut().zip(x) {
-                        *c = self.code(*v);
-                    }
+                    // The vectorised QuantizeLinear: the same codes as `code`, value by value.
+                    QuantizeU8::new(self.inv_scale, self.zero_point as u8).apply(x, codes);
                     codes
                 }
             };
