@@ -156,11 +156,12 @@ impl QPointwise {
                     codes
                 }
             };
+            // One copy of this op for the tiles (the last one's pixels set anew).
+            let mut part = QPointwise { pixels: tile, window: None, ..self.clone() };
             for p0 in (0..self.pixels).step_by(tile) {
-                let n = tile.min(self.pixels - p0);
-                let matrix = &mut matrix[..self.in_channels * n];
-                im2col(g, codes, self.zero_point as u8, self.in_channels, p0..p0 + n, matrix);
-                let part = QPointwise { pixels: n, window: None, ..self.clone() };
+                part.pixels = tile.min(self.pixels - p0);
+                let matrix = &mut matrix[..self.in_channels * part.pixels];
+                im2col(g, codes, self.zero_point as u8, self.in_channels, p0..p0 + part.pixels, matrix);
                 gemm(&part, Source::Codes(matrix, grid), p0);
             }
         })
