@@ -113,7 +113,7 @@ pub fn swap_in(model: &mut TypedModel) -> TractResult<usize> {
     Ok(swapped)
 }
 
-/// What a pointwise convolution node is made of, in either form.
+/// What an int8 convolution node is made of, in either form.
 struct Parts {
     source: OutletId,
     /// `[O, I]` or `[O, I, kh, kw]`.
@@ -158,8 +158,8 @@ fn einsum_parts(model: &TypedModel, id: usize) -> Option<Parts> {
 }
 
 /// A pointwise convolution over a fake-quantized input with int8 weights, and the clip and Q → DQ that follow it:
-/// the op, the last node it replaces, and its input. Two forms: tract's ONNX `Conv` before declutter (1x1,
-/// bias as its third input), and after declutter an EinSum and the bias Add that follows it.
+/// the op, the last node it replaces, and its input. Two forms: tract's ONNX `Conv` before declutter (any kernel,
+/// stride and padding, bias as its third input), and after declutter a 1x1 one's EinSum and the bias Add after it.
 fn pointwise_of(model: &TypedModel, id: usize) -> Option<(QPointwise, usize, OutletId)> {
     let Parts { source, weights, mut bias, window, mut last } = conv_parts(model, id).or_else(|| einsum_parts(model, id))?;
     let in_shape: Vec<usize> = model.outlet_fact(source).ok()?.shape.as_concrete()?.to_vec();
