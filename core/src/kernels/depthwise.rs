@@ -11,6 +11,11 @@ use super::isa::multiversion;
 use super::quant::{clamp, FakeQuant};
 use std::sync::Arc;
 
+/// Whether each tap is one fused multiply-add: on AArch64, as tract-linalg's own depthwise kernel there (`vfmaq_f32`),
+/// a multiply then an add elsewhere, as its x86-64 and WebAssembly kernels; so that ours computes tract's values on
+/// every ISA we ship, and each plug-in its portable loop's.
+pub(crate) const FUSED: bool = cfg!(target_arch = "aarch64");
+
 #[derive(Debug, Clone)]
 pub struct Depthwise {
     pub(crate) geometry: Geometry,
@@ -142,7 +147,7 @@ fn accumulate<const N: usize, T>(
         for (wv, start) in weights.iter().zip(tap_start) {
             let src = &plane[row_offset + start + x..row_offset + start + x + N];
             for l in 0..N {
-                a[l] += wv * src[l];
+                a[l] = if FUSED { wv.mul_add(src[l], a[l]) } else { a[l] + wv * src[l] };
             }
         }
         let n = if x + N <= out.len() { N } else { width - x };
@@ -204,6 +209,8 @@ mod tests {
             ([3, 3], [1, 1], 1, [7, 7]),
             ([3, 3], [2, 2], 1, [6, 71]),
             ([3, 3], [2, 2], 0, [5, 64]),
+            ([3, 3], [2, 2], 0, [6, 19]),
+            ([3, 3], [1, 1], 1, [4, 12]),
             ([3, 3], [1, 1], 1, [3, 37]),
             ([3, 3], [3, 3], 1, [10, 40]),
         ] {

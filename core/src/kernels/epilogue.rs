@@ -29,7 +29,7 @@ pub(crate) enum Dest<'a> {
 
 /// What our convolutions write: f32 values, or u8 codes of their output's fake quantization grid, for a reader that
 /// takes codes ([`crate::backend::cpu::handover`]).
-pub(crate) trait Output: Copy + Send + Sync + 'static {
+pub(crate) trait Output: Copy + Default + Send + Sync + 'static {
     /// Whether these are codes (for the plug-ins).
     #[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
     const CODES: bool;

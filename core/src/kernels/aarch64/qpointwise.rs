@@ -5,6 +5,7 @@
 //! kernel's, and the epilogue runs the portable one's operations in the same order on NEON registers: the same
 //! outputs, bit for bit.
 
+use crate::kernels::aarch64::epilogue::NeonEpilogue;
 use crate::kernels::epilogue::{Dest, Epilogue, Output, Source};
 use crate::kernels::qpointwise::{QPointwise, PIXELS};
 use std::arch::aarch64::*;
@@ -152,40 +153,6 @@ struct Pre {
     bias: float32x4_t,
 }
 
-/// [`Epilogue`] broadcast into registers: the clip left after folding, the fake quantization's constants
-/// ([`crate::kernels::quant::FakeQuant::params`]' layout), the rounding constant and the output codes' zero point.
-struct NeonEpilogue {
-    clip: Option<(float32x4_t, float32x4_t)>,
-    fake_quant: Option<[float32x4_t; 5]>,
-    round: float32x4_t,
-    zero_point: int32x4_t,
-}
-
-impl NeonEpilogue {
-    fn new(e: Epilogue, zero_point: i32) -> NeonEpilogue {
-        // SAFETY: NEON is part of every AArch64 CPU.
-        unsafe {
-            NeonEpilogue {
-                clip: e.clip.map(|(lo, hi)| (vdupq_n_f32(lo), vdupq_n_f32(hi))),
-                fake_quant: e.fake_quant.map(|p| p.map(|v| vdupq_n_f32(v))),
-                round: vdupq_n_f32(crate::kernels::quant::ROUND),
-                zero_point: vdupq_n_s32(zero_point),
-            }
-        }
-    }
-}
-
-/// [`crate::kernels::quant::clamp`] on 4 lanes: `v > lo ? v : lo`, then `v < hi ? v : hi` (NaN to `lo`), as
-/// comparisons and selects (NEON's max and min differ from it on NaN and signed zeros).
-#[inline(always)]
-fn clamp(v: float32x4_t, lo: float32x4_t, hi: float32x4_t) -> float32x4_t {
-    // SAFETY: NEON is part of every AArch64 CPU.
-    unsafe {
-        let v = vbslq_f32(vcgtq_f32(v, lo), v, lo);
-        vbslq_f32(vcltq_f32(v, hi), v, hi)
-    }
-}
-
 /// [`QPointwise::finish`] on one output channel's 16 accumulators: `(acc - corr) as f32 * scale + bias`, the clip,
 /// the fake quantization (its level, then the level times the scale, or the level plus the zero point as a code):
 /// the same operations in the same order; the first `n` outputs stored at `out`.
@@ -196,33 +163,7 @@ fn clamp(v: float32x4_t, lo: float32x4_t, hi: float32x4_t) -> float32x4_t {
 unsafe fn finish<T: Output>(acc: [int32x4_t; 4], pre: &Pre, e: &NeonEpilogue, out: *mut T, n: usize) {
     // SAFETY: NEON is part of every AArch64 CPU; the stores are the caller's promise.
     unsafe {
-        let values = acc.map(|a| {
-            let v = vaddq_f32(vmulq_f32(vcvtq_f32_s32(vsubq_s32(a, pre.corr)), pre.scale), pre.bias);
-            match e.clip {
-                Some((lo, hi)) => clamp(v, lo, hi),
-                None => v,
-            }
-        });
-        // The fake quantization's level: clamp(x * inv, lo, hi), then (v + ROUND) - (ROUND - offset).
-        let level = |v: float32x4_t, [inv, lo, hi, shift, _]: [float32x4_t; 5]| vsubq_f32(vaddq_f32(clamp(vmulq_f32(v, inv), lo, hi), e.round), shift);
-        if T::CODES {
-            let params = e.fake_quant.expect("codes of a fake-quantized output only");
-            let codes = values.map(|v| vaddq_s32(vcvtq_s32_f32(level(v, params)), e.zero_point));
-            let low = vcombine_u16(vqmovun_s32(codes[0]), vqmovun_s32(codes[1]));
-            let high = vcombine_u16(vqmovun_s32(codes[2]), vqmovun_s32(codes[3]));
-            let mut lanes = [0u8; PIXELS];
-            vst1q_u8(lanes.as_mut_ptr(), vcombine_u8(vqmovn_u16(low), vqmovn_u16(high)));
-            std::ptr::copy_nonoverlapping(lanes.as_ptr(), out as *mut u8, n);
-        } else {
-            let values = match e.fake_quant {
-                Some(params) => values.map(|v| vmulq_f32(level(v, params), params[4])),
-                None => values,
-            };
-            let mut lanes = [0f32; PIXELS];
-            for (q, v) in values.iter().enumerate() {
-                vst1q_f32(lanes.as_mut_ptr().add(q * 4), *v);
-            }
-            std::ptr::copy_nonoverlapping(lanes.as_ptr(), out as *mut f32, n);
-        }
+        let values = acc.map(|a| vaddq_f32(vmulq_f32(vcvtq_f32_s32(vsubq_s32(a, pre.corr)), pre.scale), pre.bias));
+        e.store16(values, out, n)
     }
 }

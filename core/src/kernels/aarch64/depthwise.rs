@@ -1,0 +1,207 @@
+//! The depthwise convolution with NEON: two output rows per pass, 16 outputs per block as four registers of 4
+//! lanes, each tap one fused multiply-add (as the portable loop on AArch64, [`crate::kernels::depthwise::FUSED`]),
+//! the epilogue in registers, and the padded plane filled with vector loads. The same operations in the same order as [`Depthwise::run_portable`], so
+//! the same bits.
+
+use crate::kernels::aarch64::epilogue::{clamp, NeonEpilogue};
+use crate::kernels::depthwise::Depthwise;
+use crate::kernels::epilogue::{Dest, Epilogue, Output, Source};
+use crate::kernels::plane::Geometry;
+use std::arch::aarch64::*;
+
+/// [`run`] as the kernels' table holds it.
+pub(super) fn plugged(op: &Depthwise, input: Source, output: Dest, first: usize, plane: &mut [f32]) {
+    match output {
+        Dest::Values(out) => run(op, input, out, first, plane),
+        Dest::Codes(out) => run(op, input, out, first, plane),
+    }
+}
+
+/// Output channels `first..` of the convolution into `output`, as [`Depthwise::run_auto`] says.
+fn run<T: Output>(op: &Depthwise, input: Source, output: &mut [T], first: usize, plane: &mut [f32]) {
+    let g = &op.geometry;
+    let ([ih, iw], [oh, ow], [kh, kw]) = (g.in_hw, g.out_hw, g.kernel);
+    let taps = kh * kw;
+    let tap_start = g.tap_start();
+    // Every load stays inside `plane`.
+    assert!(g.last_load(&tap_start) <= plane.len(), "depthwise plane too short");
+    let epilogue = NeonEpilogue::new(Epilogue::new(op.clip, op.fake_quant.as_ref()), op.codes_out.unwrap_or(0));
+    // 3x3 kernels (every depthwise convolution of MobileNet-like models): fixed-size taps and weights, so that the
+    // tap loop is unrolled and the weights stay in registers.
+    let tap_start_3x3: Option<[usize; 9]> = tap_start.as_slice().try_into().ok();
+    for c in 0..output.len() / (oh * ow) {
+        match input.slice(c * ih * iw..(c + 1) * ih * iw) {
+            // Strides beyond 2 (no model we know has them): the portable fill.
+            src if g.stride[1] > 2 => op.fill_plane(src, plane),
+            src => fill_plane(op, src, plane),
+        }
+        let w = &op.weights[(first + c) * taps..(first + c + 1) * taps];
+        // SAFETY: NEON is part of every AArch64 CPU.
+        let (wv, bias): (Vec<float32x4_t>, _) = unsafe { (w.iter().map(|v| vdupq_n_f32(*v)).collect(), vdupq_n_f32(op.bias[first + c])) };
+        let out = &mut output[c * oh * ow..(c + 1) * oh * ow];
+        let channel = |weights, tap_start| Channel { plane, row_step: g.row_step(), ow, weights, tap_start, bias, epilogue: &epilogue };
+        // SAFETY (both): `out` is the channel's oh x ow outputs, and the plane holds every load (asserted above).
+        // Each arm is its own inlined copy: the 3x3 one knows its 9 taps.
+        match tap_start_3x3 {
+            Some(starts) => unsafe { channel(&<[float32x4_t; 9]>::try_from(wv.as_slice()).expect("9 taps"), &starts).run(oh, out) },
+            None => unsafe { channel(&wv, &tap_start).run(oh, out) },
+        }
+    }
+}
+
+/// [`Depthwise::fill_plane`] with vector loads for strides 1 and 2 (a stride-2 row split into its two column phases
+/// by `uzp1`/`uzp2`): the same values; the padding stays as it was.
+fn fill_plane(op: &Depthwise, src: Source, plane: &mut [f32]) {
+    let g = &op.geometry;
+    let len = g.in_hw[0] * g.in_hw[1];
+    if g.in_hw[1] < 8 {
+        return op.fill_plane(src, plane);
+    }
+    match (src, op.input_clip) {
+        (Source::Values(x), None) => fill_rows(g, plane, values(x, len), |v| v),
+        (Source::Values(x), Some(clip)) => fill_rows(g, plane, values(x, len), clipped(clip)),
+        (Source::Codes(x, grid), None) => fill_rows(g, plane, codes(x, len, grid), |v| v),
+        (Source::Codes(x, grid), Some(clip)) => fill_rows(g, plane, codes(x, len, grid), clipped(clip)),
+    }
+}
+
+/// Loads of 8 values `i..i + 8` of the channel `x` (`len` of them), for `i + 8 <= len`.
+#[inline(always)]
+fn values(x: &[f32], len: usize) -> impl Fn(usize) -> [float32x4_t; 2] + '_ {
+    assert!(x.len() >= len);
+    // SAFETY: NEON is part of every AArch64 CPU; `i + 8 <= len <= x.len()` (fill_rows' loads).
+    move |i| unsafe { [vld1q_f32(x.as_ptr().add(i)), vld1q_f32(x.as_ptr().add(i + 4))] }
+}
+
+/// Loads of the values of 8 codes `i..i + 8` of the channel `x` (`len` of them) on the grid `(scale, zero point)`:
+/// `(q - zero point) as f32 * scale`, as [`Depthwise::fill_plane`]; for `i + 8 <= len`.
+#[inline(always)]
+fn codes(x: &[u8], len: usize, (scale, zero_point): (f32, i32)) -> impl Fn(usize) -> [float32x4_t; 2] + '_ {
+    assert!(x.len() >= len);
+    // SAFETY: NEON is part of every AArch64 CPU; `i + 8 <= len <= x.len()` (fill_rows' loads).
+    move |i| unsafe {
+        let (s, z) = (vdupq_n_f32(scale), vdupq_n_s32(zero_point));
+        let wide = vmovl_u8(vld1_u8(x.as_ptr().add(i)));
+        let value = |q: uint16x4_t| vmulq_f32(vcvtq_f32_s32(vsubq_s32(vreinterpretq_s32_u32(vmovl_u16(q)), z)), s);
+        [value(vget_low_u16(wide)), value(vget_high_u16(wide))]
+    }
+}
+
+/// The input clip `(lo, hi)` on 4 lanes.
+#[inline(always)]
+fn clipped((lo, hi): (f32, f32)) -> impl Fn(float32x4_t) -> float32x4_t {
+    // SAFETY: NEON is part of every AArch64 CPU.
+    let (lo, hi) = unsafe { (vdupq_n_f32(lo), vdupq_n_f32(hi)) };
+    move |v| clamp(v, lo, hi)
+}
+
+/// The rows of one channel's plane for a stride of 1 or 2 and rows of at least 8 values, from `eight(i)`, the
+/// channel's values `i..i + 8`, each through `f`. A row's last block overlaps the one before it (the same values
+/// written twice).
+#[inline(always)]
+fn fill_rows(g: &Geometry, plane: &mut [f32], eight: impl Fn(usize) -> [float32x4_t; 2], f: impl Fn(float32x4_t) -> float32x4_t) {
+    let ([ih, iw], sw) = (g.in_hw, g.stride[1]);
+    let (pw, ph, [top, left]) = (g.phase_width(), g.padded_height(), g.pad_before);
+    assert!(sw <= 2 && iw >= 8 && plane.len() >= g.channel_plane_len(), "depthwise plane too short, a stride beyond 2 or rows under 8");
+    // SAFETY: NEON is part of every AArch64 CPU; every store is columns of row r + top of a phase of the plane
+    // (asserted long enough) below that phase's width; every load 8 values of a row (`j + 8 <= iw`).
+    unsafe {
+        let plane = plane.as_mut_ptr();
+        for r in 0..ih {
+            if sw == 1 {
+                let d = plane.add((r + top) * pw + left);
+                let store = |j: usize| {
+                    let [a, b] = eight(r * iw + j);
+                    vst1q_f32(d.add(j), f(a));
+                    vst1q_f32(d.add(j + 4), f(b));
+                };
+                (0..iw - 7).step_by(8).for_each(store);
+                if iw % 8 != 0 {
+                    store(iw - 8);
+                }
+                continue;
+            }
+            // Even column j goes to phase left % 2 at (j + left) / 2 = j / 2 + left / 2, odd column j + 1 to the
+            // other phase at j / 2 + (left + 1) / 2.
+            let even = plane.add(((left % 2) * ph + r + top) * pw + left / 2);
+            let odd = plane.add((((left + 1) % 2) * ph + r + top) * pw + (left + 1) / 2);
+            let store = |j: usize| {
+                let [a, b] = eight(r * iw + j);
+                vst1q_f32(even.add(j / 2), f(vuzp1q_f32(a, b)));
+                vst1q_f32(odd.add(j / 2), f(vuzp2q_f32(a, b)));
+            };
+            (0..iw - 7).step_by(8).for_each(store);
+            // The last block starts at an even column; an odd width's last column (even) is its own store.
+            match iw % 8 {
+                0 => {}
+                rest if rest % 2 == 0 => store(iw - 8),
+                _ => {
+                    store(iw - 9);
+                    let [_, b] = eight(r * iw + iw - 8);
+                    vst1q_lane_f32::<3>(even.add((iw - 1) / 2), f(b));
+                }
+            }
+        }
+    }
+}
+
+/// One channel's convolution: its padded plane, broadcast weights and bias, and where each tap reads.
+struct Channel<'a> {
+    plane: &'a [f32],
+    /// Plane values between the starts of two output rows.
+    row_step: usize,
+    ow: usize,
+    weights: &'a [float32x4_t],
+    tap_start: &'a [usize],
+    bias: float32x4_t,
+    epilogue: &'a NeonEpilogue,
+}
+
+impl Channel<'_> {
+    /// All `oh` output rows into `out` (the channel's `oh x ow` values), two at a time.
+    ///
+    /// # Safety
+    /// `out` holds the channel's `oh x ow` outputs and the plane every load ([`Geometry::last_load`]).
+    #[inline(always)]
+    unsafe fn run<T: Output>(&self, oh: usize, out: &mut [T]) {
+        // SAFETY: the caller keeps this function's contract (its `# Safety`).
+        unsafe {
+            let mut y = 0;
+            while y + 2 <= oh {
+                self.rows::<2, T>(y, out);
+                y += 2;
+            }
+            if y < oh {
+                self.rows::<1, T>(y, out);
+            }
+        }
+    }
+
+    /// Output rows `y..y + R`, in blocks of 16: bias, then `acc + w * x` fused, tap by tap, then the epilogue.
+    ///
+    /// # Safety
+    /// As [`Channel::run`], for rows `y..y + R` of the channel.
+    #[inline(always)]
+    unsafe fn rows<const R: usize, T: Output>(&self, y: usize, out: &mut [T]) {
+        // SAFETY: the caller keeps this function's contract (its `# Safety`).
+        unsafe {
+            let (base, ow) = (self.plane.as_ptr(), self.ow);
+            let mut x = 0;
+            while x < ow {
+                let mut acc = [[self.bias; 4]; R];
+                for (wv, start) in self.weights.iter().zip(self.tap_start) {
+                    for (r, acc) in acc.iter_mut().enumerate() {
+                        let src = base.add((y + r) * self.row_step + start + x);
+                        for (q, acc) in acc.iter_mut().enumerate() {
+                            *acc = vfmaq_f32(*acc, *wv, vld1q_f32(src.add(q * 4)));
+                        }
+                    }
+                }
+                for (r, acc) in acc.iter().enumerate() {
+                    self.epilogue.store16(*acc, out.as_mut_ptr().add((y + r) * ow + x), (ow - x).min(16));
+                }
+                x += 16;
+            }
+        }
+    }
+}

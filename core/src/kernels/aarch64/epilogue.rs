@@ -1,0 +1,97 @@
+//! Our epilogue (clip, then fake quantization) on NEON registers, 16 outputs as four of 4 lanes: the same
+//! operations in the same order as the portable [`crate::kernels::epilogue::Epilogue`], and the stores of a block's
+//! values or u8 codes.
+
+use crate::kernels::epilogue::{Epilogue, Output};
+use crate::kernels::quant::ROUND;
+use std::arch::aarch64::*;
+
+/// [`Epilogue`] broadcast into registers: the clip left after folding, the fake quantization's constants
+/// ([`crate::kernels::quant::FakeQuant::params`]' layout), the rounding constant and the output codes' zero point.
+pub(crate) struct NeonEpilogue {
+    clip: Option<(float32x4_t, float32x4_t)>,
+    fake_quant: Option<[float32x4_t; 5]>,
+    round: float32x4_t,
+    zero_point: int32x4_t,
+}
+
+impl NeonEpilogue {
+    pub(crate) fn new(e: Epilogue, zero_point: i32) -> NeonEpilogue {
+        // SAFETY: NEON is part of every AArch64 CPU.
+        unsafe {
+            NeonEpilogue {
+                clip: e.clip.map(|(lo, hi)| (vdupq_n_f32(lo), vdupq_n_f32(hi))),
+                fake_quant: e.fake_quant.map(|p| p.map(|v| vdupq_n_f32(v))),
+                round: vdupq_n_f32(ROUND),
+                zero_point: vdupq_n_s32(zero_point),
+            }
+        }
+    }
+
+    /// The epilogue on a block of 16 values, the first `n` (at most 16) stored at `out` as values or codes.
+    ///
+    /// # Safety
+    /// `out` holds `n` writable outputs.
+    #[inline(always)]
+    pub(crate) unsafe fn store16<T: Output>(&self, values: [float32x4_t; 4], out: *mut T, n: usize) {
+        // SAFETY: the caller keeps this function's contract (its `# Safety`).
+        unsafe {
+            if n == 16 {
+                self.store_whole(values, out);
+            } else {
+                let mut lanes = [T::default(); 16];
+                self.store_whole(values, lanes.as_mut_ptr());
+                std::ptr::copy_nonoverlapping(lanes.as_ptr(), out, n);
+            }
+        }
+    }
+
+    /// The epilogue on a block of 16 values, all stored at `out`.
+    ///
+    /// # Safety
+    /// `out` holds 16 writable outputs.
+    #[inline(always)]
+    unsafe fn store_whole<T: Output>(&self, values: [float32x4_t; 4], out: *mut T) {
+        // SAFETY: NEON is part of every AArch64 CPU; the stores are the caller's promise.
+        unsafe {
+            let values = match self.clip {
+                Some((lo, hi)) => values.map(|v| clamp(v, lo, hi)),
+                None => values,
+            };
+            if T::CODES {
+                let params = self.fake_quant.expect("codes of a fake-quantized output only");
+                let codes = values.map(|v| vaddq_s32(vcvtq_s32_f32(self.level(v, params)), self.zero_point));
+                let low = vcombine_u16(vqmovun_s32(codes[0]), vqmovun_s32(codes[1]));
+                let high = vcombine_u16(vqmovun_s32(codes[2]), vqmovun_s32(codes[3]));
+                vst1q_u8(out as *mut u8, vcombine_u8(vqmovn_u16(low), vqmovn_u16(high)));
+            } else {
+                let values = match self.fake_quant {
+                    Some(params) => values.map(|v| vmulq_f32(self.level(v, params), params[4])),
+                    None => values,
+                };
+                for (q, v) in values.iter().enumerate() {
+                    vst1q_f32((out as *mut f32).add(q * 4), *v);
+                }
+            }
+        }
+    }
+
+    /// The fake quantization's level ([`crate::kernels::quant::FakeQuant::level`]): clamp(x * inv, lo, hi), then
+    /// (v + ROUND) - (ROUND - offset).
+    #[inline(always)]
+    fn level(&self, v: float32x4_t, [inv, lo, hi, shift, _]: [float32x4_t; 5]) -> float32x4_t {
+        // SAFETY: NEON is part of every AArch64 CPU.
+        unsafe { vsubq_f32(vaddq_f32(clamp(vmulq_f32(v, inv), lo, hi), self.round), shift) }
+    }
+}
+
+/// [`crate::kernels::quant::clamp`] on 4 lanes: `v > lo ? v : lo`, then `v < hi ? v : hi` (NaN to `lo`), as
+/// comparisons and selects (NEON's max and min differ from it on NaN and signed zeros).
+#[inline(always)]
+pub(crate) fn clamp(v: float32x4_t, lo: float32x4_t, hi: float32x4_t) -> float32x4_t {
+    // SAFETY: NEON is part of every AArch64 CPU.
+    unsafe {
+        let v = vbslq_f32(vcgtq_f32(v, lo), v, lo);
+        vbslq_f32(vcltq_f32(v, hi), v, hi)
+    }
+}
