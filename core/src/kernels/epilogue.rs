@@ -131,10 +131,10 @@ mod tests {
 
     /// A clip folded into the quantization's clamp (`after_clip`) gives the bits of the clip then the fake
     /// quantization: ReLU, ReLU6 and odd clips, grids that cut the clip or lie past it, NaN, infinities, signed
-    /// zeros and exact ties; with the vector epilogue too where the CPU has AVX-512.
+    /// zeros and exact ties; with the vector epilogues too: AVX-512 where the CPU has it, NEON on AArch64.
     #[test]
     fn a_clip_folded_into_the_quantization_gives_the_same_bits() {
-        if !crate::kernels::isa().avx512f {
+        if cfg!(target_arch = "x86_64") && !crate::kernels::isa().avx512f {
             eprintln!("skipped the AVX-512 epilogue: this CPU lacks AVX-512 F (the portable one is checked)");
         }
         let mut rnd = uniform(0x2545_F491);
@@ -174,6 +174,27 @@ mod tests {
                         run(&mut lanes, clip, &op);
                     }
                     assert_eq!(bits(&lanes[..xs.len()]), bits(&want), "AVX-512, scale {scale} zp {zp} clip {clip:?}");
+                }
+                #[cfg(target_arch = "aarch64")]
+                {
+                    // The NEON epilogue, values and codes: the portable bits and codes.
+                    let e = Epilogue::new(Some(clip), Some(&op));
+                    let neon = crate::kernels::aarch64::epilogue::NeonEpilogue::new(e, zp as i32);
+                    let mut lanes = xs.clone();
+                    lanes.resize(xs.len().next_multiple_of(16), 0.0);
+                    let (mut values, mut codes) = (vec![0f32; lanes.len()], vec![0u8; lanes.len()]);
+                    for ((block, v), c) in lanes.chunks_exact(16).zip(values.chunks_exact_mut(16)).zip(codes.chunks_exact_mut(16)) {
+                        // SAFETY: NEON is part of every AArch64 CPU; each load and store is 16 lanes of a block.
+                        unsafe {
+                            let regs = std::array::from_fn(|q| std::arch::aarch64::vld1q_f32(block.as_ptr().add(q * 4)));
+                            neon.store16(regs, v.as_mut_ptr(), 16);
+                            neon.store16(regs, c.as_mut_ptr(), 16);
+                        }
+                    }
+                    assert_eq!(bits(&values[..xs.len()]), bits(&want), "NEON, scale {scale} zp {zp} clip {clip:?}");
+                    let mut want_codes = vec![0u8; xs.len()];
+                    e.codes(&mut xs.clone(), zp as i32, &mut want_codes);
+                    assert_eq!(&codes[..xs.len()], &want_codes[..], "NEON codes, scale {scale} zp {zp} clip {clip:?}");
                 }
             }
         }

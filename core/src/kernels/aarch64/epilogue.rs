@@ -77,11 +77,12 @@ impl NeonEpilogue {
     }
 
     /// The fake quantization's level ([`crate::kernels::quant::FakeQuant::level`]): clamp(x * inv, lo, hi), then
-    /// (v + ROUND) - (ROUND - offset).
+    /// (v + ROUND) - (ROUND - offset). The clamp is `fmaxnm` then `fminnm`, two instructions where [`clamp`] takes
+    /// four: they differ from it only in the sign of a zero (both take NaN to `lo`), which adding ROUND erases.
     #[inline(always)]
     fn level(&self, v: float32x4_t, [inv, lo, hi, shift, _]: [float32x4_t; 5]) -> float32x4_t {
         // SAFETY: NEON is part of every AArch64 CPU.
-        unsafe { vsubq_f32(vaddq_f32(clamp(vmulq_f32(v, inv), lo, hi), self.round), shift) }
+        unsafe { vsubq_f32(vaddq_f32(vminnmq_f32(vmaxnmq_f32(vmulq_f32(v, inv), lo), hi), self.round), shift) }
     }
 }
 

@@ -90,18 +90,23 @@ fn pack(op: &QPointwise, x: Source, blocks: Range<usize>, packed: &mut [u8]) {
     }
 }
 
-/// `acc += sdot(x, w)`: each of acc's 4 lanes gains the dot product of 4 bytes of `x` with the same 4 of `w`. (The
-/// intrinsic is not stable yet.) Inside an `unsafe` block of a function compiled with `dotprod`; register operands
-/// only.
+/// `acc += sdot(x, w)`: each of acc's 4 lanes gains the dot product of 4 bytes of `x` with the same 4 of `w`; with a
+/// lane, with the 4 bytes of `w`'s 32-bit lane `lane` in every lane. (The intrinsics are not stable yet.) Inside an
+/// `unsafe` block of a function compiled with `dotprod`; register operands only.
 macro_rules! sdot {
     ($acc:expr, $x:expr, $w:expr) => {
         std::arch::asm!("sdot {acc:v}.4s, {x:v}.16b, {w:v}.16b", acc = inout(vreg) $acc, x = in(vreg) $x, w = in(vreg) $w, options(pure, nomem, nostack))
     };
+    ($acc:expr, $x:expr, $w:expr, $lane:expr) => {
+        std::arch::asm!("sdot {acc:v}.4s, {x:v}.16b, {w:v}.4b[{lane}]", acc = inout(vreg) $acc, x = in(vreg) $x, w = in(vreg) $w, lane = const $lane, options(pure, nomem, nostack))
+    };
 }
 
 /// Every output channel for the pixel blocks `blocks`, from their packed (shifted) panels, into `out` (`[out_channels]
-/// [pixels]`; only these pixels of each row are written): [`ROWS`] channels at a time over every block, their
-/// weights' four-byte groups broadcast, the shift added back, then the epilogue in registers.
+/// [pixels]`; only these pixels of each row are written): [`ROWS`] channels at a time over every block. Each
+/// channel's sums start from `128 * sum of its weights - correction` (the shift added back, then the portable
+/// kernel's correction: the same integers); four input-channel groups at a time, each channel's 16 weight bytes
+/// of them are one register and `sdot` takes a group by lane; then the epilogue in registers.
 ///
 /// # Safety
 /// The CPU must have the dot-product extension; `packed` holds the blocks' panels and `out` the whole output.
@@ -116,54 +121,56 @@ unsafe fn gemm<T: Output>(op: &QPointwise, packed: &[u8], blocks: Range<usize>, 
         let epilogue = NeonEpilogue::new(Epilogue::new(op.clip, op.fake_quant.as_ref()), op.codes_out.unwrap_or(0));
         for o0 in (0..op.out_channels).step_by(ROWS) {
             // Rows are padded with zero weights to a multiple of 8 (see QPointwise::new), so 4 rows are always there.
-            let w = op.weights.as_ptr().add(o0 * k4 * 4) as *const i32;
-            let shift: [i32; ROWS] = std::array::from_fn(|r| 128 * op.weights[(o0 + r) * k4 * 4..(o0 + r + 1) * k4 * 4].iter().map(|&k| k as i32).sum::<i32>());
+            let w = op.weights.as_ptr().add(o0 * k4 * 4);
+            let start: [i32; ROWS] = std::array::from_fn(|r| {
+                let o = (o0 + r).min(op.out_channels - 1);
+                128 * op.weights[o * k4 * 4..(o + 1) * k4 * 4].iter().map(|&k| k as i32).sum::<i32>() - op.correction[o]
+            });
+            let (scale, bias): ([float32x4_t; ROWS], [float32x4_t; ROWS]) = (
+                std::array::from_fn(|r| vdupq_n_f32(op.scales[(o0 + r).min(op.out_channels - 1)])),
+                std::array::from_fn(|r| vdupq_n_f32(op.bias[(o0 + r).min(op.out_channels - 1)])),
+            );
             for block in blocks.clone() {
-                let panel = packed.as_ptr().add((block - blocks.start) * panel_len);
-                let mut acc = [[vdupq_n_s32(0); 4]; ROWS];
-                for k in 0..k4 {
-                    let xs: [int8x16_t; 4] = std::array::from_fn(|q| vld1q_s8(panel.add(k * 64 + q * 16) as *const i8));
+                let panel = packed.as_ptr().add((block - blocks.start) * panel_len) as *const i8;
+                let mut acc: [[int32x4_t; 4]; ROWS] = start.map(|s| [vdupq_n_s32(s); 4]);
+                let xs = |k: usize| -> [int8x16_t; 4] { std::array::from_fn(|q| vld1q_s8(panel.add(k * 64 + q * 16))) };
+                let mut k = 0;
+                while k + 4 <= k4 {
+                    let ws: [int8x16_t; ROWS] = std::array::from_fn(|r| vld1q_s8(w.add((r * k4 + k) * 4)));
+                    macro_rules! step {
+                        ($lane:literal) => {
+                            let x = xs(k + $lane);
+                            for (acc, wv) in acc.iter_mut().zip(ws) {
+                                for (a, x) in acc.iter_mut().zip(x) {
+                                    sdot!(*a, x, wv, $lane);
+                                }
+                            }
+                        };
+                    }
+                    step!(0);
+                    step!(1);
+                    step!(2);
+                    step!(3);
+                    k += 4;
+                }
+                for k in k..k4 {
+                    let x = xs(k);
                     for (r, acc) in acc.iter_mut().enumerate() {
-                        let wv = vreinterpretq_s8_s32(vdupq_n_s32(std::ptr::read_unaligned(w.add(r * k4 + k))));
-                        for (a, x) in acc.iter_mut().zip(xs) {
+                        let wv = vreinterpretq_s8_s32(vdupq_n_s32(std::ptr::read_unaligned(w.add((r * k4 + k) * 4) as *const i32)));
+                        for (a, x) in acc.iter_mut().zip(x) {
                             sdot!(*a, x, wv);
                         }
                     }
                 }
                 let p0 = block * PIXELS;
                 let n = PIXELS.min(op.pixels - p0);
-                for (r, acc) in acc.iter().enumerate() {
-                    let o = o0 + r;
-                    if o >= op.out_channels {
-                        break;
-                    }
-                    // (acc + shift) - correction, as the portable kernel's acc - correction.
-                    let pre = Pre { corr: vdupq_n_s32(op.correction[o] - shift[r]), scale: vdupq_n_f32(op.scales[o]), bias: vdupq_n_f32(op.bias[o]) };
-                    finish(*acc, &pre, &epilogue, out.add(o * op.out_stride + p0), n);
+                for r in 0..ROWS.min(op.out_channels - o0) {
+                    // (acc - correction) as f32 * scale + bias, as the portable kernel's.
+                    let values = acc[r].map(|a| vaddq_f32(vmulq_f32(vcvtq_f32_s32(a), scale[r]), bias[r]));
+                    epilogue.store16(values, out.add((o0 + r) * op.out_stride + p0), n);
                 }
             }
         }
     }
 }
 
-/// One output channel's `(acc - corr) as f32 * scale + bias`, broadcast.
-struct Pre {
-    corr: int32x4_t,
-    scale: float32x4_t,
-    bias: float32x4_t,
-}
-
-/// [`QPointwise::finish`] on one output channel's 16 accumulators: `(acc - corr) as f32 * scale + bias`, the clip,
-/// the fake quantization (its level, then the level times the scale, or the level plus the zero point as a code):
-/// the same operations in the same order; the first `n` outputs stored at `out`.
-///
-/// # Safety
-/// `out` holds `n` (at most 16) writable outputs.
-#[inline(always)]
-unsafe fn finish<T: Output>(acc: [int32x4_t; 4], pre: &Pre, e: &NeonEpilogue, out: *mut T, n: usize) {
-    // SAFETY: NEON is part of every AArch64 CPU; the stores are the caller's promise.
-    unsafe {
-        let values = acc.map(|a| vaddq_f32(vmulq_f32(vcvtq_f32_s32(vsubq_s32(a, pre.corr)), pre.scale), pre.bias));
-        e.store16(values, out, n)
-    }
-}
