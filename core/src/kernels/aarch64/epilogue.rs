@@ -7,23 +7,26 @@ use crate::kernels::quant::ROUND;
 use std::arch::aarch64::*;
 
 /// [`Epilogue`] broadcast into registers: the clip left after folding, the fake quantization's constants
-/// ([`crate::kernels::quant::FakeQuant::params`]' layout), the rounding constant and the output codes' zero point.
+/// ([`crate::kernels::quant::FakeQuant::params`]' layout), and the integers its rounded levels are shifted by: its
+/// `offset` (for values) and `offset` plus the output codes' zero point (for codes).
 pub(crate) struct NeonEpilogue {
     clip: Option<(float32x4_t, float32x4_t)>,
     fake_quant: Option<[float32x4_t; 5]>,
-    round: float32x4_t,
-    zero_point: int32x4_t,
+    offset: int32x4_t,
+    code_offset: int32x4_t,
 }
 
 impl NeonEpilogue {
     pub(crate) fn new(e: Epilogue, zero_point: i32) -> NeonEpilogue {
         // SAFETY: NEON is part of every AArch64 CPU.
         unsafe {
+            // params[3] is ROUND - offset, offset an integer (zero points' difference): exact both ways.
+            let offset = e.fake_quant.map_or(0, |p| (ROUND - p[3]) as i32);
             NeonEpilogue {
                 clip: e.clip.map(|(lo, hi)| (vdupq_n_f32(lo), vdupq_n_f32(hi))),
                 fake_quant: e.fake_quant.map(|p| p.map(|v| vdupq_n_f32(v))),
-                round: vdupq_n_f32(ROUND),
-                zero_point: vdupq_n_s32(zero_point),
+                offset: vdupq_n_s32(offset),
+                code_offset: vdupq_n_s32(offset + zero_point),
             }
         }
     }
@@ -60,13 +63,13 @@ impl NeonEpilogue {
             };
             if T::CODES {
                 let params = self.fake_quant.expect("codes of a fake-quantized output only");
-                let codes = values.map(|v| vaddq_s32(vcvtq_s32_f32(self.level(v, params)), self.zero_point));
+                let codes = values.map(|v| vaddq_s32(self.rounded(v, params), self.code_offset));
                 let low = vcombine_u16(vqmovun_s32(codes[0]), vqmovun_s32(codes[1]));
                 let high = vcombine_u16(vqmovun_s32(codes[2]), vqmovun_s32(codes[3]));
                 vst1q_u8(out as *mut u8, vcombine_u8(vqmovn_u16(low), vqmovn_u16(high)));
             } else {
                 let values = match self.fake_quant {
-                    Some(params) => values.map(|v| vmulq_f32(self.level(v, params), params[4])),
+                    Some(params) => values.map(|v| vmulq_f32(vcvtq_f32_s32(vaddq_s32(self.rounded(v, params), self.offset)), params[4])),
                     None => values,
                 };
                 for (q, v) in values.iter().enumerate() {
@@ -76,13 +79,16 @@ impl NeonEpilogue {
         }
     }
 
-    /// The fake quantization's level ([`crate::kernels::quant::FakeQuant::level`]): clamp(x * inv, lo, hi), then
-    /// (v + ROUND) - (ROUND - offset). The clamp is `fmaxnm` then `fminnm`, two instructions where [`clamp`] takes
-    /// four: they differ from it only in the sign of a zero (both take NaN to `lo`), which adding ROUND erases.
+    /// The fake quantization's level ([`crate::kernels::quant::FakeQuant::level`]) less its offset, as integers:
+    /// `clamp(x * inv, lo, hi)` rounded half to even by `fcvtns`. The portable `(c + ROUND) - (ROUND - offset)` is
+    /// exactly that integer plus the offset (|c| <= 255: adding ROUND rounds it half to even, and the rest is exact),
+    /// so adding the offset as an integer gives its bits in two instructions where it takes four. The clamp is
+    /// `fmaxnm` then `fminnm`, two instructions where [`clamp`] takes four: they differ from it only in the sign of
+    /// a zero (both take NaN to `lo`), which rounding erases.
     #[inline(always)]
-    fn level(&self, v: float32x4_t, [inv, lo, hi, shift, _]: [float32x4_t; 5]) -> float32x4_t {
+    fn rounded(&self, v: float32x4_t, [inv, lo, hi, _, _]: [float32x4_t; 5]) -> int32x4_t {
         // SAFETY: NEON is part of every AArch64 CPU.
-        unsafe { vsubq_f32(vaddq_f32(vminnmq_f32(vmaxnmq_f32(vmulq_f32(v, inv), lo), hi), self.round), shift) }
+        unsafe { vcvtnq_s32_f32(vminnmq_f32(vmaxnmq_f32(vmulq_f32(v, inv), lo), hi)) }
     }
 }
 
