@@ -195,6 +195,19 @@ mod tests {
                     let mut want_codes = vec![0u8; xs.len()];
                     e.codes(&mut xs.clone(), zp as i32, &mut want_codes);
                     assert_eq!(&codes[..xs.len()], &want_codes[..], "NEON codes, scale {scale} zp {zp} clip {clip:?}");
+                    // A partial block stores its first n outputs and nothing after them.
+                    for n in 0..=16 {
+                        let (mut v, mut c) = ([f32::MAX; 17], [7u8; 17]);
+                        // SAFETY: as above, n <= 16 outputs stored.
+                        unsafe {
+                            let regs = std::array::from_fn(|q| std::arch::aarch64::vld1q_f32(lanes.as_ptr().add(q * 4)));
+                            neon.store16(regs, v.as_mut_ptr(), n);
+                            neon.store16(regs, c.as_mut_ptr(), n);
+                        }
+                        assert_eq!(bits(&v[..n]), bits(&values[..n]), "NEON values, {n} of a block");
+                        assert_eq!(&c[..n], &codes[..n], "NEON codes, {n} of a block");
+                        assert!(v[n..].iter().all(|v| *v == f32::MAX) && c[n..].iter().all(|c| *c == 7), "stored past {n}");
+                    }
                 }
             }
         }

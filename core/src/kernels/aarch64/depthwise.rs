@@ -38,9 +38,10 @@ fn run<T: Output>(op: &Depthwise, input: Source, output: &mut [T], first: usize,
         let w = &op.weights[(first + c) * taps..(first + c + 1) * taps];
         // SAFETY: NEON is part of every AArch64 CPU.
         let (wv, bias): (Vec<float32x4_t>, _) = unsafe { (w.iter().map(|v| vdupq_n_f32(*v)).collect(), vdupq_n_f32(op.bias[first + c])) };
-        let out = &mut output[c * oh * ow..(c + 1) * oh * ow];
+        // The channel's rows and everything after them: a row of one block may overhang into what comes later.
+        let out = &mut output[c * oh * ow..];
         let channel = |weights, tap_start| Channel { plane, row_step: g.row_step(), ow, weights, tap_start, bias, epilogue: &epilogue };
-        // SAFETY (both): `out` is the channel's oh x ow outputs, and the plane holds every load (asserted above).
+        // SAFETY (both): `out` starts with the channel's oh x ow outputs, and the plane holds every load (asserted).
         // Each arm is its own inlined copy: the 3x3 one knows its 9 taps.
         match tap_start_3x3 {
             Some(starts) => unsafe { channel(&<[float32x4_t; 9]>::try_from(wv.as_slice()).expect("9 taps"), &starts).run(oh, out) },
@@ -77,13 +78,15 @@ fn values(x: &[f32], len: usize) -> impl Fn(usize) -> [float32x4_t; 2] + '_ {
 /// `(q - zero point) as f32 * scale`, as [`Depthwise::fill_plane`]; for `i + 8 <= len`.
 #[inline(always)]
 fn codes(x: &[u8], len: usize, (scale, zero_point): (f32, i32)) -> impl Fn(usize) -> [float32x4_t; 2] + '_ {
-    assert!(x.len() >= len);
+    assert!(x.len() >= len && (0..=255).contains(&zero_point), "codes too short, or a zero point not a u8");
     // SAFETY: NEON is part of every AArch64 CPU; `i + 8 <= len <= x.len()` (fill_rows' loads).
     move |i| unsafe {
-        let (s, z) = (vdupq_n_f32(scale), vdupq_n_s32(zero_point));
-        let wide = vmovl_u8(vld1_u8(x.as_ptr().add(i)));
-        let value = |q: uint16x4_t| vmulq_f32(vcvtq_f32_s32(vsubq_s32(vreinterpretq_s32_u32(vmovl_u16(q)), z)), s);
-        [value(vget_low_u16(wide)), value(vget_high_u16(wide))]
+        // q - zero point by a widening subtraction: u8 - u8 wraps in u16, and read as i16 it is the difference
+        // (within ±255); then widened to i32, converted and scaled.
+        let (s, z) = (vdupq_n_f32(scale), vdup_n_u8(zero_point as u8));
+        let diff = vreinterpretq_s16_u16(vsubl_u8(vld1_u8(x.as_ptr().add(i)), z));
+        let value = |d: int32x4_t| vmulq_f32(vcvtq_f32_s32(d), s);
+        [value(vmovl_s16(vget_low_s16(diff))), value(vmovl_high_s16(diff))]
     }
 }
 
@@ -158,49 +161,77 @@ struct Channel<'a> {
 }
 
 impl Channel<'_> {
-    /// All `oh` output rows into `out` (the channel's `oh x ow` values), two at a time.
+    /// All `oh` output rows into `out` (the channel's `oh x ow` values, then whatever follows them), two at a time,
+    /// in blocks of 8 outputs for rows of at most 8, else of 16.
     ///
     /// # Safety
-    /// `out` holds the channel's `oh x ow` outputs and the plane every load ([`Geometry::last_load`]).
+    /// `out` starts with the channel's `oh x ow` outputs, and the plane holds every load ([`Geometry::last_load`]).
     #[inline(always)]
     unsafe fn run<T: Output>(&self, oh: usize, out: &mut [T]) {
         // SAFETY: the caller keeps this function's contract (its `# Safety`).
         unsafe {
-            let mut y = 0;
-            while y + 2 <= oh {
-                self.rows::<2, T>(y, out);
-                y += 2;
-            }
-            if y < oh {
-                self.rows::<1, T>(y, out);
+            if self.ow <= 8 {
+                self.all_rows::<2, T>(oh, out)
+            } else {
+                self.all_rows::<4, T>(oh, out)
             }
         }
     }
 
-    /// Output rows `y..y + R`, in blocks of 16: bias, then `acc + w * x` fused, tap by tap, then the epilogue.
+    /// [`Channel::run`] with blocks of `Q` registers.
+    ///
+    /// # Safety
+    /// As [`Channel::run`].
+    #[inline(always)]
+    unsafe fn all_rows<const Q: usize, T: Output>(&self, oh: usize, out: &mut [T]) {
+        // SAFETY: the caller keeps this function's contract (its `# Safety`).
+        unsafe {
+            let mut y = 0;
+            while y + 2 <= oh {
+                self.rows::<2, Q, T>(y, out);
+                y += 2;
+            }
+            if y < oh {
+                self.rows::<1, Q, T>(y, out);
+            }
+        }
+    }
+
+    /// Output rows `y..y + R` in blocks of `4 x Q`: bias, then `acc + w * x` fused, tap by tap, then the epilogue.
+    /// No block is stored in part, which cost a `memcpy` each: a row longer than a block ends with a block that
+    /// overlaps the one before it (the same outputs computed again, the same bits), and a row of one block stores
+    /// it whole, its overhang landing on outputs stored after it: the next row's (in this pass, row y + 1 is stored
+    /// after row y) or the next channel's. Only an overhang past `out`'s end is stored in part.
     ///
     /// # Safety
     /// As [`Channel::run`], for rows `y..y + R` of the channel.
     #[inline(always)]
-    unsafe fn rows<const R: usize, T: Output>(&self, y: usize, out: &mut [T]) {
+    unsafe fn rows<const R: usize, const Q: usize, T: Output>(&self, y: usize, out: &mut [T]) {
         // SAFETY: the caller keeps this function's contract (its `# Safety`).
         unsafe {
-            let (base, ow) = (self.plane.as_ptr(), self.ow);
+            let (base, ow, width) = (self.plane.as_ptr(), self.ow, 4 * Q);
+            let last = ow.saturating_sub(width);
             let mut x = 0;
-            while x < ow {
-                let mut acc = [[self.bias; 4]; R];
+            loop {
+                let x0 = x.min(last);
+                let mut acc = [[self.bias; Q]; R];
                 for (wv, start) in self.weights.iter().zip(self.tap_start) {
                     for (r, acc) in acc.iter_mut().enumerate() {
-                        let src = base.add((y + r) * self.row_step + start + x);
+                        let src = base.add((y + r) * self.row_step + start + x0);
                         for (q, acc) in acc.iter_mut().enumerate() {
                             *acc = vfmaq_f32(*acc, *wv, vld1q_f32(src.add(q * 4)));
                         }
                     }
                 }
                 for (r, acc) in acc.iter().enumerate() {
-                    self.epilogue.store16(*acc, out.as_mut_ptr().add((y + r) * ow + x), (ow - x).min(16));
+                    let at = (y + r) * ow + x0;
+                    let n = if ow < width { width.min(out.len() - at) } else { width };
+                    self.epilogue.store(*acc, out.as_mut_ptr().add(at), n);
                 }
-                x += 16;
+                if x0 == last {
+                    break;
+                }
+                x += width;
             }
         }
     }

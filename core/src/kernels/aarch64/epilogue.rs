@@ -38,8 +38,19 @@ impl NeonEpilogue {
     #[inline(always)]
     pub(crate) unsafe fn store16<T: Output>(&self, values: [float32x4_t; 4], out: *mut T, n: usize) {
         // SAFETY: the caller keeps this function's contract (its `# Safety`).
+        unsafe { self.store(values, out, n) }
+    }
+
+    /// The epilogue on a block of `Q` registers (4 x Q values, Q 2 or 4), the first `n` stored at `out` as values or
+    /// codes: whole, or through a buffer (`memcpy`) when `n` is short of the block.
+    ///
+    /// # Safety
+    /// `out` holds `n` writable outputs.
+    #[inline(always)]
+    pub(crate) unsafe fn store<const Q: usize, T: Output>(&self, values: [float32x4_t; Q], out: *mut T, n: usize) {
+        // SAFETY: the caller keeps this function's contract (its `# Safety`).
         unsafe {
-            if n == 16 {
+            if n == 4 * Q {
                 self.store_whole(values, out);
             } else {
                 let mut lanes = [T::default(); 16];
@@ -49,12 +60,13 @@ impl NeonEpilogue {
         }
     }
 
-    /// The epilogue on a block of 16 values, all stored at `out`.
+    /// The epilogue on a block of `Q` registers (Q 2 or 4), all stored at `out`.
     ///
     /// # Safety
-    /// `out` holds 16 writable outputs.
+    /// `out` holds 4 x Q writable outputs.
     #[inline(always)]
-    unsafe fn store_whole<T: Output>(&self, values: [float32x4_t; 4], out: *mut T) {
+    unsafe fn store_whole<const Q: usize, T: Output>(&self, values: [float32x4_t; Q], out: *mut T) {
+        const { assert!(Q == 2 || Q == 4) };
         // SAFETY: NEON is part of every AArch64 CPU; the stores are the caller's promise.
         unsafe {
             let values = match self.clip {
@@ -65,8 +77,12 @@ impl NeonEpilogue {
                 let params = self.fake_quant.expect("codes of a fake-quantized output only");
                 let codes = values.map(|v| vaddq_s32(self.rounded(v, params), self.code_offset));
                 let low = vcombine_u16(vqmovun_s32(codes[0]), vqmovun_s32(codes[1]));
-                let high = vcombine_u16(vqmovun_s32(codes[2]), vqmovun_s32(codes[3]));
-                vst1q_u8(out as *mut u8, vcombine_u8(vqmovn_u16(low), vqmovn_u16(high)));
+                if Q == 2 {
+                    vst1_u8(out as *mut u8, vqmovn_u16(low));
+                } else {
+                    let high = vcombine_u16(vqmovun_s32(codes[2]), vqmovun_s32(codes[3]));
+                    vst1q_u8(out as *mut u8, vcombine_u8(vqmovn_u16(low), vqmovn_u16(high)));
+                }
             } else {
                 let values = match self.fake_quant {
                     Some(params) => values.map(|v| vmulq_f32(vcvtq_f32_s32(vaddq_s32(self.rounded(v, params), self.offset)), params[4])),

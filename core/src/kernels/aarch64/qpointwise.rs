@@ -164,10 +164,14 @@ unsafe fn gemm<T: Output>(op: &QPointwise, packed: &[u8], blocks: Range<usize>, 
                 }
                 let p0 = block * PIXELS;
                 let n = PIXELS.min(op.pixels - p0);
-                for r in 0..ROWS.min(op.out_channels - o0) {
-                    // (acc - correction) as f32 * scale + bias, as the portable kernel's.
-                    let values = acc[r].map(|a| vaddq_f32(vmulq_f32(vcvtq_f32_s32(a), scale[r]), bias[r]));
-                    epilogue.store16(values, out.add((o0 + r) * op.out_stride + p0), n);
+                // A loop the compiler unrolls (a fixed count, the rows past the last skipped): the accumulators then
+                // stay in registers, where a loop to `out_channels` kept them on the stack.
+                for (r, acc) in acc.iter().enumerate() {
+                    if o0 + r < op.out_channels {
+                        // (acc - correction) as f32 * scale + bias, as the portable kernel's.
+                        let values = acc.map(|a| vaddq_f32(vmulq_f32(vcvtq_f32_s32(a), scale[r]), bias[r]));
+                        epilogue.store16(values, out.add((o0 + r) * op.out_stride + p0), n);
+                    }
                 }
             }
         }
