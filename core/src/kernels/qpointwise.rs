@@ -45,6 +45,9 @@ pub struct QPointwise {
     pub(crate) k4: usize,
     /// `zero_point * sum_i k[o][i]`, subtracted from each accumulator.
     pub(crate) correction: Arc<Vec<i32>>,
+    /// `sum_i k[o][i]` (the aarch64 kernel adds `128 *` it back after shifting its codes to i8).
+    #[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
+    pub(crate) row_sums: Arc<Vec<i32>>,
     /// `scale * s_w[o]`.
     pub(crate) scales: Arc<Vec<f32>>,
     pub(crate) bias: Arc<Vec<f32>>,
@@ -96,7 +99,8 @@ impl QPointwise {
         let k4 = in_channels.div_ceil(4);
         let mut padded = vec![0i8; out_channels.div_ceil(ROWS) * ROWS * k4 * 4];
         let w_scales = int8_rows(weights, out_channels, k4 * 4, &mut padded)?;
-        let correction = padded.chunks(k4 * 4).take(out_channels).map(|row| zero_point * row.iter().map(|k| *k as i32).sum::<i32>()).collect();
+        let row_sums: Vec<i32> = padded.chunks(k4 * 4).take(out_channels).map(|row| row.iter().map(|k| *k as i32).sum()).collect();
+        let correction = row_sums.iter().map(|sum| zero_point * sum).collect();
         Some(QPointwise {
             in_channels,
             out_channels,
@@ -107,6 +111,7 @@ impl QPointwise {
             weights: Arc::new(padded),
             k4,
             correction: Arc::new(correction),
+            row_sums: Arc::new(row_sums),
             scales: Arc::new(w_scales.iter().map(|s| s * scale).collect()),
             bias: Arc::new(bias),
             clip,
@@ -367,7 +372,7 @@ mod tests {
         let x: Vec<f32> = (0..in_channels * pixels).map(|_| ((rnd() % 256) as i32 - zero_point) as f32 * scale).collect();
         let k4 = in_channels.div_ceil(4);
         let mut weights = vec![0i8; out_channels.div_ceil(ROWS) * ROWS * k4 * 4];
-        let mut correction = vec![];
+        let (mut correction, mut row_sums) = (vec![], vec![]);
         for o in 0..out_channels {
             let mut sum = 0;
             for i in 0..in_channels {
@@ -376,6 +381,7 @@ mod tests {
                 sum += k;
             }
             correction.push(zero_point * sum);
+            row_sums.push(sum);
         }
         let op = QPointwise {
             in_channels,
@@ -387,6 +393,7 @@ mod tests {
             weights: Arc::new(weights),
             k4,
             correction: Arc::new(correction),
+            row_sums: Arc::new(row_sums),
             scales: Arc::new((0..out_channels).map(|o| 0.001 * (o + 1) as f32).collect()),
             bias: Arc::new((0..out_channels).map(|o| o as f32 * 0.1 - 1.0).collect()),
             clip: Some((-3.0, 6.0)),

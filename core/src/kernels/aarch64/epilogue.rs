@@ -41,8 +41,8 @@ impl NeonEpilogue {
         unsafe { self.store(values, out, n) }
     }
 
-    /// The epilogue on a block of `Q` registers (4 x Q values, Q 2 or 4), the first `n` stored at `out` as values or
-    /// codes: whole, or through a buffer (`memcpy`) when `n` is short of the block.
+    /// The epilogue on a block of `Q` registers (4 x Q values, Q from 1 to 4), the first `n` stored at `out` as
+    /// values or codes: whole (Q 2 or 4), or through a buffer (`memcpy`) when `n` is short of the block or Q odd.
     ///
     /// # Safety
     /// `out` holds `n` writable outputs.
@@ -50,6 +50,10 @@ impl NeonEpilogue {
     pub(crate) unsafe fn store<const Q: usize, T: Output>(&self, values: [float32x4_t; Q], out: *mut T, n: usize) {
         // SAFETY: the caller keeps this function's contract (its `# Safety`).
         unsafe {
+            if Q != 2 && Q != 4 {
+                let padded = std::array::from_fn(|q| if q < Q { values[q] } else { vdupq_n_f32(0.0) });
+                return self.store::<4, T>(padded, out, n.min(4 * Q));
+            }
             if n == 4 * Q {
                 self.store_whole(values, out);
             } else {
@@ -60,13 +64,13 @@ impl NeonEpilogue {
         }
     }
 
-    /// The epilogue on a block of `Q` registers (Q 2 or 4), all stored at `out`.
+    /// The epilogue on a block of `Q` registers (Q 2 or 4: [`NeonEpilogue::store`] pads the others), all stored at
+    /// `out`.
     ///
     /// # Safety
     /// `out` holds 4 x Q writable outputs.
     #[inline(always)]
     unsafe fn store_whole<const Q: usize, T: Output>(&self, values: [float32x4_t; Q], out: *mut T) {
-        const { assert!(Q == 2 || Q == 4) };
         // SAFETY: NEON is part of every AArch64 CPU; the stores are the caller's promise.
         unsafe {
             let values = match self.clip {

@@ -103,10 +103,7 @@ macro_rules! sdot {
 }
 
 /// Every output channel for the pixel blocks `blocks`, from their packed (shifted) panels, into `out` (`[out_channels]
-/// [pixels]`; only these pixels of each row are written): [`ROWS`] channels at a time over every block. Each
-/// channel's sums start from `128 * sum of its weights - correction` (the shift added back, then the portable
-/// kernel's correction: the same integers); four input-channel groups at a time, each channel's 16 weight bytes
-/// of them are one register and `sdot` takes a group by lane; then the epilogue in registers.
+/// [pixels]`; only these pixels of each row are written): [`ROWS`] channels at a time over every block ([`Tile`]).
 ///
 /// # Safety
 /// The CPU must have the dot-product extension; `packed` holds the blocks' panels and `out` the whole output.
@@ -115,66 +112,109 @@ unsafe fn gemm<T: Output>(op: &QPointwise, packed: &[u8], blocks: Range<usize>, 
     let k4 = op.k4;
     let panel_len = k4 * PIXELS * 4;
     assert!(packed.len() >= blocks.len() * panel_len && op.weights.len() >= op.out_channels.next_multiple_of(ROWS) * k4 * 4);
-    // SAFETY: every load is inside `packed` (its blocks' panels, asserted) or a weight row (rows padded to a multiple
-    // of 8, asserted); every store is one of this call's pixels of a row of `out` (the caller's promise).
-    unsafe {
-        let epilogue = NeonEpilogue::new(Epilogue::new(op.clip, op.fake_quant.as_ref()), op.codes_out.unwrap_or(0));
-        for o0 in (0..op.out_channels).step_by(ROWS) {
-            // Rows are padded with zero weights to a multiple of 8 (see QPointwise::new), so 4 rows are always there.
-            let w = op.weights.as_ptr().add(o0 * k4 * 4);
-            let start: [i32; ROWS] = std::array::from_fn(|r| {
-                let o = (o0 + r).min(op.out_channels - 1);
-                128 * op.weights[o * k4 * 4..(o + 1) * k4 * 4].iter().map(|&k| k as i32).sum::<i32>() - op.correction[o]
-            });
-            let (scale, bias): ([float32x4_t; ROWS], [float32x4_t; ROWS]) = (
-                std::array::from_fn(|r| vdupq_n_f32(op.scales[(o0 + r).min(op.out_channels - 1)])),
-                std::array::from_fn(|r| vdupq_n_f32(op.bias[(o0 + r).min(op.out_channels - 1)])),
-            );
-            for block in blocks.clone() {
+    let epilogue = NeonEpilogue::new(Epilogue::new(op.clip, op.fake_quant.as_ref()), op.codes_out.unwrap_or(0));
+    for o0 in (0..op.out_channels).step_by(ROWS) {
+        let tile = Tile::new(op, o0, &epilogue);
+        for block in blocks.clone() {
+            // SAFETY: the panel is inside `packed` (asserted); the block's pixels of the tile's rows are this call's
+            // (the caller's promise).
+            unsafe {
                 let panel = packed.as_ptr().add((block - blocks.start) * panel_len) as *const i8;
-                let mut acc: [[int32x4_t; 4]; ROWS] = start.map(|s| [vdupq_n_s32(s); 4]);
-                let xs = |k: usize| -> [int8x16_t; 4] { std::array::from_fn(|q| vld1q_s8(panel.add(k * 64 + q * 16))) };
-                let mut k = 0;
-                while k + 4 <= k4 {
-                    let ws: [int8x16_t; ROWS] = std::array::from_fn(|r| vld1q_s8(w.add((r * k4 + k) * 4)));
-                    macro_rules! step {
-                        ($lane:literal) => {
-                            let x = xs(k + $lane);
-                            for (acc, wv) in acc.iter_mut().zip(ws) {
-                                for (a, x) in acc.iter_mut().zip(x) {
-                                    sdot!(*a, x, wv, $lane);
-                                }
-                            }
-                        };
-                    }
-                    step!(0);
-                    step!(1);
-                    step!(2);
-                    step!(3);
-                    k += 4;
-                }
-                for k in k..k4 {
-                    let x = xs(k);
-                    for (r, acc) in acc.iter_mut().enumerate() {
-                        let wv = vreinterpretq_s8_s32(vdupq_n_s32(std::ptr::read_unaligned(w.add((r * k4 + k) * 4) as *const i32)));
-                        for (a, x) in acc.iter_mut().zip(x) {
-                            sdot!(*a, x, wv);
-                        }
-                    }
-                }
-                let p0 = block * PIXELS;
-                let n = PIXELS.min(op.pixels - p0);
-                // A loop the compiler unrolls (a fixed count, the rows past the last skipped): the accumulators then
-                // stay in registers, where a loop to `out_channels` kept them on the stack.
-                for (r, acc) in acc.iter().enumerate() {
-                    if o0 + r < op.out_channels {
-                        // (acc - correction) as f32 * scale + bias, as the portable kernel's.
-                        let values = acc.map(|a| vaddq_f32(vmulq_f32(vcvtq_f32_s32(a), scale[r]), bias[r]));
-                        epilogue.store16(values, out.add((o0 + r) * op.out_stride + p0), n);
-                    }
+                let (p0, n) = (block * PIXELS, PIXELS.min(op.pixels - block * PIXELS));
+                // A partial last block multiplies only the registers of pixels it has: 1 pixel of 49, say.
+                match n.div_ceil(4) {
+                    4 => tile.block::<4, T>(panel, out, p0, n),
+                    3 => tile.block::<3, T>(panel, out, p0, n),
+                    2 => tile.block::<2, T>(panel, out, p0, n),
+                    _ => tile.block::<1, T>(panel, out, p0, n),
                 }
             }
         }
     }
 }
 
+/// [`ROWS`] output channels from `o0` on: where their weights start, each one's sums' starting value
+/// (`128 * sum of its weights - correction`: the shift added back, then the portable kernel's correction, the same
+/// integers), scale and bias broadcast, and the epilogue.
+struct Tile<'a> {
+    op: &'a QPointwise,
+    o0: usize,
+    weights: *const i8,
+    start: [i32; ROWS],
+    scale: [float32x4_t; ROWS],
+    bias: [float32x4_t; ROWS],
+    epilogue: &'a NeonEpilogue,
+}
+
+impl<'a> Tile<'a> {
+    fn new(op: &'a QPointwise, o0: usize, epilogue: &'a NeonEpilogue) -> Tile<'a> {
+        let k4 = op.k4;
+        // Rows past the last channel repeat it (their outputs are never stored).
+        let o = |r: usize| (o0 + r).min(op.out_channels - 1);
+        // SAFETY: NEON is part of every AArch64 CPU.
+        unsafe {
+            Tile {
+                op,
+                o0,
+                // Rows are padded with zero weights to a multiple of 8 (see QPointwise::new): 4 rows are always there.
+                weights: op.weights[o0 * k4 * 4..].as_ptr(),
+                start: std::array::from_fn(|r| 128 * op.row_sums[o(r)] - op.correction[o(r)]),
+                scale: std::array::from_fn(|r| vdupq_n_f32(op.scales[o(r)])),
+                bias: std::array::from_fn(|r| vdupq_n_f32(op.bias[o(r)])),
+                epilogue,
+            }
+        }
+    }
+
+    /// The tile's outputs for one block of pixels `p0..p0 + n` (n <= 4 x Q), from its packed panel: `Q` registers
+    /// of 4 pixels per channel, four input-channel groups at a time, each channel's 16 weight bytes of them one
+    /// register that `sdot` takes a group of by lane; then the epilogue in registers.
+    ///
+    /// # Safety
+    /// The CPU must have the dot-product extension; `panel` is the block's whole panel, and `out` holds pixels
+    /// `p0..p0 + n` of the tile's rows (at the op's output row stride).
+    #[inline(always)]
+    unsafe fn block<const Q: usize, T: Output>(&self, panel: *const i8, out: *mut T, p0: usize, n: usize) {
+        // SAFETY: the caller keeps this function's contract (its `# Safety`).
+        unsafe {
+            let (k4, w) = (self.op.k4, self.weights);
+            let mut acc: [[int32x4_t; Q]; ROWS] = self.start.map(|s| [vdupq_n_s32(s); Q]);
+            let xs = |k: usize| -> [int8x16_t; Q] { std::array::from_fn(|q| vld1q_s8(panel.add(k * 64 + q * 16))) };
+            let mut k = 0;
+            while k + 4 <= k4 {
+                let ws: [int8x16_t; ROWS] = std::array::from_fn(|r| vld1q_s8(w.add((r * k4 + k) * 4)));
+                macro_rules! step {
+                    ($lane:literal) => {
+                        let x = xs(k + $lane);
+                        for (acc, wv) in acc.iter_mut().zip(ws) {
+                            for (a, x) in acc.iter_mut().zip(x) {
+                                sdot!(*a, x, wv, $lane);
+                            }
+                        }
+                    };
+                }
+                step!(0);
+                step!(1);
+                step!(2);
+                step!(3);
+                k += 4;
+            }
+            for k in k..k4 {
+                let x = xs(k);
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let wv = vreinterpretq_s8_s32(vdupq_n_s32(std::ptr::read_unaligned(w.add((r * k4 + k) * 4) as *const i32)));
+                    for (a, x) in acc.iter_mut().zip(x) {
+                        sdot!(*a, x, wv);
+                    }
+                }
+            }
+            for (r, acc) in acc.iter().enumerate() {
+                if self.o0 + r < self.op.out_channels {
+                    // (acc - correction) as f32 * scale + bias, as the portable kernel's.
+                    let values = acc.map(|a| vaddq_f32(vmulq_f32(vcvtq_f32_s32(a), self.scale[r]), self.bias[r]));
+                    self.epilogue.store(values, out.add((self.o0 + r) * self.op.out_stride + p0), n);
+                }
+            }
+        }
+    }
+}
