@@ -40,7 +40,7 @@ fn run<T: Output>(op: &Depthwise, input: Source, output: &mut [T], first: usize,
         let (wv, bias): (Vec<float32x4_t>, _) = unsafe { (w.iter().map(|v| vdupq_n_f32(*v)).collect(), vdupq_n_f32(op.bias[first + c])) };
         // The channel's rows and everything after them: a row of one block may overhang into what comes later.
         let out = &mut output[c * oh * ow..];
-        let channel = |weights, tap_start| Channel { plane, row_step: g.row_step(), ow, weights, tap_start, bias, epilogue: &epilogue };
+        let channel = |weights, tap_start| Channel { plane, geometry: g, weights, tap_start, bias, epilogue: &epilogue };
         // SAFETY (both): `out` starts with the channel's oh x ow outputs, and the plane holds every load (asserted).
         // Each arm is its own inlined copy: the 3x3 one knows its 9 taps.
         match tap_start_3x3 {
@@ -148,12 +148,10 @@ fn fill_rows(g: &Geometry, plane: &mut [f32], eight: impl Fn(usize) -> [float32x
     }
 }
 
-/// One channel's convolution: its padded plane, broadcast weights and bias, and where each tap reads.
+/// One channel's convolution: its padded plane and geometry, broadcast weights and bias, and where each tap reads.
 struct Channel<'a> {
     plane: &'a [f32],
-    /// Plane values between the starts of two output rows.
-    row_step: usize,
-    ow: usize,
+    geometry: &'a Geometry,
     weights: &'a [float32x4_t],
     tap_start: &'a [usize],
     bias: float32x4_t,
@@ -162,7 +160,8 @@ struct Channel<'a> {
 
 impl Channel<'_> {
     /// All `oh` output rows into `out` (the channel's `oh x ow` values, then whatever follows them), two at a time,
-    /// in blocks of 8 outputs for rows of at most 8, else of 16.
+    /// in blocks of 8 outputs for rows of at most 8, else of 16; 3x3 kernels of stride 1 or 2 through
+    /// [`Channel::rows_3x3`], others through [`Channel::rows`].
     ///
     /// # Safety
     /// `out` starts with the channel's `oh x ow` outputs, and the plane holds every load ([`Geometry::last_load`]).
@@ -170,60 +169,62 @@ impl Channel<'_> {
     unsafe fn run<T: Output>(&self, oh: usize, out: &mut [T]) {
         // SAFETY: the caller keeps this function's contract (its `# Safety`).
         unsafe {
-            if self.ow <= 8 {
-                self.all_rows::<2, T>(oh, out)
-            } else {
-                self.all_rows::<4, T>(oh, out)
+            let g = self.geometry;
+            match (g.kernel, g.stride, g.out_hw[1] <= 8) {
+                ([3, 3], [1, 1], true) => self.all_rows::<1, 2, T>(oh, out),
+                ([3, 3], [1, 1], false) => self.all_rows::<1, 4, T>(oh, out),
+                ([3, 3], [2, 2], true) => self.all_rows::<2, 2, T>(oh, out),
+                ([3, 3], [2, 2], false) => self.all_rows::<2, 4, T>(oh, out),
+                (_, _, true) => self.all_rows::<0, 2, T>(oh, out),
+                (_, _, false) => self.all_rows::<0, 4, T>(oh, out),
             }
         }
     }
 
-    /// [`Channel::run`] with blocks of `Q` registers.
+    /// [`Channel::run`] with blocks of `Q` registers, through [`Channel::rows_3x3`] for stride `S` (1 or 2) or
+    /// [`Channel::rows`] (`S` 0).
     ///
     /// # Safety
     /// As [`Channel::run`].
     #[inline(always)]
-    unsafe fn all_rows<const Q: usize, T: Output>(&self, oh: usize, out: &mut [T]) {
+    unsafe fn all_rows<const S: usize, const Q: usize, T: Output>(&self, oh: usize, out: &mut [T]) {
         // SAFETY: the caller keeps this function's contract (its `# Safety`).
         unsafe {
             let mut y = 0;
             while y + 2 <= oh {
-                self.rows::<2, Q, T>(y, out);
+                match S {
+                    0 => self.rows::<2, Q, T>(y, out),
+                    _ => self.rows_3x3::<S, 2, Q, T>(y, out),
+                }
                 y += 2;
             }
             if y < oh {
-                self.rows::<1, Q, T>(y, out);
+                match S {
+                    0 => self.rows::<1, Q, T>(y, out),
+                    _ => self.rows_3x3::<S, 1, Q, T>(y, out),
+                }
             }
         }
     }
 
-    /// Output rows `y..y + R` in blocks of `4 x Q`: bias, then `acc + w * x` fused, tap by tap, then the epilogue.
-    /// No block is stored in part, which cost a `memcpy` each: a row longer than a block ends with a block that
-    /// overlaps the one before it (the same outputs computed again, the same bits), and a row of one block stores
-    /// it whole, its overhang landing on outputs stored after it: the next row's (in this pass, row y + 1 is stored
-    /// after row y) or the next channel's. Only an overhang past `out`'s end is stored in part.
+    /// Output rows `y..y + R` in blocks of `4 x Q`, each block's sums from `sums(x0)` (its first column), then the
+    /// epilogue. No block is stored in part, which cost a `memcpy` each: a row longer than a block ends with a
+    /// block that overlaps the one before it (the same outputs computed again, the same bits), and a row of one
+    /// block stores it whole, its overhang landing on outputs stored after it: the next row's (in a pass, row y + 1
+    /// is stored after row y) or the next channel's. Only an overhang past `out`'s end is stored in part.
     ///
     /// # Safety
-    /// As [`Channel::run`], for rows `y..y + R` of the channel.
+    /// `out` starts with the channel's outputs, at least to the end of row `y + R - 1`.
     #[inline(always)]
-    unsafe fn rows<const R: usize, const Q: usize, T: Output>(&self, y: usize, out: &mut [T]) {
+    unsafe fn blocks<const R: usize, const Q: usize, T: Output>(&self, y: usize, out: &mut [T], sums: impl Fn(usize) -> [[float32x4_t; Q]; R]) {
         // SAFETY: the caller keeps this function's contract (its `# Safety`).
         unsafe {
-            let (base, ow, width) = (self.plane.as_ptr(), self.ow, 4 * Q);
+            let (ow, width) = (self.geometry.out_hw[1], 4 * Q);
             let last = ow.saturating_sub(width);
             let mut x = 0;
             loop {
                 let x0 = x.min(last);
-                let mut acc = [[self.bias; Q]; R];
-                for (wv, start) in self.weights.iter().zip(self.tap_start) {
-                    for (r, acc) in acc.iter_mut().enumerate() {
-                        let src = base.add((y + r) * self.row_step + start + x0);
-                        for (q, acc) in acc.iter_mut().enumerate() {
-                            *acc = vfmaq_f32(*acc, *wv, vld1q_f32(src.add(q * 4)));
-                        }
-                    }
-                }
-                for (r, acc) in acc.iter().enumerate() {
+                for (r, acc) in sums(x0).iter().enumerate() {
                     let at = (y + r) * ow + x0;
                     let n = if ow < width { width.min(out.len() - at) } else { width };
                     self.epilogue.store(*acc, out.as_mut_ptr().add(at), n);
@@ -233,6 +234,63 @@ impl Channel<'_> {
                 }
                 x += width;
             }
+        }
+    }
+
+    /// Output rows `y..y + R`: bias, then `acc + w * x` fused, tap by tap ([`Channel::blocks`]).
+    ///
+    /// # Safety
+    /// As [`Channel::run`], for rows `y..y + R` of the channel.
+    #[inline(always)]
+    unsafe fn rows<const R: usize, const Q: usize, T: Output>(&self, y: usize, out: &mut [T]) {
+        // SAFETY: the caller keeps this function's contract (its `# Safety`).
+        unsafe {
+            let (base, row_step) = (self.plane.as_ptr(), self.geometry.row_step());
+            self.blocks::<R, Q, T>(y, out, |x0| {
+                let mut acc = [[self.bias; Q]; R];
+                for (wv, start) in self.weights.iter().zip(self.tap_start) {
+                    for (r, acc) in acc.iter_mut().enumerate() {
+                        let src = base.add((y + r) * row_step + start + x0);
+                        for (q, acc) in acc.iter_mut().enumerate() {
+                            *acc = vfmaq_f32(*acc, *wv, vld1q_f32(src.add(q * 4)));
+                        }
+                    }
+                }
+                acc
+            })
+        }
+    }
+
+    /// [`Channel::rows`] for a 3x3 kernel of stride `S` (1 or 2): tap (ky, kx) reads plane row `(y + r) S + ky` of
+    /// column phase `kx % S` at column `kx / S` ([`Geometry::tap_start`]), so each tap's address is a row's
+    /// plus a constant (stride 1) or one of two offsets (stride 2), where the general loop loads each tap's start
+    /// and adds it. The same taps in the same order: the same bits.
+    ///
+    /// # Safety
+    /// As [`Channel::rows`].
+    #[inline(always)]
+    unsafe fn rows_3x3<const S: usize, const R: usize, const Q: usize, T: Output>(&self, y: usize, out: &mut [T]) {
+        // SAFETY: the caller keeps this function's contract (its `# Safety`).
+        unsafe {
+            let g = self.geometry;
+            let (base, pw) = (self.plane.as_ptr(), g.phase_width());
+            let phase = g.padded_height() * pw;
+            let w: [float32x4_t; 9] = self.weights.try_into().expect("3x3 weights");
+            self.blocks::<R, Q, T>(y, out, |x0| {
+                let mut acc = [[self.bias; Q]; R];
+                for ky in 0..3 {
+                    for (r, acc) in acc.iter_mut().enumerate() {
+                        let row = base.add(((y + r) * S + ky) * pw + x0);
+                        for kx in 0..3 {
+                            let src = row.add(if S == 1 { kx } else { (kx % 2) * phase + kx / 2 });
+                            for (q, acc) in acc.iter_mut().enumerate() {
+                                *acc = vfmaq_f32(*acc, w[ky * 3 + kx], vld1q_f32(src.add(q * 4)));
+                            }
+                        }
+                    }
+                }
+                acc
+            })
         }
     }
 }
