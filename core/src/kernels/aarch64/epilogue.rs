@@ -9,6 +9,7 @@ use std::arch::aarch64::*;
 /// [`Epilogue`] broadcast into registers: the clip left after folding, the fake quantization's constants
 /// ([`crate::kernels::quant::FakeQuant::params`]' layout), and the integers its rounded levels are shifted by: its
 /// `offset` (for values) and `offset` plus the output codes' zero point (for codes).
+#[derive(Clone, Copy)]
 pub(crate) struct NeonEpilogue {
     clip: Option<(float32x4_t, float32x4_t)>,
     fake_quant: Option<[float32x4_t; 5]>,

@@ -208,13 +208,26 @@ impl<'a> Tile<'a> {
                     }
                 }
             }
-            for (r, acc) in acc.iter().enumerate() {
-                if self.o0 + r < self.op.out_channels {
-                    // (acc - correction) as f32 * scale + bias, as the portable kernel's.
-                    let values = acc.map(|a| vaddq_f32(vmulq_f32(vcvtq_f32_s32(a), self.scale[r]), self.bias[r]));
-                    self.epilogue.store(values, out.add((self.o0 + r) * self.op.out_stride + p0), n);
-                }
+            // The epilogue's constants as local values and its rows written out: stores through `out` may alias
+            // anything behind a reference, so that read through `self` they were loaded again for every row, and a
+            // loop over the rows kept the sums on the stack.
+            let (epilogue, scale, bias, stride) = (*self.epilogue, self.scale, self.bias, self.op.out_stride);
+            let rows = self.op.out_channels - self.o0;
+            let out = out.add(self.o0 * stride + p0);
+            macro_rules! finish {
+                ($r:literal) => {
+                    if $r < rows {
+                        // (acc - correction) as f32 * scale + bias, as the portable kernel's.
+                        let values = acc[$r].map(|a| vaddq_f32(vmulq_f32(vcvtq_f32_s32(a), scale[$r]), bias[$r]));
+                        epilogue.store(values, out.add($r * stride), n);
+                    }
+                };
             }
+            const { assert!(ROWS == 4) };
+            finish!(0);
+            finish!(1);
+            finish!(2);
+            finish!(3);
         }
     }
 }
