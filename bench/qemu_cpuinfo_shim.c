@@ -16,23 +16,18 @@ static const char *redirect(const char *path) {
     return fake && path && strcmp(path, "/proc/cpuinfo") == 0 ? fake : path;
 }
 
-int open(const char *path, int flags, ...) {
-    va_list args;
-    va_start(args, flags);
-    mode_t mode = (flags & (O_CREAT | O_TMPFILE)) ? va_arg(args, mode_t) : 0;
-    va_end(args);
-    int (*next)(const char *, int, ...) = (int (*)(const char *, int, ...))dlsym(RTLD_NEXT, "open");
-    return next(redirect(path), flags, mode);
-}
-
-int open64(const char *path, int flags, ...) {
-    va_list args;
-    va_start(args, flags);
-    mode_t mode = (flags & (O_CREAT | O_TMPFILE)) ? va_arg(args, mode_t) : 0;
-    va_end(args);
-    int (*next)(const char *, int, ...) = (int (*)(const char *, int, ...))dlsym(RTLD_NEXT, "open64");
-    return next(redirect(path), flags, mode);
-}
+/* open() or open64(): the same call, on `path` redirected. */
+#define FORWARD_OPEN(name)                                                                         \
+    int name(const char *path, int flags, ...) {                                                   \
+        va_list args;                                                                              \
+        va_start(args, flags);                                                                     \
+        mode_t mode = (flags & (O_CREAT | O_TMPFILE)) ? va_arg(args, mode_t) : 0;                  \
+        va_end(args);                                                                              \
+        int (*next)(const char *, int, ...) = (int (*)(const char *, int, ...))dlsym(RTLD_NEXT, #name); \
+        return next(redirect(path), flags, mode);                                                  \
+    }
+FORWARD_OPEN(open)
+FORWARD_OPEN(open64)
 
 int openat(int dir, const char *path, int flags, ...) {
     va_list args;
