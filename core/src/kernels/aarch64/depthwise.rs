@@ -1,7 +1,7 @@
 //! The depthwise convolution with NEON: two output rows per pass, 16 outputs per block as four registers of 4
-//! lanes, each tap one fused multiply-add (as the portable loop on AArch64, [`crate::kernels::depthwise::FUSED`]),
-//! the epilogue in registers, and the padded plane filled with vector loads. The same operations in the same order as [`Depthwise::run_portable`], so
-//! the same bits.
+//! lanes (8 as two for narrow rows), each tap one fused multiply-add (as the portable loop on AArch64,
+//! [`crate::kernels::depthwise::FUSED`]), the epilogue in registers, and the padded plane filled with vector loads.
+//! The same operations in the same order as [`Depthwise::run_portable`], so the same bits.
 
 use crate::kernels::aarch64::epilogue::{clamp, NeonEpilogue};
 use crate::kernels::depthwise::Depthwise;
@@ -27,7 +27,7 @@ fn run<T: Output>(op: &Depthwise, input: Source, output: &mut [T], first: usize,
     assert!(g.last_load(&tap_start) <= plane.len(), "depthwise plane too short");
     let epilogue = NeonEpilogue::new(Epilogue::new(op.clip, op.fake_quant.as_ref()), op.codes_out.unwrap_or(0));
     // 3x3 kernels (every depthwise convolution of MobileNet-like models): fixed-size taps and weights, so that the
-    // tap loop is unrolled and the weights stay in registers.
+    // tap loop is unrolled.
     let tap_start_3x3: Option<[usize; 9]> = tap_start.as_slice().try_into().ok();
     for c in 0..output.len() / (oh * ow) {
         match input.slice(c * ih * iw..(c + 1) * ih * iw) {
@@ -70,8 +70,11 @@ fn fill_plane(op: &Depthwise, src: Source, plane: &mut [f32]) {
 #[inline(always)]
 fn values(x: &[f32], len: usize) -> impl Fn(usize) -> [float32x4_t; 2] + '_ {
     assert!(x.len() >= len);
-    // SAFETY: NEON is part of every AArch64 CPU; `i + 8 <= len <= x.len()` (fill_rows' loads).
-    move |i| unsafe { [vld1q_f32(x.as_ptr().add(i)), vld1q_f32(x.as_ptr().add(i + 4))] }
+    move |i| {
+        debug_assert!(i + 8 <= len);
+        // SAFETY: NEON is part of every AArch64 CPU; `i + 8 <= len <= x.len()` (fill_rows' loads).
+        unsafe { [vld1q_f32(x.as_ptr().add(i)), vld1q_f32(x.as_ptr().add(i + 4))] }
+    }
 }
 
 /// Loads of the values of 8 codes `i..i + 8` of the channel `x` (`len` of them) on the grid `(scale, zero point)`:
@@ -79,12 +82,25 @@ fn values(x: &[f32], len: usize) -> impl Fn(usize) -> [float32x4_t; 2] + '_ {
 #[inline(always)]
 fn codes(x: &[u8], len: usize, (scale, zero_point): (f32, i32)) -> impl Fn(usize) -> [float32x4_t; 2] + '_ {
     assert!(x.len() >= len && (0..=255).contains(&zero_point), "codes too short, or a zero point not a u8");
-    // SAFETY: NEON is part of every AArch64 CPU; `i + 8 <= len <= x.len()` (fill_rows' loads).
-    move |i| unsafe {
+    move |i| {
+        debug_assert!(i + 8 <= len);
+        // SAFETY: NEON is part of every AArch64 CPU; `i + 8 <= len <= x.len()` (fill_rows' loads).
+        unsafe { eight_codes(x.as_ptr().add(i), scale, zero_point) }
+    }
+}
+
+/// The values of the 8 codes at `p`: `(q - zero point) as f32 * scale`.
+///
+/// # Safety
+/// `p` points to 8 readable bytes; `zero_point` is in 0..=255.
+#[inline(always)]
+unsafe fn eight_codes(p: *const u8, scale: f32, zero_point: i32) -> [float32x4_t; 2] {
+    // SAFETY: NEON is part of every AArch64 CPU; the load is the caller's promise.
+    unsafe {
         // q - zero point by a widening subtraction: u8 - u8 wraps in u16, and read as i16 it is the difference
         // (within ±255); then widened to i32, converted and scaled.
         let (s, z) = (vdupq_n_f32(scale), vdup_n_u8(zero_point as u8));
-        let diff = vreinterpretq_s16_u16(vsubl_u8(vld1_u8(x.as_ptr().add(i)), z));
+        let diff = vreinterpretq_s16_u16(vsubl_u8(vld1_u8(p), z));
         let value = |d: int32x4_t| vmulq_f32(vcvtq_f32_s32(d), s);
         [value(vmovl_s16(vget_low_s16(diff))), value(vmovl_high_s16(diff))]
     }
