@@ -43,10 +43,8 @@ pub struct QPointwise {
     /// `k[o][i]`, each row padded with zeros to `k4 * 4` values, rows padded with zeros to a multiple of `ROWS`.
     pub(crate) weights: Arc<Vec<i8>>,
     pub(crate) k4: usize,
-    /// `zero_point * sum_i k[o][i]`, subtracted from each accumulator.
-    pub(crate) correction: Arc<Vec<i32>>,
-    /// `sum_i k[o][i]` (the aarch64 kernel adds `128 *` it back after shifting its codes to i8).
-    #[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
+    /// `sum_i k[o][i]`: times the zero point, each accumulator's correction ([`QPointwise::correction`]); the
+    /// aarch64 kernel also adds `128 *` it back after shifting its codes to i8.
     pub(crate) row_sums: Arc<Vec<i32>>,
     /// `scale * s_w[o]`.
     pub(crate) scales: Arc<Vec<f32>>,
@@ -99,8 +97,7 @@ impl QPointwise {
         let k4 = in_channels.div_ceil(4);
         let mut padded = vec![0i8; out_channels.div_ceil(ROWS) * ROWS * k4 * 4];
         let w_scales = int8_rows(weights, out_channels, k4 * 4, &mut padded)?;
-        let row_sums: Vec<i32> = padded.chunks(k4 * 4).take(out_channels).map(|row| row.iter().map(|k| *k as i32).sum()).collect();
-        let correction = row_sums.iter().map(|sum| zero_point * sum).collect();
+        let row_sums = padded.chunks(k4 * 4).take(out_channels).map(|row| row.iter().map(|k| *k as i32).sum()).collect();
         Some(QPointwise {
             in_channels,
             out_channels,
@@ -110,7 +107,6 @@ impl QPointwise {
             zero_point,
             weights: Arc::new(padded),
             k4,
-            correction: Arc::new(correction),
             row_sums: Arc::new(row_sums),
             scales: Arc::new(w_scales.iter().map(|s| s * scale).collect()),
             bias: Arc::new(bias),
@@ -172,11 +168,18 @@ impl QPointwise {
         })
     }
 
+    /// What output channel `o`'s accumulator has in excess of the true sum: `zero_point * sum_i k[o][i]` (the sums
+    /// multiply the input's codes, not the codes less the zero point).
+    #[inline(always)]
+    pub(crate) fn correction(&self, o: usize) -> i32 {
+        self.zero_point * self.row_sums[o]
+    }
+
     /// The epilogue of one output channel's block: `(acc - correction) as f32 * scale + bias`, then `epilogue`
     /// (clip, fake quant), into `out` (values or codes).
     #[inline(always)]
     pub(crate) fn finish<T: Output>(&self, o: usize, acc: &[i32; PIXELS], epilogue: &Epilogue, out: &mut [T]) {
-        let (corr, scale, bias) = (self.correction[o], self.scales[o], self.bias[o]);
+        let (corr, scale, bias) = (self.correction(o), self.scales[o], self.bias[o]);
         let mut pre = [0f32; PIXELS];
         for l in 0..PIXELS {
             pre[l] = (acc[l] - corr) as f32 * scale + bias;
@@ -372,7 +375,7 @@ mod tests {
         let x: Vec<f32> = (0..in_channels * pixels).map(|_| ((rnd() % 256) as i32 - zero_point) as f32 * scale).collect();
         let k4 = in_channels.div_ceil(4);
         let mut weights = vec![0i8; out_channels.div_ceil(ROWS) * ROWS * k4 * 4];
-        let (mut correction, mut row_sums) = (vec![], vec![]);
+        let mut row_sums = vec![];
         for o in 0..out_channels {
             let mut sum = 0;
             for i in 0..in_channels {
@@ -380,7 +383,6 @@ mod tests {
                 weights[o * k4 * 4 + i] = k as i8;
                 sum += k;
             }
-            correction.push(zero_point * sum);
             row_sums.push(sum);
         }
         let op = QPointwise {
@@ -392,7 +394,6 @@ mod tests {
             zero_point,
             weights: Arc::new(weights),
             k4,
-            correction: Arc::new(correction),
             row_sums: Arc::new(row_sums),
             scales: Arc::new((0..out_channels).map(|o| 0.001 * (o + 1) as f32).collect()),
             bias: Arc::new((0..out_channels).map(|o| o as f32 * 0.1 - 1.0).collect()),

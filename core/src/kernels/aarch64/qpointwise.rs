@@ -158,7 +158,7 @@ impl<'a> Tile<'a> {
                 o0,
                 // Rows are padded with zero weights to a multiple of 8 (see QPointwise::new): 4 rows are always there.
                 weights: op.weights[o0 * k4 * 4..].as_ptr(),
-                start: std::array::from_fn(|r| 128 * op.row_sums[o(r)] - op.correction[o(r)]),
+                start: std::array::from_fn(|r| 128 * op.row_sums[o(r)] - op.correction(o(r))),
                 scale: std::array::from_fn(|r| vdupq_n_f32(op.scales[o(r)])),
                 bias: std::array::from_fn(|r| vdupq_n_f32(op.bias[o(r)])),
                 epilogue,

@@ -164,7 +164,7 @@ unsafe fn kernel<const NP: usize, const FQ: bool, const CODES: bool>(
             if $r < rows {
                 let o = o0 + $r;
                 let (corr, scale, bias) =
-                    (_mm512_set1_epi32(op.correction[o]), _mm512_set1_ps(op.scales[o]), _mm512_set1_ps(op.bias[o]));
+                    (_mm512_set1_epi32(op.correction(o)), _mm512_set1_ps(op.scales[o]), _mm512_set1_ps(op.bias[o]));
                 for n in 0..NP {
                     let mut v = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[$r][n], corr));
                     v = _mm512_add_ps(_mm512_mul_ps(v, scale), bias);
