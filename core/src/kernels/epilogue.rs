@@ -186,9 +186,9 @@ mod tests {
                     for ((block, v), c) in lanes.chunks_exact(16).zip(values.chunks_exact_mut(16)).zip(codes.chunks_exact_mut(16)) {
                         // SAFETY: NEON is part of every AArch64 CPU; each load and store is 16 lanes of a block.
                         unsafe {
-                            let regs = std::array::from_fn(|q| std::arch::aarch64::vld1q_f32(block.as_ptr().add(q * 4)));
-                            neon.store16(regs, v.as_mut_ptr(), 16);
-                            neon.store16(regs, c.as_mut_ptr(), 16);
+                            let regs: [_; 4] = std::array::from_fn(|q| std::arch::aarch64::vld1q_f32(block.as_ptr().add(q * 4)));
+                            neon.store(regs, v.as_mut_ptr(), 16);
+                            neon.store(regs, c.as_mut_ptr(), 16);
                         }
                     }
                     assert_eq!(bits(&values[..xs.len()]), bits(&want), "NEON, scale {scale} zp {zp} clip {clip:?}");
@@ -200,9 +200,9 @@ mod tests {
                         let (mut v, mut c) = ([f32::MAX; 17], [7u8; 17]);
                         // SAFETY: as above, n <= 16 outputs stored.
                         unsafe {
-                            let regs = std::array::from_fn(|q| std::arch::aarch64::vld1q_f32(lanes.as_ptr().add(q * 4)));
-                            neon.store16(regs, v.as_mut_ptr(), n);
-                            neon.store16(regs, c.as_mut_ptr(), n);
+                            let regs: [_; 4] = std::array::from_fn(|q| std::arch::aarch64::vld1q_f32(lanes.as_ptr().add(q * 4)));
+                            neon.store(regs, v.as_mut_ptr(), n);
+                            neon.store(regs, c.as_mut_ptr(), n);
                         }
                         assert_eq!(bits(&v[..n]), bits(&values[..n]), "NEON values, {n} of a block");
                         assert_eq!(&c[..n], &codes[..n], "NEON codes, {n} of a block");

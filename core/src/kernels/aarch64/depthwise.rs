@@ -26,27 +26,25 @@ fn run<T: Output>(op: &Depthwise, input: Source, output: &mut [T], first: usize,
     // Every load stays inside `plane`.
     assert!(g.last_load(&tap_start) <= plane.len(), "depthwise plane too short");
     let epilogue = NeonEpilogue::new(Epilogue::new(op.clip, op.fake_quant.as_ref()), op.codes_out.unwrap_or(0));
-    // 3x3 kernels (every depthwise convolution of MobileNet-like models): fixed-size taps and weights, so that the
-    // tap loop is unrolled.
-    let tap_start_3x3: Option<[usize; 9]> = tap_start.as_slice().try_into().ok();
+    // Each channel's weights broadcast, in one buffer for all the channels.
+    let mut wv: Vec<float32x4_t> = Vec::with_capacity(taps);
     for c in 0..output.len() / (oh * ow) {
         match input.slice(c * ih * iw..(c + 1) * ih * iw) {
             // Strides beyond 2 (no model we know has them): the portable fill.
             src if g.stride[1] > 2 => op.fill_plane(src, plane),
             src => fill_plane(op, src, plane),
         }
-        let w = &op.weights[(first + c) * taps..(first + c + 1) * taps];
+        wv.clear();
         // SAFETY: NEON is part of every AArch64 CPU.
-        let (wv, bias): (Vec<float32x4_t>, _) = unsafe { (w.iter().map(|v| vdupq_n_f32(*v)).collect(), vdupq_n_f32(op.bias[first + c])) };
+        let bias = unsafe {
+            wv.extend(op.weights[(first + c) * taps..(first + c + 1) * taps].iter().map(|v| vdupq_n_f32(*v)));
+            vdupq_n_f32(op.bias[first + c])
+        };
         // The channel's rows and everything after them: a row of one block may overhang into what comes later.
         let out = &mut output[c * oh * ow..];
-        let channel = |weights, tap_start| Channel { plane, geometry: g, weights, tap_start, bias, epilogue: &epilogue };
-        // SAFETY (both): `out` starts with the channel's oh x ow outputs, and the plane holds every load (asserted).
-        // Each arm is its own inlined copy: the 3x3 one knows its 9 taps.
-        match tap_start_3x3 {
-            Some(starts) => unsafe { channel(&<[float32x4_t; 9]>::try_from(wv.as_slice()).expect("9 taps"), &starts).run(oh, out) },
-            None => unsafe { channel(&wv, &tap_start).run(oh, out) },
-        }
+        let channel = Channel { plane, geometry: g, weights: &wv, tap_start: &tap_start, bias, epilogue: &epilogue };
+        // SAFETY: `out` starts with the channel's oh x ow outputs, and the plane holds every load (asserted).
+        unsafe { channel.run(oh, out) }
     }
 }
 

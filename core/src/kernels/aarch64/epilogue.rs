@@ -32,16 +32,6 @@ impl NeonEpilogue {
         }
     }
 
-    /// The epilogue on a block of 16 values, the first `n` (at most 16) stored at `out` as values or codes.
-    ///
-    /// # Safety
-    /// `out` holds `n` writable outputs.
-    #[inline(always)]
-    pub(crate) unsafe fn store16<T: Output>(&self, values: [float32x4_t; 4], out: *mut T, n: usize) {
-        // SAFETY: the caller keeps this function's contract (its `# Safety`).
-        unsafe { self.store(values, out, n) }
-    }
-
     /// The epilogue on a block of `Q` registers (4 x Q values, Q from 1 to 4), the first `n` stored at `out` as
     /// values or codes: whole (Q 2 or 4), or through a buffer (`memcpy`) when `n` is short of the block or Q odd.
     ///

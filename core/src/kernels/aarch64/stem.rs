@@ -56,7 +56,7 @@ fn run(op: &Stem, taps: &[usize], plane: &[f32], out: &mut [f32], first: usize) 
                     }
                 }
                 for (i, acc) in acc.iter().enumerate() {
-                    epilogue.store16(*acc, out.as_mut_ptr().add((i * oh + y) * ow + x), (ow - x).min(16));
+                    epilogue.store(*acc, out.as_mut_ptr().add((i * oh + y) * ow + x), (ow - x).min(16));
                 }
             }
         }
