@@ -64,9 +64,47 @@ fn human_output_ranks_and_warns() {
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8(o.stdout).unwrap();
     assert!(out.contains("no snake detected"), "{out}");
-    assert!(out.contains(" 1. Indian cobra (Naja naja)") && out.contains("VENOMOUS"), "{out}");
     assert!(out.contains("country IN (prior applied)"), "{out}");
     assert!(!out.contains("WARNING"), "no warning beside 'no snake': {out}");
+}
+
+// Regression (issue 35): `snakeid identify PHOTO... | head -3` panicked ("failed printing to stdout: Broken pipe").
+#[cfg(unix)]
+#[test]
+fn a_reader_that_goes_away_ends_it_quietly() {
+    use std::process::{Command, Stdio};
+    let photos: Vec<String> = (0..20).map(|_| photo_path("chelsea.png")).collect();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_snakeid"))
+        .arg("identify")
+        .args(&photos)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read the first line, then close the pipe, as `head -1` does.
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut first).unwrap();
+    assert!(first.contains("chelsea.png"), "{first}");
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{err}");
+    assert!(!out.status.success(), "it stopped early: it cannot have printed every answer");
+}
+
+// Regression (issue 33): a cat photo printed "Indian cobra 95.6% VENOMOUS" under "no snake detected". The JSON
+// keeps its ranking; the words a person reads name no species.
+#[test]
+fn no_snake_lists_no_species_and_nothing_venomous() {
+    let chelsea = photo_path("chelsea.png");
+    let o = snakeid(&["identify", &chelsea, "--country", "IN"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert!(out.contains("no snake detected"), "{out}");
+    assert!(!out.contains("VENOMOUS") && !out.contains("Indian cobra") && !out.contains(" 1. "), "{out}");
+    let o = snakeid(&["identify", &chelsea, "--country", "IN", "--json"]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["snake_verdict"], "none", "{v}");
+    assert_eq!(v["predictions"][0]["label"], "Indian cobra", "the JSON keeps its fields: {v}");
 }
 
 /// The default bundle with its snake gate moved (threshold, margin), packed: a real photo lands where a test needs it.

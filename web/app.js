@@ -98,8 +98,11 @@ function render(a) {
     out.push(el("p", "warning", `POSSIBLY VENOMOUS (${named}) — seek medical care`));
   }
   if (a.uncertain) out.push(el("p", "uncertain", "Uncertain: treat as venomous and seek care"));
-  if (a.snake_verdict !== "snake") out.push(el("p", "meta", "If it is a snake, the closest species are:"));
-  for (const p of a.predictions.slice(0, TOP_SHOWN)) {
+  // "None" reads as none: no species (and no "venomous") under "no snake" (issue 33).
+  const shown = a.snake_verdict === "none" ? [] : a.predictions.slice(0, TOP_SHOWN);
+  if (a.snake_verdict === "none") out.push(el("p", "meta", "If there is a snake, photograph it whole, closer and in focus, and try again."));
+  else if (a.snake_verdict !== "snake") out.push(el("p", "meta", "If it is a snake, the closest species are:"));
+  for (const p of shown) {
     const row = el("div", "species");
     const name = el("div");
     name.append(el("div", null, p.label), el("div", "sci", p.scientific_name));

@@ -4,7 +4,8 @@ use crate::backend::{self, Backend, BackendInfo, Runner};
 use crate::bundle::Bundle;
 use crate::tools::bench::{self, BenchmarkReport, Timings};
 use crate::bundle::countries;
-use crate::decision::{self, Decision};
+use crate::bundle::manifest::View;
+use crate::decision::{self, Decision, Gate, SnakeVerdict};
 use crate::photo::decode::{self, Limits};
 use crate::backend::cpu::Engine;
 use crate::error::{Error, Result};
@@ -26,6 +27,10 @@ pub struct Identification {
     pub backend: &'static str,
     /// The GPU adapter and how many graph nodes ran on each side.
     pub backend_info: BackendInfo,
+    /// The view of the photo the answer comes from (the first that was not `none`, else the likeliest snake).
+    pub view: View,
+    /// How many views the model looked at (each an inference).
+    pub views_run: u32,
     #[serde(flatten)]
     pub decision: Decision,
     pub timings_ms: Timings,
@@ -181,15 +186,10 @@ impl Classifier {
         let spec = &self.bundle.manifest.input;
         let img = self.runner.in_pool(|| decode::decode(image, preprocess::min_size(spec), &self.limits))?;
         let t_decode = ms(start);
-        let t = Instant::now();
-        let input = self.runner.in_pool(|| preprocess::to_tensor(&img, spec));
+        let look = self.look(&img)?;
         drop(img);
-        let t_pre = ms(t);
         let t = Instant::now();
-        let logits = self.runner.run(input)?;
-        let t_inf = ms(t);
-        let t = Instant::now();
-        let decision = self.decide(&logits, prior.as_deref(), top_k);
+        let decision = self.decide(&look.logits, prior.as_deref(), top_k);
         let t_post = ms(t);
         let prior_applied = prior.is_some();
         Ok(Identification {
@@ -197,8 +197,58 @@ impl Classifier {
             prior_applied,
             backend: self.backend_info.backend,
             backend_info: self.backend_info.clone(),
+            view: look.view,
+            views_run: look.views_run,
             decision,
-            timings_ms: Timings { decode: t_decode, preprocess: t_pre, inference: t_inf, postprocess: t_post, total: ms(start) },
+            timings_ms: Timings {
+                decode: t_decode,
+                preprocess: look.preprocess_ms,
+                inference: look.inference_ms,
+                postprocess: t_post,
+                total: ms(start),
+            },
+        })
+    }
+
+    /// Shows the photo to the model in the bundle's views, in order, until one is not `none` (issue 33: a centre
+    /// crop cut real snakes to something the gate missed). When every view is `none`, the one with the most
+    /// P(snake) + P(look-alikes) answers: the verdict is `none` exactly when it is `none` in every view.
+    fn look(&self, img: &image::RgbImage) -> Result<Look> {
+        let input = &self.bundle.manifest.input;
+        let spec = &self.bundle.manifest.decision;
+        let keep_primary = input.views.contains(&View::Mirror);
+        let (mut primary, mut best): (Option<Vec<f32>>, Option<(f32, View, Vec<f32>)>) = (None, None);
+        let (mut preprocess_ms, mut inference_ms) = (0.0, 0.0);
+        for (n, &view) in input.views.iter().enumerate() {
+            let t = Instant::now();
+            let tensor = self.runner.in_pool(|| preprocess::view_tensor(img, input, view, primary.as_deref()));
+            if view == View::Primary && keep_primary {
+                primary = Some(tensor.clone());
+            }
+            preprocess_ms += ms(t);
+            let t = Instant::now();
+            let logits = self.runner.run(tensor)?;
+            inference_ms += ms(t);
+            let gate = Gate::of(&decision::softmax_tempered(&logits, self.bundle.manifest.model.temperature), &self.bundle.labels, spec);
+            let views_run = n as u32 + 1;
+            if gate.verdict(spec) != SnakeVerdict::NoSnake {
+                return Ok(Look { logits, view, views_run, preprocess_ms, inference_ms });
+            }
+            let score = gate.snake + gate.lookalike;
+            if best.as_ref().map_or(true, |b| score > b.0) {
+                best = Some((score, view, logits));
+            }
+        }
+        let (_, view, logits) = best.expect("a bundle has at least one view");
+        Ok(Look { logits, view, views_run: input.views.len() as u32, preprocess_ms, inference_ms })
+    }
+
+    /// The logits `identify` decides on for a photo: those of the view that answers.
+    pub fn answer_logits(&self, image: &[u8]) -> Result<Vec<f32>> {
+        guard(|| {
+            let spec = &self.bundle.manifest.input;
+            let img = self.runner.in_pool(|| decode::decode(image, preprocess::min_size(spec), &self.limits))?;
+            Ok(self.look(&img)?.logits)
         })
     }
 
@@ -245,6 +295,15 @@ impl Classifier {
     pub fn logits(&self, input: Vec<f32>) -> Result<Vec<f32>> {
         guard(|| self.runner.run(input))
     }
+}
+
+/// The view that answers, its logits, and what looking cost.
+struct Look {
+    logits: Vec<f32>,
+    view: View,
+    views_run: u32,
+    preprocess_ms: f64,
+    inference_ms: f64,
 }
 
 /// Turns a panic anywhere below into an `Internal` error: a host app must never be taken down by us.

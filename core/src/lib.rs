@@ -36,6 +36,7 @@ pub use bundle::signing::PublicKey;
 pub use bundle::labels::Label;
 pub use bundle::{Bundle, BundleInfo};
 pub use classifier::{Classifier, Identification};
+pub use bundle::manifest::View;
 pub use decision::{Decision, GenusAnswer, Prediction, SnakeVerdict};
 pub use error::{Error, Result};
 pub use photo::decode::Limits;

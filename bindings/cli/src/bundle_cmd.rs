@@ -3,7 +3,7 @@
 
 use crate::{load_bundle, read_file, write_file};
 use snakeid::internals::sha256_hex;
-use snakeid::internals::manifest::{self, ChannelOrder, DecisionSpec, FileRef, InputSpec, Manifest, ModelSpec, Resize};
+use snakeid::internals::manifest::{self, ChannelOrder, DecisionSpec, FileRef, InputSpec, Manifest, ModelSpec, Resize, View};
 use snakeid::internals::prior::{PriorTable, DEFAULT_SMOOTHING};
 use snakeid::internals::signing::SecretKey;
 use snakeid::{Bundle, Classifier, Error, PublicKey};
@@ -230,6 +230,7 @@ fn create(a: &CreateArgs) -> snakeid::Result<()> {
             mean: triple("mean", &a.mean)?,
             std: triple("std", &a.std)?,
             channel_order: if a.bgr { ChannelOrder::Bgr } else { ChannelOrder::Rgb },
+            views: vec![View::Primary],
         },
         labels: file_ref("labels.csv", &labels_bytes),
         prior: prior_bytes.as_deref().map(|p| file_ref("prior.bin", p)),

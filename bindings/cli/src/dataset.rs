@@ -49,7 +49,7 @@ impl Dataset {
         let progress = Progress::new(what, self.samples.len());
         for (i, s) in self.samples.iter().enumerate() {
             progress.show(i);
-            match read_photo(&s.path).and_then(|b| classifier.preprocess(&b)).and_then(|x| classifier.logits(x)) {
+            match read_photo(&s.path).and_then(|b| classifier.answer_logits(&b)) {
                 Ok(logits) => {
                     scored.kept.push(i);
                     scored.logits.push(logits);

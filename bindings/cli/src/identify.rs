@@ -92,7 +92,13 @@ fn print_human(path: &Path, id: &Identification) {
     match d.snake_verdict {
         SnakeVerdict::Snake => println!("{}: snake ({p_snake:.0}%){place}", path.display()),
         SnakeVerdict::Possible => println!("{}: possibly a snake ({p_snake:.0}%){place}; if it is one, the closest species are:", path.display()),
-        SnakeVerdict::NoSnake => println!("{}: no snake detected ({p_snake:.0}%){place}; if it is a snake, the closest species are:", path.display()),
+        // "None" reads as none: no species list, so no VENOMOUS beside "no snake" (issue 33).
+        SnakeVerdict::NoSnake => {
+            println!("{}: no snake detected ({p_snake:.0}%){place}", path.display());
+            println!("  if there is a snake, photograph it whole, closer and in focus, and try again.");
+            print_timings(id);
+            return;
+        }
     }
     let width = d.predictions.iter().map(|p| p.label.len() + p.scientific_name.len() + 3).max().unwrap_or(0);
     for (i, p) in d.predictions.iter().enumerate() {
@@ -111,5 +117,11 @@ fn print_human(path: &Path, id: &Identification) {
     if d.uncertain {
         println!("  uncertain: the model is not sure; treat as venomous and seek care.");
     }
-    println!("  ({:.0} ms: decode {:.0}, preprocess {:.0}, inference {:.0})", id.timings_ms.total, id.timings_ms.decode, id.timings_ms.preprocess, id.timings_ms.inference);
+    print_timings(id);
+}
+
+fn print_timings(id: &Identification) {
+    let t = &id.timings_ms;
+    let views = if id.views_run > 1 { format!(" over {} views", id.views_run) } else { String::new() };
+    println!("  ({:.0} ms: decode {:.0}, preprocess {:.0}, inference {:.0}{views})", t.total, t.decode, t.preprocess, t.inference);
 }

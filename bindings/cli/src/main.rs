@@ -45,6 +45,7 @@ enum Command {
 pub const EXIT_BAD_INPUT: u8 = 2;
 
 fn main() -> ExitCode {
+    stop_quietly_on_a_closed_pipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Identify(args) => identify::run(args),
@@ -60,6 +61,16 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::from(EXIT_BAD_INPUT)
         }
+    }
+}
+
+/// `snakeid identify ... | head -3`: when the reader goes away, end as other Unix tools do (killed by SIGPIPE,
+/// nothing printed) instead of panicking in `println!` with a backtrace (Rust ignores SIGPIPE by default).
+fn stop_quietly_on_a_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: called first thing in `main`, before any other thread exists; SIG_DFL is a valid disposition.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

@@ -63,6 +63,27 @@ pub struct InputSpec {
     pub std: [f32; 3],
     #[serde(default)]
     pub channel_order: ChannelOrder,
+    /// The views of a photo the model looks at, in order, until one is not `none` (see [`View`]).
+    #[serde(default = "primary_only")]
+    pub views: Vec<View>,
+}
+
+/// One way of showing a photo to the model. A snake is long and thin: a centre crop can cut it to a tail, and a
+/// network that saw few snakes may see one only from one side, so a photo the first view calls `none` is looked at
+/// again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum View {
+    /// The manifest's own resize policy (the centre crop, or the stretch).
+    Primary,
+    /// The primary view mirrored left to right.
+    Mirror,
+    /// The whole photo stretched to the input size, nothing cropped.
+    Whole,
+}
+
+fn primary_only() -> Vec<View> {
+    vec![View::Primary]
 }
 
 /// How a photo becomes the model's input rectangle.
@@ -84,7 +105,7 @@ pub enum ChannelOrder {
 }
 
 /// Thresholds turning probabilities into the answer a person reads.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DecisionSpec {
     /// P(snake) at or above which the photo is said to show a snake.
@@ -97,11 +118,34 @@ pub struct DecisionSpec {
     pub uncertain_below: f32,
     /// When species are split, a genus holding at least this much is given as a genus-level answer.
     pub genus_at_least: f32,
+    /// Classes that are not snakes but that real snakes are taken for (lizards, newts, frogs, slugs...): their
+    /// probability counts toward `possible`, never toward `snake` or a species.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lookalike_classes: Vec<usize>,
+    /// The verdict is `none` only when P(snake) + P(look-alikes) is below this; absent, the band's lower edge
+    /// (`snake_threshold - gate_margin`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub none_below: Option<f32>,
 }
 
 impl Default for DecisionSpec {
     fn default() -> Self {
-        DecisionSpec { snake_threshold: 0.5, gate_margin: 0.2, venom_threshold: 0.1, uncertain_below: 0.6, genus_at_least: 0.6 }
+        DecisionSpec {
+            snake_threshold: 0.5,
+            gate_margin: 0.2,
+            venom_threshold: 0.1,
+            uncertain_below: 0.6,
+            genus_at_least: 0.6,
+            lookalike_classes: Vec::new(),
+            none_below: None,
+        }
+    }
+}
+
+impl DecisionSpec {
+    /// The line under which P(snake) + P(look-alikes) is `none`.
+    pub fn none_line(&self) -> f32 {
+        self.none_below.unwrap_or(self.snake_threshold - self.gate_margin)
     }
 }
 
@@ -140,9 +184,16 @@ impl Manifest {
             return Err(Error::bundle(format!("model.temperature must be finite and > 0, got {t}")));
         }
         let d = &self.decision;
-        let unit = [d.snake_threshold, d.gate_margin, d.venom_threshold, d.uncertain_below, d.genus_at_least];
+        let unit = [d.snake_threshold, d.gate_margin, d.venom_threshold, d.uncertain_below, d.genus_at_least, d.none_line()];
         if unit.iter().any(|v| !(0.0..=1.0).contains(v)) {
             return Err(Error::bundle("decision thresholds must lie in [0, 1]"));
+        }
+        if let Some(&c) = d.lookalike_classes.iter().find(|&&c| c >= self.model.num_classes) {
+            return Err(Error::bundle(format!("decision.lookalike_classes: {c} is not a class of a {}-class model", self.model.num_classes)));
+        }
+        let views = &self.input.views;
+        if views.is_empty() || (1..views.len()).any(|i| views[..i].contains(&views[i])) {
+            return Err(Error::bundle("input.views must name at least one view, none twice"));
         }
         let mut files = vec![&self.model.file, &self.labels.file];
         files.extend(self.prior.as_ref().map(|p| &p.file));

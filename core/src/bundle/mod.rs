@@ -123,6 +123,9 @@ impl Bundle {
                 manifest.model.num_classes
             )));
         }
+        if let Some(&c) = manifest.decision.lookalike_classes.iter().find(|&&c| labels[c].is_snake) {
+            return Err(Error::bundle(format!("decision.lookalike_classes: class {c} is a snake, not a look-alike")));
+        }
         let prior_columns = match &prior {
             None => vec![None; labels.len()],
             Some(p) => {

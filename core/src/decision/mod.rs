@@ -31,13 +31,43 @@ pub struct GenusAnswer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SnakeVerdict {
-    /// P(snake) is above the gate's unclear band.
+    /// P(snake) is at or above `snake_threshold + gate_margin`.
     Snake,
-    /// P(snake) is within `gate_margin` of the threshold, on either side: the gate itself cannot tell.
+    /// Neither `snake` nor `none`: P(snake) is in the band around the threshold, or the photo looks like what real
+    /// snakes are taken for (a lizard, a newt, a slug...). The gate itself cannot tell.
     Possible,
-    /// P(snake) is below the band.
+    /// P(snake) + P(look-alikes) is below the `none` line.
     #[serde(rename = "none")]
     NoSnake,
+}
+
+/// The snake gate's two sums over a photo's class probabilities.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Gate {
+    /// Sum of the snake classes.
+    pub snake: f32,
+    /// Sum of the look-alike classes (`decision.lookalike_classes`).
+    pub lookalike: f32,
+}
+
+impl Gate {
+    pub fn of(probs: &[f32], labels: &[Label], spec: &DecisionSpec) -> Gate {
+        let snake = labels.iter().filter(|l| l.is_snake).map(|l| probs[l.class_index]).sum::<f32>().clamp(0.0, 1.0);
+        let lookalike = spec.lookalike_classes.iter().map(|&c| probs[c]).sum::<f32>().clamp(0.0, 1.0);
+        Gate { snake, lookalike }
+    }
+
+    /// `snake` above the band; `none` only when snakes and look-alikes together are under the `none` line; else
+    /// `possible`. Never `none` for a P(snake) inside the band.
+    pub fn verdict(self, spec: &DecisionSpec) -> SnakeVerdict {
+        if self.snake >= spec.snake_threshold + spec.gate_margin {
+            SnakeVerdict::Snake
+        } else if self.snake + self.lookalike < spec.none_line() && self.snake <= spec.snake_threshold - spec.gate_margin {
+            SnakeVerdict::NoSnake
+        } else {
+            SnakeVerdict::Possible
+        }
+    }
 }
 
 /// The outcome of [`decide`].
@@ -49,6 +79,8 @@ pub struct Decision {
     pub snake_verdict: SnakeVerdict,
     /// Sum of the snake classes' probabilities (1 for a species-only model).
     pub snake_probability: f32,
+    /// Sum of the look-alike classes' probabilities (lizards, newts...: counted toward `possible`).
+    pub lookalike_probability: f32,
     /// Total probability of venomous species (conditional on a snake), after the prior.
     pub venomous_probability: f32,
     /// A venomous species holds at least `venom_threshold` (and the verdict is `snake` or `possible`).
@@ -78,7 +110,7 @@ pub fn softmax_tempered(logits: &[f32], temperature: f32) -> Vec<f32> {
 /// Turns class probabilities into a decision. `prior` (if any) gives p(s|c) per class index for snake classes.
 pub fn decide(probs: &[f32], labels: &[Label], prior: Option<&[f32]>, top_k: usize, spec: &DecisionSpec) -> Decision {
     let snakes: Vec<&Label> = labels.iter().filter(|l| l.is_snake).collect();
-    let snake_probability: f32 = snakes.iter().map(|l| probs[l.class_index]).sum::<f32>().clamp(0.0, 1.0);
+    let gate = Gate::of(probs, labels, spec);
     // Species distribution conditional on "this is a snake".
     let mut cond: Vec<f32> = snakes.iter().map(|l| probs[l.class_index]).collect();
     let total: f32 = cond.iter().sum();
@@ -102,13 +134,9 @@ pub fn decide(probs: &[f32], labels: &[Label], prior: Option<&[f32]>, top_k: usi
     };
     let predictions: Vec<Prediction> = order.iter().take(top_k.max(1)).map(|&i| prediction(i)).collect();
 
-    let snake_detected = snake_probability >= spec.snake_threshold;
-    let gate_unclear = (snake_probability - spec.snake_threshold).abs() < spec.gate_margin;
-    let snake_verdict = match (gate_unclear, snake_detected) {
-        (true, _) => SnakeVerdict::Possible,
-        (false, true) => SnakeVerdict::Snake,
-        (false, false) => SnakeVerdict::NoSnake,
-    };
+    let snake_detected = gate.snake >= spec.snake_threshold;
+    let snake_verdict = gate.verdict(spec);
+    let gate_unclear = snake_verdict == SnakeVerdict::Possible;
     let top1 = predictions.first().map_or(0.0, |p| p.probability);
     let venomous_probability: f32 = snakes.iter().zip(&cond).filter(|(l, _)| l.venomous).map(|(_, p)| p).sum();
     // No warning beside "no snake": the reader would have to choose which line to believe.
@@ -124,7 +152,8 @@ pub fn decide(probs: &[f32], labels: &[Label], prior: Option<&[f32]>, top_k: usi
     Decision {
         snake_detected,
         snake_verdict,
-        snake_probability,
+        snake_probability: gate.snake,
+        lookalike_probability: gate.lookalike,
         venomous_probability,
         venomous_warning,
         warning_species,
@@ -257,10 +286,35 @@ mod tests {
             if d.snake_verdict == SnakeVerdict::NoSnake {
                 assert!(!d.venomous_warning && !d.snake_detected, "{probs:?} {spec:?}");
             }
-            let unclear = (d.snake_probability - spec.snake_threshold).abs() < spec.gate_margin;
+            // Without look-alikes the band is [threshold - margin, threshold + margin).
+            let unclear = d.snake_probability >= spec.snake_threshold - spec.gate_margin
+                && d.snake_probability < spec.snake_threshold + spec.gate_margin;
             assert_eq!(d.snake_verdict == SnakeVerdict::Snake, d.snake_detected && !unclear);
             assert_eq!(d.snake_verdict == SnakeVerdict::Possible, unclear);
         }
+    }
+
+    // Regression (issue 33: 18% of real field photos of snakes answered `none`, mostly taken for lizards, newts and
+    // frogs): a look-alike's probability makes the verdict `possible`, never `snake`, and never names a species.
+    #[test]
+    fn a_photo_taken_for_a_lizard_is_possible_not_none() {
+        let spec = DecisionSpec { lookalike_classes: vec![0], none_below: Some(0.15), ..DecisionSpec::default() };
+        // "cat" stands for a lizard here: 0.85 of it, 0.05 on each snake.
+        let d = decide(&[0.85, 0.05, 0.05, 0.05], &labels(), None, 3, &spec);
+        assert_eq!(d.snake_verdict, SnakeVerdict::Possible);
+        assert!((d.lookalike_probability - 0.85).abs() < 1e-6 && !d.snake_detected && d.uncertain && d.venomous_warning);
+        assert!(d.predictions.iter().all(|p| p.class_index != 0), "a look-alike is never a species");
+        // The same photo without look-alikes: `none`, and no warning.
+        let d = decide(&[0.85, 0.05, 0.05, 0.05], &labels(), None, 3, &DecisionSpec::default());
+        assert_eq!(d.snake_verdict, SnakeVerdict::NoSnake);
+        assert!(!d.venomous_warning);
+        // The `none` line alone: P(snake) 0.10 is under it, 0.20 (under the band's lower edge, 0.3) is not.
+        let spec = DecisionSpec { none_below: Some(0.15), ..DecisionSpec::default() };
+        assert_eq!(decide(&[0.9, 0.04, 0.02, 0.04], &labels(), None, 3, &spec).snake_verdict, SnakeVerdict::NoSnake);
+        assert_eq!(decide(&[0.8, 0.1, 0.05, 0.05], &labels(), None, 3, &spec).snake_verdict, SnakeVerdict::Possible);
+        // A look-alike never lifts a photo to `snake`: P(snake) 0.6 with 0.4 of lizard is still `possible`.
+        let spec = DecisionSpec { lookalike_classes: vec![0], ..DecisionSpec::default() };
+        assert_eq!(decide(&[0.4, 0.3, 0.3, 0.0], &labels(), None, 3, &spec).snake_verdict, SnakeVerdict::Possible);
     }
 
     // Regression (Indian cobra photo): the warning named the sea snake at 0.0% because it was venomous and in the top-k.

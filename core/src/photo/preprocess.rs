@@ -1,7 +1,7 @@
 //! Preprocessing: a decoded photo becomes the model's normalised NCHW f32 input, as the manifest describes.
 
 use crate::photo::decode::MinSize;
-use crate::bundle::manifest::{ChannelOrder, InputSpec, Resize};
+use crate::bundle::manifest::{ChannelOrder, InputSpec, Resize, View};
 use crate::photo::resample;
 use image::RgbImage;
 
@@ -51,12 +51,47 @@ pub fn to_tensor(img: &RgbImage, spec: &InputSpec) -> Vec<f32> {
     out
 }
 
+/// The model input for one view of the photo. A mirror is made from the primary view's tensor when the caller
+/// has it (`primary`), without resampling again.
+pub fn view_tensor(img: &RgbImage, spec: &InputSpec, view: View, primary: Option<&[f32]>) -> Vec<f32> {
+    match view {
+        View::Primary => to_tensor(img, spec),
+        View::Mirror => match primary {
+            Some(t) => mirror(t, spec.width as usize),
+            None => mirror(&to_tensor(img, spec), spec.width as usize),
+        },
+        View::Whole => to_tensor(img, &InputSpec { resize: Resize::Stretch, ..spec.clone() }),
+    }
+}
+
+/// Every row of an NCHW tensor reversed: the picture mirrored left to right.
+fn mirror(tensor: &[f32], width: usize) -> Vec<f32> {
+    tensor.chunks_exact(width).flat_map(|row| row.iter().rev().copied()).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn spec(resize: Resize) -> InputSpec {
-        InputSpec { width: 4, height: 4, resize, mean: [0.5; 3], std: [0.5; 3], channel_order: ChannelOrder::Rgb }
+        InputSpec { width: 4, height: 4, resize, mean: [0.5; 3], std: [0.5; 3], channel_order: ChannelOrder::Rgb, views: vec![View::Primary] }
+    }
+
+    #[test]
+    fn views_mirror_the_crop_and_show_the_whole_photo() {
+        // Left quarter red, the rest blue, 16x4: the centre crop (4x4 of a 16x4 resize) is all blue, the whole
+        // photo squeezed to 4x4 has a red first column.
+        let img = RgbImage::from_fn(16, 4, |x, y| if x < 4 { image::Rgb([255, 0, 0]) } else { image::Rgb([0, (x * 15) as u8, 255]) });
+        let s = spec(Resize::ShorterSideCenterCrop { shorter_side: 4 });
+        let primary = view_tensor(&img, &s, View::Primary, None);
+        assert!(primary[..16].iter().all(|&v| v < -0.9), "the centre crop shows no red");
+        let whole = view_tensor(&img, &s, View::Whole, None);
+        assert!(whole[0] > 0.9 && whole[3] < -0.9, "the whole view shows the red edge");
+        let mirrored = view_tensor(&img, &s, View::Mirror, Some(&primary));
+        assert_eq!(mirrored, view_tensor(&img, &s, View::Mirror, None));
+        for (row, mrow) in primary.chunks(4).zip(mirrored.chunks(4)) {
+            assert!(row.iter().eq(mrow.iter().rev()));
+        }
     }
 
     #[test]

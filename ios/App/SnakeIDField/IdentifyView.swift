@@ -66,7 +66,11 @@ struct AnswerSection: View {
             if answer.uncertain {
                 Text("Uncertain — treat as venomous and seek care").bold().foregroundStyle(.red)
             }
-            ForEach(answer.predictions, id: \.classIndex) { p in
+            // "None" reads as none: no species (and no "venomous") under "no snake".
+            if answer.snakeVerdict == .noSnake {
+                Text("If there is a snake, photograph it whole, closer and in focus, and try again.")
+            }
+            ForEach(answer.snakeVerdict == .noSnake ? [] : answer.predictions, id: \.classIndex) { p in
                 HStack {
                     VStack(alignment: .leading) {
                         Text(p.label).bold()

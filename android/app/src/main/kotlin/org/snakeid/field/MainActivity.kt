@@ -132,7 +132,11 @@ class MainActivity : ComponentActivity() {
                 color = Color(0xFFC62828), fontWeight = FontWeight.Bold, modifier = Modifier.padding(vertical = 8.dp),
             )
         }
-        a.predictions.forEach { p ->
+        // "None" reads as none: no species (and no "venomous") under "no snake".
+        if (a.snakeVerdict == SnakeVerdict.NO_SNAKE) {
+            Text("If there is a snake, photograph it whole, closer and in focus, and try again.")
+        }
+        a.predictions.takeIf { a.snakeVerdict != SnakeVerdict.NO_SNAKE }.orEmpty().forEach { p ->
             Row(Modifier.fillMaxWidth().padding(vertical = 4.dp), horizontalArrangement = Arrangement.SpaceBetween) {
                 Column {
                     Text(p.label, fontWeight = FontWeight.SemiBold)
