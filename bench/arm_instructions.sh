@@ -60,26 +60,30 @@ count() {
   $runner -cpu "$cpu" "${qemu[@]}" -plugin "$dir/libinsn.so" -d plugin -D "$dir/log" "$@" >/dev/null || { echo "failed: $*" >&2; return 1; }
   sed -n 's/^insns: //p' "$dir/log"
 }
-# Per call of a command whose last argument is its number of calls: (1 + n calls) - (1 call), over n.
+# Per call of a command whose last argument is its number of calls: (1 + n calls) - (1 call), over n. Run in
+# `$(...)`, where `set -e` does not reach: a failed or empty count must end the script, not read as 0 (issue 38).
 per_call() {
   local one many
-  one=$(count "$@" 1)
-  many=$(count "$@" $((n + 1)))
+  one=$(count "$@" 1) || exit 1
+  many=$(count "$@" $((n + 1))) || exit 1
+  case "$one$many" in
+    ''|*[!0-9]*) echo "no instruction count from: $*" >&2; exit 1 ;;
+  esac
   echo $(((many - one) / n))
 }
 
 echo "| aarch64 $cpu under qemu, 1 thread, instructions per call | millions |"
 echo "|---|---|"
 ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
-tract=$(per_call -- "$arm_bin/examples/infer" --tract)
-float=$(per_call -- "$arm_bin/examples/infer" --float-pointwise)
-ours=$(per_call -- "$arm_bin/examples/infer")
-ort=$(per_call "${ort_env[@]}" -- "$dir/ort_infer" "$dir/bundle/model.onnx" input logits 1x3x224x224)
+tract=$(per_call -- "$arm_bin/examples/infer" --tract) || exit 1
+float=$(per_call -- "$arm_bin/examples/infer" --float-pointwise) || exit 1
+ours=$(per_call -- "$arm_bin/examples/infer") || exit 1
+ort=$(per_call "${ort_env[@]}" -- "$dir/ort_infer" "$dir/bundle/model.onnx" input logits 1x3x224x224) || exit 1
 echo "| inference, tract alone | $((tract / 1000000)) |"
 echo "| inference, our operators but tract's float pointwise convolutions | $((float / 1000000)) ($(ratio "$float" "$tract") of tract's) |"
 echo "| inference, snakeid | $((ours / 1000000)) ($(ratio "$ours" "$tract") of tract's, $(ratio "$ours" "$ort") of onnxruntime's) |"
 echo "| inference, onnxruntime $ort_version | $((ort / 1000000)) |"
-answer=$(per_call -- "$arm_bin/snakeid" bench --image "$photo" --warmup 1 --iterations)
+answer=$(per_call -- "$arm_bin/snakeid" bench --image "$photo" --warmup 1 --iterations) || exit 1
 echo "| photo to answer ($(basename "$photo")), snakeid | $((answer / 1000000)) |"
 
 if [ "$profile" = 1 ]; then

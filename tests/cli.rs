@@ -68,6 +68,29 @@ fn human_output_ranks_and_warns() {
     assert!(!out.contains("WARNING"), "no warning beside 'no snake': {out}");
 }
 
+// Regression (issue 33): this Equatorial spitting cobra (a real field photo) was "no snake detected": its centre crop
+// is `none` even with the look-alikes counted, its mirror image is `possible`, with the venomous warning.
+#[test]
+fn the_cobra_the_centre_crop_missed_is_seen_in_the_mirror() {
+    let cobra = snakeid_tests::shared_data().join("snakes/ph14/val/Naja sumatrana/equatorial_cobra__naja_sumatrana__val_0004.jpeg");
+    let cobra = cobra.to_str().unwrap();
+    let o = snakeid(&["identify", cobra, "--country", "PH", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!((v["snake_verdict"].as_str(), v["view"].as_str(), v["views_run"].as_u64()), (Some("possible"), Some("mirror"), Some(2)), "{v}");
+    assert_eq!(v["venomous_warning"], true, "{v}");
+    // The same bundle looking at the centre crop only: `none`, as before.
+    let dir = unpacked_default("primary-only");
+    let path = dir.join("manifest.json");
+    let mut m: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    m["input"]["views"] = serde_json::json!(["primary"]);
+    std::fs::write(&path, serde_json::to_string_pretty(&m).unwrap()).unwrap();
+    let one = tmp("primary-only.snkb");
+    assert!(snakeid(&["bundle", "pack", dir.to_str().unwrap(), "--out", one.to_str().unwrap()]).status.success());
+    let v = identify_json(cobra, &one, &["--country", "PH"]);
+    assert_eq!((v["snake_verdict"].as_str(), v["views_run"].as_u64()), (Some("none"), Some(1)), "{v}");
+}
+
 // Regression (issue 35): `snakeid identify PHOTO... | head -3` panicked ("failed printing to stdout: Broken pipe").
 #[cfg(unix)]
 #[test]
@@ -331,11 +354,7 @@ fn prior_build_and_show_on_a_small_table() {
 /// The real SnakeCLEF 2020 table (783 species x 188 countries), from shared/ beside the repository (not committed).
 #[test]
 fn prior_build_on_the_snakeclef_2020_table() {
-    let csv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/snakeclef2020/probability_of_species_per_country.csv");
-    if !csv.exists() {
-        eprintln!("skipped: {} not present", csv.display());
-        return;
-    }
+    let csv = snakeid_tests::shared_data().join("snakeclef2020/probability_of_species_per_country.csv");
     let bin = tmp("snakeclef.bin");
     let o = snakeid(&["prior", "build", "--counts", csv.to_str().unwrap(), "--out", bin.to_str().unwrap(), "--smoothing", "0"]);
     let err = stderr(&o);

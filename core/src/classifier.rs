@@ -27,7 +27,7 @@ pub struct Identification {
     pub backend: &'static str,
     /// The GPU adapter and how many graph nodes ran on each side.
     pub backend_info: BackendInfo,
-    /// The view of the photo the answer comes from (the first that was not `none`, else the likeliest snake).
+    /// The view of the photo the answer comes from (the first that was not `none`, else the first).
     pub view: View,
     /// How many views the model looked at (each an inference).
     pub views_run: u32,
@@ -211,13 +211,14 @@ impl Classifier {
     }
 
     /// Shows the photo to the model in the bundle's views, in order, until one is not `none` (issue 33: a centre
-    /// crop cut real snakes to something the gate missed). When every view is `none`, the one with the most
-    /// P(snake) + P(look-alikes) answers: the verdict is `none` exactly when it is `none` in every view.
+    /// crop cut real snakes to something the gate missed): the verdict is `none` only when it is `none` in every
+    /// view. Then the first view answers, whichever arithmetic ran (the views' tiny P(snake) would pick among them
+    /// by rounding noise).
     fn look(&self, img: &image::RgbImage) -> Result<Look> {
         let input = &self.bundle.manifest.input;
         let spec = &self.bundle.manifest.decision;
         let keep_primary = input.views.contains(&View::Mirror);
-        let (mut primary, mut best): (Option<Vec<f32>>, Option<(f32, View, Vec<f32>)>) = (None, None);
+        let (mut primary, mut first): (Option<Vec<f32>>, Option<Vec<f32>>) = (None, None);
         let (mut preprocess_ms, mut inference_ms) = (0.0, 0.0);
         for (n, &view) in input.views.iter().enumerate() {
             let t = Instant::now();
@@ -229,18 +230,14 @@ impl Classifier {
             let t = Instant::now();
             let logits = self.runner.run(tensor)?;
             inference_ms += ms(t);
-            let gate = Gate::of(&decision::softmax_tempered(&logits, self.bundle.manifest.model.temperature), &self.bundle.labels, spec);
-            let views_run = n as u32 + 1;
-            if gate.verdict(spec) != SnakeVerdict::NoSnake {
-                return Ok(Look { logits, view, views_run, preprocess_ms, inference_ms });
+            let probs = decision::softmax_tempered(&logits, self.bundle.manifest.model.temperature);
+            if Gate::of(&probs, &self.bundle.labels, spec).verdict(spec) != SnakeVerdict::NoSnake {
+                return Ok(Look { logits, view, views_run: n as u32 + 1, preprocess_ms, inference_ms });
             }
-            let score = gate.snake + gate.lookalike;
-            if best.as_ref().map_or(true, |b| score > b.0) {
-                best = Some((score, view, logits));
-            }
+            first.get_or_insert(logits);
         }
-        let (_, view, logits) = best.expect("a bundle has at least one view");
-        Ok(Look { logits, view, views_run: input.views.len() as u32, preprocess_ms, inference_ms })
+        let logits = first.expect("a bundle has at least one view");
+        Ok(Look { logits, view: input.views[0], views_run: input.views.len() as u32, preprocess_ms, inference_ms })
     }
 
     /// The logits `identify` decides on for a photo: those of the view that answers.

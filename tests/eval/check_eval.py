@@ -69,6 +69,9 @@ def check_eval(cli, tmp):
     report = json.load(open(report_path))
     assert os.path.exists(os.path.join(tmp, "f1-reliability.svg"))
     preds = report["predictions"]
+    # Every row came back, in order (issue 38: a report that dropped rows would have been checked on what was left).
+    assert report["n"] == 36 and report["skipped"] == 0 and len(preds) == 36, (report["n"], report["skipped"], len(preds))
+    assert [p["path"] for p in preds] == [r[0] for r in list(csv.reader(open(data)))[1:]], "rows out of order or missing"
     venomous = {int(c) for c, v in report["classes"].items() if v["venomous"]}
     y_true = [p["label"] for p in preds]
     checks = 0

@@ -7,6 +7,14 @@ pub fn data_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data")
 }
 
+/// `../shared/data` beside the project root: the real photos and tables that may not be committed (their README
+/// says why). Present for every developer and for CI: a test that needs it fails when it is missing, never skips.
+pub fn shared_data() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");
+    assert!(dir.is_dir(), "{} is missing: the real photos live in ../shared/data beside the project", dir.display());
+    dir
+}
+
 pub fn photo(name: &str) -> Vec<u8> {
     std::fs::read(data_dir().join("photos").join(name)).expect("committed test photo")
 }

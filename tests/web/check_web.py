@@ -17,7 +17,9 @@ from pathlib import Path
 from selenium.webdriver.common.by import By
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1]))
 import browser  # noqa: E402
+from edges import at_edge, logit, real_snakes  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 PHOTOS = sorted((ROOT / "tests/data/photos").glob("*.[jpw]*[gp]"))
@@ -33,6 +35,11 @@ COBRA = ROOT / "tests/data/web/synthetic-cobra.png"
 # P(snake) within 0.02, every top-5 probability within 0.15, and the same top species whenever there is a snake.
 MAX_DP = 0.15
 MAX_DP_SNAKE = 0.02
+# Real field photos of snakes (one per species of ph14's val split), so that `snake`, `possible` and the warning are
+# compared too: the same verdict, warning and uncertainty unless the CLI's answer is within edges.EDGE logits of a
+# line; P(snake) within MAX_DLOGIT in logit space.
+SNAKES = real_snakes(1)
+MAX_DLOGIT = 1.5
 
 
 def cli_answer(cli, photo, country):
@@ -107,6 +114,21 @@ def main():
                 direct[photo.name, country] = r["ok"]
                 worst = max(worst, same_answer(r["ok"], cli_answer(args.cli, photo, country), f"{photo.name} country={country}"))
         print(f"snakeidIdentify: {len(direct)} answers agree with the CLI's (max top-5 |dp| {worst:.3f})")
+        edges, verdicts = 0, []
+        for photo in SNAKES:
+            web = browser.identify(driver, photo.read_bytes(), "PH")
+            assert "ok" in web, f"{photo.name}: {web}"
+            web, cli = web["ok"], cli_answer(args.cli, photo, "PH")
+            verdicts.append(cli["snake_verdict"])
+            if at_edge(cli):
+                edges += 1
+                continue
+            for k in ["snake_verdict", "venomous_warning", "uncertain", "view"]:
+                assert web[k] == cli[k], f"{photo.name}: {k} {web[k]!r} != {cli[k]!r} away from every edge"
+            d = abs(logit(web["snake_probability"]) - logit(cli["snake_probability"]))
+            assert d <= MAX_DLOGIT, f"{photo.name}: P(snake) differs by {d:.3f} logits"
+        print(f"real snakes: {len(SNAKES)} photos ({', '.join(sorted(set(verdicts)))}), the web's verdicts and warnings "
+              f"are the CLI's ({edges} at an edge, not compared)")
 
         # Through the page's file input (country: whatever the page chose from the browser's language): the answer
         # snakeidIdentify gives, to the bit.
