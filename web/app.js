@@ -62,7 +62,8 @@ if ("serviceWorker" in navigator) {
   navigator.serviceWorker.register("sw.js").catch((e) => console.warn("offline cache unavailable:", e.message));
 }
 
-// --- Country: the region of the browser's language, or the user's choice among the bundle's countries. ---
+// --- Country: the user's choice among the bundle's countries, or unknown. Never the browser's language: en-US is the
+// default language of phones all over the world, and the US prior turned a Philippine cobra into a night snake. ---
 const regionNames = (() => { try { return new Intl.DisplayNames(["en"], { type: "region" }); } catch { return null; } })();
 const countryName = (code) => { try { return regionNames?.of(code) ?? code; } catch { return code; } };
 
@@ -73,16 +74,16 @@ function fillCountries(codes) {
     o.value = `${c} — ${countryName(c)}`;
     return o;
   }));
-  let region;
-  try { region = new Intl.Locale(navigator.language).region; } catch { region = undefined; }
-  if (region && codes.includes(region) && !$("country").value) $("country").value = `${region} — ${countryName(region)}`;
 }
 
+// An option exactly as the list shows it gives its code; any other text goes to the core as typed, which resolves
+// a code or an English name or answers "unknown country" (shown under the field): text is never silently replaced
+// ("US — United StatesPH" used to mean US).
 function chosenCountry() {
   const v = $("country").value.trim();
   if (!v) return null;
-  const m = v.match(/^([A-Za-z]{2}) — /);
-  return m ? m[1].toUpperCase() : v;
+  const m = v.match(/^([A-Za-z]{2}) — (.+)$/);
+  return m && m[2] === countryName(m[1].toUpperCase()) ? m[1].toUpperCase() : v;
 }
 
 // --- The answer, as the native apps show it. ---

@@ -10,6 +10,7 @@
 //! - `backend`: the model run on the CPU (tract, our operators swapped into its graph) or the GPU (wgpu);
 //! - `decision`: logits to the answer (temperature, snake gate, prior, top-k, venom warning, genus), and the
 //!   calibration of its temperature;
+//! - `teach`: a bundle taught a region's own species from its photos (`snakeid train`);
 //! - `tools`: benchmarks and fault injection.
 //!
 //! ```no_run
@@ -29,6 +30,7 @@ mod decision;
 mod error;
 mod kernels;
 mod photo;
+pub mod teach;
 mod tools;
 
 pub use backend::{Backend, BackendInfo};

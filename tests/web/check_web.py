@@ -105,6 +105,12 @@ def main():
         driver.get(server.url)
         browser.wait_ready(driver)
 
+        # Issue 35: no country from the browser's language (Chromium here says en-US), camera and gallery both (no
+        # `capture`), no image (and so no alt text) before a photo.
+        assert driver.find_element(By.ID, "country").get_attribute("value") == "", "the country was pre-filled"
+        assert driver.find_element(By.ID, "photo").get_attribute("capture") is None, "the photo input forces the camera"
+        assert not driver.find_element(By.ID, "preview").is_displayed(), "an empty image shows before any photo"
+
         # The CLI's answers: through snakeidIdentify, with and without a country.
         worst, direct = 0.0, {}
         for photo in PHOTOS + [COBRA]:
@@ -130,7 +136,7 @@ def main():
         print(f"real snakes: {len(SNAKES)} photos ({', '.join(sorted(set(verdicts)))}), the web's verdicts and warnings "
               f"are the CLI's ({edges} at an edge, not compared)")
 
-        # Through the page's file input (country: whatever the page chose from the browser's language): the answer
+        # Through the page's file input (country: empty, so unknown; never the browser's language): the answer
         # snakeidIdentify gives, to the bit.
         seq = 0
         for photo in PHOTOS + [COBRA]:
@@ -140,6 +146,15 @@ def main():
             ref = direct.get(key) or browser.identify(driver, photo.read_bytes(), answer["country"])["ok"]
             identical(answer, ref, f"file input {photo.name}")
         print(f"file input: {len(PHOTOS) + 1} answers are snakeidIdentify's, bit for bit")
+
+        # Text that is not a country (an option with more typed after it) is an error, never silently the option.
+        # (Set without events, so that only the photo below asks for an answer.)
+        set_country = "document.getElementById('country').value = arguments[0];"
+        driver.execute_script(set_country, "US — United StatesPH")
+        seq, answer, error = answer_through_file_input(driver, PHOTOS[0], seq)
+        assert answer is None and error and "unknown country" in error, (answer, error)
+        driver.execute_script(set_country, "")
+        print(f"country text that is no country: {error}")
 
         # Bad input: a one-line message in the page, and the next photo still works.
         good = PHOTOS[0]

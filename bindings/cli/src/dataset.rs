@@ -62,7 +62,7 @@ impl Dataset {
     }
 }
 
-fn read_folder(dir: &Path, country: Option<&str>) -> snakeid::Result<Vec<Sample>> {
+pub fn read_folder(dir: &Path, country: Option<&str>) -> snakeid::Result<Vec<Sample>> {
     fn io(p: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
         move |e| Error::Io { path: p.to_path_buf(), source: e }
     }
@@ -137,18 +137,18 @@ fn resolve_labels(classifier: &Classifier, samples: &[Sample]) -> snakeid::Resul
 }
 
 /// A one-line progress bar on stderr, only when stderr is a terminal.
-struct Progress {
+pub struct Progress {
     what: String,
     total: usize,
     tty: bool,
 }
 
 impl Progress {
-    fn new(what: &str, total: usize) -> Self {
+    pub fn new(what: &str, total: usize) -> Self {
         Progress { what: what.to_string(), total, tty: std::io::stderr().is_terminal() }
     }
 
-    fn show(&self, done: usize) {
+    pub fn show(&self, done: usize) {
         if self.tty {
             let width = 30;
             let filled = done * width / self.total.max(1);
@@ -157,7 +157,7 @@ impl Progress {
         }
     }
 
-    fn done(&self) {
+    pub fn done(&self) {
         if self.tty {
             eprintln!("\r{} [{}] {}/{}", self.what, "#".repeat(30), self.total, self.total);
         }

@@ -10,6 +10,7 @@ mod identify;
 mod metrics;
 mod plot;
 mod prior_cmd;
+mod train_cmd;
 
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -33,6 +34,8 @@ enum Command {
     Eval(eval_cmd::Args),
     /// Fit the bundle's temperature on a labelled photo set and write the calibrated bundle.
     Calibrate(calibrate_cmd::Args),
+    /// Teach a bundle a region's own species from a folder of their photos.
+    Train(train_cmd::Args),
     /// Build or inspect a species-by-country prior table.
     #[command(subcommand)]
     Prior(prior_cmd::PriorCommand),
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench_cmd::run(args),
         Command::Eval(args) => eval_cmd::run(args),
         Command::Calibrate(args) => calibrate_cmd::run(args),
+        Command::Train(args) => train_cmd::run(args),
         Command::Prior(cmd) => prior_cmd::run(cmd),
         Command::Bundle(cmd) => bundle_cmd::run(cmd),
     };

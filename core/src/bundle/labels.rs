@@ -33,6 +33,17 @@ pub fn species_key(name: &str) -> String {
 
 const COLUMNS: [&str; 7] = ["class_index", "label", "scientific_name", "genus", "family", "venomous", "is_snake"];
 
+/// Writes `labels.csv` as [`parse`] reads it.
+pub fn to_csv(labels: &[Label]) -> Vec<u8> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(COLUMNS).expect("writing to memory");
+    for l in labels {
+        let (i, v, s) = (l.class_index.to_string(), l.venomous.to_string(), l.is_snake.to_string());
+        w.write_record([&i, &l.label, &l.scientific_name, &l.genus, &l.family, &v, &s]).expect("writing to memory");
+    }
+    w.into_inner().expect("writing to memory")
+}
+
 /// Parses `labels.csv` (columns as in [`COLUMNS`]); indices must be 0..n in order.
 pub fn parse(bytes: &[u8]) -> Result<Vec<Label>> {
     let mut rdr = csv::ReaderBuilder::new().from_reader(bytes);
