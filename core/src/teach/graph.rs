@@ -196,3 +196,38 @@ fn int64s(name: &str, v: &[i64]) -> TensorProto {
 fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model(nodes: Vec<NodeProto>, initializer: Vec<TensorProto>, output: &str) -> Vec<u8> {
+        let graph = GraphProto { node: nodes, initializer, output: vec![value_info(output, &[1, 3])], ..Default::default() };
+        ModelProto { graph: Some(graph), ..Default::default() }.encode_to_vec()
+    }
+
+    #[test]
+    fn a_model_that_does_not_end_in_a_fully_connected_layer_cannot_be_cut() {
+        let relu = model(vec![node("Relu", &["x"], "y", vec![])], vec![], "y");
+        let e = Cut::of(&relu).err().expect("a Relu is not a classifier").to_string();
+        assert!(e.contains("ends in Relu where a fully connected layer"), "{e}");
+        let gemm = |trans_b: i64| {
+            let w = tensor("w", DataType::Float, &[3, 4], f32_bytes(&[0.5; 12]));
+            model(vec![node("Gemm", &["x", "w"], "y", vec![int("transB", trans_b)])], vec![w], "y")
+        };
+        assert!(Cut::of(&gemm(0)).is_err(), "weights not stored [classes, features]");
+        let cut = Cut::of(&gemm(1)).unwrap();
+        assert_eq!((cut.classes, cut.dim), (3, 4));
+        assert!(Cut::of(b"not a model").is_err());
+    }
+
+    #[test]
+    fn rows_quantize_per_channel_within_half_a_step() {
+        let w: Vec<f32> = (0..8).map(|i| (i as f32 - 3.0) * 0.37).chain((0..8).map(|i| i as f32 * 0.01)).collect();
+        let back = dequantized(&w, 8);
+        for (row, brow) in w.chunks(8).zip(back.chunks(8)) {
+            let step = (row.iter().copied().fold(0.0f32, f32::max) - row.iter().copied().fold(0.0f32, f32::min)) / 255.0;
+            assert!(row.iter().zip(brow).all(|(a, b)| (a - b).abs() <= step * 0.5 + 1e-7), "{row:?} {brow:?}");
+        }
+    }
+}
