@@ -21,8 +21,9 @@ def logit(p):
     return math.log(p) - math.log1p(-p)
 
 
-def at_edge(a):
-    """Whether answer `a` (the CLI's JSON) is within EDGE logits of a line of the gate, the warning or uncertainty."""
+def at_edge(a, lines=tuple(LINES)):
+    """Whether answer `a` (the CLI's JSON) is within EDGE logits of one of `lines` (default: all of the gate's, the
+    warning's and uncertainty's)."""
     values = {
         "snake": a["snake_probability"],
         "detected": a["snake_probability"],
@@ -30,7 +31,7 @@ def at_edge(a):
         "venom": max([p["probability"] for p in a["predictions"] if p["venomous"]], default=0.0),
         "uncertain": a["predictions"][0]["probability"],
     }
-    return any(abs(logit(values[k]) - logit(LINES[k])) < EDGE for k in LINES)
+    return any(abs(logit(values[k]) - logit(LINES[k])) < EDGE for k in lines)
 
 
 def real_snakes(per_species):

@@ -67,8 +67,24 @@ fn a_12_megapixel_jpeg_is_decoded_at_an_eighth_of_its_size() {
     let bytes = jpeg(&big, 90, None);
     let decoded = decode(&bytes, MinSize { width: 256, height: 256 }, &Limits::default()).unwrap();
     assert_eq!(decoded.dimensions(), (500, 375), "DCT scaling 1/8 keeps the shorter side >= 256");
-    let id = classifier().identify(&bytes, None, 3).unwrap();
+    let c = classifier();
+    let id = c.identify(&bytes, None, 3).unwrap();
     eprintln!("12 MP JPEG: {:?}", id.timings_ms);
+    // The same photo decoded at full size (issue 38: this test only printed the scaled answer). Handed over as a
+    // lossless PNG, which is decoded whole.
+    let full = decode(&bytes, MinSize { width: 4000, height: 3000 }, &Limits::default()).unwrap();
+    assert_eq!(full.dimensions(), (4000, 3000));
+    let mut png = Vec::new();
+    full.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
+    let scaled = c.logits(c.preprocess(&bytes).unwrap()).unwrap();
+    let whole = c.logits(c.preprocess(&png).unwrap()).unwrap();
+    let max = scaled.iter().zip(&whole).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    eprintln!("12 MP JPEG: max |d logit| {max:.3} between the 1/8 DCT decode and the full decode");
+    assert_eq!(argmax(&scaled), argmax(&whole), "the scaled decode changes the top class");
+    // Measured: MEASURED_MAX.
+    assert!(max < 1.0, "the scaled decode moves a logit by {max}");
+    let id_full = c.identify(&png, None, 3).unwrap();
+    assert_eq!(id.decision.snake_verdict, id_full.decision.snake_verdict);
 }
 
 #[test]

@@ -183,8 +183,7 @@ impl Classifier {
         crate::tools::failpoint::hit("identify");
         // Resolve the country first: a typo should not cost an inference.
         let (country, prior) = self.prior_for(country)?;
-        let spec = &self.bundle.manifest.input;
-        let img = self.runner.in_pool(|| decode::decode(image, preprocess::min_size(spec), &self.limits))?;
+        let img = self.decoded(image)?;
         let t_decode = ms(start);
         let look = self.look(&img)?;
         drop(img);
@@ -242,11 +241,13 @@ impl Classifier {
 
     /// The logits `identify` decides on for a photo: those of the view that answers.
     pub fn answer_logits(&self, image: &[u8]) -> Result<Vec<f32>> {
-        guard(|| {
-            let spec = &self.bundle.manifest.input;
-            let img = self.runner.in_pool(|| decode::decode(image, preprocess::min_size(spec), &self.limits))?;
-            Ok(self.look(&img)?.logits)
-        })
+        guard(|| self.look(&self.decoded(image)?).map(|l| l.logits))
+    }
+
+    /// The photo decoded (and oriented) at the smallest size the bundle's input needs.
+    fn decoded(&self, image: &[u8]) -> Result<image::RgbImage> {
+        let spec = &self.bundle.manifest.input;
+        self.runner.in_pool(|| decode::decode(image, preprocess::min_size(spec), &self.limits))
     }
 
     /// Softmax (at the bundle's temperature), gate, prior and top-k on raw logits.
@@ -269,8 +270,8 @@ impl Classifier {
     /// The preprocessed model input for a photo, exactly as `identify` computes it.
     pub fn preprocess(&self, image: &[u8]) -> Result<Vec<f32>> {
         guard(|| {
-            let spec = &self.bundle.manifest.input;
-            self.runner.in_pool(|| Ok(preprocess::to_tensor(&decode::decode(image, preprocess::min_size(spec), &self.limits)?, spec)))
+            let img = self.decoded(image)?;
+            Ok(self.runner.in_pool(|| preprocess::to_tensor(&img, &self.bundle.manifest.input)))
         })
     }
 

@@ -24,8 +24,9 @@ PHOTOS = sorted(p for p in (ROOT / "tests/data/photos").iterdir() if p.suffix in
 # without VNNI against the Arm int8 kernel: 0.79 against 0.83 for its top species).
 MAX_DP = 0.1
 NEAR_TIE = 0.05
-# P(snake) in logit space between the two builds; logits differ by at most 1.25 from the exact model on each side.
-MAX_DLOGIT = 1.5
+# P(snake) and P(snake) + P(look-alikes) in logit space between the two builds: measured 0.734 at most (orange.jpg,
+# a Cortex-A76 under qemu against AVX2 x86-64).
+MAX_DLOGIT = 1.1
 
 
 def answers(cmd):
@@ -52,7 +53,7 @@ def main():
         d_logit = max(abs(logit(a["snake_probability"]) - logit(b["snake_probability"])),
                       abs(logit(a["snake_probability"] + a["lookalike_probability"])
                           - logit(b["snake_probability"] + b["lookalike_probability"]))) if same_view else float("nan")
-        edge = at_edge(a)
+        edge = at_edge(a, ("snake", "none", "venom"))  # the verdict and the warning: what this compares
         print(f"{photo.name}: {a['snake_verdict']} / {b['snake_verdict']}, warning {a['venomous_warning']} / "
               f"{b['venomous_warning']}, view {a['view']} / {b['view']}, top-1 {tops[0]} / {top_b}, "
               f"|Δ logit P(snake)| {d_logit:.3f}, top-5 max |Δp| {worst:.4f}{' (at an edge)' if edge else ''}")

@@ -25,7 +25,7 @@ GLIBC_TUNABLES=glibc.malloc.mmap_threshold=1048576 SNAKEID_BINDINGS="$out/python
 echo "== Kotlin bindings (desktop JVM)"
 kotlinc="$(command -v kotlinc-jvm || echo "$(npm root -g 2>/dev/null)/kotlin-compiler/bin/kotlinc-jvm")"
 jna=/usr/share/java/jna.jar
-"$kotlinc" -nowarn -classpath "$jna" "$out/kotlin/org/snakeid/snakeid.kt" android/snakeid/src/main/kotlin/org/snakeid/SnakeId.kt \
+"$kotlinc" -nowarn -classpath "$jna" "$out/kotlin/org/snakeid/snakeid.kt" android/snakeid/src/main/kotlin/org/snakeid/SharedClassifier.kt \
   tests/bindings/KotlinBindingsTest.kt \
   -d "$out/kotlin-test.jar"
 # A fixed, pre-touched heap, so the soak test's peak RSS measures the library and not the JVM growing its heap; and a

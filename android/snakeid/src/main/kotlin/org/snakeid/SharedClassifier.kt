@@ -1,5 +1,7 @@
 // Small conveniences over the generated bindings (snakeid.kt): one shared Classifier per process and the
 // device's country. Pure Kotlin/JVM, so it is compiled and tested on the desktop JVM too (tests/bindings/run.sh).
+// Named SharedClassifier.kt, not SnakeId.kt, which differs from snakeid.kt only in case and collided on the
+// case-insensitive checkouts of macOS and Windows (issue 39).
 package org.snakeid
 
 import java.util.Locale
