@@ -77,8 +77,14 @@ fn preprocessing_matches_pil_and_the_pipeline_matches_onnxruntime() {
         // chroma upsampling), a grey level or two.
         let (max, mean) = diff(&ours, &pil);
         eprintln!("{name}: mean |Δinput| {mean:.5} max {max}");
-        let bound = if name.ends_with(".jpg") { 0.05 } else { 1e-4 };
-        assert!(mean < bound, "{name}: preprocessing differs from PIL by {mean} on average");
+        // PNG and WebP: every value bounded, as bit-exact resampling promises (measured max 4.8e-7: the
+        // normalisation's float rounding). JPEG: the decoders differ (measured max 0.37, 21 grey levels of chroma
+        // on orange.jpg; mean 0.027).
+        if name.ends_with(".jpg") {
+            assert!(mean < 0.05 && max < 0.55, "{name}: preprocessing differs from PIL by {mean} on average, {max} at most");
+        } else {
+            assert!(max < 1e-6, "{name}: preprocessing differs from PIL by {max} somewhere (issue 38: was a mean bound)");
+        }
         let got = c.logits(ours).unwrap();
         let exact = floats(&p["qdq_exact_logits"]);
         let top5 = top_k(&got, 5);
