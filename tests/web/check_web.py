@@ -37,9 +37,9 @@ MAX_DP = 0.15
 MAX_DP_SNAKE = 0.02
 # Real field photos of snakes (one per species of ph14's val split), so that `snake`, `possible` and the warning are
 # compared too: the same verdict, warning and uncertainty unless the CLI's answer is within edges.EDGE logits of a
-# line; P(snake) within MAX_DLOGIT in logit space.
+# line; P(snake) within MAX_DLOGIT in logit space (measured 0.431 at most: Chromium 148's wasm against AVX2 x86-64).
 SNAKES = real_snakes(1)
-MAX_DLOGIT = 1.5
+MAX_DLOGIT = 0.65
 
 
 def cli_answer(cli, photo, country):
@@ -120,7 +120,7 @@ def main():
                 direct[photo.name, country] = r["ok"]
                 worst = max(worst, same_answer(r["ok"], cli_answer(args.cli, photo, country), f"{photo.name} country={country}"))
         print(f"snakeidIdentify: {len(direct)} answers agree with the CLI's (max top-5 |dp| {worst:.3f})")
-        edges, verdicts = 0, []
+        edges, verdicts, worst_d = 0, [], 0.0
         for photo in SNAKES:
             web = browser.identify(driver, photo.read_bytes(), "PH")
             assert "ok" in web, f"{photo.name}: {web}"
@@ -133,8 +133,9 @@ def main():
                 assert web[k] == cli[k], f"{photo.name}: {k} {web[k]!r} != {cli[k]!r} away from every edge"
             d = abs(logit(web["snake_probability"]) - logit(cli["snake_probability"]))
             assert d <= MAX_DLOGIT, f"{photo.name}: P(snake) differs by {d:.3f} logits"
+            worst_d = max(worst_d, d)
         print(f"real snakes: {len(SNAKES)} photos ({', '.join(sorted(set(verdicts)))}), the web's verdicts and warnings "
-              f"are the CLI's ({edges} at an edge, not compared)")
+              f"are the CLI's ({edges} at an edge, not compared; largest |d logit P(snake)| {worst_d:.3f})")
 
         # Through the page's file input (country: empty, so unknown; never the browser's language): the answer
         # snakeidIdentify gives, to the bit.
