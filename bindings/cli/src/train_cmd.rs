@@ -8,6 +8,7 @@ use crate::metrics::{self, Metrics, VenomConfusion};
 use crate::{read_file, write_file};
 use serde::Serialize;
 use snakeid::internals::calibration::{self, Reliability};
+use snakeid::internals::labels;
 use snakeid::teach::{Settings, Species, Teacher, Tuning};
 use snakeid::{Bundle, Error};
 use std::collections::BTreeMap;
@@ -111,7 +112,7 @@ pub fn run(a: Args) -> snakeid::Result<ExitCode> {
 
     // The held-out part: a seeded shuffle per species, the first `held_out` of each.
     let held: Vec<bool> = held_out_mask(&examples, species.len(), a.held_out, a.seed);
-    let (train, test): (Vec<_>, Vec<_>) = examples.iter().cloned().zip(&held).partition(|(_, h)| !**h);
+    let (train, test): (Vec<_>, Vec<_>) = examples.iter().zip(&held).partition(|(_, h)| !**h);
     let train: Vec<_> = train.into_iter().map(|(e, _)| e).collect();
     let test: Vec<_> = test.into_iter().map(|(e, _)| e).collect();
     let start = std::time::Instant::now();
@@ -120,7 +121,7 @@ pub fn run(a: Args) -> snakeid::Result<ExitCode> {
     let (tuning, report_parts) = if test.is_empty() {
         (Tuning { temperature: 1.0, venom_threshold: base_venom }, None)
     } else {
-        let head = teacher.fit(&train, species.len(), settings);
+        let head = teacher.fit(train, species.len(), settings);
         // Each held-out photo is answered from its first view, as `identify` answers a snake.
         let logits: Vec<Vec<f32>> = test.iter().map(|(f, _)| teacher.head_logits(&head, &f[0])).collect();
         let truth: Vec<usize> = test.iter().map(|(_, s)| *s).collect();
@@ -275,11 +276,8 @@ fn read_species(path: &Path) -> snakeid::Result<Vec<Species>> {
     for (i, rec) in rdr.records().enumerate() {
         let rec = rec.map_err(|e| bad(format!("row {}: {e}", i + 2)))?;
         let f = |c: usize| rec.get(cols[c]).unwrap_or("").trim().to_string();
-        let venomous = match f(4).to_ascii_lowercase().as_str() {
-            "true" | "1" | "yes" => true,
-            "false" | "0" | "no" => false,
-            other => return Err(bad(format!("row {}: venomous must be true or false, got {other:?}", i + 2))),
-        };
+        let venomous = labels::parse_flag(&f(4))
+            .ok_or_else(|| bad(format!("row {}: venomous must be true or false, got {:?}", i + 2, f(4).to_ascii_lowercase())))?;
         let s = Species { scientific_name: f(0), label: f(1), genus: f(2), family: f(3), venomous };
         if s.scientific_name.is_empty() || out.iter().any(|o| o.scientific_name == s.scientific_name) {
             return Err(bad(format!("row {}: scientific_name empty or given twice", i + 2)));

@@ -33,6 +33,15 @@ pub fn species_key(name: &str) -> String {
 
 const COLUMNS: [&str; 7] = ["class_index", "label", "scientific_name", "genus", "family", "venomous", "is_snake"];
 
+/// A yes/no column as labels.csv and species tables write it: `true`/`1`/`yes` or `false`/`0`/`no`, any case.
+pub fn parse_flag(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Some(true),
+        "false" | "0" | "no" => Some(false),
+        _ => None,
+    }
+}
+
 /// Writes `labels.csv` as [`parse`] reads it.
 pub fn to_csv(labels: &[Label]) -> Vec<u8> {
     let mut w = csv::Writer::from_writer(Vec::new());
@@ -57,11 +66,8 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Label>> {
         let row = i + 2;
         let rec = rec.map_err(|e| Error::bundle(format!("labels.csv row {row}: {e}")))?;
         let flag = |col: usize| -> Result<bool> {
-            match rec.get(col).unwrap_or_default().trim().to_ascii_lowercase().as_str() {
-                "true" | "1" | "yes" => Ok(true),
-                "false" | "0" | "no" => Ok(false),
-                other => Err(Error::bundle(format!("labels.csv row {row}: {} must be true/false, got {other:?}", COLUMNS[col]))),
-            }
+            let text = rec.get(col).unwrap_or_default();
+            parse_flag(text).ok_or_else(|| Error::bundle(format!("labels.csv row {row}: {} must be true/false, got {:?}", COLUMNS[col], text.trim().to_ascii_lowercase())))
         };
         let class_index: usize = rec[0].trim().parse().map_err(|_| Error::bundle(format!("labels.csv row {row}: bad class_index")))?;
         if class_index != i {

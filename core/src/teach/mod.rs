@@ -104,7 +104,7 @@ impl Teacher {
     }
 
     /// Fits a head on `(features per view, species)` examples: every view of a photo is one sample.
-    pub fn fit(&self, examples: &[(Vec<Vec<f32>>, usize)], species: usize, settings: Settings) -> Linear {
+    pub fn fit<'a>(&self, examples: impl IntoIterator<Item = &'a (Vec<Vec<f32>>, usize)>, species: usize, settings: Settings) -> Linear {
         let (mut x, mut y) = (Vec::new(), Vec::new());
         for (views, s) in examples {
             for v in views {
