@@ -91,6 +91,28 @@ fn the_cobra_the_centre_crop_missed_is_seen_in_the_mirror() {
     assert_eq!((v["snake_verdict"].as_str(), v["views_run"].as_u64()), (Some("none"), Some(1)), "{v}");
 }
 
+// A cat is far under the `none` line in its first view: the other views are not run (`decision.more_views_above`);
+// with that line at 0 every view runs, and the answer is the same `none`.
+#[test]
+fn a_photo_clearly_without_a_snake_costs_one_inference() {
+    let cat = photo_path("chelsea.png");
+    let o = snakeid(&["identify", &cat, "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!((v["snake_verdict"].as_str(), v["view"].as_str(), v["views_run"].as_u64()), (Some("none"), Some("primary"), Some(1)), "{v}");
+    let dir = unpacked_default("retry-every-view");
+    let path = dir.join("manifest.json");
+    let mut m: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(m["decision"]["more_views_above"].as_f64(), Some(0.005), "the default bundle's line");
+    m["decision"]["more_views_above"] = serde_json::json!(0.0);
+    std::fs::write(&path, serde_json::to_string_pretty(&m).unwrap()).unwrap();
+    let every = tmp("retry-every-view.snkb");
+    assert!(snakeid(&["bundle", "pack", dir.to_str().unwrap(), "--out", every.to_str().unwrap()]).status.success());
+    let w = identify_json(&cat, &every, &[]);
+    assert_eq!((w["snake_verdict"].as_str(), w["view"].as_str(), w["views_run"].as_u64()), (Some("none"), Some("primary"), Some(3)), "{w}");
+    assert_eq!(w["predictions"], v["predictions"], "the first view answers either way");
+}
+
 // Regression (issue 35): `snakeid identify PHOTO... | head -3` panicked ("failed printing to stdout: Broken pipe").
 #[cfg(unix)]
 #[test]

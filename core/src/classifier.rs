@@ -212,7 +212,7 @@ impl Classifier {
     /// Shows the photo to the model in the bundle's views, in order, until one is not `none` (issue 33: a centre
     /// crop cut real snakes to something the gate missed): the verdict is `none` only when it is `none` in every
     /// view. Then the first view answers, whichever arithmetic ran (the views' tiny P(snake) would pick among them
-    /// by rounding noise).
+    /// by rounding noise). A first view far under the `none` line (`decision.more_views_above`) answers alone.
     fn look(&self, img: &image::RgbImage) -> Result<Look> {
         let input = &self.bundle.manifest.input;
         let spec = &self.bundle.manifest.decision;
@@ -230,8 +230,12 @@ impl Classifier {
             let logits = self.runner.run(tensor)?;
             inference_ms += ms(t);
             let probs = decision::softmax_tempered(&logits, self.bundle.manifest.model.temperature);
-            if Gate::of(&probs, &self.bundle.labels, spec).verdict(spec) != SnakeVerdict::NoSnake {
+            let gate = Gate::of(&probs, &self.bundle.labels, spec);
+            if gate.verdict(spec) != SnakeVerdict::NoSnake {
                 return Ok(Look { logits, view, views_run: n as u32 + 1, preprocess_ms, inference_ms });
+            }
+            if n == 0 && !gate.worth_another_view(spec) {
+                return Ok(Look { logits, view, views_run: 1, preprocess_ms, inference_ms });
             }
             first.get_or_insert(logits);
         }

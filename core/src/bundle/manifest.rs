@@ -126,6 +126,15 @@ pub struct DecisionSpec {
     /// (`snake_threshold - gate_margin`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub none_below: Option<f32>,
+    /// A `none` view is looked at again in the bundle's next view (`input.views`) only when its P(snake) +
+    /// P(look-alikes) is at least this: a photo clearly without a snake (a cat, a cup) is answered after one
+    /// inference. 0 (the default) retries every `none` view.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub more_views_above: f32,
+}
+
+fn is_zero(x: &f32) -> bool {
+    *x == 0.0
 }
 
 impl Default for DecisionSpec {
@@ -138,6 +147,7 @@ impl Default for DecisionSpec {
             genus_at_least: 0.6,
             lookalike_classes: Vec::new(),
             none_below: None,
+            more_views_above: 0.0,
         }
     }
 }
@@ -184,7 +194,7 @@ impl Manifest {
             return Err(Error::bundle(format!("model.temperature must be finite and > 0, got {t}")));
         }
         let d = &self.decision;
-        let unit = [d.snake_threshold, d.gate_margin, d.venom_threshold, d.uncertain_below, d.genus_at_least, d.none_line()];
+        let unit = [d.snake_threshold, d.gate_margin, d.venom_threshold, d.uncertain_below, d.genus_at_least, d.none_line(), d.more_views_above];
         if unit.iter().any(|v| !(0.0..=1.0).contains(v)) {
             return Err(Error::bundle("decision thresholds must lie in [0, 1]"));
         }

@@ -57,6 +57,11 @@ impl Gate {
         Gate { snake, lookalike }
     }
 
+    /// Whether a `none` view is worth another view: its snakes and look-alikes reach `decision.more_views_above`.
+    pub fn worth_another_view(self, spec: &DecisionSpec) -> bool {
+        self.snake + self.lookalike >= spec.more_views_above
+    }
+
     /// `snake` above the band; `none` only when snakes and look-alikes together are under the `none` line; else
     /// `possible`. Never `none` for a P(snake) inside the band.
     pub fn verdict(self, spec: &DecisionSpec) -> SnakeVerdict {
