@@ -113,6 +113,51 @@ fn a_photo_clearly_without_a_snake_costs_one_inference() {
     assert_eq!(w["predictions"], v["predictions"], "the first view answers either way");
 }
 
+// Issue 35: the country from where the photo was taken, offline. A chosen country beats the photo's GPS position,
+// which beats the device's (--location); the answer says which; a position at sea gives no country.
+#[test]
+fn the_country_comes_from_the_choice_then_the_photos_gps_then_the_location() {
+    let rocket = photo_path("rocket.jpg");
+    let manila = tmp("rocket-in-manila.jpg");
+    std::fs::write(&manila, snakeid_tests::with_gps(&snakeid_tests::photo("rocket.jpg"), 14.5995, 120.9842)).unwrap();
+    let manila = manila.to_str().unwrap();
+    let delhi = "28.6139,77.2090";
+    let ask = |photo: &str, extra: &[&str]| {
+        let mut args = vec!["identify", photo, "--json"];
+        args.extend(extra);
+        let o = snakeid(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        (v["country"].as_str().map(String::from), v["country_source"].as_str().map(String::from), v["prior_applied"].as_bool().unwrap())
+    };
+    let some = |c: &str, s: &str, p: bool| (Some(c.to_string()), Some(s.to_string()), p);
+    assert_eq!(ask(&rocket, &[]), (None, None, false), "no country, no GPS, no location: no prior");
+    assert_eq!(ask(&rocket, &["--location", delhi]), some("IN", "device_location", true));
+    assert_eq!(ask(&rocket, &["--location", "-23.55,-46.63"]), some("BR", "device_location", true), "a negative latitude");
+    assert_eq!(ask(&rocket, &["--location", "30,-40"]), (None, None, false), "the Atlantic: no country");
+    assert_eq!(ask(manila, &[]), some("PH", "photo_gps", true));
+    assert_eq!(ask(manila, &["--location", delhi]), some("PH", "photo_gps", true), "the photo beats the device");
+    assert_eq!(ask(manila, &["--country", "Kenya", "--location", delhi]), some("KE", "chosen", true), "the user beats both");
+    // The position changes nothing else: the photo with GPS answers as the photo without it, under the same prior.
+    let a = snakeid(&["identify", manila, "--json"]);
+    let b = snakeid(&["identify", &rocket, "--json", "--country", "PH"]);
+    let (a, b): (Value, Value) = (serde_json::from_slice(&a.stdout).unwrap(), serde_json::from_slice(&b.stdout).unwrap());
+    assert_eq!(a["predictions"], b["predictions"]);
+    let human = snakeid(&["identify", manila]);
+    assert!(String::from_utf8_lossy(&human.stdout).contains("country PH from the photo's GPS (prior applied)"), "{}", String::from_utf8_lossy(&human.stdout));
+}
+
+#[test]
+fn a_location_that_is_not_a_position_is_refused_and_nothing_runs() {
+    for bad in ["91,0", "14.6", "north,east", "0,181"] {
+        let o = snakeid(&["identify", &photo_path("rocket.jpg"), "--location", bad]);
+        assert_eq!(o.status.code(), Some(2), "{bad}");
+        let err = stderr(&o);
+        assert!(err.lines().next().unwrap().contains("not a position"), "{bad}: {err}");
+        assert!(o.stdout.is_empty(), "{bad}");
+    }
+}
+
 // Regression (issue 35): `snakeid identify PHOTO... | head -3` panicked ("failed printing to stdout: Broken pipe").
 #[cfg(unix)]
 #[test]

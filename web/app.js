@@ -47,14 +47,14 @@ function call(op, args = []) {
   });
 }
 
-async function identify(bytes, country, topK) {
+async function identify(bytes, country, topK, at = null) {
   await ready;
-  return call("identify", [bytes, country, topK]);
+  return call("identify", [bytes, country, topK, at?.latitude ?? null, at?.longitude ?? null]);
 }
 
 startWorker();
 globalThis.snakeidReady = ready.then(() => true);
-globalThis.snakeidIdentify = (bytes, country, topK) => identify(bytes, country ?? null, topK);
+globalThis.snakeidIdentify = (bytes, country, topK, at) => identify(bytes, country ?? null, topK, at ?? null);
 // For the tests of a failpoints build (tests/web/check_web.py); a shipped build answers "no failpoints".
 globalThis.snakeidFailpoints = async (spec) => { await ready; return call("failpoints", [spec]); };
 
@@ -86,6 +86,24 @@ function chosenCountry() {
   return m && m[2] === countryName(m[1].toUpperCase()) ? m[1].toUpperCase() : v;
 }
 
+// --- The device's position: asked for once per visit, when the first photo comes and no country is chosen. GPS
+// answers without a network; the core turns the position into a country offline. A refusal or a timeout leaves the
+// country unknown, and says so. ---
+let device = null, asked = null;
+
+function devicePosition() {
+  if (asked) return asked;
+  asked = new Promise((resolve) => {
+    if (!navigator.geolocation) { $("place").textContent = "This browser cannot tell where you are."; resolve(null); return; }
+    $("place").textContent = "Asking where you are (for the country)…";
+    navigator.geolocation.getCurrentPosition(
+      (p) => { device = { latitude: p.coords.latitude, longitude: p.coords.longitude }; $("place").textContent = ""; resolve(device); },
+      (e) => { $("place").textContent = `Your position is not known (${e.message || "refused"}): choose the country above.`; resolve(null); },
+      { enableHighAccuracy: false, timeout: 20000, maximumAge: 3600000 });
+  });
+  return asked;
+}
+
 // --- The answer, as the native apps show it. ---
 const pct = (p, digits = 0) => `${(p * 100).toFixed(digits)}%`;
 const el = (tag, cls, text) => Object.assign(document.createElement(tag), cls ? { className: cls } : {}, text != null ? { textContent: text } : {});
@@ -113,7 +131,8 @@ function render(a) {
     out.push(row);
   }
   if (a.genus) out.push(el("p", "meta", `Genus ${a.genus.genus}: ${pct(a.genus.probability)}${a.genus.venomous ? " (venomous)" : ""}`));
-  const where = a.country ? `country ${a.country}${a.prior_applied ? " (range prior applied)" : ""}` : "country unknown";
+  const from = { chosen: "", photo_gps: ", from the photo's GPS", device_location: ", from this device's location" }[a.country_source] ?? "";
+  const where = a.country ? `${countryName(a.country)}${from}${a.prior_applied ? " (range prior applied)" : ""}` : "country unknown";
   out.push(el("p", "meta", `${where} · ${a.timings_ms.total.toFixed(0)} ms on this device`));
   return out;
 }
@@ -126,7 +145,10 @@ async function showAnswer() {
   $("error").hidden = true;
   answer.dataset.state = "busy";
   try {
-    const a = await identify(photo, chosenCountry(), 5);
+    const country = chosenCountry();
+    const at = country ? null : await devicePosition();
+    if (mine !== seq) return;
+    const a = await identify(photo, country, 5, at);
     if (mine !== seq) return;
     answer.replaceChildren(...render(a));
     answer.dataset.json = JSON.stringify(a);

@@ -14,7 +14,7 @@ const loaded = init().then(() => {
 
 const ops = {
   load: () => loaded,
-  identify: ([bytes, country, topK]) => classifier.identify(bytes, country, topK),
+  identify: ([bytes, country, topK, lat, lon]) => classifier.identify(bytes, country, topK, lat ?? undefined, lon ?? undefined),
   benchmark: ([bytes, iterations]) => classifier.benchmark(bytes, iterations),
   // Test builds only (a .wasm with the `failpoints` feature): make a named step panic.
   failpoints: ([spec]) => {

@@ -9,7 +9,8 @@ use crate::decision::{self, Decision, Gate, SnakeVerdict};
 use crate::photo::decode::{self, Limits};
 use crate::backend::cpu::Engine;
 use crate::error::{Error, Result};
-use crate::photo::preprocess;
+use crate::photo::{gps, preprocess};
+use crate::place::{self, CountrySource, Location};
 use serde::Serialize;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
@@ -19,8 +20,11 @@ use crate::tools::clock::Instant;
 /// The answer for one photo.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Identification {
-    /// ISO code (or `unknown`) the caller's country resolved to.
+    /// ISO code (or `unknown`) of the country the answer weighed species by.
     pub country: Option<String>,
+    /// Where that country came from: `chosen` by the user, the photo's EXIF GPS (`photo_gps`) or the device's
+    /// position (`device_location`); `None` with no country.
+    pub country_source: Option<CountrySource>,
     /// Whether a country prior was multiplied in (a country was given and the bundle's table has it).
     pub prior_applied: bool,
     /// `cpu`, `gpu` or `gpu-f16`.
@@ -171,18 +175,28 @@ impl Classifier {
     }
 
     /// Identifies the snake in a photo (JPEG, PNG or WebP bytes). `country` is an ISO 3166-1 alpha-2 code,
-    /// an English name or `unknown`; `None` applies no prior. Never panics.
+    /// an English name or `unknown`; without one, the photo's own GPS position (EXIF) picks the country, if it has
+    /// one; else no prior is applied. Never panics.
     pub fn identify(&self, image: &[u8], country: Option<&str>, top_k: usize) -> Result<Identification> {
-        let answer = guard(|| self.identify_inner(image, country, top_k))?;
+        self.identify_at(image, country, None, top_k)
+    }
+
+    /// [`identify`](Self::identify), with the device's position (`location`) as the last source of the country: a
+    /// country the user chose, else the photo's GPS position, else `location` (offline: OpenStreetMap boundaries).
+    /// The answer's `country_source` says which one it was.
+    pub fn identify_at(&self, image: &[u8], country: Option<&str>, location: Option<Location>, top_k: usize) -> Result<Identification> {
+        let answer = guard(|| self.identify_inner(image, country, location, top_k))?;
         self.first_call_ms.get_or_init(|| answer.timings_ms.total);
         Ok(answer)
     }
 
-    fn identify_inner(&self, image: &[u8], country: Option<&str>, top_k: usize) -> Result<Identification> {
+    fn identify_inner(&self, image: &[u8], country: Option<&str>, location: Option<Location>, top_k: usize) -> Result<Identification> {
         let start = Instant::now();
         crate::tools::failpoint::hit("identify");
         // Resolve the country first: a typo should not cost an inference.
-        let (country, prior) = self.prior_for(country)?;
+        let photo_gps = if country.is_none() { gps::of_photo(image) } else { None };
+        let place = place::decide(country, photo_gps, location);
+        let (country, prior) = self.prior_for(place.map(|(c, _)| c))?;
         let img = self.decoded(image)?;
         let t_decode = ms(start);
         let look = self.look(&img)?;
@@ -193,6 +207,7 @@ impl Classifier {
         let prior_applied = prior.is_some();
         Ok(Identification {
             country,
+            country_source: place.map(|(_, source)| source),
             prior_applied,
             backend: self.backend_info.backend,
             backend_info: self.backend_info.clone(),

@@ -33,6 +33,10 @@ pub enum Error {
     #[error("unknown country {input:?}{}", suggestion_text(suggestions))]
     UnknownCountry { input: String, suggestions: Vec<String> },
 
+    /// A position that is not one (latitude or longitude out of range, or not a number).
+    #[error("invalid location: {0}")]
+    InvalidLocation(String),
+
     /// The model could not be compiled or run by the inference backend.
     #[error("inference backend: {0}")]
     Backend(String),
@@ -60,6 +64,7 @@ impl Error {
             Error::InvalidBundle(_) | Error::InvalidPrior(_) => "invalid_bundle",
             Error::Untrusted(_) => "untrusted_bundle",
             Error::UnknownCountry { .. } => "unknown_country",
+            Error::InvalidLocation(_) => "invalid_location",
             Error::Backend(_) => "backend",
             Error::Internal(_) => "internal",
         }

@@ -6,7 +6,8 @@
 //!
 //! - `kernels`: the arithmetic of our operators, with no tract in it; portable loops and per-ISA plug-ins;
 //! - `bundle`: the model, manifest, labels, country prior and signature, loaded and checked;
-//! - `photo`: bytes to the model's input tensor (decode, orient, resample, normalise);
+//! - `photo`: bytes to the model's input tensor (decode, orient, resample, normalise), and the camera's GPS position;
+//! - `place`: a position to its country (offline boundaries), and which of chosen, photo and device decided it;
 //! - `backend`: the model run on the CPU (tract, our operators swapped into its graph) or the GPU (wgpu);
 //! - `decision`: logits to the answer (temperature, snake gate, prior, top-k, venom warning, genus), and the
 //!   calibration of its temperature;
@@ -30,6 +31,7 @@ mod decision;
 mod error;
 mod kernels;
 mod photo;
+mod place;
 pub mod teach;
 mod tools;
 
@@ -42,6 +44,7 @@ pub use bundle::manifest::View;
 pub use decision::{Decision, GenusAnswer, Prediction, SnakeVerdict};
 pub use error::{Error, Result};
 pub use photo::decode::Limits;
+pub use place::{CountrySource, Location};
 pub use tools::bench::{BenchmarkReport, Percentiles, StageStats, Timings};
 
 /// What the CLI, examples, tests and fuzz targets reach beyond the front door: the layers' own modules. Not a

@@ -290,7 +290,7 @@ RustBuffer uniffi_snakeid_ffi_fn_method_classifier_bundle_info(uint64_t ptr, Rus
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_SNAKEID_FFI_FN_METHOD_CLASSIFIER_IDENTIFY
 #define UNIFFI_FFIDEF_UNIFFI_SNAKEID_FFI_FN_METHOD_CLASSIFIER_IDENTIFY
-RustBuffer uniffi_snakeid_ffi_fn_method_classifier_identify(uint64_t ptr, RustBuffer image, RustBuffer country, uint32_t top_k, RustCallStatus *_Nonnull out_status
+RustBuffer uniffi_snakeid_ffi_fn_method_classifier_identify(uint64_t ptr, RustBuffer image, RustBuffer country, uint32_t top_k, RustBuffer location, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_FFI_SNAKEID_FFI_RUSTBUFFER_ALLOC

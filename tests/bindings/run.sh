@@ -9,18 +9,24 @@ cd "$root"
 # The whole workspace with its tests: the same feature set as `cargo test --workspace`, so nothing rebuilds after it.
 cargo build --locked --profile "$profile" --workspace --all-targets
 lib="target/$profile/libsnakeid_ffi.so"
-out="target/bindings"
+out="$root/target/bindings"
 rm -rf "$out" && mkdir -p "$out"
 for lang in python kotlin swift; do
   "target/$profile/uniffi-bindgen" generate --no-format --library "$lib" --language "$lang" --out-dir "$out/$lang"
 done
 export SNAKEID_ROOT="$root" SNAKEID_CLI="$root/target/$profile/snakeid"
 
-echo "== Python bindings"
-cp "$lib" "$out/python/"
+echo "== Python package"
+# Laid out as the wheel lays it out (bindings/ffi/pyproject.toml): the layer in snakeid/, the generated module and the
+# library in snakeid/_native/, whose __init__.py re-exports the generated module as maturin's does.
+pkg="$out/python-package"
+mkdir -p "$pkg/snakeid/_native"
+cp bindings/ffi/python/snakeid/*.py bindings/ffi/python/snakeid/py.typed "$pkg/snakeid/"
+cp "$out/python/snakeid.py" "$lib" "$pkg/snakeid/_native/"
+echo "from .snakeid import *" > "$pkg/snakeid/_native/__init__.py"
 # The same fixed mmap threshold as the JVM below (see there): the Python soak's 4 threads showed the same wandering
 # (221.8 -> 236.8 MB in one CI run; with the threshold 127-132 MB and flat in three runs).
-GLIBC_TUNABLES=glibc.malloc.mmap_threshold=1048576 SNAKEID_BINDINGS="$out/python" SNAKEID_FAILPOINTS_BUILD=1 python3 -m pytest -q -p no:cacheprovider tests/bindings/test_python.py
+GLIBC_TUNABLES=glibc.malloc.mmap_threshold=1048576 SNAKEID_BINDINGS="$pkg" SNAKEID_FAILPOINTS_BUILD=1 python3 -m pytest -q -p no:cacheprovider tests/bindings/test_python.py
 
 echo "== Kotlin bindings (desktop JVM)"
 kotlinc="$(command -v kotlinc-jvm || echo "$(npm root -g 2>/dev/null)/kotlin-compiler/bin/kotlinc-jvm")"

@@ -53,6 +53,39 @@ pub fn jpeg(img: &image::RgbImage, quality: u8, exif_orientation: Option<u16>) -
     out
 }
 
+/// `jpeg` with an EXIF APP1 segment, right after SOI, holding only a GPS position (as a phone's camera writes one).
+pub fn with_gps(jpeg: &[u8], latitude: f64, longitude: f64) -> Vec<u8> {
+    // TIFF (little endian): IFD0 at 8 with one entry, the GPS IFD pointer (0x8825) to 26; the GPS IFD's four entries
+    // (N/S, latitude, E/W, longitude); the two triples of RATIONALs (degrees, minutes, seconds x 1000) at 80 and 104.
+    let mut t = b"II*\0\x08\0\0\0\x01\0\x25\x88\x04\0\x01\0\0\0\x1a\0\0\0\0\0\0\0".to_vec();
+    t.extend(4u16.to_le_bytes());
+    let dms = |v: f64| {
+        let v = v.abs();
+        let (d, m) = (v.trunc(), (v.fract() * 60.0).trunc());
+        [(d as u32, 1u32), (m as u32, 1), (((v * 3600.0 - d * 3600.0 - m * 60.0) * 1000.0).round() as u32, 1000)]
+    };
+    let refs = [if latitude < 0.0 { b'S' } else { b'N' }, if longitude < 0.0 { b'W' } else { b'E' }];
+    for (i, (tag, offset)) in [(2u16, 80u32), (4, 104)].into_iter().enumerate() {
+        t.extend((tag - 1).to_le_bytes());
+        t.extend([2, 0, 2, 0, 0, 0, refs[i], 0, 0, 0]);
+        t.extend(tag.to_le_bytes());
+        t.extend([5, 0, 3, 0, 0, 0]);
+        t.extend(offset.to_le_bytes());
+    }
+    t.extend([0; 4]);
+    for (n, d) in dms(latitude).into_iter().chain(dms(longitude)) {
+        t.extend(n.to_le_bytes());
+        t.extend(d.to_le_bytes());
+    }
+    let mut seg = vec![0xFF, 0xE1];
+    seg.extend(((t.len() + 8) as u16).to_be_bytes());
+    seg.extend(b"Exif\0\0");
+    seg.extend(t);
+    let mut out = jpeg.to_vec();
+    out.splice(2..2, seg);
+    out
+}
+
 /// Index of the largest value.
 pub fn argmax(v: &[f32]) -> usize {
     v.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).expect("non-empty")

@@ -83,6 +83,14 @@ def answer_through_file_input(driver, path, previous_seq):
     return int(state[0]), (json.loads(answer) if state[1] == "done" else None), (error.text if error.is_displayed() else None)
 
 
+def set_geolocation(driver, origin, position):
+    """Chromium's geolocation for the page: refused (None) or granted at (latitude, longitude), through DevTools."""
+    setting = "denied" if position is None else "granted"
+    driver.execute_cdp_cmd("Browser.setPermission", {"permission": {"name": "geolocation"}, "setting": setting, "origin": origin.rstrip("/")})
+    if position is not None:
+        driver.execute_cdp_cmd("Emulation.setGeolocationOverride", {"latitude": position[0], "longitude": position[1], "accuracy": 50})
+
+
 def huge_png_header():
     """A PNG that claims 100000x100000 pixels: refused from its header, before any pixel buffer exists."""
     ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
@@ -105,6 +113,8 @@ def main():
         driver.get(server.url)
         browser.wait_ready(driver)
 
+        # The device's position is refused until the test below grants it, so the answers here have no country.
+        set_geolocation(driver, server.url, None)
         # Issue 35: no country from the browser's language (Chromium here says en-US), camera and gallery both (no
         # `capture`), no image (and so no alt text) before a photo.
         assert driver.find_element(By.ID, "country").get_attribute("value") == "", "the country was pre-filled"
@@ -156,6 +166,29 @@ def main():
         assert answer is None and error and "unknown country" in error, (answer, error)
         driver.execute_script(set_country, "")
         print(f"country text that is no country: {error}")
+
+        # Issue 35: with the country empty, the device's position (asked once per visit; here Chromium's emulated
+        # GPS, Manila) gives the country offline, the page says where it came from, and the answer is the CLI's with
+        # the same --location. The same photo with a country typed: the typed one wins.
+        set_geolocation(driver, server.url, (14.5995, 120.9842))
+        driver.get(server.url)
+        browser.wait_ready(driver)
+        seq, answer, error = answer_through_file_input(driver, COBRA, 0)
+        assert answer and not error, error
+        cli = json.loads(subprocess.run([str(args.cli), "identify", str(COBRA), "--json", "--location", "14.5995,120.9842"],
+                                        check=True, capture_output=True, text=True).stdout)
+        assert (answer["country"], answer["country_source"]) == ("PH", "device_location") == (cli["country"], cli["country_source"]), answer
+        shown = driver.find_element(By.ID, "answer").text
+        assert "Philippines, from this device's location" in shown, shown
+        driver.execute_script(set_country + "document.getElementById('country').dispatchEvent(new Event('change'));", "IN")
+        deadline = time.time() + 60
+        while time.time() < deadline and int(driver.find_element(By.ID, "answer").get_attribute("data-seq") or 0) <= seq:
+            time.sleep(0.1)
+        chosen = json.loads(driver.find_element(By.ID, "answer").get_attribute("data-json"))
+        assert (chosen["country"], chosen["country_source"]) == ("IN", "chosen"), chosen
+        driver.execute_script(set_country, "")
+        seq = int(driver.find_element(By.ID, "answer").get_attribute("data-seq"))
+        print(f"device position: {answer['country']} ({answer['country_source']}), shown as {shown.splitlines()[-1]!r}; a typed country wins")
 
         # Bad input: a one-line message in the page, and the next photo still works.
         good = PHOTOS[0]

@@ -11,9 +11,14 @@ pub struct Args {
     /// Photos to identify.
     #[arg(required = true)]
     photos: Vec<PathBuf>,
-    /// Where the photo was taken: ISO 3166-1 alpha-2 code or English name (applies the country prior).
+    /// Where the photo was taken: ISO 3166-1 alpha-2 code or English name (applies the country prior). Without it,
+    /// the photo's own GPS position (EXIF), else --location, picks the country.
     #[arg(long)]
     country: Option<String>,
+    /// Where you are, as LAT,LON in decimal degrees (e.g. 14.6,121.0): its country, found offline, is used when
+    /// no --country is given and the photo has no GPS position.
+    #[arg(long, value_name = "LAT,LON", value_parser = parse_location, allow_hyphen_values = true)]
+    location: Option<snakeid::Location>,
     /// How many species to list.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
     top: u32,
@@ -46,7 +51,7 @@ pub fn run(args: Args) -> snakeid::Result<ExitCode> {
     classifier.prior_for(args.country.as_deref())?;
     let mut failed = 0;
     for path in &args.photos {
-        let result = read_photo(path).and_then(|bytes| classifier.identify(&bytes, args.country.as_deref(), args.top as usize));
+        let result = read_photo(path).and_then(|bytes| classifier.identify_at(&bytes, args.country.as_deref(), args.location, args.top as usize));
         match result {
             Ok(id) if args.json => println!("{}", to_json(path, &id)),
             Ok(id) => print_human(path, &id),
@@ -75,6 +80,10 @@ pub fn read_photo(path: &Path) -> snakeid::Result<Vec<u8>> {
     std::fs::read(path).map_err(io)
 }
 
+fn parse_location(text: &str) -> Result<snakeid::Location, String> {
+    snakeid::Location::parse(text).map_err(|e| e.to_string())
+}
+
 fn to_json(path: &Path, id: &Identification) -> serde_json::Value {
     let mut v = serde_json::to_value(id).expect("Identification serialises");
     v["image"] = json!(path.display().to_string());
@@ -83,9 +92,14 @@ fn to_json(path: &Path, id: &Identification) -> serde_json::Value {
 
 fn print_human(path: &Path, id: &Identification) {
     let d = &id.decision;
+    let from = match id.country_source {
+        Some(snakeid::CountrySource::PhotoGps) => " from the photo's GPS",
+        Some(snakeid::CountrySource::DeviceLocation) => " from --location",
+        _ => "",
+    };
     let place = match (&id.country, id.prior_applied) {
-        (Some(c), true) => format!(", country {c} (prior applied)"),
-        (Some(c), false) => format!(", country {c} (not in this bundle's prior: none applied)"),
+        (Some(c), true) => format!(", country {c}{from} (prior applied)"),
+        (Some(c), false) => format!(", country {c}{from} (not in this bundle's prior: none applied)"),
         (None, _) => String::new(),
     };
     let p_snake = d.snake_probability * 100.0;

@@ -1,7 +1,7 @@
 //! The `Classifier` object: a loaded bundle and compiled model, shared by reference across threads.
 
 use crate::error::SnakeIdError;
-use crate::records::{BenchmarkReport, BundleInfo, Identification};
+use crate::records::{BenchmarkReport, BundleInfo, Identification, Location};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -53,9 +53,13 @@ impl Classifier {
     }
 
     /// Identifies the snake in a JPEG, PNG or WebP photo. `country`: ISO 3166-1 alpha-2 code, English name or
-    /// `unknown`; null applies no prior. `top_k`: how many species to rank.
-    pub fn identify(&self, image: Vec<u8>, country: Option<String>, top_k: u32) -> Result<Identification, SnakeIdError> {
-        Ok(self.inner.identify(&image, country.as_deref(), top_k as usize)?.into())
+    /// `unknown`, as the user chose it; null (the default) leaves it to the photo's GPS position, then to `location`
+    /// (the device's position: its country is found offline), else applies no prior. `top_k`: how many species to
+    /// rank (default 5). The answer's `country_source` says where the country came from.
+    #[uniffi::method(default(country = None, top_k = 5, location = None))]
+    pub fn identify(&self, image: Vec<u8>, country: Option<String>, top_k: u32, location: Option<Location>) -> Result<Identification, SnakeIdError> {
+        let location = location.map(|l| snakeid::Location::new(l.latitude, l.longitude)).transpose()?;
+        Ok(self.inner.identify_at(&image, country.as_deref(), location, top_k as usize)?.into())
     }
 
     /// The bundle's name, version, species (scientific names, venom status) and known countries.
@@ -63,7 +67,8 @@ impl Classifier {
         self.inner.bundle().info().into()
     }
 
-    /// Cold start, first call, per-stage p50/p90/p99 over `iterations` calls and peak RSS, on one photo.
+    /// Cold start, first call, per-stage p50/p90/p99 over `iterations` calls (default 20) and peak RSS, on one photo.
+    #[uniffi::method(default(iterations = 20))]
     pub fn benchmark(&self, image: Vec<u8>, iterations: u32) -> Result<BenchmarkReport, SnakeIdError> {
         Ok(self.inner.benchmark(&image, iterations, BENCH_WARMUP)?.into())
     }
@@ -78,13 +83,17 @@ mod tests {
         let photo = snakeid_tests::photo("rocket.jpg");
         let ffi = Classifier::new(1).unwrap();
         let core = snakeid::Classifier::embedded_default().unwrap();
-        let a = ffi.identify(photo.clone(), Some("US".into()), 5).unwrap();
+        let a = ffi.identify(photo.clone(), Some("US".into()), 5, None).unwrap();
         let b = core.identify(&photo, Some("US"), 5).unwrap();
         let probs = |p: &[crate::Prediction]| p.iter().map(|p| (p.class_index as usize, p.probability)).collect::<Vec<_>>();
         assert_eq!(probs(&a.predictions), b.decision.predictions.iter().map(|p| (p.class_index, p.probability)).collect::<Vec<_>>());
-        assert!(matches!(ffi.identify(vec![], None, 3), Err(SnakeIdError::InvalidImage(_))));
-        assert!(matches!(ffi.identify(photo, Some("Narnia".into()), 3), Err(SnakeIdError::UnknownCountry(_))));
+        assert!(matches!(ffi.identify(vec![], None, 3, None), Err(SnakeIdError::InvalidImage(_))));
+        assert!(matches!(ffi.identify(photo.clone(), Some("Narnia".into()), 3, None), Err(SnakeIdError::UnknownCountry(_))));
         assert!(matches!(Classifier::from_bundle_bytes(b"nope".to_vec(), 1), Err(SnakeIdError::InvalidBundle(_))));
+        let bad = Some(Location { latitude: 91.0, longitude: 0.0 });
+        assert!(matches!(ffi.identify(photo.clone(), None, 3, bad), Err(SnakeIdError::InvalidLocation(_))));
+        let manila = ffi.identify(photo, None, 3, Some(Location { latitude: 14.6, longitude: 121.0 })).unwrap();
+        assert_eq!((manila.country.as_deref(), manila.country_source), (Some("PH"), Some(crate::CountrySource::DeviceLocation)));
         assert_eq!(ffi.bundle_info().species.len(), 17);
     }
 
@@ -92,8 +101,8 @@ mod tests {
     fn a_classifier_on_threads_gives_the_one_thread_answer() {
         let photo = snakeid_tests::photo("rocket.jpg");
         let (one, three) = (Classifier::new(1).unwrap(), Classifier::new(3).unwrap());
-        let (a, b) = (one.identify(photo.clone(), None, 5).unwrap(), three.identify(photo, None, 5).unwrap());
+        let (a, b) = (one.identify(photo.clone(), None, 5, None).unwrap(), three.identify(photo, None, 5, None).unwrap());
         assert_eq!(a.predictions, b.predictions);
-        assert_eq!(Classifier::new(0).unwrap().identify(snakeid_tests::photo("rocket.jpg"), None, 5).unwrap().predictions.len(), 5, "0 counts as 1");
+        assert_eq!(Classifier::new(0).unwrap().identify(snakeid_tests::photo("rocket.jpg"), None, 5, None).unwrap().predictions.len(), 5, "0 counts as 1");
     }
 }

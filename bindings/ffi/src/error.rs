@@ -17,6 +17,9 @@ pub enum SnakeIdError {
     /// A country code or name we do not know; the message lists close matches.
     #[error("{0}")]
     UnknownCountry(String),
+    /// A location that is not a position (latitude outside [-90, 90], longitude outside [-180, 180]).
+    #[error("{0}")]
+    InvalidLocation(String),
     /// The inference backend could not compile or run the model.
     #[error("{0}")]
     Backend(String),
@@ -34,6 +37,7 @@ impl From<snakeid::Error> for SnakeIdError {
             E::Io { .. } | E::InvalidBundle(_) | E::InvalidPrior(_) => SnakeIdError::InvalidBundle(msg),
             E::Untrusted(_) => SnakeIdError::UntrustedBundle(msg),
             E::UnknownCountry { .. } => SnakeIdError::UnknownCountry(msg),
+            E::InvalidLocation(_) => SnakeIdError::InvalidLocation(msg),
             E::Backend(_) => SnakeIdError::Backend(msg),
             E::Internal(_) => SnakeIdError::Internal(msg),
         }
@@ -56,6 +60,7 @@ mod tests {
             (E::InvalidPrior("p".into()), "InvalidBundle"),
             (E::Untrusted("u".into()), "UntrustedBundle"),
             (E::UnknownCountry { input: "Indai".into(), suggestions: vec!["IN (India)".into()] }, "UnknownCountry"),
+            (E::InvalidLocation("l".into()), "InvalidLocation"),
             (E::Backend("t".into()), "Backend"),
             (E::Internal("i".into()), "Internal"),
         ];

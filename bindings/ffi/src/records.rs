@@ -39,6 +39,24 @@ pub enum SnakeVerdict {
     NoSnake,
 }
 
+/// A position in decimal degrees (WGS 84), as a phone's location service gives it.
+#[derive(Debug, Clone, Copy, PartialEq, uniffi::Record)]
+pub struct Location {
+    pub latitude: f64,
+    pub longitude: f64,
+}
+
+/// Where the answer's country came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum CountrySource {
+    /// The country the user chose.
+    Chosen,
+    /// The position the camera wrote into the photo (EXIF GPS).
+    PhotoGps,
+    /// The device's position passed to `identify`.
+    DeviceLocation,
+}
+
 /// The answer for one photo.
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct Identification {
@@ -46,6 +64,8 @@ pub struct Identification {
     pub snake_detected: bool,
     pub snake_verdict: SnakeVerdict,
     pub snake_probability: f32,
+    /// Sum of the classes real snakes are taken for (lizards, newts...): with P(snake), what keeps a photo `Possible`.
+    pub lookalike_probability: f32,
     /// Probability that the snake is venomous (sum over venomous species).
     pub venomous_probability: f32,
     /// Show the red warning: a snake and a real chance that it is venomous.
@@ -54,13 +74,19 @@ pub struct Identification {
     pub warning_species: Vec<Prediction>,
     /// Not sure enough: treat as venomous and seek care.
     pub uncertain: bool,
-    /// The ISO code the given country resolved to.
+    /// The ISO code of the country the species were weighed by.
     pub country: Option<String>,
+    /// Where that country came from (show it: "Philippines (from this phone's location)"); null with no country.
+    pub country_source: Option<CountrySource>,
     pub prior_applied: bool,
     pub backend: String,
     pub genus: Option<GenusAnswer>,
     pub predictions: Vec<Prediction>,
     pub timings_ms: Timings,
+    /// The view of the photo that answered: `primary` (the centre crop), `mirror` or `whole`.
+    pub view: String,
+    /// How many views were looked at (each an inference).
+    pub views_run: u32,
 }
 
 /// One species the bundle can recognise.
@@ -157,16 +183,29 @@ impl From<snakeid::Identification> for Identification {
             snake_detected: d.snake_detected,
             snake_verdict: d.snake_verdict.into(),
             snake_probability: d.snake_probability,
+            lookalike_probability: d.lookalike_probability,
             venomous_probability: d.venomous_probability,
             venomous_warning: d.venomous_warning,
             warning_species: d.warning_species.into_iter().map(Into::into).collect(),
             uncertain: d.uncertain,
             country: a.country,
+            country_source: a.country_source.map(|s| match s {
+                snakeid::CountrySource::Chosen => CountrySource::Chosen,
+                snakeid::CountrySource::PhotoGps => CountrySource::PhotoGps,
+                snakeid::CountrySource::DeviceLocation => CountrySource::DeviceLocation,
+            }),
             prior_applied: a.prior_applied,
             backend: a.backend.to_string(),
             genus: d.genus.map(Into::into),
             predictions: d.predictions.into_iter().map(Into::into).collect(),
             timings_ms: a.timings_ms.into(),
+            view: match a.view {
+                snakeid::View::Primary => "primary",
+                snakeid::View::Mirror => "mirror",
+                snakeid::View::Whole => "whole",
+            }
+            .to_string(),
+            views_run: a.views_run,
         }
     }
 }

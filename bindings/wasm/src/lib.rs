@@ -60,9 +60,23 @@ impl Classifier {
     }
 
     /// Identifies the snake in a JPEG, PNG or WebP photo: the CLI's `--json` object (its `image` is null: there is
-    /// no file). `country`: ISO 3166-1 alpha-2 code, English name or `unknown`; null applies no prior.
-    pub fn identify(&self, bytes: &[u8], country: Option<String>, #[wasm_bindgen(js_name = topK)] top_k: u32) -> Result<JsValue, JsValue> {
-        let id = self.inner.identify(bytes, country.as_deref(), top_k as usize).map_err(to_js)?;
+    /// no file). `country`: ISO 3166-1 alpha-2 code, English name or `unknown`, as the user chose it; null leaves it
+    /// to the photo's GPS position, then to the device's (`latitude`, `longitude`, both or neither; its country is
+    /// found offline), else applies no prior. The object's `country_source` says which.
+    pub fn identify(
+        &self,
+        bytes: &[u8],
+        country: Option<String>,
+        #[wasm_bindgen(js_name = topK)] top_k: u32,
+        latitude: Option<f64>,
+        longitude: Option<f64>,
+    ) -> Result<JsValue, JsValue> {
+        let location = match (latitude, longitude) {
+            (Some(lat), Some(lon)) => Some(snakeid::Location::new(lat, lon).map_err(to_js)?),
+            (None, None) => None,
+            _ => return Err(error("invalid_location", "invalid location: give both latitude and longitude, or neither")),
+        };
+        let id = self.inner.identify_at(bytes, country.as_deref(), location, top_k as usize).map_err(to_js)?;
         let mut json = serde_json::to_value(&id).map_err(internal)?;
         json["image"] = serde_json::Value::Null;
         to_object(&json)

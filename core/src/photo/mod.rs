@@ -3,6 +3,7 @@
 //! then [`preprocess`] (crop, resize with [`resample`], normalise).
 
 pub mod decode;
+pub mod gps;
 mod jpeg_dc;
 pub mod preprocess;
 pub mod resample;

@@ -4,7 +4,8 @@ import SnakeID
 
 @MainActor
 final class FieldModel: ObservableObject {
-    @Published var country: String = Locale.current.region?.identifier ?? ""
+    // Empty: no prior. Never the locale's region, which says the language, not where the phone is (issue 35).
+    @Published var country: String = ""
     @Published var photo: Data?
     @Published var answer: Identification?
     @Published var report: BenchmarkReport?

@@ -607,7 +607,7 @@ fileprivate struct FfiConverterData: FfiConverterRustBuffer {
 public protocol ClassifierProtocol: AnyObject, Sendable {
     
     /**
-     * Cold start, first call, per-stage p50/p90/p99 over `iterations` calls and peak RSS, on one photo.
+     * Cold start, first call, per-stage p50/p90/p99 over `iterations` calls (default 20) and peak RSS, on one photo.
      */
     func benchmark(image: Data, iterations: UInt32) throws  -> BenchmarkReport
     
@@ -618,9 +618,11 @@ public protocol ClassifierProtocol: AnyObject, Sendable {
     
     /**
      * Identifies the snake in a JPEG, PNG or WebP photo. `country`: ISO 3166-1 alpha-2 code, English name or
-     * `unknown`; null applies no prior. `top_k`: how many species to rank.
+     * `unknown`, as the user chose it; null (the default) leaves it to the photo's GPS position, then to `location`
+     * (the device's position: its country is found offline), else applies no prior. `top_k`: how many species to
+     * rank (default 5). The answer's `country_source` says where the country came from.
      */
-    func identify(image: Data, country: String?, topK: UInt32) throws  -> Identification
+    func identify(image: Data, country: String?, topK: UInt32, location: Location?) throws  -> Identification
     
 }
 /**
@@ -750,9 +752,9 @@ public static func fromBundlePathSigned(path: String, trustedKeys: [String], thr
 
     
     /**
-     * Cold start, first call, per-stage p50/p90/p99 over `iterations` calls and peak RSS, on one photo.
+     * Cold start, first call, per-stage p50/p90/p99 over `iterations` calls (default 20) and peak RSS, on one photo.
      */
-open func benchmark(image: Data, iterations: UInt32)throws  -> BenchmarkReport  {
+open func benchmark(image: Data, iterations: UInt32 = UInt32(20))throws  -> BenchmarkReport  {
     return try  FfiConverterTypeBenchmarkReport_lift(try rustCallWithError(FfiConverterTypeSnakeIdError_lift) {
         uniffiCallStatus in
     uniffi_snakeid_ffi_fn_method_classifier_benchmark(
@@ -777,16 +779,19 @@ open func bundleInfo() -> BundleInfo  {
     
     /**
      * Identifies the snake in a JPEG, PNG or WebP photo. `country`: ISO 3166-1 alpha-2 code, English name or
-     * `unknown`; null applies no prior. `top_k`: how many species to rank.
+     * `unknown`, as the user chose it; null (the default) leaves it to the photo's GPS position, then to `location`
+     * (the device's position: its country is found offline), else applies no prior. `top_k`: how many species to
+     * rank (default 5). The answer's `country_source` says where the country came from.
      */
-open func identify(image: Data, country: String?, topK: UInt32)throws  -> Identification  {
+open func identify(image: Data, country: String? = nil, topK: UInt32 = UInt32(5), location: Location? = nil)throws  -> Identification  {
     return try  FfiConverterTypeIdentification_lift(try rustCallWithError(FfiConverterTypeSnakeIdError_lift) {
         uniffiCallStatus in
     uniffi_snakeid_ffi_fn_method_classifier_identify(
             self.uniffiCloneHandle(),
         FfiConverterData.lower(image),
         FfiConverterOptionString.lower(country),
-        FfiConverterUInt32.lower(topK),uniffiCallStatus
+        FfiConverterUInt32.lower(topK),
+        FfiConverterOptionTypeLocation.lower(location),uniffiCallStatus
     )
 })
 }
@@ -1075,6 +1080,10 @@ public struct Identification: Equatable, Hashable {
     public var snakeVerdict: SnakeVerdict
     public var snakeProbability: Float
     /**
+     * Sum of the classes real snakes are taken for (lizards, newts...): with P(snake), what keeps a photo `Possible`.
+     */
+    public var lookalikeProbability: Float
+    /**
      * Probability that the snake is venomous (sum over venomous species).
      */
     public var venomousProbability: Float
@@ -1091,14 +1100,26 @@ public struct Identification: Equatable, Hashable {
      */
     public var uncertain: Bool
     /**
-     * The ISO code the given country resolved to.
+     * The ISO code of the country the species were weighed by.
      */
     public var country: String?
+    /**
+     * Where that country came from (show it: "Philippines (from this phone's location)"); null with no country.
+     */
+    public var countrySource: CountrySource?
     public var priorApplied: Bool
     public var backend: String
     public var genus: GenusAnswer?
     public var predictions: [Prediction]
     public var timingsMs: Timings
+    /**
+     * The view of the photo that answered: `primary` (the centre crop), `mirror` or `whole`.
+     */
+    public var view: String
+    /**
+     * How many views were looked at (each an inference).
+     */
+    public var viewsRun: UInt32
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -1106,6 +1127,9 @@ public struct Identification: Equatable, Hashable {
         /**
          * P(snake) at or above the threshold; kept for compatibility, show `snake_verdict` instead.
          */snakeDetected: Bool, snakeVerdict: SnakeVerdict, snakeProbability: Float, 
+        /**
+         * Sum of the classes real snakes are taken for (lizards, newts...): with P(snake), what keeps a photo `Possible`.
+         */lookalikeProbability: Float, 
         /**
          * Probability that the snake is venomous (sum over venomous species).
          */venomousProbability: Float, 
@@ -1119,21 +1143,34 @@ public struct Identification: Equatable, Hashable {
          * Not sure enough: treat as venomous and seek care.
          */uncertain: Bool, 
         /**
-         * The ISO code the given country resolved to.
-         */country: String?, priorApplied: Bool, backend: String, genus: GenusAnswer?, predictions: [Prediction], timingsMs: Timings) {
+         * The ISO code of the country the species were weighed by.
+         */country: String?, 
+        /**
+         * Where that country came from (show it: "Philippines (from this phone's location)"); null with no country.
+         */countrySource: CountrySource?, priorApplied: Bool, backend: String, genus: GenusAnswer?, predictions: [Prediction], timingsMs: Timings, 
+        /**
+         * The view of the photo that answered: `primary` (the centre crop), `mirror` or `whole`.
+         */view: String, 
+        /**
+         * How many views were looked at (each an inference).
+         */viewsRun: UInt32) {
         self.snakeDetected = snakeDetected
         self.snakeVerdict = snakeVerdict
         self.snakeProbability = snakeProbability
+        self.lookalikeProbability = lookalikeProbability
         self.venomousProbability = venomousProbability
         self.venomousWarning = venomousWarning
         self.warningSpecies = warningSpecies
         self.uncertain = uncertain
         self.country = country
+        self.countrySource = countrySource
         self.priorApplied = priorApplied
         self.backend = backend
         self.genus = genus
         self.predictions = predictions
         self.timingsMs = timingsMs
+        self.view = view
+        self.viewsRun = viewsRun
     }
 
     
@@ -1155,16 +1192,20 @@ public struct FfiConverterTypeIdentification: FfiConverterRustBuffer {
                 snakeDetected: FfiConverterBool.read(from: &buf), 
                 snakeVerdict: FfiConverterTypeSnakeVerdict.read(from: &buf), 
                 snakeProbability: FfiConverterFloat.read(from: &buf), 
+                lookalikeProbability: FfiConverterFloat.read(from: &buf), 
                 venomousProbability: FfiConverterFloat.read(from: &buf), 
                 venomousWarning: FfiConverterBool.read(from: &buf), 
                 warningSpecies: FfiConverterSequenceTypePrediction.read(from: &buf), 
                 uncertain: FfiConverterBool.read(from: &buf), 
                 country: FfiConverterOptionString.read(from: &buf), 
+                countrySource: FfiConverterOptionTypeCountrySource.read(from: &buf), 
                 priorApplied: FfiConverterBool.read(from: &buf), 
                 backend: FfiConverterString.read(from: &buf), 
                 genus: FfiConverterOptionTypeGenusAnswer.read(from: &buf), 
                 predictions: FfiConverterSequenceTypePrediction.read(from: &buf), 
-                timingsMs: FfiConverterTypeTimings.read(from: &buf)
+                timingsMs: FfiConverterTypeTimings.read(from: &buf), 
+                view: FfiConverterString.read(from: &buf), 
+                viewsRun: FfiConverterUInt32.read(from: &buf)
         )
     }
 
@@ -1172,16 +1213,20 @@ public struct FfiConverterTypeIdentification: FfiConverterRustBuffer {
         FfiConverterBool.write(value.snakeDetected, into: &buf)
         FfiConverterTypeSnakeVerdict.write(value.snakeVerdict, into: &buf)
         FfiConverterFloat.write(value.snakeProbability, into: &buf)
+        FfiConverterFloat.write(value.lookalikeProbability, into: &buf)
         FfiConverterFloat.write(value.venomousProbability, into: &buf)
         FfiConverterBool.write(value.venomousWarning, into: &buf)
         FfiConverterSequenceTypePrediction.write(value.warningSpecies, into: &buf)
         FfiConverterBool.write(value.uncertain, into: &buf)
         FfiConverterOptionString.write(value.country, into: &buf)
+        FfiConverterOptionTypeCountrySource.write(value.countrySource, into: &buf)
         FfiConverterBool.write(value.priorApplied, into: &buf)
         FfiConverterString.write(value.backend, into: &buf)
         FfiConverterOptionTypeGenusAnswer.write(value.genus, into: &buf)
         FfiConverterSequenceTypePrediction.write(value.predictions, into: &buf)
         FfiConverterTypeTimings.write(value.timingsMs, into: &buf)
+        FfiConverterString.write(value.view, into: &buf)
+        FfiConverterUInt32.write(value.viewsRun, into: &buf)
     }
 }
 
@@ -1198,6 +1243,63 @@ public func FfiConverterTypeIdentification_lift(_ buf: RustBuffer) throws -> Ide
 #endif
 public func FfiConverterTypeIdentification_lower(_ value: Identification) -> RustBuffer {
     return FfiConverterTypeIdentification.lower(value)
+}
+
+
+/**
+ * A position in decimal degrees (WGS 84), as a phone's location service gives it.
+ */
+public struct Location: Equatable, Hashable {
+    public var latitude: Double
+    public var longitude: Double
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(latitude: Double, longitude: Double) {
+        self.latitude = latitude
+        self.longitude = longitude
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Location: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLocation: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Location {
+        return
+            try Location(
+                latitude: FfiConverterDouble.read(from: &buf), 
+                longitude: FfiConverterDouble.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Location, into buf: inout [UInt8]) {
+        FfiConverterDouble.write(value.latitude, into: &buf)
+        FfiConverterDouble.write(value.longitude, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLocation_lift(_ buf: RustBuffer) throws -> Location {
+    return try FfiConverterTypeLocation.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLocation_lower(_ value: Location) -> RustBuffer {
+    return FfiConverterTypeLocation.lower(value)
 }
 
 
@@ -1537,6 +1639,91 @@ public func FfiConverterTypeTimings_lower(_ value: Timings) -> RustBuffer {
 
 
 /**
+ * Where the answer's country came from.
+ */
+
+public enum CountrySource: Equatable, Hashable {
+    
+    /**
+     * The country the user chose.
+     */
+    case chosen
+    /**
+     * The position the camera wrote into the photo (EXIF GPS).
+     */
+    case photoGps
+    /**
+     * The device's position passed to `identify`.
+     */
+    case deviceLocation
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension CountrySource: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeCountrySource: FfiConverterRustBuffer {
+    typealias SwiftType = CountrySource
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> CountrySource {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .chosen
+        
+        case 2: return .photoGps
+        
+        case 3: return .deviceLocation
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: CountrySource, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .chosen:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .photoGps:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .deviceLocation:
+            writeInt(&buf, Int32(3))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCountrySource_lift(_ buf: RustBuffer) throws -> CountrySource {
+    return try FfiConverterTypeCountrySource.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCountrySource_lower(_ value: CountrySource) -> RustBuffer {
+    return FfiConverterTypeCountrySource.lower(value)
+}
+
+
+
+/**
  * Why a call failed. In Kotlin `SnakeIdException.InvalidImage` etc., in Swift `SnakeIdError.InvalidImage`,
  * in Python `SnakeIdError.InvalidImage`; the message is the readable one-line reason.
  */
@@ -1564,6 +1751,11 @@ enum SnakeIdError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
      * A country code or name we do not know; the message lists close matches.
      */
     case UnknownCountry(message: String)
+    
+    /**
+     * A location that is not a position (latitude outside [-90, 90], longitude outside [-180, 180]).
+     */
+    case InvalidLocation(message: String)
     
     /**
      * The inference backend could not compile or run the model.
@@ -1620,11 +1812,15 @@ public struct FfiConverterTypeSnakeIdError: FfiConverterRustBuffer {
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 5: return .Backend(
+        case 5: return .InvalidLocation(
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 6: return .Internal(
+        case 6: return .Backend(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 7: return .Internal(
             message: try FfiConverterString.read(from: &buf)
         )
         
@@ -1647,10 +1843,12 @@ public struct FfiConverterTypeSnakeIdError: FfiConverterRustBuffer {
             writeInt(&buf, Int32(3))
         case .UnknownCountry(_ /* message is ignored*/):
             writeInt(&buf, Int32(4))
-        case .Backend(_ /* message is ignored*/):
+        case .InvalidLocation(_ /* message is ignored*/):
             writeInt(&buf, Int32(5))
-        case .Internal(_ /* message is ignored*/):
+        case .Backend(_ /* message is ignored*/):
             writeInt(&buf, Int32(6))
+        case .Internal(_ /* message is ignored*/):
+            writeInt(&buf, Int32(7))
 
         
         }
@@ -1808,6 +2006,54 @@ fileprivate struct FfiConverterOptionTypeGenusAnswer: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeLocation: FfiConverterRustBuffer {
+    typealias SwiftType = Location?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeLocation.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeLocation.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeCountrySource: FfiConverterRustBuffer {
+    typealias SwiftType = CountrySource?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeCountrySource.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeCountrySource.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
     typealias SwiftType = [String]
 
@@ -1895,13 +2141,13 @@ private let initializationResult: InitializationResult = {
     if bindings_contract_version != scaffolding_contract_version {
         return InitializationResult.contractVersionMismatch
     }
-    if (uniffi_snakeid_ffi_checksum_method_classifier_benchmark() != 29614) {
+    if (uniffi_snakeid_ffi_checksum_method_classifier_benchmark() != 1421) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_snakeid_ffi_checksum_method_classifier_bundle_info() != 47296) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_snakeid_ffi_checksum_method_classifier_identify() != 35222) {
+    if (uniffi_snakeid_ffi_checksum_method_classifier_identify() != 3985) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_snakeid_ffi_checksum_constructor_classifier_from_bundle_bytes() != 50087) {

@@ -1,10 +1,9 @@
-// Small conveniences over the generated bindings (snakeid.kt): one shared Classifier per process and the
-// device's country. Pure Kotlin/JVM, so it is compiled and tested on the desktop JVM too (tests/bindings/run.sh).
+// A small convenience over the generated bindings (snakeid.kt): one shared Classifier per process. Pure Kotlin/JVM,
+// so it is compiled and tested on the desktop JVM too (tests/bindings/run.sh). No country from the locale: a phone's
+// language is not where it is (issue 35).
 // Named SharedClassifier.kt, not SnakeId.kt, which differs from snakeid.kt only in case and collided on the
 // case-insensitive checkouts of macOS and Windows (issue 39).
 package org.snakeid
-
-import java.util.Locale
 
 object SnakeId {
     @Volatile private var shared: Classifier? = null
@@ -20,11 +19,4 @@ object SnakeId {
         shared ?: synchronized(this) {
             shared ?: Classifier(1u).also { shared = it }
         }
-
-    /**
-     * The country to pass to [Classifier.identify]: the locale's ISO 3166-1 alpha-2 region, or null when the locale
-     * has none (then no prior is applied). The app lets the user override it.
-     */
-    fun countryOf(locale: Locale = Locale.getDefault()): String? =
-        locale.country.takeIf { it.length == 2 && it.all(Char::isLetter) }?.uppercase(Locale.ROOT)
 }

@@ -729,7 +729,7 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_snakeid_ffi_fn_method_classifier_bundle_info(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
-    external fun uniffi_snakeid_ffi_fn_method_classifier_identify(`ptr`: Long,`image`: RustBuffer.ByValue,`country`: RustBuffer.ByValue,`topK`: Int,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_snakeid_ffi_fn_method_classifier_identify(`ptr`: Long,`image`: RustBuffer.ByValue,`country`: RustBuffer.ByValue,`topK`: Int,`location`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun ffi_snakeid_ffi_rustbuffer_alloc(`size`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -850,13 +850,13 @@ private fun uniffiCheckContractApiVersion(lib: IntegrityCheckingUniffiLib) {
 }
 @Suppress("UNUSED_PARAMETER")
 private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
-    if ((lib.uniffi_snakeid_ffi_checksum_method_classifier_benchmark() and 0xFFFF) != 29614) {
+    if ((lib.uniffi_snakeid_ffi_checksum_method_classifier_benchmark() and 0xFFFF) != 1421) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_snakeid_ffi_checksum_method_classifier_bundle_info() and 0xFFFF) != 47296) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_snakeid_ffi_checksum_method_classifier_identify() and 0xFFFF) != 35222) {
+    if ((lib.uniffi_snakeid_ffi_checksum_method_classifier_identify() and 0xFFFF) != 3985) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_snakeid_ffi_checksum_constructor_classifier_from_bundle_bytes() and 0xFFFF) != 50087) {
@@ -1301,9 +1301,9 @@ public object FfiConverterByteArray: FfiConverterRustBuffer<ByteArray> {
 public interface ClassifierInterface {
     
     /**
-     * Cold start, first call, per-stage p50/p90/p99 over `iterations` calls and peak RSS, on one photo.
+     * Cold start, first call, per-stage p50/p90/p99 over `iterations` calls (default 20) and peak RSS, on one photo.
      */
-    fun `benchmark`(`image`: kotlin.ByteArray, `iterations`: kotlin.UInt): BenchmarkReport
+    fun `benchmark`(`image`: kotlin.ByteArray, `iterations`: kotlin.UInt = 20u): BenchmarkReport
     
     /**
      * The bundle's name, version, species (scientific names, venom status) and known countries.
@@ -1312,9 +1312,11 @@ public interface ClassifierInterface {
     
     /**
      * Identifies the snake in a JPEG, PNG or WebP photo. `country`: ISO 3166-1 alpha-2 code, English name or
-     * `unknown`; null applies no prior. `top_k`: how many species to rank.
+     * `unknown`, as the user chose it; null (the default) leaves it to the photo's GPS position, then to `location`
+     * (the device's position: its country is found offline), else applies no prior. `top_k`: how many species to
+     * rank (default 5). The answer's `country_source` says where the country came from.
      */
-    fun `identify`(`image`: kotlin.ByteArray, `country`: kotlin.String?, `topK`: kotlin.UInt): Identification
+    fun `identify`(`image`: kotlin.ByteArray, `country`: kotlin.String? = null, `topK`: kotlin.UInt = 5u, `location`: Location? = null): Identification
     
     companion object
 }
@@ -1440,7 +1442,7 @@ open class Classifier: Disposable, AutoCloseable, ClassifierInterface
 
     
     /**
-     * Cold start, first call, per-stage p50/p90/p99 over `iterations` calls and peak RSS, on one photo.
+     * Cold start, first call, per-stage p50/p90/p99 over `iterations` calls (default 20) and peak RSS, on one photo.
      */
     @Throws(SnakeIdException::class)override fun `benchmark`(`image`: kotlin.ByteArray, `iterations`: kotlin.UInt): BenchmarkReport {
             return FfiConverterTypeBenchmarkReport.lift(
@@ -1476,9 +1478,11 @@ open class Classifier: Disposable, AutoCloseable, ClassifierInterface
     
     /**
      * Identifies the snake in a JPEG, PNG or WebP photo. `country`: ISO 3166-1 alpha-2 code, English name or
-     * `unknown`; null applies no prior. `top_k`: how many species to rank.
+     * `unknown`, as the user chose it; null (the default) leaves it to the photo's GPS position, then to `location`
+     * (the device's position: its country is found offline), else applies no prior. `top_k`: how many species to
+     * rank (default 5). The answer's `country_source` says where the country came from.
      */
-    @Throws(SnakeIdException::class)override fun `identify`(`image`: kotlin.ByteArray, `country`: kotlin.String?, `topK`: kotlin.UInt): Identification {
+    @Throws(SnakeIdException::class)override fun `identify`(`image`: kotlin.ByteArray, `country`: kotlin.String?, `topK`: kotlin.UInt, `location`: Location?): Identification {
             return FfiConverterTypeIdentification.lift(
     callWithHandle {
     uniffiRustCallWithError(SnakeIdException) { _status ->
@@ -1487,7 +1491,8 @@ open class Classifier: Disposable, AutoCloseable, ClassifierInterface
         
         FfiConverterByteArray.lower(`image`),
         FfiConverterOptionalString.lower(`country`),
-        FfiConverterUInt.lower(`topK`),_status)
+        FfiConverterUInt.lower(`topK`),
+        FfiConverterOptionalTypeLocation.lower(`location`),_status)
 }
     }
     )
@@ -1803,6 +1808,11 @@ data class Identification (
     var `snakeProbability`: kotlin.Float
     , 
     /**
+     * Sum of the classes real snakes are taken for (lizards, newts...): with P(snake), what keeps a photo `Possible`.
+     */
+    var `lookalikeProbability`: kotlin.Float
+    , 
+    /**
      * Probability that the snake is venomous (sum over venomous species).
      */
     var `venomousProbability`: kotlin.Float
@@ -1823,9 +1833,14 @@ data class Identification (
     var `uncertain`: kotlin.Boolean
     , 
     /**
-     * The ISO code the given country resolved to.
+     * The ISO code of the country the species were weighed by.
      */
     var `country`: kotlin.String?
+    , 
+    /**
+     * Where that country came from (show it: "Philippines (from this phone's location)"); null with no country.
+     */
+    var `countrySource`: CountrySource?
     , 
     var `priorApplied`: kotlin.Boolean
     , 
@@ -1836,6 +1851,16 @@ data class Identification (
     var `predictions`: List<Prediction>
     , 
     var `timingsMs`: Timings
+    , 
+    /**
+     * The view of the photo that answered: `primary` (the centre crop), `mirror` or `whole`.
+     */
+    var `view`: kotlin.String
+    , 
+    /**
+     * How many views were looked at (each an inference).
+     */
+    var `viewsRun`: kotlin.UInt
     
 ){
     
@@ -1856,15 +1881,19 @@ public object FfiConverterTypeIdentification: FfiConverterRustBuffer<Identificat
             FfiConverterTypeSnakeVerdict.read(buf),
             FfiConverterFloat.read(buf),
             FfiConverterFloat.read(buf),
+            FfiConverterFloat.read(buf),
             FfiConverterBoolean.read(buf),
             FfiConverterSequenceTypePrediction.read(buf),
             FfiConverterBoolean.read(buf),
             FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalTypeCountrySource.read(buf),
             FfiConverterBoolean.read(buf),
             FfiConverterString.read(buf),
             FfiConverterOptionalTypeGenusAnswer.read(buf),
             FfiConverterSequenceTypePrediction.read(buf),
             FfiConverterTypeTimings.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterUInt.read(buf),
         )
     }
 
@@ -1872,32 +1901,81 @@ public object FfiConverterTypeIdentification: FfiConverterRustBuffer<Identificat
             FfiConverterBoolean.allocationSize(value.`snakeDetected`) +
             FfiConverterTypeSnakeVerdict.allocationSize(value.`snakeVerdict`) +
             FfiConverterFloat.allocationSize(value.`snakeProbability`) +
+            FfiConverterFloat.allocationSize(value.`lookalikeProbability`) +
             FfiConverterFloat.allocationSize(value.`venomousProbability`) +
             FfiConverterBoolean.allocationSize(value.`venomousWarning`) +
             FfiConverterSequenceTypePrediction.allocationSize(value.`warningSpecies`) +
             FfiConverterBoolean.allocationSize(value.`uncertain`) +
             FfiConverterOptionalString.allocationSize(value.`country`) +
+            FfiConverterOptionalTypeCountrySource.allocationSize(value.`countrySource`) +
             FfiConverterBoolean.allocationSize(value.`priorApplied`) +
             FfiConverterString.allocationSize(value.`backend`) +
             FfiConverterOptionalTypeGenusAnswer.allocationSize(value.`genus`) +
             FfiConverterSequenceTypePrediction.allocationSize(value.`predictions`) +
-            FfiConverterTypeTimings.allocationSize(value.`timingsMs`)
+            FfiConverterTypeTimings.allocationSize(value.`timingsMs`) +
+            FfiConverterString.allocationSize(value.`view`) +
+            FfiConverterUInt.allocationSize(value.`viewsRun`)
     )
 
     override fun write(value: Identification, buf: ByteBuffer) {
             FfiConverterBoolean.write(value.`snakeDetected`, buf)
             FfiConverterTypeSnakeVerdict.write(value.`snakeVerdict`, buf)
             FfiConverterFloat.write(value.`snakeProbability`, buf)
+            FfiConverterFloat.write(value.`lookalikeProbability`, buf)
             FfiConverterFloat.write(value.`venomousProbability`, buf)
             FfiConverterBoolean.write(value.`venomousWarning`, buf)
             FfiConverterSequenceTypePrediction.write(value.`warningSpecies`, buf)
             FfiConverterBoolean.write(value.`uncertain`, buf)
             FfiConverterOptionalString.write(value.`country`, buf)
+            FfiConverterOptionalTypeCountrySource.write(value.`countrySource`, buf)
             FfiConverterBoolean.write(value.`priorApplied`, buf)
             FfiConverterString.write(value.`backend`, buf)
             FfiConverterOptionalTypeGenusAnswer.write(value.`genus`, buf)
             FfiConverterSequenceTypePrediction.write(value.`predictions`, buf)
             FfiConverterTypeTimings.write(value.`timingsMs`, buf)
+            FfiConverterString.write(value.`view`, buf)
+            FfiConverterUInt.write(value.`viewsRun`, buf)
+    }
+}
+
+
+
+/**
+ * A position in decimal degrees (WGS 84), as a phone's location service gives it.
+ */
+data class Location (
+    var `latitude`: kotlin.Double
+    , 
+    var `longitude`: kotlin.Double
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeLocation: FfiConverterRustBuffer<Location> {
+    override fun read(buf: ByteBuffer): Location {
+        return Location(
+            FfiConverterDouble.read(buf),
+            FfiConverterDouble.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: Location) = (
+            FfiConverterDouble.allocationSize(value.`latitude`) +
+            FfiConverterDouble.allocationSize(value.`longitude`)
+    )
+
+    override fun write(value: Location, buf: ByteBuffer) {
+            FfiConverterDouble.write(value.`latitude`, buf)
+            FfiConverterDouble.write(value.`longitude`, buf)
     }
 }
 
@@ -2172,6 +2250,53 @@ public object FfiConverterTypeTimings: FfiConverterRustBuffer<Timings> {
 
 
 
+/**
+ * Where the answer's country came from.
+ */
+
+enum class CountrySource {
+    
+    /**
+     * The country the user chose.
+     */
+    CHOSEN,
+    /**
+     * The position the camera wrote into the photo (EXIF GPS).
+     */
+    PHOTO_GPS,
+    /**
+     * The device's position passed to `identify`.
+     */
+    DEVICE_LOCATION;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeCountrySource: FfiConverterRustBuffer<CountrySource> {
+    override fun read(buf: ByteBuffer) = try {
+        CountrySource.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: CountrySource) = 4UL
+
+    override fun write(value: CountrySource, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
 
 
 /**
@@ -2201,6 +2326,11 @@ sealed class SnakeIdException(message: String): kotlin.Exception(message) {
         class UnknownCountry(message: String) : SnakeIdException(message)
         
     /**
+     * A location that is not a position (latitude outside [-90, 90], longitude outside [-180, 180]).
+     */
+        class InvalidLocation(message: String) : SnakeIdException(message)
+        
+    /**
      * The inference backend could not compile or run the model.
      */
         class Backend(message: String) : SnakeIdException(message)
@@ -2227,8 +2357,9 @@ public object FfiConverterTypeSnakeIdError : FfiConverterRustBuffer<SnakeIdExcep
             2 -> SnakeIdException.InvalidBundle(FfiConverterString.read(buf))
             3 -> SnakeIdException.UntrustedBundle(FfiConverterString.read(buf))
             4 -> SnakeIdException.UnknownCountry(FfiConverterString.read(buf))
-            5 -> SnakeIdException.Backend(FfiConverterString.read(buf))
-            6 -> SnakeIdException.Internal(FfiConverterString.read(buf))
+            5 -> SnakeIdException.InvalidLocation(FfiConverterString.read(buf))
+            6 -> SnakeIdException.Backend(FfiConverterString.read(buf))
+            7 -> SnakeIdException.Internal(FfiConverterString.read(buf))
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
         }
         
@@ -2256,12 +2387,16 @@ public object FfiConverterTypeSnakeIdError : FfiConverterRustBuffer<SnakeIdExcep
                 buf.putInt(4)
                 Unit
             }
-            is SnakeIdException.Backend -> {
+            is SnakeIdException.InvalidLocation -> {
                 buf.putInt(5)
                 Unit
             }
-            is SnakeIdException.Internal -> {
+            is SnakeIdException.Backend -> {
                 buf.putInt(6)
+                Unit
+            }
+            is SnakeIdException.Internal -> {
+                buf.putInt(7)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
@@ -2376,6 +2511,70 @@ public object FfiConverterOptionalTypeGenusAnswer: FfiConverterRustBuffer<GenusA
         } else {
             buf.put(1)
             FfiConverterTypeGenusAnswer.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeLocation: FfiConverterRustBuffer<Location?> {
+    override fun read(buf: ByteBuffer): Location? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeLocation.read(buf)
+    }
+
+    override fun allocationSize(value: Location?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeLocation.allocationSize(value)
+        }
+    }
+
+    override fun write(value: Location?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeLocation.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeCountrySource: FfiConverterRustBuffer<CountrySource?> {
+    override fun read(buf: ByteBuffer): CountrySource? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeCountrySource.read(buf)
+    }
+
+    override fun allocationSize(value: CountrySource?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeCountrySource.allocationSize(value)
+        }
+    }
+
+    override fun write(value: CountrySource?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeCountrySource.write(value, buf)
         }
     }
 }

@@ -1,4 +1,5 @@
-// The field app's one activity: pick or take a photo, set the country (device locale by default), see the answer;
+// The field app's one activity: pick or take a photo, set the country (empty by default: no prior; never the
+// locale's, which says the language, not where the phone is), see the answer;
 // a second tab benchmarks the classifier on the last photo. All calls into snakeid run off the main thread.
 package org.snakeid.field
 
@@ -31,7 +32,7 @@ import java.io.ByteArrayOutputStream
 
 class MainActivity : ComponentActivity() {
     private var photo by mutableStateOf<ByteArray?>(null)
-    private var country by mutableStateOf(SnakeId.countryOf() ?: "")
+    private var country by mutableStateOf("")
     private var answer by mutableStateOf<Identification?>(null)
     private var report by mutableStateOf<BenchmarkReport?>(null)
     private var error by mutableStateOf<String?>(null)
