@@ -138,10 +138,11 @@ def test_benchmark(classifier):
     assert r.stages_ms.inference.p50 <= r.stages_ms.total.p50
 
 
-@pytest.mark.skipif(os.environ.get("SNAKEID_FAILPOINTS_BUILD") != "1", reason="failpoints exist in test builds only, not in the wheel")
 def test_forced_internal_failures_raise_internal_and_the_classifier_keeps_working(classifier):
     """A panic inside the library (forced with the test build's failpoints) reaches Python as SnakeIdError.Internal,
-    never as a crash, and the same classifier answers correctly afterwards."""
+    never as a crash, and the same classifier answers correctly afterwards. Failpoints exist in test builds only:
+    wheel.sh, which tests the release wheel, deselects this test by name rather than letting it skip."""
+    assert os.environ.get("SNAKEID_FAILPOINTS_BUILD") == "1", "this test needs a library built with failpoints"
     jpeg = photo("rocket.jpg")
     want = classifier.identify(jpeg, "IN", 5)
     try:
