@@ -1,5 +1,5 @@
 """The web app in a real headless Chromium: answers equal the CLI's, bad input gets a one-line message and the page
-keeps working, it works offline once visited, and a 360x740 screenshot of an answer.
+keeps working, it works offline once visited, and 360x740 screenshots of the app's states (target/web/).
 
     python3 tests/web/check_web.py --cli target/test-opt/snakeid [--dist web/dist] [--screenshot target/web/answer.png]
 """
@@ -102,12 +102,21 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cli", required=True, type=Path, help="the snakeid CLI with the same (embedded) bundle as the web app")
     ap.add_argument("--dist", type=Path, default=ROOT / "web/dist")
-    ap.add_argument("--screenshot", type=Path, default=ROOT / "target/web/answer-360x740.png")
+    ap.add_argument("--screenshots", type=Path, default=ROOT / "target/web", help="where the 360x740 screenshots go")
     args = ap.parse_args()
 
     # Served as the README says: `python3 -m http.server -d web/dist`, from the repository's root.
     server = browser.Server(args.dist.relative_to(ROOT) if args.dist.is_relative_to(ROOT) else args.dist).start()
     driver = browser.chromium()
+    args.screenshots.mkdir(parents=True, exist_ok=True)
+    shots = []
+
+    def shot(name, what):
+        """A 360x740 screenshot of the page as it stands, named for the state it shows."""
+        path = args.screenshots / f"{len(shots) + 1}-{name}-360x740.png"
+        driver.save_screenshot(str(path))
+        shots.append(f"{path.name}: {what}")
+
     try:
         print(f"Chromium {browser.version(driver)}, serving {args.dist} at {server.url}")
         driver.get(server.url)
@@ -120,6 +129,10 @@ def main():
         assert driver.find_element(By.ID, "country").get_attribute("value") == "", "the country was pre-filled"
         assert driver.find_element(By.ID, "photo").get_attribute("capture") is None, "the photo input forces the camera"
         assert not driver.find_element(By.ID, "preview").is_displayed(), "an empty image shows before any photo"
+        for id_ in ["photo", "country", "tab-identify", "tab-bench"]:
+            height = driver.find_element(By.ID, id_).rect["height"]
+            assert height >= 48, f"#{id_} is {height} px high: a touch target needs 48"
+        shot("start", "before any photo: the empty country field, camera or gallery, no broken image")
 
         # The CLI's answers: through snakeidIdentify, with and without a country.
         worst, direct = 0.0, {}
@@ -164,6 +177,7 @@ def main():
         driver.execute_script(set_country, "US — United StatesPH")
         seq, answer, error = answer_through_file_input(driver, PHOTOS[0], seq)
         assert answer is None and error and "unknown country" in error, (answer, error)
+        shot("unknown-country", f"text that is no country: {error}")
         driver.execute_script(set_country, "")
         print(f"country text that is no country: {error}")
 
@@ -180,6 +194,7 @@ def main():
         assert (answer["country"], answer["country_source"]) == ("PH", "device_location") == (cli["country"], cli["country_source"]), answer
         shown = driver.find_element(By.ID, "answer").text
         assert "Philippines, from this device's location" in shown, shown
+        shot("country-from-device", "the country from the device's (emulated) position: " + shown.splitlines()[-1])
         driver.execute_script(set_country + "document.getElementById('country').dispatchEvent(new Event('change'));", "IN")
         deadline = time.time() + 60
         while time.time() < deadline and int(driver.find_element(By.ID, "answer").get_attribute("data-seq") or 0) <= seq:
@@ -203,6 +218,8 @@ def main():
                 r = browser.identify(driver, data, None)
                 assert r.get("error", {}).get("kind") == "invalid_image", f"{name}: {r}"
                 print(f"  {name}: {error}")
+                if name == "garbage.jpg":
+                    shot("bad-photo", f"a file that is no photo: {error}")
                 seq, answer, error = answer_through_file_input(driver, good, seq)
                 assert answer and not error, f"after {name}: {error}"
         r = browser.identify(driver, good.read_bytes(), "Narnia")
@@ -272,9 +289,10 @@ def main():
         warning = driver.find_element(By.CSS_SELECTOR, "#answer .warning")
         assert warning.is_displayed() and "POSSIBLY VENOMOUS" in warning.text, warning.text
         assert warning.value_of_css_property("background-color") in ("rgba(198, 40, 40, 1)", "rgb(198, 40, 40)")
-        args.screenshot.parent.mkdir(parents=True, exist_ok=True)
-        driver.save_screenshot(str(args.screenshot))
-        print(f"screenshot: {args.screenshot} (snake, warning: {warning.text})")
+        shot("venomous-warning", f"a cobra, offline: {warning.text}")
+        print(f"screenshots in {args.screenshots}:")
+        for line in shots:
+            print(f"  {line}")
     finally:
         driver.quit()
         server.stop()
