@@ -1,4 +1,7 @@
-// App state: the shared classifier (loaded once, off the main thread), the last photo, answer and benchmark.
+// App state: the shared classifier (loaded once, off the main thread), the last photo, answer and benchmark, and
+// this phone's coarse position (Core Location: works without network), used for the country when none is typed and
+// the photo has no GPS position.
+import CoreLocation
 import Foundation
 import SnakeID
 
@@ -11,8 +14,19 @@ final class FieldModel: ObservableObject {
     @Published var report: BenchmarkReport?
     @Published var error: String?
     @Published var busy = false
+    @Published var positionNote = ""
+    private var position: Location?
+    private lazy var positions = PositionReader { [weak self] fix, note in
+        if let fix { self?.position = Location(latitude: fix.coordinate.latitude, longitude: fix.coordinate.longitude) }
+        self?.positionNote = note
+    }
 
     private var classifier: Classifier?
+
+    /// Asks for the position once per launch (When In Use, reduced accuracy: a country needs no more).
+    func askPosition() {
+        positions.start()
+    }
 
     /// Loads (compiles) the embedded model in the background so that the first photo is answered quickly.
     func warmUp() async {
@@ -31,7 +45,10 @@ final class FieldModel: ObservableObject {
         await run {
             let c = try await self.shared()
             let country = self.country.trimmingCharacters(in: .whitespaces)
-            self.answer = try await Task.detached { try c.identify(image: data, country: country.isEmpty ? nil : country, topK: 3) }.value
+            let position = self.position
+            self.answer = try await Task.detached {
+                try c.identify(image: data, country: country.isEmpty ? nil : country, topK: 3, location: position)
+            }.value
         }
     }
 
@@ -48,5 +65,42 @@ final class FieldModel: ObservableObject {
         error = nil
         defer { busy = false }
         do { try await body() } catch { self.error = (error as? LocalizedError)?.errorDescription ?? "\(error)" }
+    }
+}
+
+/// One coarse fix from Core Location, reported on the main actor with a line for the screen when there is none.
+final class PositionReader: NSObject, CLLocationManagerDelegate {
+    private let manager = CLLocationManager()
+    private let report: @MainActor (CLLocation?, String) -> Void
+
+    init(report: @escaping @MainActor (CLLocation?, String) -> Void) {
+        self.report = report
+        super.init()
+        manager.delegate = self
+        manager.desiredAccuracy = kCLLocationAccuracyReduced
+    }
+
+    func start() {
+        manager.requestWhenInUseAuthorization() // answered in locationManagerDidChangeAuthorization
+    }
+
+    func locationManagerDidChangeAuthorization(_ manager: CLLocationManager) {
+        switch manager.authorizationStatus {
+        case .authorizedWhenInUse, .authorizedAlways: manager.requestLocation()
+        case .denied, .restricted: send(nil, "Position not allowed: type the country above.")
+        default: break
+        }
+    }
+
+    func locationManager(_ manager: CLLocationManager, didUpdateLocations locations: [CLLocation]) {
+        send(locations.last, "")
+    }
+
+    func locationManager(_ manager: CLLocationManager, didFailWithError error: Error) {
+        send(manager.location, manager.location == nil ? "Position not known yet: type the country above." : "")
+    }
+
+    private func send(_ fix: CLLocation?, _ note: String) {
+        Task { @MainActor in report(fix, note) }
     }
 }

@@ -1,4 +1,4 @@
-// Identify screen: take or pick a photo, country override, top-3 with probabilities and venom warnings.
+// Identify screen: take or pick a photo, country override (else the photo's GPS, else this phone's position), top-3 with probabilities and venom warnings.
 import PhotosUI
 import SnakeID
 import SwiftUI
@@ -18,8 +18,9 @@ struct IdentifyView: View {
                         Spacer()
                         PhotosPicker("Pick photo", selection: $picked, matching: .images).disabled(model.busy)
                     }
-                    TextField("Country (ISO code or name; empty = unknown)", text: $model.country)
+                    TextField("Country (ISO code or name; empty = where this phone is)", text: $model.country)
                         .textInputAutocapitalization(.characters)
+                    if !model.positionNote.isEmpty { Text(model.positionNote).font(.footnote) }
                 }
                 if model.busy { ProgressView() }
                 if let error = model.error { Text(error).foregroundStyle(.red) }
@@ -27,6 +28,7 @@ struct IdentifyView: View {
             }
             .navigationTitle("SnakeID")
         }
+        .task { model.askPosition() }
         .onChange(of: picked) { item in
             Task {
                 if let data = try? await item?.loadTransferable(type: Data.self) { await model.identify(data) }
@@ -42,6 +44,17 @@ struct IdentifyView: View {
 
 struct AnswerSection: View {
     let answer: Identification
+
+    /// "Philippines (from this phone's location)": the country's name in the phone's language, and its source.
+    private var place: String {
+        guard let code = answer.country else { return "country unknown" }
+        let name = Locale.current.localizedString(forRegionCode: code) ?? code
+        switch answer.countrySource {
+        case .photoGps: return name + " (from the photo's GPS)"
+        case .deviceLocation: return name + " (from this phone's location)"
+        default: return name
+        }
+    }
 
     private var verdict: String {
         let p = String(format: "%.0f%%", answer.snakeProbability * 100)
@@ -80,7 +93,7 @@ struct AnswerSection: View {
                     Text(String(format: "%.1f%%", p.probability * 100) + (p.venomous ? " venomous" : ""))
                 }
             }
-            Text("country: \(answer.country ?? "unknown")\(answer.priorApplied ? " (range prior applied)" : "") · "
+            Text(place + (answer.priorApplied ? " · range prior applied" : "") + " · "
                  + String(format: "%.0f ms", answer.timingsMs.total) + " · \(answer.backend)")
                 .font(.footnote)
         }

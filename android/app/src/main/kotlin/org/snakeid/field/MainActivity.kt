@@ -1,9 +1,15 @@
-// The field app's one activity: pick or take a photo, set the country (empty by default: no prior; never the
-// locale's, which says the language, not where the phone is), see the answer;
-// a second tab benchmarks the classifier on the last photo. All calls into snakeid run off the main thread.
+// The field app's one activity: pick or take a photo, set the country (empty by default: then the photo's GPS, else
+// this phone's coarse position, read offline; never the locale's, which says the language, not where the phone is),
+// see the answer; a second tab benchmarks the classifier on the last photo. All calls into snakeid run off the main
+// thread.
 package org.snakeid.field
 
+import android.Manifest
+import android.annotation.SuppressLint
+import android.content.pm.PackageManager
 import android.graphics.Bitmap
+import android.location.LocationManager
+import android.os.Build
 import android.os.Bundle
 import androidx.activity.ComponentActivity
 import androidx.activity.compose.rememberLauncherForActivityResult
@@ -24,11 +30,14 @@ import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.withContext
 import org.snakeid.BenchmarkReport
+import org.snakeid.CountrySource
 import org.snakeid.Identification
+import org.snakeid.Location
 import org.snakeid.SnakeId
 import org.snakeid.SnakeIdException
 import org.snakeid.SnakeVerdict
 import java.io.ByteArrayOutputStream
+import java.util.Locale
 
 class MainActivity : ComponentActivity() {
     private var photo by mutableStateOf<ByteArray?>(null)
@@ -37,12 +46,41 @@ class MainActivity : ComponentActivity() {
     private var report by mutableStateOf<BenchmarkReport?>(null)
     private var error by mutableStateOf<String?>(null)
     private var busy by mutableStateOf(false)
+    // This phone's position, used for the country when none is typed and the photo has no GPS position.
+    private var position by mutableStateOf<Location?>(null)
+    private var positionNote by mutableStateOf("")
+
+    // Asked once per launch; coarse location is enough to tell a country and needs no network.
+    private val askPosition = registerForActivityResult(ActivityResultContracts.RequestPermission()) { granted ->
+        if (granted) readPosition() else positionNote = "Position not allowed: type the country above."
+    }
 
     override fun onCreate(savedInstanceState: Bundle?) {
         super.onCreate(savedInstanceState)
         // Load (compile) the model early, in the background, so the first photo is answered quickly.
         lifecycleScope.launch(Dispatchers.Default) { runCatching { SnakeId.shared() } }
+        if (checkSelfPermission(Manifest.permission.ACCESS_COARSE_LOCATION) == PackageManager.PERMISSION_GRANTED) {
+            readPosition()
+        } else {
+            askPosition.launch(Manifest.permission.ACCESS_COARSE_LOCATION)
+        }
         setContent { MaterialTheme { Screens() } }
+    }
+
+    /** The newest position any provider holds (the framework's LocationManager: no Play services, no network), then
+     *  on Android 11+ a fresh fix from the first provider that gives one. */
+    @SuppressLint("MissingPermission") // called only once ACCESS_COARSE_LOCATION is granted
+    private fun readPosition() {
+        val lm = getSystemService(LocationManager::class.java) ?: return
+        val providers = lm.getProviders(true)
+        fun take(fix: android.location.Location?) {
+            if (fix != null) position = Location(fix.latitude, fix.longitude)
+            positionNote = if (position == null) "Position not known yet: type the country above." else ""
+        }
+        take(providers.mapNotNull { lm.getLastKnownLocation(it) }.maxByOrNull { it.time })
+        if (Build.VERSION.SDK_INT >= Build.VERSION_CODES.R && providers.isNotEmpty()) {
+            lm.getCurrentLocation(providers.first(), null, mainExecutor) { take(it) }
+        }
     }
 
     private fun run(block: suspend () -> Unit) {
@@ -63,7 +101,7 @@ class MainActivity : ComponentActivity() {
         photo = bytes
         run {
             answer = withContext(Dispatchers.Default) {
-                SnakeId.shared().identify(bytes, country.trim().ifEmpty { null }, 3u)
+                SnakeId.shared().identify(bytes, country = country.trim().ifEmpty { null }, topK = 3u, location = position)
             }
         }
     }
@@ -98,10 +136,11 @@ class MainActivity : ComponentActivity() {
         OutlinedTextField(
             value = country,
             onValueChange = { country = it },
-            label = { Text("Country (ISO code or name; empty = unknown)") },
+            label = { Text("Country (ISO code or name; empty = where this phone is)") },
             singleLine = true,
             modifier = Modifier.fillMaxWidth(),
         )
+        if (positionNote.isNotEmpty()) Text(positionNote, style = MaterialTheme.typography.bodySmall)
         if (busy) LinearProgressIndicator(Modifier.fillMaxWidth().padding(vertical = 8.dp))
         error?.let { Text(it, color = MaterialTheme.colorScheme.error) }
         answer?.let { AnswerView(it) }
@@ -146,9 +185,17 @@ class MainActivity : ComponentActivity() {
                 Text("%.1f%%%s".format(p.probability * 100, if (p.venomous) "  venomous" else ""))
             }
         }
+        // "Philippines (from this phone's location)": the country's name in the phone's language, and its source.
+        val place = a.country?.let { code ->
+            val name = Locale("", code).displayCountry.ifEmpty { code }
+            name + when (a.countrySource) {
+                CountrySource.PHOTO_GPS -> " (from the photo's GPS)"
+                CountrySource.DEVICE_LOCATION -> " (from this phone's location)"
+                else -> ""
+            }
+        } ?: "country unknown"
         Text(
-            "country: ${a.country ?: "unknown"}${if (a.priorApplied) " (range prior applied)" else ""} · %.0f ms · %s"
-                .format(a.timingsMs.total, a.backend),
+            "$place${if (a.priorApplied) " · range prior applied" else ""} · %.0f ms · %s".format(a.timingsMs.total, a.backend),
             style = MaterialTheme.typography.bodySmall,
         )
     }
