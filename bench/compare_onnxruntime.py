@@ -9,8 +9,11 @@ snakeid side: `snakeid bench --json` (release build) on the same photo. Prints p
 ratios snakeid / onnxruntime (lower is better for snakeid).
 
 This machine's speed drifts (shared VM): the two sides run alternately, R rounds (default 3), each round a fresh
-process per side; the table shows each side's median over the rounds, the median of the per-round ratios and their
-range.
+process per side, the side that goes first swapped every round; the table shows each side's median over the rounds,
+the median of the per-round ratios and their range. Both sides make WARMUP (4) unmeasured calls, the first of them
+the timed first call. onnxruntime's peak RSS is its process's less what the Python interpreter held after importing
+numpy, onnxruntime and PIL (measured in the same process before the session loads), so that the row compares the
+engines rather than Python with the CLI.
 """
 import argparse
 import json
@@ -22,6 +25,7 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WARMUP = 4  # unmeasured calls per side, the first call (timed apart) among them
 
 
 def p(values, q):
@@ -37,6 +41,7 @@ def ort_child(model, manifest, photo, n, threads):
     import onnxruntime as ort
     from PIL import Image
     import_ms = (time.perf_counter() - t_import) * 1e3
+    import_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
     spec = json.load(open(manifest))["input"]
     w_in, h_in = spec["width"], spec["height"]
@@ -66,7 +71,7 @@ def ort_child(model, manifest, photo, n, threads):
     t = time.perf_counter()
     s.run(None, {name: preprocess(photo)})
     first = (time.perf_counter() - t) * 1e3
-    for _ in range(3):
+    for _ in range(WARMUP - 1):
         s.run(None, {name: preprocess(photo)})
     dec, inf, tot = [], [], []
     for _ in range(n):
@@ -83,7 +88,7 @@ def ort_child(model, manifest, photo, n, threads):
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print(json.dumps({"version": ort.__version__, "import_ms": import_ms, "load_ms": load, "first_call_ms": first,
                       "decode_preprocess": p(dec, 50), "inference": p(inf, 50), "total": p(tot, 50),
-                      "total_p90": p(tot, 90), "peak_rss_mb": rss}))
+                      "total_p90": p(tot, 90), "peak_rss_mb": rss - import_rss, "import_rss_mb": import_rss}))
 
 
 def main():
@@ -101,19 +106,28 @@ def main():
 
     bundle = ["--bundle", a.bundle] if a.bundle else []
     names = ["cold start: load + compile + first call (ms)", "decode + preprocess p50 (ms)", "model inference p50 (ms)",
-             "photo to answer p50 (ms)", "photo to answer p90 (ms)", "peak RSS (MB)"]
+             "photo to answer p50 (ms)", "photo to answer p90 (ms)", "peak RSS (MB; onnxruntime's less Python's)"]
     rounds = []
     with tempfile.TemporaryDirectory() as d:
         subprocess.run([a.snakeid, "bundle", "unpack", *bundle, "--out", d], check=True, capture_output=True)
-        for _ in range(a.rounds):
-            o = json.loads(subprocess.run(
+        def ort_side():
+            return json.loads(subprocess.run(
                 [sys.executable, __file__, a.photo, "--iterations", str(a.iterations), "--threads", str(a.threads),
                  "--ort-child", os.path.join(d, "model.onnx"), os.path.join(d, "manifest.json")],
                 check=True, capture_output=True, text=True).stdout)
-            s = json.loads(subprocess.run(
+
+        def snakeid_side():
+            return json.loads(subprocess.run(
                 [a.snakeid, "bench", *bundle, "--image", a.photo, "--iterations", str(a.iterations),
-                 "--threads", str(a.threads), "--json"],
+                 "--threads", str(a.threads), "--warmup", str(WARMUP), "--json"],
                 check=True, capture_output=True, text=True).stdout)
+
+        for r in range(a.rounds):
+            # The side that runs first swapped every round: neither always meets the machine fresh (or warm).
+            if r % 2 == 0:
+                o, s = ort_side(), snakeid_side()
+            else:
+                s, o = snakeid_side(), ort_side()
             st = s["stages_ms"]
             rounds.append([
                 (o["load_ms"] + o["first_call_ms"], s["cold_start_ms"] + s["first_call_ms"]),
@@ -125,7 +139,8 @@ def main():
             ])
     med = lambda v: sorted(v)[(len(v) - 1) // 2]  # lower median: a value that was measured
     print(f"photo {os.path.basename(a.photo)}, {a.threads} thread(s), {a.iterations} calls, {a.rounds} alternating "
-          f"rounds; onnxruntime {o['version']} (+ {o['import_ms']:.0f} ms to import numpy/onnxruntime/PIL, not counted)")
+          f"rounds (first side swapped each round), {WARMUP} warm-up calls each; onnxruntime {o['version']} "
+          f"(+ {o['import_ms']:.0f} ms and {o['import_rss_mb']:.0f} MB to import numpy/onnxruntime/PIL, not counted)")
     print(f"| {'':46} | onnxruntime | snakeid | ratio | ratio range |")
     print(f"|{'-' * 48}|-------------|---------|-------|-------------|")
     for i, name in enumerate(names):

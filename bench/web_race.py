@@ -10,6 +10,7 @@ import argparse
 import shutil
 import statistics
 import subprocess
+import time
 import sys
 import tempfile
 from pathlib import Path
@@ -83,10 +84,11 @@ def main():
 
 
 def wait_module(driver):
+    # (implicitly_wait only sets how long element lookups wait: it never slept here, so this loop spun.)
     for _ in range(200):
         if driver.execute_script("return typeof globalThis.race === 'object'"):
             return
-        driver.implicitly_wait(0.05)
+        time.sleep(0.05)
     raise RuntimeError("race page did not load")
 
 

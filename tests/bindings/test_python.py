@@ -170,9 +170,10 @@ def vm_mb(field):
 def test_soak_threads_times_calls_keep_peak_memory_flat(classifier):
     """4 threads share one classifier, as an app's worker pool would: every answer is the one a single call gives,
     and a leak shows as growth from round to round. After a warm-up, two rounds of SNAKEID_SOAK_CALLS calls (default
-    200): the second raises peak RSS by less than 3% (a leak of 30 KB a call fails it). Measuring the second round
-    against the first, not the warm-up: how 4 calls overlap sets the peak, and CI once found a new overlap in its
-    only round (204 -> 216 MB) with no leak."""
+    200): the second raises peak RSS by less than SNAKEID_SOAK_BOUND (default 3%: a leak of 30 KB a call fails it).
+    Measuring the second round against the first, not the warm-up: how 4 calls overlap sets the peak, and CI once
+    found a new overlap in its only round (204 -> 216 MB) with no leak. run.sh runs it with glibc's mmap threshold
+    fixed (see there), and once more with glibc's defaults under a looser bound."""
     names = ["chelsea.png", "coffee.png", "rocket.jpg", "astronaut.webp"]
     photos = {n: photo(n) for n in names}
     want = {n: classifier.identify(photos[n], "US", 5).predictions for n in names}
@@ -187,7 +188,8 @@ def test_soak_threads_times_calls_keep_peak_memory_flat(classifier):
 
         warm, first, second = soak(100), soak(calls), soak(calls)
     print(f"soak: peak RSS {warm:.1f} MB after warm-up, {first:.1f} MB after round 1, {second:.1f} MB after round 2")
-    assert second <= first * 1.03, f"peak RSS grew from {first:.1f} to {second:.1f} MB in the second round"
+    bound = float(os.environ.get("SNAKEID_SOAK_BOUND", "0.03"))
+    assert second <= first * (1 + bound), f"peak RSS grew from {first:.1f} to {second:.1f} MB in the second round (bound {bound:.0%})"
 
 
 def bundle_with_gate(tmp_path, name, threshold, margin):
