@@ -59,6 +59,7 @@ pub mod internals {
     pub use crate::bundle::{countries, labels, manifest, prior, sha256_hex, signing, MAX_BUNDLE_BYTES};
     pub use crate::decision::{calibration, softmax};
     pub use crate::photo::{decode, preprocess};
+    pub use crate::kernels::plugged as kernel_plug_ins;
     pub use crate::tools::bench;
     #[cfg(feature = "failpoints")]
     pub use crate::tools::failpoint;

@@ -46,6 +46,10 @@ pub fn run(args: Args) -> snakeid::Result<ExitCode> {
 
 fn print_human(r: &BenchmarkReport) {
     println!("backend {}, {} thread(s), {} measured calls", r.backend, r.threads, r.iterations);
+    if r.backend == "cpu" {
+        // Which code was timed: a figure from the portable loops is not one from the plug-ins.
+        println!("kernels: {}", snakeid::internals::kernel_plug_ins());
+    }
     println!("cold start (bundle load + model compile)  {:8.1} ms", r.cold_start_ms);
     println!("first call                                {:8.1} ms", r.first_call_ms);
     println!("{:<12} {:>9} {:>9} {:>9}", "stage (ms)", "p50", "p90", "p99");

@@ -189,11 +189,38 @@ mod tests {
         out
     }
 
+    type Kernel = fn(&Depthwise, Source, Dest, usize, &mut [f32]);
+
+    /// The kernels to hold to the portable loop's bits: this CPU's table (its plug-in where it has one; else the
+    /// auto-vectorised loop, compared with itself), and on x86-64 the AVX2 plug-in too where AVX-512's took its place.
+    fn kernels_to_check() -> Vec<Kernel> {
+        #[allow(unused_mut)]
+        let mut kernels: Vec<Kernel> = vec![crate::kernels::kernels().depthwise];
+        #[cfg(target_arch = "x86_64")]
+        {
+            use crate::kernels::plug_in_ran;
+            let isa = crate::kernels::isa();
+            let avx512 = plug_in_ran("depthwise (AVX-512 F/BW/VL)", &["avx512f", "avx512bw", "avx512vl"], isa.avx512_bw_vl());
+            if plug_in_ran("depthwise (AVX2)", &["avx2", "fma"], isa.avx2_fma()) && avx512 {
+                kernels.push(crate::kernels::x86_64::avx2::depthwise::plugged);
+            }
+        }
+        kernels
+    }
+
     #[test]
     fn explicit_vector_code_gives_the_portable_bits() {
-        if cfg!(target_arch = "x86_64") && !crate::kernels::isa().avx512_bw_vl() {
-            eprintln!("skipped the AVX-512 kernel: this CPU lacks AVX-512 F/BW/VL (the auto-vectorised loop is compared)");
+        for dw in kernels_to_check() {
+            explicit_vector_code_of(dw);
         }
+    }
+
+    /// `kernel` on `op`, into `out` of either output type.
+    fn with<T: Output>(dw: Kernel, op: &Depthwise, x: Source, out: &mut [T], first: usize, plane: &mut [f32]) {
+        dw(op, x, T::dest(out), first, plane)
+    }
+
+    fn explicit_vector_code_of(dw: Kernel) {
         let mut seed = 777u32;
         let mut rnd = || {
             seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
@@ -213,6 +240,8 @@ mod tests {
             ([3, 3], [1, 1], 1, [4, 12]),
             ([3, 3], [1, 1], 1, [3, 37]),
             ([3, 3], [3, 3], 1, [10, 40]),
+            ([3, 3], [2, 2], 1, [9, 16]),
+            ([3, 3], [2, 2], 1, [5, 17]),
         ] {
             let padded = [in_hw[0] + 2 * pad, in_hw[1] + 2 * pad];
             let out_hw = [(padded[0] - kernel[0]) / stride[0] + 1, (padded[1] - kernel[1]) / stride[1] + 1];
@@ -224,7 +253,7 @@ mod tests {
             for (clip, fake_quant, input_clip) in cases {
                 let op = Depthwise { geometry: g.clone(), weights: Arc::new(w.clone()), bias: Arc::new(b.clone()), input_clip, clip, fake_quant, codes_in: None, codes_out: None };
                 let mut fast = vec![0f32; 5 * out_hw[0] * out_hw[1]];
-                this_cpus(&op, Source::Values(&x), &mut fast, 0, &mut vec![0.0; op.plane_len()]);
+                with(dw, &op, Source::Values(&x), &mut fast, 0, &mut vec![0.0; op.plane_len()]);
                 let mut portable = vec![0f32; fast.len()];
                 op.run_portable(Source::Values(&x), &mut portable, 0, &mut vec![0.0; op.plane_len()]);
                 let portable_values = portable.clone();
@@ -243,7 +272,7 @@ mod tests {
                     if portable {
                         from_codes.run_portable(Source::Codes(&codes, grid), &mut got, 0, scratch);
                     } else {
-                        this_cpus(&from_codes, Source::Codes(&codes, grid), &mut got, 0, scratch);
+                        with(dw, &from_codes, Source::Codes(&codes, grid), &mut got, 0, scratch);
                     }
                     assert_eq!(bits(&got), bits(&want), "codes, portable {portable}: kernel {kernel:?} stride {stride:?} in {in_hw:?}");
                 }
@@ -255,7 +284,7 @@ mod tests {
                     if portable {
                         writes_codes.run_portable(Source::Values(&x), &mut codes, 0, scratch);
                     } else {
-                        this_cpus(&writes_codes, Source::Values(&x), &mut codes, 0, scratch);
+                        with(dw, &writes_codes, Source::Values(&x), &mut codes, 0, scratch);
                     }
                     let values: Vec<f32> = codes.iter().map(|&q| (q as i32 - zero_point) as f32 * scale).collect();
                     assert_eq!(bits(&values), bits(&portable_values), "codes out, portable {portable}: kernel {kernel:?} stride {stride:?} in {in_hw:?}");

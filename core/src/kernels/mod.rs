@@ -36,6 +36,27 @@ pub(crate) use table::Kernels;
 
 use std::sync::OnceLock;
 
+/// The plug-ins this CPU runs, as "kernel (instructions)", or "portable loops only": printed by `snakeid bench` and
+/// by CI, so that a run says which code it measured or tested.
+pub fn plugged() -> String {
+    let plugged = &kernels().plugged;
+    if plugged.is_empty() { "portable loops only".to_string() } else { plugged.join(", ") }
+}
+
+/// For the plug-in tests: whether the plug-in `name`, which needs the CPU flags `flags` (as `/proc/cpuinfo` spells
+/// them), ran (`ran`). Where it did not, the test prints so; and where `SNAKEID_REQUIRE_ISA` (the flags CI found on
+/// its CPU, or that an emulated CPU has) lists every one of `flags`, a plug-in that did not run fails the test: a
+/// machine that has the instructions must test the code written for them (issue 37).
+#[cfg(test)]
+pub(crate) fn plug_in_ran(name: &str, flags: &[&str], ran: bool) -> bool {
+    let required = std::env::var("SNAKEID_REQUIRE_ISA").unwrap_or_default();
+    let required: Vec<&str> = required.split([' ', ',']).filter(|f| !f.is_empty()).collect();
+    let demanded = flags.iter().all(|f| required.contains(f));
+    assert!(ran || !demanded, "{name}: SNAKEID_REQUIRE_ISA says the CPU has {flags:?}, but the plug-in did not run");
+    eprintln!("{name}: {}", if ran { "ran" } else { "not run (this CPU lacks it)" });
+    ran
+}
+
 /// This CPU's kernels, chosen on the first call from [`isa()`].
 pub(crate) fn kernels() -> &'static Kernels {
     static KERNELS: OnceLock<Kernels> = OnceLock::new();

@@ -362,6 +362,18 @@ pub(crate) fn int8_rows(w: &[f32], rows: usize, stride: usize, out: &mut [i8]) -
 mod tests {
     use super::*;
     use crate::kernels::kernels;
+
+    /// Whether this CPU's int8 plug-in ran, reported (and demanded where `SNAKEID_REQUIRE_ISA` lists its flags).
+    fn int8_plug_in_ran() -> bool {
+        let (name, flags): (&str, &[&str]) = if cfg!(target_arch = "aarch64") {
+            ("int8 convolutions (dot product)", &["asimddp"])
+        } else if cfg!(target_arch = "wasm32") {
+            ("int8 convolutions (SIMD128)", &["simd128"]) // chosen when the module is built
+        } else {
+            ("int8 convolutions (AVX-512 VNNI)", &["avx512f", "avx512bw", "avx512_vnni"])
+        };
+        crate::kernels::plug_in_ran(name, flags, kernels().int8_pointwise)
+    }
     use crate::kernels::parallel::with_threads;
     use crate::kernels::plane::Geometry;
 
@@ -443,9 +455,8 @@ mod tests {
 
     #[test]
     fn the_int8_plug_in_equals_the_portable_kernel_bit_for_bit() {
-        if !kernels().int8_pointwise {
-            eprintln!("skipped: this CPU has neither AVX-512 VNNI nor the Arm dot product, so the portable loop is the only int8 kernel here");
-            return;
+        if !int8_plug_in_ran() {
+            return; // the portable loop is the only int8 kernel here
         }
         // Channel counts that are and are not multiples of 4, pixel counts below, at and across 16-pixel panels,
         // output channels that are and are not multiples of the kernel's 8 rows.
@@ -544,8 +555,7 @@ mod tests {
     /// several tiles of pixels; values or codes in, values or codes out, one thread or three.
     #[test]
     fn windowed_convolutions_equal_the_portable_kernel_bit_for_bit() {
-        if !kernels().int8_pointwise {
-            eprintln!("skipped: no int8 plug-in on this CPU");
+        if !int8_plug_in_ran() {
             return;
         }
         let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();

@@ -21,12 +21,20 @@ pub(crate) struct Kernels {
     /// Whether `qpointwise` multiplies in integers with the CPU's own instructions: only then is it worth swapping
     /// in for tract's float products (the portable loop is the reference, not a fast path).
     pub(crate) int8_pointwise: bool,
+    /// The plug-ins in the table, each as "kernel (instructions)": what `snakeid bench` and the tests report.
+    pub(crate) plugged: Vec<&'static str>,
 }
 
 impl Kernels {
     /// The portable loops alone.
     pub(crate) fn portable() -> Kernels {
-        Kernels { depthwise: depthwise::portable, stem: stem::portable, qpointwise: qpointwise::portable, int8_pointwise: false }
+        Kernels {
+            depthwise: depthwise::portable,
+            stem: stem::portable,
+            qpointwise: qpointwise::portable,
+            int8_pointwise: false,
+            plugged: Vec::new(),
+        }
     }
 
     /// A depthwise convolution of `xs` into `out` (all its channels), the output channels split over the call's

@@ -16,8 +16,10 @@ use super::table::Kernels;
 pub(crate) fn plug(kernels: &mut Kernels, isa: &Isa) {
     kernels.depthwise = depthwise::plugged;
     kernels.stem = stem::plugged;
+    kernels.plugged.extend(["depthwise (NEON)", "stem (NEON)"]);
     if isa.dotprod {
         kernels.qpointwise = qpointwise::plugged;
         kernels.int8_pointwise = true;
+        kernels.plugged.push("int8 convolutions (dot product)");
     }
 }

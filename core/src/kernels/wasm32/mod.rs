@@ -11,4 +11,5 @@ use super::table::Kernels;
 pub(crate) fn plug(kernels: &mut Kernels) {
     kernels.qpointwise = qpointwise::plugged;
     kernels.int8_pointwise = true;
+    kernels.plugged.push("int8 convolutions (SIMD128)");
 }
