@@ -365,12 +365,14 @@ mod tests {
 
     /// Whether this CPU's int8 plug-in ran, reported (and demanded where `SNAKEID_REQUIRE_ISA` lists its flags).
     fn int8_plug_in_ran() -> bool {
-        let (name, flags): (&str, &[&str]) = if cfg!(target_arch = "aarch64") {
+        let (name, flags): (&str, &[&str]) = if cfg!(target_arch = "x86_64") {
+            ("int8 convolutions (AVX-512 VNNI)", &["avx512f", "avx512bw", "avx512_vnni"])
+        } else if cfg!(target_arch = "aarch64") {
             ("int8 convolutions (dot product)", &["asimddp"])
         } else if cfg!(target_arch = "wasm32") {
             ("int8 convolutions (SIMD128)", &["simd128"]) // chosen when the module is built
         } else {
-            ("int8 convolutions (AVX-512 VNNI)", &["avx512f", "avx512bw", "avx512_vnni"])
+            ("int8 convolutions (none on this architecture)", &["no such flag"])
         };
         crate::kernels::plug_in_ran(name, flags, kernels().int8_pointwise)
     }
