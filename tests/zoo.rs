@@ -43,14 +43,23 @@ fn committed_zoo_models_answer_like_onnxruntime_on_the_cpu_and_gpu() {
     // 2, 1x1/2 shortcuts, u8 codes handed between them) and EfficientNet-B0's (depthwise, SiLU, squeeze-excitation).
     // The EfficientNet stand-in's random logits crowd its top 5 within its int8 rounding (snakeid is 0.79 from the
     // literal QDQ evaluation there, onnxruntime's own fused kernels 2.37), so 3 of its 5 are asked for.
-    for (model, min_top5) in [("squeezenet1_1", 4), ("shufflenet_v2_x1_0", 4), ("resnet_standin", 4), ("efficientnet_standin", 3)] {
+    // Each model's bound is about 1.5x the largest |delta logit| measured on the CPU or GPU of any machine it ran on
+    // (issue 38: one bound of 1.0 for all let a regression hide under it): squeezenet 0.123 everywhere; shufflenet
+    // 0.857 (AVX2 CPU), 0.714 (GPU, AVX-512 VNNI CPU); the ResNet stand-in 0.000 with VNNI's exact int8 sums, 0.171
+    // with tract's f32 products on AVX2; the EfficientNet stand-in 0.791.
+    for (model, min_top5, bound) in [
+        ("squeezenet1_1", 4, 0.19),
+        ("shufflenet_v2_x1_0", 4, 1.3),
+        ("resnet_standin", 4, 0.26),
+        ("efficientnet_standin", 3, 1.2),
+    ] {
         let onnx = std::fs::read(committed().join(format!("{model}.int8.onnx"))).unwrap();
         let cpu = Engine::compile(onnx.clone(), 224, 224, 1000).unwrap();
-        check(model, "cpu", 1.0, min_top5, &|x| cpu.run(x));
+        check(model, "cpu", bound, min_top5, &|x| cpu.run(x));
         #[cfg(feature = "gpu")]
         if gpu_available() {
             let gpu = snakeid::internals::gpu::GpuEngine::compile(snakeid::internals::model::typed_model(onnx.clone(), 224, 224, 1000).unwrap()).unwrap();
-            check(model, "gpu", 1.0, min_top5, &|x| gpu.run(&x));
+            check(model, "gpu", bound, min_top5, &|x| gpu.run(&x));
         }
     }
 }
