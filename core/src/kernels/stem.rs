@@ -150,7 +150,14 @@ mod tests {
         Stem { geometry, out_channels, weights: Arc::new(weights), bias: Arc::new(bias), clip: None, fake_quant: None }
     }
 
+    type Kernel = fn(&Stem, &[f32], &mut [f32], usize);
+
     fn convolve(op: &Stem, x: &[f32], portable: bool) -> Vec<f32> {
+        let kernel: Kernel = if portable { |op, plane, out, first| op.run_portable(plane, out, first, &op.tap_start()) } else { crate::kernels::kernels().stem };
+        convolve_with(op, x, kernel)
+    }
+
+    fn convolve_with(op: &Stem, x: &[f32], kernel: Kernel) -> Vec<f32> {
         let mut plane = vec![0f32; op.plane_len()];
         op.fill(x, &mut plane);
         let [oh, ow] = op.geometry.out_hw;
@@ -159,11 +166,7 @@ mod tests {
         let half = op.out_channels / 2 * oh * ow;
         let (a, b) = out.split_at_mut(half);
         for (chunk, first) in [(a, 0), (b, op.out_channels / 2)] {
-            if portable {
-                op.run_portable(&plane, chunk, first, &op.tap_start());
-            } else {
-                (crate::kernels::kernels().stem)(op, &plane, chunk, first);
-            }
+            kernel(op, &plane, chunk, first);
         }
         out
     }
@@ -187,12 +190,31 @@ mod tests {
         }
     }
 
+    /// The kernels to hold to the portable loop's bits: this CPU's table (its plug-in where it has one; else the
+    /// auto-vectorised loop, compared with itself), and on x86-64 the AVX2 plug-in too where AVX-512's took its place.
+    fn kernels_to_check() -> Vec<Kernel> {
+        #[allow(unused_mut)]
+        let mut kernels: Vec<Kernel> = vec![crate::kernels::kernels().stem];
+        #[cfg(target_arch = "x86_64")]
+        {
+            use crate::kernels::plug_in_ran;
+            let isa = crate::kernels::isa();
+            let avx512 = plug_in_ran("stem (AVX-512 F)", &["avx512f"], isa.avx512f);
+            if plug_in_ran("stem (AVX2)", &["avx2", "fma"], isa.avx2_fma()) && avx512 {
+                kernels.push(crate::kernels::x86_64::avx2::stem::plugged);
+            }
+        }
+        kernels
+    }
+
     #[test]
     fn explicit_vector_code_gives_the_portable_bits() {
-        if cfg!(target_arch = "x86_64") {
-            // Where it is not plugged in, the auto-vectorised loop is compared with itself.
-            crate::kernels::plug_in_ran("stem (AVX-512 F)", &["avx512f"], crate::kernels::isa().avx512f);
+        for kernel in kernels_to_check() {
+            explicit_vector_code_of(kernel);
         }
+    }
+
+    fn explicit_vector_code_of(kernel: Kernel) {
         let fq = FakeQuant::new(1.0 / 0.02, 3, 0.02, 3);
         let mut seed = 99u32;
         for in_hw in [[224, 224], [31, 45], [8, 3]] {
@@ -201,7 +223,7 @@ mod tests {
                 (op.clip, op.fake_quant) = (clip, fake_quant);
                 let x = random(&mut seed, 3 * in_hw[0] * in_hw[1], 4.0);
                 let bits = |v: Vec<f32>| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-                assert_eq!(bits(convolve(&op, &x, false)), bits(convolve(&op, &x, true)), "{in_hw:?}");
+                assert_eq!(bits(convolve_with(&op, &x, kernel)), bits(convolve(&op, &x, true)), "{in_hw:?}");
             }
         }
     }

@@ -26,6 +26,9 @@ pub(crate) fn plug(kernels: &mut Kernels, isa: &Isa) {
     if isa.avx512f {
         kernels.stem = stem::plugged;
         kernels.plugged.push("stem (AVX-512 F)");
+    } else if isa.avx2_fma() {
+        kernels.stem = avx2::stem::plugged;
+        kernels.plugged.push("stem (AVX2)");
     }
     if isa.avx512_vnni() {
         kernels.qpointwise = qpointwise::plugged;

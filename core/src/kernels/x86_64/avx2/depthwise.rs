@@ -114,7 +114,7 @@ unsafe fn load(x: &[f32]) -> __m256 {
 /// # Safety
 /// The CPU must have AVX; `dst` holds `n` writable values.
 #[inline(always)]
-unsafe fn store(dst: *mut f32, v: __m256, n: usize) {
+pub(super) unsafe fn store(dst: *mut f32, v: __m256, n: usize) {
     // SAFETY: the caller keeps this function's contract (its `# Safety`).
     unsafe {
         if n >= 8 {
