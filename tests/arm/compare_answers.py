@@ -7,7 +7,9 @@ within MAX_DLOGIT in logit space (so that 1e-7 is compared as well as 0.5); the 
 answer's top two are a near tie (as tests/golden.rs allows); every top-5 probability within 0.1.
 
     compare_answers.py X86_SNAKEID "ARM_RUNNER ARM_SNAKEID"   (the second a command line, e.g. "qemu-aarch64 -L … snakeid")
+    compare_answers.py SNAKEID SNAKEID --other-args "--backend gpu" --name GPU   (the GPU against the CPU: CI step 4c)
 """
+import argparse
 import json
 import pathlib
 import shlex
@@ -29,9 +31,9 @@ NEAR_TIE = 0.05
 MAX_DLOGIT = 1.1
 
 
-def answers(cmd):
+def answers(cmd, extra=()):
     """One process for every photo (the model compiled once under qemu)."""
-    out = subprocess.run([*cmd, "identify", *map(str, PHOTOS), "--country", "IN", "--top", "5", "--json"], check=True,
+    out = subprocess.run([*cmd, "identify", *map(str, PHOTOS), "--country", "IN", "--top", "5", "--json", *extra], check=True,
                          capture_output=True, text=True)
     got = [json.loads(line) for line in out.stdout.splitlines()]
     assert len(got) == len(PHOTOS), (len(got), len(PHOTOS))
@@ -39,9 +41,15 @@ def answers(cmd):
 
 
 def main():
-    x86, arm = shlex.split(sys.argv[1]), shlex.split(sys.argv[2])
+    cli = argparse.ArgumentParser(description="the CLI's answers from two builds or backends agree")
+    cli.add_argument("reference", help="the reference CLI (x86-64, CPU backend)")
+    cli.add_argument("other", help="the other CLI, as a command line")
+    cli.add_argument("--other-args", default="", help="arguments for the other's identify (e.g. --backend gpu)")
+    cli.add_argument("--name", default="ARM", help="what the other is, for the summary line")
+    args = cli.parse_args()
+    x86, arm = shlex.split(args.reference), shlex.split(args.other)
     failures, edges, worst_dlogit = [], 0, 0.0
-    for photo, a, b in zip(PHOTOS, answers(x86), answers(arm)):
+    for photo, a, b in zip(PHOTOS, answers(x86), answers(arm, shlex.split(args.other_args))):
         pa = {p["label"]: p["probability"] for p in a["predictions"]}
         pb = {p["label"]: p["probability"] for p in b["predictions"]}
         worst = max(abs(pa[k] - pb.get(k, 0.0)) for k in pa)
@@ -71,7 +79,7 @@ def main():
             failures.append(f"{photo.name}: a probability differs by more than the bounds")
     for f in failures:
         print("FAILED", f)
-    print(f"ARM answers vs x86: {len(PHOTOS) - len({f.split(':')[0] for f in failures})} of {len(PHOTOS)} photos agree "
+    print(f"{args.name} answers vs x86-64's CPU: {len(PHOTOS) - len({f.split(':')[0] for f in failures})} of {len(PHOTOS)} photos agree "
           f"({edges} at an edge of the gate or the warning, verdicts not compared); largest |Δ logit P(snake)| away "
           f"from the edges {worst_dlogit:.3f} (bound {MAX_DLOGIT})")
     sys.exit(1 if failures else 0)
