@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Checks the core's layering (README, "Architecture"): no module imports another that imports it back, directly or
-around a longer circle; `kernels/` never names tract-onnx or tract-core; every Rust file opens with a `//!` line.
+around a longer circle; `kernels/` never names tract-onnx or tract-core; every Rust file opens with a `//!` line;
+every `unsafe { … }` block has a `SAFETY:` comment on its line or the four lines above it (issue 39).
 
 Modules are the files of core/src; an edge is a `crate::…` or `super::…` path outside comments and `#[cfg(test)]`
 code that names another file's module (a parent declaring its children with `mod` is not an edge). Usage: check_layers.py [CORE_SRC]
@@ -80,6 +81,10 @@ for m, f in modules.items():
         for match in re.finditer(r"(?<![:\w])(\w+)::", body):
             if m + (match.group(1),) in modules:
                 edges[m].add(m + (match.group(1),))
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if re.search(r"\bunsafe\s*\{", line.split("//")[0]) and not any("SAFETY" in l for l in lines[max(0, i - 4):i + 1]):
+            problems.append(f"{f.relative_to(src)}:{i + 1}: an unsafe block without a SAFETY line")
     if m[:1] == ("kernels",) and re.search(r"tract_(onnx|core)", text):
         problems.append(f"{f.relative_to(src)}: kernels/ names tract-onnx or tract-core")
 
@@ -107,5 +112,5 @@ for m in sorted(modules):
 
 for p in problems:
     print(p)
-print(f"{len(modules)} modules, {sum(len(e) for e in edges.values())} edges: " + ("FAILED" if problems else "no circles, kernels free of tract, every file documented"))
+print(f"{len(modules)} modules, {sum(len(e) for e in edges.values())} edges: " + ("FAILED" if problems else "no circles, kernels free of tract, every file documented, every unsafe block justified"))
 sys.exit(1 if problems else 0)

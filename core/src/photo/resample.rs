@@ -163,8 +163,10 @@ fn horizontal_avx2(taps: &Taps, (weights, offsets): &(Vec<i32>, Vec<i32>), src: 
             let idx = unsafe { _mm256_loadu_si256(idx.as_ptr() as *const __m256i) };
             let mut acc = [_mm256_set1_epi32(1 << (PRECISION_BITS - 1)); 3];
             for t in 0..k {
+                // SAFETY: the weights hold 8 values per tap and block (Taps::by_block).
                 let w = unsafe { _mm256_loadu_si256(weights.as_ptr().add((block * k + t) * 8) as *const __m256i) };
                 // One gather per tap: each 32-bit load holds the pixel's R, G and B (and a byte after them).
+                // SAFETY: each offset plus 3 * t is a pixel of the row; 4 bytes from it lie inside `padded`.
                 let rgb = unsafe { _mm256_i32gather_epi32::<1>(base.add(3 * t) as *const i32, idx) };
                 let byte = _mm256_set1_epi32(0xFF);
                 let r = _mm256_and_si256(rgb, byte);

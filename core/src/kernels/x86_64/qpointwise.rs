@@ -131,7 +131,7 @@ unsafe fn kernel<const NP: usize, const FQ: bool, const CODES: bool>(
     o0: usize,
     p0: usize,
     out: *mut u8,
-) { unsafe {
+) {
     let k4 = op.k4;
     let panel_len = k4 * PIXELS * 4;
     let mut acc = [[_mm512_setzero_si512(); NP]; ROWS];
@@ -139,10 +139,12 @@ unsafe fn kernel<const NP: usize, const FQ: bool, const CODES: bool>(
     for k in 0..k4 {
         let mut xv = [_mm512_setzero_si512(); NP];
         for (n, x) in xv.iter_mut().enumerate() {
-            *x = _mm512_loadu_si512(panels.add(n * panel_len + k * PIXELS * 4) as *const _);
+            // SAFETY: `panels` holds `NP` panels of `k4 * PIXELS * 4` bytes (the contract above): 64 bytes in.
+            *x = unsafe { _mm512_loadu_si512(panels.add(n * panel_len + k * PIXELS * 4) as *const _) };
         }
         for (r, acc_r) in acc.iter_mut().enumerate() {
-            let wv = _mm512_set1_epi32(*w.add((o0 + r) * k4 + k));
+            // SAFETY: weight rows are padded to a multiple of ROWS (`o0 + r` is one), `k4` groups of 4 each.
+            let wv = _mm512_set1_epi32(unsafe { *w.add((o0 + r) * k4 + k) });
             for n in 0..NP {
                 acc_r[n] = _mm512_dpbusd_epi32(acc_r[n], xv[n], wv);
             }
@@ -169,25 +171,35 @@ unsafe fn kernel<const NP: usize, const FQ: bool, const CODES: bool>(
                     let mut v = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[$r][n], corr));
                     v = _mm512_add_ps(_mm512_mul_ps(v, scale), bias);
                     if clip.is_some() {
-                        v = simd::clamp(v, clip_lo, clip_hi);
+                        // SAFETY: the CPU has AVX-512 F (the contract above), all these helpers need.
+                        v = unsafe { simd::clamp(v, clip_lo, clip_hi) };
                     }
                     let p = p0 + n * PIXELS;
                     let width = PIXELS.min(op.pixels - p);
                     let mask = ((1u32 << width) - 1) as u16;
                     if CODES {
                         // The level (an integer) plus the zero point: the code, 0..=255.
-                        let code = _mm512_add_epi32(_mm512_cvtps_epi32(simd::level(v, fq, round)), zero_point);
-                        _mm512_mask_cvtusepi32_storeu_epi8(out.add(o * op.out_stride + p) as *mut i8, mask, code);
+                        // SAFETY: AVX-512 F; `out` holds `[out_channels][pixels]` codes and `mask` keeps the
+                        // store inside this row's `pixels`.
+                        unsafe {
+                            let code = _mm512_add_epi32(_mm512_cvtps_epi32(simd::level(v, fq, round)), zero_point);
+                            _mm512_mask_cvtusepi32_storeu_epi8(out.add(o * op.out_stride + p) as *mut i8, mask, code);
+                        }
                         continue;
                     }
                     if FQ {
-                        v = simd::fake_quant(v, fq, round);
+                        // SAFETY: AVX-512 F.
+                        v = unsafe { simd::fake_quant(v, fq, round) };
                     }
-                    let dst = (out as *mut f32).add(o * op.out_stride + p);
-                    if width == PIXELS {
-                        _mm512_storeu_ps(dst, v);
-                    } else {
-                        _mm512_mask_storeu_ps(dst, mask, v);
+                    // SAFETY: `out` holds `[out_channels][pixels]` f32 values; a partial block's store is masked to
+                    // this row's `pixels`.
+                    unsafe {
+                        let dst = (out as *mut f32).add(o * op.out_stride + p);
+                        if width == PIXELS {
+                            _mm512_storeu_ps(dst, v);
+                        } else {
+                            _mm512_mask_storeu_ps(dst, mask, v);
+                        }
                     }
                 }
             }
@@ -195,7 +207,7 @@ unsafe fn kernel<const NP: usize, const FQ: bool, const CODES: bool>(
     }
     const _: () = assert!(ROWS == 8, "finish_row! lists the rows");
     finish_row!(0 1 2 3 4 5 6 7);
-}}
+}
 
 /// Every output channel for the pixel blocks `blocks`, from their packed panels, into `out` (`[out_channels]
 /// [pixels]`; only these pixels of each row are written).
