@@ -55,8 +55,10 @@ async function identify(bytes, country, topK, at = null) {
 startWorker();
 globalThis.snakeidReady = ready.then(() => true);
 globalThis.snakeidIdentify = (bytes, country, topK, at) => identify(bytes, country ?? null, topK, at ?? null);
-// For the tests of a failpoints build (tests/web/check_web.py); a shipped build answers "no failpoints".
+// For the tests of a failpoints build (tests/web/check_web.py); a shipped build answers "no failpoints". Limits:
+// (maxBytes, maxSide, maxPixels), for a page that embeds the app on a small phone, and for the tests.
 globalThis.snakeidFailpoints = async (spec) => { await ready; return call("failpoints", [spec]); };
+globalThis.snakeidLimits = async (maxBytes, maxSide, maxPixels) => { await ready; return call("limits", [maxBytes, maxSide, maxPixels]); };
 
 if ("serviceWorker" in navigator) {
   navigator.serviceWorker.register("sw.js").catch((e) => console.warn("offline cache unavailable:", e.message));

@@ -16,6 +16,7 @@ const ops = {
   load: () => loaded,
   identify: ([bytes, country, topK, lat, lon]) => classifier.identify(bytes, country, topK, lat ?? undefined, lon ?? undefined),
   benchmark: ([bytes, iterations]) => classifier.benchmark(bytes, iterations),
+  limits: ([maxBytes, maxSide, maxPixels]) => classifier.setLimits(maxBytes ?? undefined, maxSide ?? undefined, maxPixels ?? undefined),
   // Test builds only (a .wasm with the `failpoints` feature): make a named step panic.
   failpoints: ([spec]) => {
     if (!snakeid.setFailpoints) throw Object.assign(new Error("this build has no failpoints"), { kind: "internal" });

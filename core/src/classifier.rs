@@ -166,8 +166,18 @@ impl Classifier {
 
     /// Replaces the photo size limits (the defaults accept every phone camera and refuse decompression bombs).
     pub fn with_limits(mut self, limits: Limits) -> Self {
-        self.limits = limits;
+        self.set_limits(limits);
         self
+    }
+
+    /// [`Classifier::with_limits`] in place (for a handle that cannot be moved, as in JavaScript).
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
+    /// The photo size limits calls are held to.
+    pub fn limits(&self) -> Limits {
+        self.limits
     }
 
     pub fn bundle(&self) -> &Bundle {

@@ -2,6 +2,7 @@
 // answers, errors as exceptions, threads, benchmark. Run by tests/bindings/run.sh; exits non-zero on any failure.
 
 import org.snakeid.Classifier
+import org.snakeid.Limits
 import org.snakeid.SnakeId
 import org.snakeid.SnakeIdException
 import org.snakeid.SnakeVerdict
@@ -63,6 +64,14 @@ fun main(args: Array<String>) {
         println("kotlin failpoints: $passed passed, $failed failed")
         if (failed > 0 || passed == 0) kotlin.system.exitProcess(1)
         return
+    }
+    test("limits: a photo larger than asked is InvalidImage; the defaults are the library's") {
+        val defaults = Limits()
+        check(defaults == Limits(maxBytes = 64uL shl 20, maxSide = 20_000u, maxPixels = 100_000_000uL)) { defaults.toString() }
+        Classifier(limits = Limits(maxPixels = 10_000uL)).use { small ->
+            val e = assertThrows<SnakeIdException.InvalidImage> { small.identify(photo("rocket.jpg")) }
+            check(e.message!!.contains("exceeds the limit")) { e.message!! }
+        }
     }
     Classifier().use { classifier ->
         test("identify ranks species with probabilities") {

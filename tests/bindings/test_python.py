@@ -328,6 +328,20 @@ def test_errors_are_importable_by_name():
         snakeid.Classifier(3.5)
 
 
+def test_limits_refuse_a_larger_photo_before_decoding_it():
+    defaults = snakeid.Limits()
+    assert (defaults.max_bytes, defaults.max_side, defaults.max_pixels) == (64 << 20, 20_000, 100_000_000)
+    rocket = os.path.join(PHOTOS, "rocket.jpg")
+    small = snakeid.Classifier(limits=snakeid.Limits(max_pixels=10_000))
+    with pytest.raises(snakeid.InvalidImage, match="exceeds the limit"):
+        small.identify(rocket)
+    with pytest.raises(snakeid.InvalidImage):
+        snakeid.Classifier(BUNDLE, limits=snakeid.Limits(max_bytes=1000)).identify(rocket)
+    assert snakeid.Classifier(limits=defaults).identify(rocket) == snakeid.Classifier().identify(rocket)
+    with pytest.raises(TypeError, match="snakeid.Limits"):
+        snakeid.Classifier(limits={"max_pixels": 10})
+
+
 def test_the_answer_prints_as_the_cli_prints_it(classifier):
     cobra = real_cobra()
     for path, country in [(cobra, "PH"), (os.path.join(PHOTOS, "rocket.jpg"), "IN"), (cobra, None)]:

@@ -226,6 +226,20 @@ def main():
         assert r.get("error", {}).get("kind") == "unknown_country", r
         print(f"bad input: {len(bad)} files each give a one-line message and the next photo works; unknown country: {r['error']['message']}")
 
+        # Limits (Classifier.setLimits): a photo over them is refused in one line; a limit that is no whole number
+        # changes nothing; the defaults back, the photo answers.
+        limits = lambda *a: driver.execute_async_script("""const done = arguments[arguments.length - 1];
+            globalThis.snakeidLimits(arguments[0], arguments[1], arguments[2]).then(() => done({ok: true}),
+                e => done({error: {kind: e.kind, message: e.message}}));""", *a)
+        assert limits(None, None, 10_000) == {"ok": True}
+        r = browser.identify(driver, good.read_bytes(), "IN")
+        assert r.get("error", {}).get("kind") == "invalid_image" and "exceeds the limit" in r["error"]["message"], r
+        bad_limit = limits(-1, None, None)
+        assert bad_limit.get("error", {}).get("kind") == "invalid_limits", bad_limit
+        assert limits(None, None, 100_000_000) == {"ok": True}
+        assert "ok" in browser.identify(driver, good.read_bytes(), "IN")
+        print(f"limits: a photo over 10 000 pixels refused ({r['error']['message']}); {bad_limit['error']['message']}")
+
         # Nothing is loaded from elsewhere: every resource the page fetched is the server's own.
         fetched = driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
         foreign = [u for u in fetched if not u.startswith(server.url)]

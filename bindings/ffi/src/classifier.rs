@@ -1,7 +1,7 @@
 //! The `Classifier` object: a loaded bundle and compiled model, shared by reference across threads.
 
 use crate::error::SnakeIdError;
-use crate::records::{BenchmarkReport, BundleInfo, Identification, Location};
+use crate::records::{BenchmarkReport, BundleInfo, Identification, Limits, Location};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -19,37 +19,38 @@ impl Classifier {
     /// Loads the default bundle compiled into the library. `threads`: how many threads one call runs on
     /// (decoding, preprocessing, inference); 1, the default (and 0), runs on the calling thread — best when several photos
     /// are identified at once; 2 or more cut one photo's latency, where the library has its `threads` feature (the
-    /// Python wheel does; the phone libraries do not, and refuse more than 1 with a `Backend` error).
-    #[uniffi::constructor(default(threads = 1))]
-    pub fn new(threads: u32) -> Result<Arc<Self>, SnakeIdError> {
-        Ok(Arc::new(Classifier { inner: snakeid::Classifier::embedded_default()?.with_threads(threads as usize)? }))
+    /// Python wheel does; the phone libraries do not, and refuse more than 1 with a `Backend` error). `limits`: the
+    /// largest photo a call accepts (default: `Limits`' defaults; a phone with little memory lowers `max_pixels`).
+    #[uniffi::constructor(default(threads = 1, limits = None))]
+    pub fn new(threads: u32, limits: Option<Limits>) -> Result<Arc<Self>, SnakeIdError> {
+        Classifier::built(snakeid::Classifier::embedded_default()?, threads, limits)
     }
 
     /// Loads a bundle directory or packed `.snkb` file (`threads` as for the default bundle).
-    #[uniffi::constructor(default(threads = 1))]
-    pub fn from_bundle_path(path: String, threads: u32) -> Result<Arc<Self>, SnakeIdError> {
-        Ok(Arc::new(Classifier { inner: snakeid::Classifier::from_path(Path::new(&path))?.with_threads(threads as usize)? }))
+    #[uniffi::constructor(default(threads = 1, limits = None))]
+    pub fn from_bundle_path(path: String, threads: u32, limits: Option<Limits>) -> Result<Arc<Self>, SnakeIdError> {
+        Classifier::built(snakeid::Classifier::from_path(Path::new(&path))?, threads, limits)
     }
 
     /// Loads a packed `.snkb` bundle from memory (e.g. read from app assets).
-    #[uniffi::constructor(default(threads = 1))]
-    pub fn from_bundle_bytes(bytes: Vec<u8>, threads: u32) -> Result<Arc<Self>, SnakeIdError> {
-        Ok(Arc::new(Classifier { inner: snakeid::Classifier::from_packed(&bytes)?.with_threads(threads as usize)? }))
+    #[uniffi::constructor(default(threads = 1, limits = None))]
+    pub fn from_bundle_bytes(bytes: Vec<u8>, threads: u32, limits: Option<Limits>) -> Result<Arc<Self>, SnakeIdError> {
+        Classifier::built(snakeid::Classifier::from_packed(&bytes)?, threads, limits)
     }
 
     /// Loads a bundle directory or packed file and accepts it only if it is signed by one of `trusted_keys`
     /// (ed25519 public keys, 64 hex digits each, compiled into the app); otherwise `UntrustedBundle`.
-    #[uniffi::constructor(default(threads = 1))]
-    pub fn from_bundle_path_signed(path: String, trusted_keys: Vec<String>, threads: u32) -> Result<Arc<Self>, SnakeIdError> {
+    #[uniffi::constructor(default(threads = 1, limits = None))]
+    pub fn from_bundle_path_signed(path: String, trusted_keys: Vec<String>, threads: u32, limits: Option<Limits>) -> Result<Arc<Self>, SnakeIdError> {
         let inner = snakeid::Classifier::from_path_signed(Path::new(&path), &snakeid::PublicKey::from_hex_all(&trusted_keys)?)?;
-        Ok(Arc::new(Classifier { inner: inner.with_threads(threads as usize)? }))
+        Classifier::built(inner, threads, limits)
     }
 
     /// Loads a packed bundle from memory, accepted only if signed by one of `trusted_keys`.
-    #[uniffi::constructor(default(threads = 1))]
-    pub fn from_bundle_bytes_signed(bytes: Vec<u8>, trusted_keys: Vec<String>, threads: u32) -> Result<Arc<Self>, SnakeIdError> {
+    #[uniffi::constructor(default(threads = 1, limits = None))]
+    pub fn from_bundle_bytes_signed(bytes: Vec<u8>, trusted_keys: Vec<String>, threads: u32, limits: Option<Limits>) -> Result<Arc<Self>, SnakeIdError> {
         let inner = snakeid::Classifier::from_packed_signed(&bytes, &snakeid::PublicKey::from_hex_all(&trusted_keys)?)?;
-        Ok(Arc::new(Classifier { inner: inner.with_threads(threads as usize)? }))
+        Classifier::built(inner, threads, limits)
     }
 
     /// Identifies the snake in a JPEG, PNG or WebP photo. `country`: ISO 3166-1 alpha-2 code, English name or
@@ -74,6 +75,14 @@ impl Classifier {
     }
 }
 
+impl Classifier {
+    /// Every constructor's last step: the threads and limits asked for.
+    fn built(inner: snakeid::Classifier, threads: u32, limits: Option<Limits>) -> Result<Arc<Self>, SnakeIdError> {
+        let inner = inner.with_threads(threads as usize)?;
+        Ok(Arc::new(Classifier { inner: match limits { Some(l) => inner.with_limits(l.into()), None => inner } }))
+    }
+}
+
 #[cfg(all(test, feature = "embedded-default"))]
 mod tests {
     use super::*;
@@ -81,7 +90,7 @@ mod tests {
     #[test]
     fn wrappers_answer_like_the_core_and_map_errors() {
         let photo = snakeid_tests::photo("rocket.jpg");
-        let ffi = Classifier::new(1).unwrap();
+        let ffi = Classifier::new(1, None).unwrap();
         let core = snakeid::Classifier::embedded_default().unwrap();
         let a = ffi.identify(photo.clone(), Some("US".into()), 5, None).unwrap();
         let b = core.identify(&photo, Some("US"), 5).unwrap();
@@ -89,7 +98,7 @@ mod tests {
         assert_eq!(probs(&a.predictions), b.decision.predictions.iter().map(|p| (p.class_index, p.probability)).collect::<Vec<_>>());
         assert!(matches!(ffi.identify(vec![], None, 3, None), Err(SnakeIdError::InvalidImage(_))));
         assert!(matches!(ffi.identify(photo.clone(), Some("Narnia".into()), 3, None), Err(SnakeIdError::UnknownCountry(_))));
-        assert!(matches!(Classifier::from_bundle_bytes(b"nope".to_vec(), 1), Err(SnakeIdError::InvalidBundle(_))));
+        assert!(matches!(Classifier::from_bundle_bytes(b"nope".to_vec(), 1, None), Err(SnakeIdError::InvalidBundle(_))));
         let bad = Some(Location { latitude: 91.0, longitude: 0.0 });
         assert!(matches!(ffi.identify(photo.clone(), None, 3, bad), Err(SnakeIdError::InvalidLocation(_))));
         let manila = ffi.identify(photo, None, 3, Some(Location { latitude: 14.6, longitude: 121.0 })).unwrap();
@@ -98,11 +107,29 @@ mod tests {
     }
 
     #[test]
+    fn limits_refuse_a_larger_photo_and_default_to_the_cores() {
+        let core = snakeid::Limits::default();
+        // What `Limits`' `#[uniffi(default = …)]`s say: Python, Kotlin and Swift get these without passing any.
+        assert_eq!((core.max_bytes, core.max_side, core.max_pixels), (67_108_864, 20_000, 100_000_000));
+        let small = Classifier::new(1, Some(Limits { max_pixels: 10_000, ..core_limits() })).unwrap();
+        let refused = small.identify(snakeid_tests::photo("rocket.jpg"), None, 5, None);
+        assert!(matches!(&refused, Err(SnakeIdError::InvalidImage(m)) if m.contains("exceeds the limit")), "{refused:?}");
+        let small_file = Classifier::new(1, Some(Limits { max_bytes: 1000, ..core_limits() })).unwrap();
+        assert!(matches!(small_file.identify(snakeid_tests::photo("rocket.jpg"), None, 5, None), Err(SnakeIdError::InvalidImage(_))));
+        assert!(Classifier::new(1, Some(core_limits())).unwrap().identify(snakeid_tests::photo("rocket.jpg"), None, 5, None).is_ok());
+    }
+
+    fn core_limits() -> Limits {
+        let l = snakeid::Limits::default();
+        Limits { max_bytes: l.max_bytes, max_side: l.max_side, max_pixels: l.max_pixels }
+    }
+
+    #[test]
     fn a_classifier_on_threads_gives_the_one_thread_answer() {
         let photo = snakeid_tests::photo("rocket.jpg");
-        let (one, three) = (Classifier::new(1).unwrap(), Classifier::new(3).unwrap());
+        let (one, three) = (Classifier::new(1, None).unwrap(), Classifier::new(3, None).unwrap());
         let (a, b) = (one.identify(photo.clone(), None, 5, None).unwrap(), three.identify(photo, None, 5, None).unwrap());
         assert_eq!(a.predictions, b.predictions);
-        assert_eq!(Classifier::new(0).unwrap().identify(snakeid_tests::photo("rocket.jpg"), None, 5, None).unwrap().predictions.len(), 5, "0 counts as 1");
+        assert_eq!(Classifier::new(0, None).unwrap().identify(snakeid_tests::photo("rocket.jpg"), None, 5, None).unwrap().predictions.len(), 5, "0 counts as 1");
     }
 }

@@ -10,6 +10,6 @@ mod records;
 
 pub use classifier::Classifier;
 pub use error::SnakeIdError;
-pub use records::{BenchmarkReport, BundleInfo, CountrySource, GenusAnswer, Location, Identification, Percentiles, Prediction, SnakeVerdict, Species, StageStats, Timings};
+pub use records::{BenchmarkReport, BundleInfo, CountrySource, GenusAnswer, Limits, Location, Identification, Percentiles, Prediction, SnakeVerdict, Species, StageStats, Timings};
 
 uniffi::setup_scaffolding!("snakeid");

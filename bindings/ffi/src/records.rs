@@ -46,6 +46,29 @@ pub struct Location {
     pub longitude: f64,
 }
 
+/// The largest photo a call accepts: a bigger file or image is `InvalidImage`, found from its size or header before
+/// any pixel buffer exists. The defaults (64 MiB, 20 000 pixels a side, 100 megapixels) take every phone camera's
+/// photos; a PNG or WebP is decoded at full size (~3 bytes a pixel), so an app on a low-memory phone lowers
+/// `max_pixels` (24 megapixels: about 70 MB at most).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Record)]
+pub struct Limits {
+    /// Largest encoded file, in bytes.
+    #[uniffi(default = 67108864)]
+    pub max_bytes: u64,
+    /// Largest width or height, in pixels.
+    #[uniffi(default = 20000)]
+    pub max_side: u32,
+    /// Largest width x height.
+    #[uniffi(default = 100000000)]
+    pub max_pixels: u64,
+}
+
+impl From<Limits> for snakeid::Limits {
+    fn from(l: Limits) -> Self {
+        snakeid::Limits { max_bytes: l.max_bytes, max_side: l.max_side, max_pixels: l.max_pixels }
+    }
+}
+
 /// Where the answer's country came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
 pub enum CountrySource {

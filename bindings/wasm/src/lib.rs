@@ -82,6 +82,27 @@ impl Classifier {
         to_object(&json)
     }
 
+    /// The largest photo a call accepts: `maxBytes` of file, `maxSide` pixels a side, `maxPixels` in all (each
+    /// undefined keeps the current one; defaults 64 MiB, 20 000, 100 megapixels). A larger photo is an
+    /// `invalid_image` error, found before any pixel buffer exists; a phone's tab lowers `maxPixels` (a PNG is decoded
+    /// at full size, ~3 bytes a pixel). A limit that is not a positive whole number is `invalid_limits`, nothing changed.
+    #[wasm_bindgen(js_name = setLimits)]
+    pub fn set_limits(&mut self, max_bytes: Option<f64>, max_side: Option<f64>, max_pixels: Option<f64>) -> Result<(), JsValue> {
+        let whole = |name: &str, v: Option<f64>, keep: u64, max: u64| match v {
+            None => Ok(keep),
+            Some(v) if v.is_finite() && v >= 1.0 && v.fract() == 0.0 && v <= max as f64 => Ok(v as u64),
+            Some(v) => Err(error("invalid_limits", &format!("invalid limits: {name} must be a whole number from 1 to {max}, not {v}"))),
+        };
+        let now = self.inner.limits();
+        let limits = snakeid::Limits {
+            max_bytes: whole("maxBytes", max_bytes, now.max_bytes, 1 << 53)?,
+            max_side: whole("maxSide", max_side, now.max_side as u64, u32::MAX as u64)? as u32,
+            max_pixels: whole("maxPixels", max_pixels, now.max_pixels, 1 << 53)?,
+        };
+        self.inner.set_limits(limits);
+        Ok(())
+    }
+
     /// The bundle's name, version, input size, species and countries (the FFI's `BundleInfo`).
     #[wasm_bindgen(js_name = bundleInfo)]
     pub fn bundle_info(&self) -> Result<JsValue, JsValue> {

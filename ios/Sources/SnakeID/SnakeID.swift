@@ -481,6 +481,22 @@ fileprivate struct FfiConverterUInt32: FfiConverterPrimitive {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterUInt64: FfiConverterPrimitive {
+    typealias FfiType = UInt64
+    typealias SwiftType = UInt64
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> UInt64 {
+        return try lift(readInt(&buf))
+    }
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterFloat: FfiConverterPrimitive {
     typealias FfiType = Float
     typealias SwiftType = Float
@@ -671,14 +687,16 @@ open class Classifier: ClassifierProtocol, @unchecked Sendable {
      * Loads the default bundle compiled into the library. `threads`: how many threads one call runs on
      * (decoding, preprocessing, inference); 1, the default (and 0), runs on the calling thread — best when several photos
      * are identified at once; 2 or more cut one photo's latency, where the library has its `threads` feature (the
-     * Python wheel does; the phone libraries do not, and refuse more than 1 with a `Backend` error).
+     * Python wheel does; the phone libraries do not, and refuse more than 1 with a `Backend` error). `limits`: the
+     * largest photo a call accepts (default: `Limits`' defaults; a phone with little memory lowers `max_pixels`).
      */
-public convenience init(threads: UInt32 = UInt32(1))throws  {
+public convenience init(threads: UInt32 = UInt32(1), limits: Limits? = nil)throws  {
     let handle =
         try rustCallWithError(FfiConverterTypeSnakeIdError_lift) {
         uniffiCallStatus in
     uniffi_snakeid_ffi_fn_constructor_classifier_new(
-        FfiConverterUInt32.lower(threads),uniffiCallStatus
+        FfiConverterUInt32.lower(threads),
+        FfiConverterOptionTypeLimits.lower(limits),uniffiCallStatus
     )
 }
     self.init(unsafeFromHandle: handle)
@@ -697,12 +715,13 @@ public convenience init(threads: UInt32 = UInt32(1))throws  {
     /**
      * Loads a packed `.snkb` bundle from memory (e.g. read from app assets).
      */
-public static func fromBundleBytes(bytes: Data, threads: UInt32 = UInt32(1))throws  -> Classifier  {
+public static func fromBundleBytes(bytes: Data, threads: UInt32 = UInt32(1), limits: Limits? = nil)throws  -> Classifier  {
     return try  FfiConverterTypeClassifier_lift(try rustCallWithError(FfiConverterTypeSnakeIdError_lift) {
         uniffiCallStatus in
     uniffi_snakeid_ffi_fn_constructor_classifier_from_bundle_bytes(
         FfiConverterData.lower(bytes),
-        FfiConverterUInt32.lower(threads),uniffiCallStatus
+        FfiConverterUInt32.lower(threads),
+        FfiConverterOptionTypeLimits.lower(limits),uniffiCallStatus
     )
 })
 }
@@ -710,13 +729,14 @@ public static func fromBundleBytes(bytes: Data, threads: UInt32 = UInt32(1))thro
     /**
      * Loads a packed bundle from memory, accepted only if signed by one of `trusted_keys`.
      */
-public static func fromBundleBytesSigned(bytes: Data, trustedKeys: [String], threads: UInt32 = UInt32(1))throws  -> Classifier  {
+public static func fromBundleBytesSigned(bytes: Data, trustedKeys: [String], threads: UInt32 = UInt32(1), limits: Limits? = nil)throws  -> Classifier  {
     return try  FfiConverterTypeClassifier_lift(try rustCallWithError(FfiConverterTypeSnakeIdError_lift) {
         uniffiCallStatus in
     uniffi_snakeid_ffi_fn_constructor_classifier_from_bundle_bytes_signed(
         FfiConverterData.lower(bytes),
         FfiConverterSequenceString.lower(trustedKeys),
-        FfiConverterUInt32.lower(threads),uniffiCallStatus
+        FfiConverterUInt32.lower(threads),
+        FfiConverterOptionTypeLimits.lower(limits),uniffiCallStatus
     )
 })
 }
@@ -724,12 +744,13 @@ public static func fromBundleBytesSigned(bytes: Data, trustedKeys: [String], thr
     /**
      * Loads a bundle directory or packed `.snkb` file (`threads` as for the default bundle).
      */
-public static func fromBundlePath(path: String, threads: UInt32 = UInt32(1))throws  -> Classifier  {
+public static func fromBundlePath(path: String, threads: UInt32 = UInt32(1), limits: Limits? = nil)throws  -> Classifier  {
     return try  FfiConverterTypeClassifier_lift(try rustCallWithError(FfiConverterTypeSnakeIdError_lift) {
         uniffiCallStatus in
     uniffi_snakeid_ffi_fn_constructor_classifier_from_bundle_path(
         FfiConverterString.lower(path),
-        FfiConverterUInt32.lower(threads),uniffiCallStatus
+        FfiConverterUInt32.lower(threads),
+        FfiConverterOptionTypeLimits.lower(limits),uniffiCallStatus
     )
 })
 }
@@ -738,13 +759,14 @@ public static func fromBundlePath(path: String, threads: UInt32 = UInt32(1))thro
      * Loads a bundle directory or packed file and accepts it only if it is signed by one of `trusted_keys`
      * (ed25519 public keys, 64 hex digits each, compiled into the app); otherwise `UntrustedBundle`.
      */
-public static func fromBundlePathSigned(path: String, trustedKeys: [String], threads: UInt32 = UInt32(1))throws  -> Classifier  {
+public static func fromBundlePathSigned(path: String, trustedKeys: [String], threads: UInt32 = UInt32(1), limits: Limits? = nil)throws  -> Classifier  {
     return try  FfiConverterTypeClassifier_lift(try rustCallWithError(FfiConverterTypeSnakeIdError_lift) {
         uniffiCallStatus in
     uniffi_snakeid_ffi_fn_constructor_classifier_from_bundle_path_signed(
         FfiConverterString.lower(path),
         FfiConverterSequenceString.lower(trustedKeys),
-        FfiConverterUInt32.lower(threads),uniffiCallStatus
+        FfiConverterUInt32.lower(threads),
+        FfiConverterOptionTypeLimits.lower(limits),uniffiCallStatus
     )
 })
 }
@@ -1243,6 +1265,88 @@ public func FfiConverterTypeIdentification_lift(_ buf: RustBuffer) throws -> Ide
 #endif
 public func FfiConverterTypeIdentification_lower(_ value: Identification) -> RustBuffer {
     return FfiConverterTypeIdentification.lower(value)
+}
+
+
+/**
+ * The largest photo a call accepts: a bigger file or image is `InvalidImage`, found from its size or header before
+ * any pixel buffer exists. The defaults (64 MiB, 20 000 pixels a side, 100 megapixels) take every phone camera's
+ * photos; a PNG or WebP is decoded at full size (~3 bytes a pixel), so an app on a low-memory phone lowers
+ * `max_pixels` (24 megapixels: about 70 MB at most).
+ */
+public struct Limits: Equatable, Hashable {
+    /**
+     * Largest encoded file, in bytes.
+     */
+    public var maxBytes: UInt64
+    /**
+     * Largest width or height, in pixels.
+     */
+    public var maxSide: UInt32
+    /**
+     * Largest width x height.
+     */
+    public var maxPixels: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Largest encoded file, in bytes.
+         */maxBytes: UInt64 = UInt64(67108864), 
+        /**
+         * Largest width or height, in pixels.
+         */maxSide: UInt32 = UInt32(20000), 
+        /**
+         * Largest width x height.
+         */maxPixels: UInt64 = UInt64(100000000)) {
+        self.maxBytes = maxBytes
+        self.maxSide = maxSide
+        self.maxPixels = maxPixels
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Limits: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLimits: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Limits {
+        return
+            try Limits(
+                maxBytes: FfiConverterUInt64.read(from: &buf), 
+                maxSide: FfiConverterUInt32.read(from: &buf), 
+                maxPixels: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Limits, into buf: inout [UInt8]) {
+        FfiConverterUInt64.write(value.maxBytes, into: &buf)
+        FfiConverterUInt32.write(value.maxSide, into: &buf)
+        FfiConverterUInt64.write(value.maxPixels, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLimits_lift(_ buf: RustBuffer) throws -> Limits {
+    return try FfiConverterTypeLimits.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLimits_lower(_ value: Limits) -> RustBuffer {
+    return FfiConverterTypeLimits.lower(value)
 }
 
 
@@ -2006,6 +2110,30 @@ fileprivate struct FfiConverterOptionTypeGenusAnswer: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeLimits: FfiConverterRustBuffer {
+    typealias SwiftType = Limits?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeLimits.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeLimits.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeLocation: FfiConverterRustBuffer {
     typealias SwiftType = Location?
 
@@ -2150,19 +2278,19 @@ private let initializationResult: InitializationResult = {
     if (uniffi_snakeid_ffi_checksum_method_classifier_identify() != 3985) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_snakeid_ffi_checksum_constructor_classifier_from_bundle_bytes() != 50087) {
+    if (uniffi_snakeid_ffi_checksum_constructor_classifier_from_bundle_bytes() != 54963) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_snakeid_ffi_checksum_constructor_classifier_from_bundle_bytes_signed() != 44465) {
+    if (uniffi_snakeid_ffi_checksum_constructor_classifier_from_bundle_bytes_signed() != 56670) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_snakeid_ffi_checksum_constructor_classifier_from_bundle_path() != 46161) {
+    if (uniffi_snakeid_ffi_checksum_constructor_classifier_from_bundle_path() != 43293) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_snakeid_ffi_checksum_constructor_classifier_from_bundle_path_signed() != 61897) {
+    if (uniffi_snakeid_ffi_checksum_constructor_classifier_from_bundle_path_signed() != 7664) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_snakeid_ffi_checksum_constructor_classifier_new() != 19826) {
+    if (uniffi_snakeid_ffi_checksum_constructor_classifier_new() != 45221) {
         return InitializationResult.apiChecksumMismatch
     }
 

@@ -9,7 +9,8 @@
 A photo is bytes (JPEG, PNG, WebP), a path (``str`` or ``os.PathLike``), a PIL image or an HxWx3 ``uint8`` numpy
 array. Errors are typed: ``snakeid.InvalidImage``, ``InvalidBundle``, ``UntrustedBundle``, ``UnknownCountry``,
 ``InvalidLocation``, ``Backend``, ``Internal`` (all ``snakeid.SnakeIdError``), each with a one-line message. ``python -m snakeid PHOTO``
-answers as the CLI's ``identify``.
+answers as the CLI's ``identify``. ``snakeid.Classifier(limits=snakeid.Limits(max_pixels=24_000_000))`` refuses larger
+photos (a phone or small machine with little memory: a PNG is decoded at full size).
 
 This layer is plain Python over the module UniFFI generates (``snakeid._native``), which stays generated.
 """
@@ -26,9 +27,10 @@ GenusAnswer = _ffi.GenusAnswer
 Species = _ffi.Species
 BundleInfo = _ffi.BundleInfo
 BenchmarkReport = _ffi.BenchmarkReport
+Limits = _ffi.Limits
 
 __all__ = [
-    "Classifier", "Answer", "SnakeVerdict", "Prediction", "GenusAnswer", "Species", "BundleInfo", "BenchmarkReport",
+    "Classifier", "Answer", "SnakeVerdict", "Prediction", "GenusAnswer", "Species", "BundleInfo", "BenchmarkReport", "Limits",
     "SnakeIdError", "InvalidImage", "InvalidBundle", "UntrustedBundle", "UnknownCountry", "InvalidLocation", "Backend",
     "Internal",
 ]

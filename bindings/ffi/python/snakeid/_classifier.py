@@ -21,23 +21,27 @@ class Classifier:
     ``bundle``: None for the bundle inside the package, a path to a ``.snkb`` file or bundle folder, or a packed
     bundle's bytes. ``trusted_keys``: ed25519 public keys (hex); when given, a bundle not signed by one of them is
     refused with ``UntrustedBundle``. ``threads``: threads for one call (1 is best when several photos run at once).
+    ``limits``: the largest photo a call accepts (``snakeid.Limits(max_bytes=, max_side=, max_pixels=)``, each
+    defaulting to the library's: 64 MiB, 20 000 pixels a side, 100 megapixels); a larger one is ``InvalidImage``.
     """
 
     def __init__(self, bundle: Union[None, PathLike, bytes] = None, *, threads: int = 1,
-                 trusted_keys: Optional[Sequence[str]] = None):
+                 trusted_keys: Optional[Sequence[str]] = None, limits: Optional[ffi.Limits] = None):
+        if limits is not None and not isinstance(limits, ffi.Limits):
+            raise TypeError(f"limits is a snakeid.Limits, not {type(limits).__name__}")
         keys = list(trusted_keys) if trusted_keys is not None else None
         if bundle is None:
             if keys is not None:
                 raise TypeError("trusted_keys checks a bundle you pass; the package's own bundle is not signed")
-            self._native = ffi.Classifier(threads)
+            self._native = ffi.Classifier(threads, limits)
         elif isinstance(bundle, (bytes, bytearray, memoryview)):
             data = bytes(bundle)
-            self._native = (ffi.Classifier.from_bundle_bytes(data, threads) if keys is None
-                            else ffi.Classifier.from_bundle_bytes_signed(data, keys, threads))
+            self._native = (ffi.Classifier.from_bundle_bytes(data, threads, limits) if keys is None
+                            else ffi.Classifier.from_bundle_bytes_signed(data, keys, threads, limits))
         elif isinstance(bundle, (str, os.PathLike)):
             path = os.fspath(bundle)
-            self._native = (ffi.Classifier.from_bundle_path(path, threads) if keys is None
-                            else ffi.Classifier.from_bundle_path_signed(path, keys, threads))
+            self._native = (ffi.Classifier.from_bundle_path(path, threads, limits) if keys is None
+                            else ffi.Classifier.from_bundle_path_signed(path, keys, threads, limits))
         else:
             raise TypeError(f"a bundle is a path or bytes, not {type(bundle).__name__}")
 

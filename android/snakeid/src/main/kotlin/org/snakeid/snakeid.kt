@@ -715,15 +715,15 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_snakeid_ffi_fn_free_classifier(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
-    external fun uniffi_snakeid_ffi_fn_constructor_classifier_from_bundle_bytes(`bytes`: RustBuffer.ByValue,`threads`: Int,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_snakeid_ffi_fn_constructor_classifier_from_bundle_bytes(`bytes`: RustBuffer.ByValue,`threads`: Int,`limits`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
-    external fun uniffi_snakeid_ffi_fn_constructor_classifier_from_bundle_bytes_signed(`bytes`: RustBuffer.ByValue,`trustedKeys`: RustBuffer.ByValue,`threads`: Int,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_snakeid_ffi_fn_constructor_classifier_from_bundle_bytes_signed(`bytes`: RustBuffer.ByValue,`trustedKeys`: RustBuffer.ByValue,`threads`: Int,`limits`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
-    external fun uniffi_snakeid_ffi_fn_constructor_classifier_from_bundle_path(`path`: RustBuffer.ByValue,`threads`: Int,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_snakeid_ffi_fn_constructor_classifier_from_bundle_path(`path`: RustBuffer.ByValue,`threads`: Int,`limits`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
-    external fun uniffi_snakeid_ffi_fn_constructor_classifier_from_bundle_path_signed(`path`: RustBuffer.ByValue,`trustedKeys`: RustBuffer.ByValue,`threads`: Int,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_snakeid_ffi_fn_constructor_classifier_from_bundle_path_signed(`path`: RustBuffer.ByValue,`trustedKeys`: RustBuffer.ByValue,`threads`: Int,`limits`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
-    external fun uniffi_snakeid_ffi_fn_constructor_classifier_new(`threads`: Int,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_snakeid_ffi_fn_constructor_classifier_new(`threads`: Int,`limits`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_snakeid_ffi_fn_method_classifier_benchmark(`ptr`: Long,`image`: RustBuffer.ByValue,`iterations`: Int,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -859,19 +859,19 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_snakeid_ffi_checksum_method_classifier_identify() and 0xFFFF) != 3985) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_snakeid_ffi_checksum_constructor_classifier_from_bundle_bytes() and 0xFFFF) != 50087) {
+    if ((lib.uniffi_snakeid_ffi_checksum_constructor_classifier_from_bundle_bytes() and 0xFFFF) != 54963) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_snakeid_ffi_checksum_constructor_classifier_from_bundle_bytes_signed() and 0xFFFF) != 44465) {
+    if ((lib.uniffi_snakeid_ffi_checksum_constructor_classifier_from_bundle_bytes_signed() and 0xFFFF) != 56670) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_snakeid_ffi_checksum_constructor_classifier_from_bundle_path() and 0xFFFF) != 46161) {
+    if ((lib.uniffi_snakeid_ffi_checksum_constructor_classifier_from_bundle_path() and 0xFFFF) != 43293) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_snakeid_ffi_checksum_constructor_classifier_from_bundle_path_signed() and 0xFFFF) != 61897) {
+    if ((lib.uniffi_snakeid_ffi_checksum_constructor_classifier_from_bundle_path_signed() and 0xFFFF) != 7664) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_snakeid_ffi_checksum_constructor_classifier_new() and 0xFFFF) != 19826) {
+    if ((lib.uniffi_snakeid_ffi_checksum_constructor_classifier_new() and 0xFFFF) != 45221) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
 }
@@ -1051,6 +1051,29 @@ public object FfiConverterUInt: FfiConverter<UInt, Int> {
 
     override fun write(value: UInt, buf: ByteBuffer) {
         buf.putInt(value.toInt())
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterULong: FfiConverter<ULong, Long> {
+    override fun lift(value: Long): ULong {
+        return value.toULong()
+    }
+
+    override fun read(buf: ByteBuffer): ULong {
+        return lift(buf.getLong())
+    }
+
+    override fun lower(value: ULong): Long {
+        return value.toLong()
+    }
+
+    override fun allocationSize(value: ULong) = 8UL
+
+    override fun write(value: ULong, buf: ByteBuffer) {
+        buf.putLong(value.toLong())
     }
 }
 
@@ -1352,15 +1375,17 @@ open class Classifier: Disposable, AutoCloseable, ClassifierInterface
      * Loads the default bundle compiled into the library. `threads`: how many threads one call runs on
      * (decoding, preprocessing, inference); 1, the default (and 0), runs on the calling thread — best when several photos
      * are identified at once; 2 or more cut one photo's latency, where the library has its `threads` feature (the
-     * Python wheel does; the phone libraries do not, and refuse more than 1 with a `Backend` error).
+     * Python wheel does; the phone libraries do not, and refuse more than 1 with a `Backend` error). `limits`: the
+     * largest photo a call accepts (default: `Limits`' defaults; a phone with little memory lowers `max_pixels`).
      */
-    constructor(`threads`: kotlin.UInt = 1u) :
+    constructor(`threads`: kotlin.UInt = 1u, `limits`: Limits? = null) :
         this(UniffiWithHandle, 
     uniffiRustCallWithError(SnakeIdException) { _status ->
     UniffiLib.uniffi_snakeid_ffi_fn_constructor_classifier_new(
     
         
-        FfiConverterUInt.lower(`threads`),_status)
+        FfiConverterUInt.lower(`threads`),
+        FfiConverterOptionalTypeLimits.lower(`limits`),_status)
 }
     )
 
@@ -1510,14 +1535,15 @@ open class Classifier: Disposable, AutoCloseable, ClassifierInterface
     /**
      * Loads a packed `.snkb` bundle from memory (e.g. read from app assets).
      */
-    @Throws(SnakeIdException::class) fun `fromBundleBytes`(`bytes`: kotlin.ByteArray, `threads`: kotlin.UInt = 1u): Classifier {
+    @Throws(SnakeIdException::class) fun `fromBundleBytes`(`bytes`: kotlin.ByteArray, `threads`: kotlin.UInt = 1u, `limits`: Limits? = null): Classifier {
             return FfiConverterTypeClassifier.lift(
     uniffiRustCallWithError(SnakeIdException) { _status ->
     UniffiLib.uniffi_snakeid_ffi_fn_constructor_classifier_from_bundle_bytes(
     
         
         FfiConverterByteArray.lower(`bytes`),
-        FfiConverterUInt.lower(`threads`),_status)
+        FfiConverterUInt.lower(`threads`),
+        FfiConverterOptionalTypeLimits.lower(`limits`),_status)
 }
     )
     }
@@ -1527,7 +1553,7 @@ open class Classifier: Disposable, AutoCloseable, ClassifierInterface
     /**
      * Loads a packed bundle from memory, accepted only if signed by one of `trusted_keys`.
      */
-    @Throws(SnakeIdException::class) fun `fromBundleBytesSigned`(`bytes`: kotlin.ByteArray, `trustedKeys`: List<kotlin.String>, `threads`: kotlin.UInt = 1u): Classifier {
+    @Throws(SnakeIdException::class) fun `fromBundleBytesSigned`(`bytes`: kotlin.ByteArray, `trustedKeys`: List<kotlin.String>, `threads`: kotlin.UInt = 1u, `limits`: Limits? = null): Classifier {
             return FfiConverterTypeClassifier.lift(
     uniffiRustCallWithError(SnakeIdException) { _status ->
     UniffiLib.uniffi_snakeid_ffi_fn_constructor_classifier_from_bundle_bytes_signed(
@@ -1535,7 +1561,8 @@ open class Classifier: Disposable, AutoCloseable, ClassifierInterface
         
         FfiConverterByteArray.lower(`bytes`),
         FfiConverterSequenceString.lower(`trustedKeys`),
-        FfiConverterUInt.lower(`threads`),_status)
+        FfiConverterUInt.lower(`threads`),
+        FfiConverterOptionalTypeLimits.lower(`limits`),_status)
 }
     )
     }
@@ -1545,14 +1572,15 @@ open class Classifier: Disposable, AutoCloseable, ClassifierInterface
     /**
      * Loads a bundle directory or packed `.snkb` file (`threads` as for the default bundle).
      */
-    @Throws(SnakeIdException::class) fun `fromBundlePath`(`path`: kotlin.String, `threads`: kotlin.UInt = 1u): Classifier {
+    @Throws(SnakeIdException::class) fun `fromBundlePath`(`path`: kotlin.String, `threads`: kotlin.UInt = 1u, `limits`: Limits? = null): Classifier {
             return FfiConverterTypeClassifier.lift(
     uniffiRustCallWithError(SnakeIdException) { _status ->
     UniffiLib.uniffi_snakeid_ffi_fn_constructor_classifier_from_bundle_path(
     
         
         FfiConverterString.lower(`path`),
-        FfiConverterUInt.lower(`threads`),_status)
+        FfiConverterUInt.lower(`threads`),
+        FfiConverterOptionalTypeLimits.lower(`limits`),_status)
 }
     )
     }
@@ -1563,7 +1591,7 @@ open class Classifier: Disposable, AutoCloseable, ClassifierInterface
      * Loads a bundle directory or packed file and accepts it only if it is signed by one of `trusted_keys`
      * (ed25519 public keys, 64 hex digits each, compiled into the app); otherwise `UntrustedBundle`.
      */
-    @Throws(SnakeIdException::class) fun `fromBundlePathSigned`(`path`: kotlin.String, `trustedKeys`: List<kotlin.String>, `threads`: kotlin.UInt = 1u): Classifier {
+    @Throws(SnakeIdException::class) fun `fromBundlePathSigned`(`path`: kotlin.String, `trustedKeys`: List<kotlin.String>, `threads`: kotlin.UInt = 1u, `limits`: Limits? = null): Classifier {
             return FfiConverterTypeClassifier.lift(
     uniffiRustCallWithError(SnakeIdException) { _status ->
     UniffiLib.uniffi_snakeid_ffi_fn_constructor_classifier_from_bundle_path_signed(
@@ -1571,7 +1599,8 @@ open class Classifier: Disposable, AutoCloseable, ClassifierInterface
         
         FfiConverterString.lower(`path`),
         FfiConverterSequenceString.lower(`trustedKeys`),
-        FfiConverterUInt.lower(`threads`),_status)
+        FfiConverterUInt.lower(`threads`),
+        FfiConverterOptionalTypeLimits.lower(`limits`),_status)
 }
     )
     }
@@ -1935,6 +1964,64 @@ public object FfiConverterTypeIdentification: FfiConverterRustBuffer<Identificat
             FfiConverterTypeTimings.write(value.`timingsMs`, buf)
             FfiConverterString.write(value.`view`, buf)
             FfiConverterUInt.write(value.`viewsRun`, buf)
+    }
+}
+
+
+
+/**
+ * The largest photo a call accepts: a bigger file or image is `InvalidImage`, found from its size or header before
+ * any pixel buffer exists. The defaults (64 MiB, 20 000 pixels a side, 100 megapixels) take every phone camera's
+ * photos; a PNG or WebP is decoded at full size (~3 bytes a pixel), so an app on a low-memory phone lowers
+ * `max_pixels` (24 megapixels: about 70 MB at most).
+ */
+data class Limits (
+    /**
+     * Largest encoded file, in bytes.
+     */
+    var `maxBytes`: kotlin.ULong = 67108864uL 
+    , 
+    /**
+     * Largest width or height, in pixels.
+     */
+    var `maxSide`: kotlin.UInt = 20000u 
+    , 
+    /**
+     * Largest width x height.
+     */
+    var `maxPixels`: kotlin.ULong = 100000000uL 
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeLimits: FfiConverterRustBuffer<Limits> {
+    override fun read(buf: ByteBuffer): Limits {
+        return Limits(
+            FfiConverterULong.read(buf),
+            FfiConverterUInt.read(buf),
+            FfiConverterULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: Limits) = (
+            FfiConverterULong.allocationSize(value.`maxBytes`) +
+            FfiConverterUInt.allocationSize(value.`maxSide`) +
+            FfiConverterULong.allocationSize(value.`maxPixels`)
+    )
+
+    override fun write(value: Limits, buf: ByteBuffer) {
+            FfiConverterULong.write(value.`maxBytes`, buf)
+            FfiConverterUInt.write(value.`maxSide`, buf)
+            FfiConverterULong.write(value.`maxPixels`, buf)
     }
 }
 
@@ -2511,6 +2598,38 @@ public object FfiConverterOptionalTypeGenusAnswer: FfiConverterRustBuffer<GenusA
         } else {
             buf.put(1)
             FfiConverterTypeGenusAnswer.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeLimits: FfiConverterRustBuffer<Limits?> {
+    override fun read(buf: ByteBuffer): Limits? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeLimits.read(buf)
+    }
+
+    override fun allocationSize(value: Limits?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeLimits.allocationSize(value)
+        }
+    }
+
+    override fun write(value: Limits?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeLimits.write(value, buf)
         }
     }
 }
