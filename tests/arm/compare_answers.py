@@ -7,7 +7,7 @@ within MAX_DLOGIT in logit space (so that 1e-7 is compared as well as 0.5); the 
 answer's top two are a near tie (as tests/golden.rs allows); every top-5 probability within 0.1.
 
     compare_answers.py X86_SNAKEID "ARM_RUNNER ARM_SNAKEID"   (the second a command line, e.g. "qemu-aarch64 -L … snakeid")
-    compare_answers.py SNAKEID SNAKEID --other-args "--backend gpu" --name GPU   (the GPU against the CPU: CI step 4c)
+    compare_answers.py SNAKEID SNAKEID --other-args "--backend gpu" --name GPU --per-species 1   (CI step 4c)
 """
 import argparse
 import json
@@ -20,7 +20,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 from edges import at_edge, logit, real_snakes  # noqa: E402
 
-PHOTOS = sorted(p for p in (ROOT / "tests/data/photos").iterdir() if p.suffix in (".jpg", ".png", ".webp")) + real_snakes(2)
+COMMITTED = sorted(p for p in (ROOT / "tests/data/photos").iterdir() if p.suffix in (".jpg", ".png", ".webp"))
+PHOTOS = []  # the committed photos and `--per-species` real snakes of each species (main)
 # The species distribution of a photo without a snake is renormalised over 17 classes holding ~1e-7 of the softmax,
 # which magnifies the logit differences the goldens allow between int8 and float products (squirrel_cls.jpg, x86
 # without VNNI against the Arm int8 kernel: 0.79 against 0.83 for its top species).
@@ -46,7 +47,9 @@ def main():
     cli.add_argument("other", help="the other CLI, as a command line")
     cli.add_argument("--other-args", default="", help="arguments for the other's identify (e.g. --backend gpu)")
     cli.add_argument("--name", default="ARM", help="what the other is, for the summary line")
+    cli.add_argument("--per-species", type=int, default=2, help="real snake photos per species (ph14 val)")
     args = cli.parse_args()
+    PHOTOS.extend(COMMITTED + real_snakes(args.per_species))
     x86, arm = shlex.split(args.reference), shlex.split(args.other)
     failures, edges, worst_dlogit = [], 0, 0.0
     for photo, a, b in zip(PHOTOS, answers(x86), answers(arm, shlex.split(args.other_args))):
