@@ -103,6 +103,17 @@ impl Classifier {
         Ok(())
     }
 
+    /// The photo as the model's input tensor (decoded, resized, cropped and normalised as the bundle says: the
+    /// primary view `identify` runs first). With `logits`, for benchmarks that time the model alone from JavaScript.
+    pub fn preprocess(&self, bytes: &[u8]) -> Result<Vec<f32>, JsValue> {
+        self.inner.preprocess(bytes).map_err(to_js)
+    }
+
+    /// The model's logits for an input tensor from `preprocess` (the model alone: no gate, prior or decision).
+    pub fn logits(&self, input: Vec<f32>) -> Result<Vec<f32>, JsValue> {
+        self.inner.logits(input).map_err(to_js)
+    }
+
     /// The bundle's name, version, input size, species and countries (the FFI's `BundleInfo`).
     #[wasm_bindgen(js_name = bundleInfo)]
     pub fn bundle_info(&self) -> Result<JsValue, JsValue> {
