@@ -7,7 +7,6 @@ use crate::bundle::countries;
 use crate::bundle::manifest::View;
 use crate::decision::{self, Decision, Gate, SnakeVerdict};
 use crate::photo::decode::{self, Limits};
-use crate::backend::cpu::Engine;
 use crate::error::{Error, Result};
 use crate::photo::{gps, preprocess};
 use crate::place::{self, CountrySource, Location};
@@ -98,14 +97,20 @@ impl Classifier {
         Self::compile(guard(|| Bundle::from_packed(bytes))?, start)
     }
 
+    /// Compiles the bundle's model for `backend` directly (the CPU engine is compiled only where the CPU runs the
+    /// model, or `auto` must measure it), on `threads` threads as [`Classifier::with_threads`]. `cache_dir`: where
+    /// `auto` remembers its choice (see [`Classifier::with_backend`]).
+    pub fn on(bundle: Bundle, backend: Backend, threads: usize, cache_dir: Option<&Path>) -> Result<Self> {
+        Self::build(bundle, Instant::now(), backend, threads, cache_dir)
+    }
+
     fn compile(bundle: Bundle, start: Instant) -> Result<Self> {
-        let m = &bundle.manifest;
-        let engine = guard(|| {
-            crate::tools::failpoint::hit("load");
-            Engine::compile(bundle.model.clone(), m.input.width, m.input.height, m.model.num_classes)
-        })?;
-        let runner = Runner::Cpu(engine);
-        let backend_info = runner.info(None);
+        Self::build(bundle, start, Backend::Cpu, 1, None)
+    }
+
+    fn build(bundle: Bundle, start: Instant, backend: Backend, threads: usize, cache_dir: Option<&Path>) -> Result<Self> {
+        let (runner, why) = guard(|| backend::compile(&bundle, backend, threads, cache_dir))?;
+        let backend_info = runner.info(why);
         Ok(Classifier { bundle, runner, backend_info, limits: Limits::default(), cold_start_ms: ms(start), first_call_ms: OnceLock::new() })
     }
 
@@ -145,8 +150,7 @@ impl Classifier {
         let start = Instant::now();
         let (runner, why) = match backend {
             Backend::Cpu => return Ok(self),
-            Backend::Gpu => (guard(|| backend::compile_gpu(&self.bundle, false))?, None),
-            Backend::GpuF16 => (guard(|| backend::compile_gpu(&self.bundle, true))?, None),
+            Backend::Gpu | Backend::GpuF16 => guard(|| backend::compile(&self.bundle, backend, 1, None))?,
             Backend::Auto => {
                 let Runner::Cpu(cpu) = self.runner else { return Ok(self) };
                 let (runner, why) = backend::choose(&self.bundle, cpu, cache_dir);

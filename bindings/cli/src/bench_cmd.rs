@@ -34,7 +34,7 @@ pub fn run(args: Args) -> snakeid::Result<ExitCode> {
         Some(p) => read_photo(p)?,
         None => synthetic_photo(),
     };
-    let classifier = args.backend.apply(crate::load_classifier(args.bundle.as_ref(), &[])?.with_threads(args.threads as usize)?)?;
+    let classifier = args.backend.load(args.bundle.as_ref(), &[], args.threads as usize)?;
     let report = classifier.benchmark(&photo, args.iterations, args.warmup)?;
     if args.json {
         println!("{}", serde_json::to_string(&report).expect("report serialises"));

@@ -120,7 +120,7 @@ pub fn run(cmd: BundleCommand) -> snakeid::Result<ExitCode> {
             eprintln!("unpacked into {}", out.display());
         }
         BundleCommand::Info { bundle } => {
-            let b = load_bundle(bundle.as_ref())?;
+            let b = load_bundle(bundle.as_ref(), &[])?;
             let m = &b.manifest;
             println!("{} {} ({})", m.name, m.version, m.model.precision);
             println!("{}", m.description);

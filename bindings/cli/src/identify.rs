@@ -1,6 +1,6 @@
 //! `snakeid identify`: photos in, a ranked answer per photo out (a table for people, JSON lines for programs).
 
-use crate::{load_classifier, EXIT_BAD_INPUT};
+use crate::EXIT_BAD_INPUT;
 use serde_json::json;
 use snakeid::{Error, Identification, SnakeVerdict};
 use std::path::{Path, PathBuf};
@@ -39,7 +39,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> snakeid::Result<ExitCode> {
-    let classifier = args.backend.apply(load_classifier(args.bundle.as_ref(), &args.trusted_keys)?.with_threads(args.threads as usize)?)?;
+    let classifier = args.backend.load(args.bundle.as_ref(), &args.trusted_keys, args.threads as usize)?;
     // Where it ran, for people, when they chose a backend (stdout: stderr is one line per problem).
     if !args.json && args.backend.backend != "cpu" {
         let b = classifier.backend_info();

@@ -80,14 +80,20 @@ fn stop_quietly_on_a_closed_pipe() {
 
 /// The bundle named on the command line, or the one embedded in the binary. With trusted keys (hex), the bundle
 /// must be signed by one of them (the embedded bundle is part of the binary and needs no signature).
+/// A panic in the parser (a bug) is an `Internal` error, as the core's own constructors make it, not a crash.
+pub fn load_bundle(bundle: Option<&PathBuf>, trusted_keys: &[String]) -> snakeid::Result<snakeid::Bundle> {
+    let load = || match bundle {
+        Some(p) if !trusted_keys.is_empty() => snakeid::Bundle::load_signed(p, &snakeid::PublicKey::from_hex_all(trusted_keys)?),
+        Some(p) => snakeid::Bundle::load(p),
+        None => snakeid::Bundle::embedded_default(),
+    };
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(load))
+        .unwrap_or_else(|_| Err(snakeid::Error::Internal("a panic while loading the bundle".into())))
+}
+
+/// [`load_bundle`] compiled on the CPU, one thread.
 pub fn load_classifier(bundle: Option<&PathBuf>, trusted_keys: &[String]) -> snakeid::Result<snakeid::Classifier> {
-    match bundle {
-        Some(p) if !trusted_keys.is_empty() => {
-            snakeid::Classifier::from_path_signed(p, &snakeid::PublicKey::from_hex_all(trusted_keys)?)
-        }
-        Some(p) => snakeid::Classifier::from_path(p),
-        None => snakeid::Classifier::embedded_default(),
-    }
+    snakeid::Classifier::on(load_bundle(bundle, trusted_keys)?, snakeid::Backend::Cpu, 1, None)
 }
 
 /// `--backend`, shared by `identify` and `bench`.
@@ -101,12 +107,13 @@ pub struct BackendArgs {
 }
 
 impl BackendArgs {
-    pub fn apply(&self, c: snakeid::Classifier) -> snakeid::Result<snakeid::Classifier> {
+    /// The bundle compiled once, for this backend (no CPU engine compiled only to be dropped for the GPU's).
+    pub fn load(&self, bundle: Option<&PathBuf>, trusted_keys: &[String], threads: usize) -> snakeid::Result<snakeid::Classifier> {
         let cache = std::env::var_os("XDG_CACHE_HOME")
             .map(PathBuf::from)
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
             .map(|d| d.join("snakeid"));
-        c.with_backend(self.backend.parse()?, cache.as_deref())
+        snakeid::Classifier::on(load_bundle(bundle, trusted_keys)?, self.backend.parse()?, threads, cache.as_deref())
     }
 }
 
@@ -120,9 +127,3 @@ pub fn write_file(path: &Path, data: impl AsRef<[u8]>) -> snakeid::Result<()> {
     std::fs::write(path, data).map_err(|e| snakeid::Error::Io { path: path.to_path_buf(), source: e })
 }
 
-pub fn load_bundle(bundle: Option<&PathBuf>) -> snakeid::Result<snakeid::Bundle> {
-    match bundle {
-        Some(p) => snakeid::Bundle::load(p),
-        None => snakeid::Bundle::embedded_default(),
-    }
-}

@@ -97,6 +97,25 @@ impl Runner {
     }
 }
 
+/// The engine for a bundle's model on `backend`, compiled once: the CPU engine (on `threads` threads) only where the
+/// CPU runs it or `auto` must measure it, never to be dropped for the GPU's. With `auto`, why it chose.
+pub(crate) fn compile(bundle: &crate::Bundle, backend: Backend, threads: usize, cache_dir: Option<&Path>) -> Result<(Runner, Option<String>)> {
+    let cpu = || {
+        let m = &bundle.manifest;
+        crate::tools::failpoint::hit("load");
+        Engine::compile(bundle.model.clone(), m.input.width, m.input.height, m.model.num_classes)?.with_threads(threads)
+    };
+    Ok(match backend {
+        Backend::Cpu => (Runner::Cpu(cpu()?), None),
+        Backend::Gpu => (compile_gpu(bundle, false)?, None),
+        Backend::GpuF16 => (compile_gpu(bundle, true)?, None),
+        Backend::Auto => {
+            let (runner, why) = choose(bundle, cpu()?, cache_dir);
+            (runner, Some(why))
+        }
+    })
+}
+
 /// The GPU engine for a bundle's model.
 #[cfg(feature = "gpu")]
 pub(crate) fn compile_gpu(bundle: &crate::Bundle, f16_weights: bool) -> Result<Runner> {
