@@ -27,7 +27,14 @@ fn empty_random_and_truncated_photos_are_refused() {
     expect_invalid_image(b"", "empty");
     expect_invalid_image(&[0u8; 1000], "zeros");
     let mut random = 0x2545F4914F6CDD1Du64;
-    let noise: Vec<u8> = (0..4096).map(|_| { random ^= random << 13; random ^= random >> 7; random ^= random << 17; random as u8 }).collect();
+    let noise: Vec<u8> = (0..4096)
+        .map(|_| {
+            random ^= random << 13;
+            random ^= random >> 7;
+            random ^= random << 17;
+            random as u8
+        })
+        .collect();
     expect_invalid_image(&noise, "random bytes");
     let jpg = photo("rocket.jpg");
     for cut in [3, 20, 200, jpg.len() / 2, jpg.len() - 100] {

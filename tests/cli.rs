@@ -40,7 +40,9 @@ fn identify_json_has_the_documented_keys() {
     let out = String::from_utf8(o.stdout).unwrap();
     assert_eq!(out.lines().count(), 1);
     let v: Value = serde_json::from_str(out.trim()).unwrap();
-    for key in ["image", "snake_detected", "snake_probability", "country", "backend", "uncertain", "predictions", "timings_ms"] {
+    for key in
+        ["image", "snake_detected", "snake_probability", "country", "backend", "uncertain", "predictions", "timings_ms"]
+    {
         assert!(v.get(key).is_some(), "missing {key}: {v}");
     }
     assert_eq!(v["backend"], "cpu");
@@ -72,12 +74,17 @@ fn human_output_ranks_and_warns() {
 // is `none` even with the look-alikes counted, its mirror image is `possible`, with the venomous warning.
 #[test]
 fn the_cobra_the_centre_crop_missed_is_seen_in_the_mirror() {
-    let cobra = snakeid_tests::shared_data().join("snakes/ph14/val/Naja sumatrana/equatorial_cobra__naja_sumatrana__val_0004.jpeg");
+    let cobra = snakeid_tests::shared_data()
+        .join("snakes/ph14/val/Naja sumatrana/equatorial_cobra__naja_sumatrana__val_0004.jpeg");
     let cobra = cobra.to_str().unwrap();
     let o = snakeid(&["identify", cobra, "--country", "PH", "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!((v["snake_verdict"].as_str(), v["view"].as_str(), v["views_run"].as_u64()), (Some("possible"), Some("mirror"), Some(2)), "{v}");
+    assert_eq!(
+        (v["snake_verdict"].as_str(), v["view"].as_str(), v["views_run"].as_u64()),
+        (Some("possible"), Some("mirror"), Some(2)),
+        "{v}"
+    );
     assert_eq!(v["venomous_warning"], true, "{v}");
     // The same bundle looking at the centre crop only: `none`, as before.
     let dir = unpacked_default("primary-only");
@@ -99,7 +106,11 @@ fn a_photo_clearly_without_a_snake_costs_one_inference() {
     let o = snakeid(&["identify", &cat, "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!((v["snake_verdict"].as_str(), v["view"].as_str(), v["views_run"].as_u64()), (Some("none"), Some("primary"), Some(1)), "{v}");
+    assert_eq!(
+        (v["snake_verdict"].as_str(), v["view"].as_str(), v["views_run"].as_u64()),
+        (Some("none"), Some("primary"), Some(1)),
+        "{v}"
+    );
     let dir = unpacked_default("retry-every-view");
     let path = dir.join("manifest.json");
     let mut m: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
@@ -109,7 +120,11 @@ fn a_photo_clearly_without_a_snake_costs_one_inference() {
     let every = tmp("retry-every-view.snkb");
     assert!(snakeid(&["bundle", "pack", dir.to_str().unwrap(), "--out", every.to_str().unwrap()]).status.success());
     let w = identify_json(&cat, &every, &[]);
-    assert_eq!((w["snake_verdict"].as_str(), w["view"].as_str(), w["views_run"].as_u64()), (Some("none"), Some("primary"), Some(3)), "{w}");
+    assert_eq!(
+        (w["snake_verdict"].as_str(), w["view"].as_str(), w["views_run"].as_u64()),
+        (Some("none"), Some("primary"), Some(3)),
+        "{w}"
+    );
     assert_eq!(w["predictions"], v["predictions"], "the first view answers either way");
 }
 
@@ -128,23 +143,40 @@ fn the_country_comes_from_the_choice_then_the_photos_gps_then_the_location() {
         let o = snakeid(&args);
         assert!(o.status.success(), "{}", stderr(&o));
         let v: Value = serde_json::from_slice(&o.stdout).unwrap();
-        (v["country"].as_str().map(String::from), v["country_source"].as_str().map(String::from), v["prior_applied"].as_bool().unwrap())
+        (
+            v["country"].as_str().map(String::from),
+            v["country_source"].as_str().map(String::from),
+            v["prior_applied"].as_bool().unwrap(),
+        )
     };
     let some = |c: &str, s: &str, p: bool| (Some(c.to_string()), Some(s.to_string()), p);
     assert_eq!(ask(&rocket, &[]), (None, None, false), "no country, no GPS, no location: no prior");
     assert_eq!(ask(&rocket, &["--location", delhi]), some("IN", "device_location", true));
-    assert_eq!(ask(&rocket, &["--location", "-23.55,-46.63"]), some("BR", "device_location", true), "a negative latitude");
+    assert_eq!(
+        ask(&rocket, &["--location", "-23.55,-46.63"]),
+        some("BR", "device_location", true),
+        "a negative latitude"
+    );
     assert_eq!(ask(&rocket, &["--location", "30,-40"]), (None, None, false), "the Atlantic: no country");
     assert_eq!(ask(manila, &[]), some("PH", "photo_gps", true));
     assert_eq!(ask(manila, &["--location", delhi]), some("PH", "photo_gps", true), "the photo beats the device");
-    assert_eq!(ask(manila, &["--country", "Kenya", "--location", delhi]), some("KE", "chosen", true), "the user beats both");
+    assert_eq!(
+        ask(manila, &["--country", "Kenya", "--location", delhi]),
+        some("KE", "chosen", true),
+        "the user beats both"
+    );
     // The position changes nothing else: the photo with GPS answers as the photo without it, under the same prior.
     let a = snakeid(&["identify", manila, "--json"]);
     let b = snakeid(&["identify", &rocket, "--json", "--country", "PH"]);
-    let (a, b): (Value, Value) = (serde_json::from_slice(&a.stdout).unwrap(), serde_json::from_slice(&b.stdout).unwrap());
+    let (a, b): (Value, Value) =
+        (serde_json::from_slice(&a.stdout).unwrap(), serde_json::from_slice(&b.stdout).unwrap());
     assert_eq!(a["predictions"], b["predictions"]);
     let human = snakeid(&["identify", manila]);
-    assert!(String::from_utf8_lossy(&human.stdout).contains("country PH from the photo's GPS (prior applied)"), "{}", String::from_utf8_lossy(&human.stdout));
+    assert!(
+        String::from_utf8_lossy(&human.stdout).contains("country PH from the photo's GPS (prior applied)"),
+        "{}",
+        String::from_utf8_lossy(&human.stdout)
+    );
 }
 
 #[test]
@@ -224,9 +256,12 @@ fn identify_json(photo: &str, bundle: &Path, extra: &[&str]) -> Value {
 fn a_photo_in_the_gate_band_is_possible_on_either_side_and_never_reads_no_snake() {
     let coffee = photo_path("coffee.png");
     // None of the committed photos shows a snake (P(snake) ~ 1e-7): the gate is moved to them, by factors of P.
-    let p = identify_json(&coffee, &bundle_with_gate("gate-plain", 0.5, 0.2), &[])["snake_probability"].as_f64().unwrap();
+    let p =
+        identify_json(&coffee, &bundle_with_gate("gate-plain", 0.5, 0.2), &[])["snake_probability"].as_f64().unwrap();
     assert!(p > 0.0 && p < 0.25, "{p}");
-    for (name, threshold, margin, detected) in [("gate-above", p / 2.0, p, true), ("gate-below", 2.0 * p, 2.0 * p, false)] {
+    for (name, threshold, margin, detected) in
+        [("gate-above", p / 2.0, p, true), ("gate-below", 2.0 * p, 2.0 * p, false)]
+    {
         let bundle = bundle_with_gate(name, threshold, margin);
         let v = identify_json(&coffee, &bundle, &["--country", "IN", "--top", "3"]);
         assert_eq!(v["snake_verdict"], "possible", "{name}: {v}");
@@ -239,14 +274,28 @@ fn a_photo_in_the_gate_band_is_possible_on_either_side_and_never_reads_no_snake(
         // In India the cobra leads: the warning names it, with its probability, and nothing under the threshold.
         assert_eq!(v["venomous_warning"], true, "{name}");
         let named = v["warning_species"].as_array().unwrap();
-        assert!(!named.is_empty() && named.iter().all(|s| s["venomous"] == true && s["probability"].as_f64().unwrap() >= 0.1), "{v}");
+        assert!(
+            !named.is_empty()
+                && named.iter().all(|s| s["venomous"] == true && s["probability"].as_f64().unwrap() >= 0.1),
+            "{v}"
+        );
         let warning = out.lines().find(|l| l.contains("WARNING")).expect("a warning line");
         for s in named {
-            assert!(warning.contains(&format!("{} {:.0}%", s["label"].as_str().unwrap(), s["probability"].as_f64().unwrap() * 100.0)), "{warning}");
+            assert!(
+                warning.contains(&format!(
+                    "{} {:.0}%",
+                    s["label"].as_str().unwrap(),
+                    s["probability"].as_f64().unwrap() * 100.0
+                )),
+                "{warning}"
+            );
         }
         for pred in v["predictions"].as_array().unwrap() {
             if pred["venomous"] == true && pred["probability"].as_f64().unwrap() < 0.1 {
-                assert!(!warning.contains(pred["label"].as_str().unwrap()), "names a species under the threshold: {warning}");
+                assert!(
+                    !warning.contains(pred["label"].as_str().unwrap()),
+                    "names a species under the threshold: {warning}"
+                );
             }
         }
     }
@@ -274,18 +323,25 @@ fn calibrate_writes_a_bundle_with_the_fitted_temperature_unsigned() {
     let o = snakeid(&["calibrate", data.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
     let line = String::from_utf8(o.stdout).unwrap();
-    assert!(line.starts_with("temperature 1.0000 -> ") && line.contains("on 24 photos") && line.contains("ECE"), "{line}");
+    assert!(
+        line.starts_with("temperature 1.0000 -> ") && line.contains("on 24 photos") && line.contains("ECE"),
+        "{line}"
+    );
     let dir = tmp("calibrated-unpacked");
     let _ = std::fs::remove_dir_all(&dir);
-    assert!(snakeid(&["bundle", "unpack", "--bundle", out.to_str().unwrap(), "--out", dir.to_str().unwrap()]).status.success());
+    assert!(snakeid(&["bundle", "unpack", "--bundle", out.to_str().unwrap(), "--out", dir.to_str().unwrap()])
+        .status
+        .success());
     let m: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
     let t = m["model"]["temperature"].as_f64().unwrap();
     assert!(t > 0.0 && (t - 1.0).abs() > 1e-3 && line.contains(&format!("-> {t:.4}")), "{t} {line}");
     assert!(!dir.join("signature.ed25519").exists());
     // The calibrated bundle answers with its temperature: every photo's probabilities change, the ranking does not.
     let a = identify_json(&photo_path("chelsea.png"), &out, &[]);
-    let b: Value = serde_json::from_slice(&snakeid(&["identify", &photo_path("chelsea.png"), "--json"]).stdout).unwrap();
-    let ranks = |v: &Value| v["predictions"].as_array().unwrap().iter().map(|p| p["class_index"].as_u64()).collect::<Vec<_>>();
+    let b: Value =
+        serde_json::from_slice(&snakeid(&["identify", &photo_path("chelsea.png"), "--json"]).stdout).unwrap();
+    let ranks =
+        |v: &Value| v["predictions"].as_array().unwrap().iter().map(|p| p["class_index"].as_u64()).collect::<Vec<_>>();
     assert_eq!(ranks(&a), ranks(&b));
     assert_ne!(a["predictions"][0]["probability"], b["predictions"][0]["probability"]);
 }
@@ -314,9 +370,16 @@ fn a_manifest_with_a_bad_temperature_is_refused_at_load() {
     for (name, t) in [("t-zero", "0"), ("t-negative", "-1.5"), ("t-huge", "1e39")] {
         let dir = unpacked_default(name);
         let path = dir.join("manifest.json");
-        let m = std::fs::read_to_string(&path).unwrap().replacen("\"num_classes\"", &format!("\"temperature\": {t},\n    \"num_classes\""), 1);
+        let m = std::fs::read_to_string(&path).unwrap().replacen(
+            "\"num_classes\"",
+            &format!("\"temperature\": {t},\n    \"num_classes\""),
+            1,
+        );
         std::fs::write(&path, m).unwrap();
-        let err = assert_bad_input(&snakeid(&["identify", &photo_path("chelsea.png"), "--bundle", dir.to_str().unwrap()]), name);
+        let err = assert_bad_input(
+            &snakeid(&["identify", &photo_path("chelsea.png"), "--bundle", dir.to_str().unwrap()]),
+            name,
+        );
         assert!(err.contains("temperature"), "{name}: {err}");
     }
 }
@@ -325,9 +388,11 @@ fn a_manifest_with_a_bad_temperature_is_refused_at_load() {
 fn a_batch_continues_past_a_bad_photo() {
     let bad = tmp("not-a-photo.jpg");
     std::fs::write(&bad, b"definitely not a jpeg").unwrap();
-    let o = snakeid(&["identify", &photo_path("chelsea.png"), bad.to_str().unwrap(), &photo_path("rocket.jpg"), "--json"]);
+    let o =
+        snakeid(&["identify", &photo_path("chelsea.png"), bad.to_str().unwrap(), &photo_path("rocket.jpg"), "--json"]);
     assert_eq!(o.status.code(), Some(2));
-    let lines: Vec<Value> = String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Value> =
+        String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 3);
     assert!(lines[0]["predictions"].is_array() && lines[2]["predictions"].is_array());
     assert_eq!(lines[1]["error"]["kind"], "invalid_image");
@@ -339,7 +404,8 @@ fn every_bad_input_exits_2_with_one_line() {
     let empty = tmp("empty.jpg");
     std::fs::write(&empty, b"").unwrap();
     let random = tmp("random.png");
-    std::fs::write(&random, (0..5000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect::<Vec<_>>()).unwrap();
+    std::fs::write(&random, (0..5000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect::<Vec<_>>())
+        .unwrap();
     let truncated = tmp("truncated.jpg");
     let jpg = std::fs::read(photo_path("rocket.jpg")).unwrap();
     std::fs::write(&truncated, &jpg[..jpg.len() / 2]).unwrap();
@@ -389,7 +455,9 @@ fn tampered_bundle_directory_is_refused_and_a_clean_one_works() {
     }
     // Mark the cat class as a venomous snake: the labels digest no longer matches.
     let labels = dir.join("labels.csv");
-    let text = std::fs::read_to_string(&labels).unwrap().replace("285,Egyptian cat,,,,false,false", "285,Egyptian cat,Felis catus,Felis,Felidae,true,true");
+    let text = std::fs::read_to_string(&labels)
+        .unwrap()
+        .replace("285,Egyptian cat,,,,false,false", "285,Egyptian cat,Felis catus,Felis,Felidae,true,true");
     std::fs::write(&labels, text).unwrap();
     let err = assert_bad_input(&snakeid(&["identify", &chelsea, "--bundle", dir.to_str().unwrap()]), "tampered labels");
     assert!(err.contains("checksum"), "{err}");
@@ -400,7 +468,16 @@ fn prior_build_and_show_on_a_small_table() {
     let csv = tmp("counts.csv");
     std::fs::write(&csv, "Species/Country,Naja naja,Daboia russelii\nIndia,3,1\nSri Lanka,0,2\nunknown,1,1\n").unwrap();
     let bin = tmp("prior.bin");
-    let o = snakeid(&["prior", "build", "--counts", csv.to_str().unwrap(), "--out", bin.to_str().unwrap(), "--smoothing", "0"]);
+    let o = snakeid(&[
+        "prior",
+        "build",
+        "--counts",
+        csv.to_str().unwrap(),
+        "--out",
+        bin.to_str().unwrap(),
+        "--smoothing",
+        "0",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let o = snakeid(&["prior", "show", "--country", "in", "--prior", bin.to_str().unwrap()]);
     let out = String::from_utf8(o.stdout).unwrap();
@@ -409,7 +486,10 @@ fn prior_build_and_show_on_a_small_table() {
         line.split_whitespace().last().unwrap().parse().unwrap()
     };
     // t_sc / t_c by hand (3/4, 1/4), to f16 precision.
-    assert!((value(&out, "naja-naja") - 0.75).abs() < 1e-3 && (value(&out, "daboia-russelii") - 0.25).abs() < 1e-3, "{out}");
+    assert!(
+        (value(&out, "naja-naja") - 0.75).abs() < 1e-3 && (value(&out, "daboia-russelii") - 0.25).abs() < 1e-3,
+        "{out}"
+    );
     let o = snakeid(&["prior", "show", "--country", "LK", "--prior", bin.to_str().unwrap()]);
     let out = String::from_utf8(o.stdout).unwrap();
     assert!((value(&out, "daboia-russelii") - 1.0).abs() < 1e-3 && value(&out, "naja-naja") == 0.0, "{out}");
@@ -423,7 +503,16 @@ fn prior_build_and_show_on_a_small_table() {
 fn prior_build_on_the_snakeclef_2020_table() {
     let csv = snakeid_tests::shared_data().join("snakeclef2020/probability_of_species_per_country.csv");
     let bin = tmp("snakeclef.bin");
-    let o = snakeid(&["prior", "build", "--counts", csv.to_str().unwrap(), "--out", bin.to_str().unwrap(), "--smoothing", "0"]);
+    let o = snakeid(&[
+        "prior",
+        "build",
+        "--counts",
+        csv.to_str().unwrap(),
+        "--out",
+        bin.to_str().unwrap(),
+        "--smoothing",
+        "0",
+    ]);
     let err = stderr(&o);
     assert!(o.status.success(), "{err}");
     assert!(err.contains("783 species") && err.contains("input read as probabilities"), "{err}");
@@ -435,7 +524,13 @@ fn prior_build_on_the_snakeclef_2020_table() {
     let text = std::fs::read_to_string(&csv).unwrap();
     let mut rows = text.lines();
     let header: Vec<&str> = rows.next().unwrap().split(',').collect();
-    let us: Vec<f64> = rows.find(|l| l.starts_with("united-states-of-america,")).unwrap().split(',').skip(1).map(|v| v.parse().unwrap()).collect();
+    let us: Vec<f64> = rows
+        .find(|l| l.starts_with("united-states-of-america,"))
+        .unwrap()
+        .split(',')
+        .skip(1)
+        .map(|v| v.parse().unwrap())
+        .collect();
     let (best, p) = us.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap();
     let o = snakeid(&["prior", "show", "--country", "US", "--prior", bin.to_str().unwrap(), "--top", "1"]);
     let out = String::from_utf8(o.stdout).unwrap();
@@ -445,7 +540,9 @@ fn prior_build_on_the_snakeclef_2020_table() {
     assert!((shown - p).abs() < 1e-3 * p.max(0.01), "{shown} vs {p}");
     // Default smoothing keeps every species possible everywhere.
     let smooth = tmp("snakeclef-smooth.bin");
-    assert!(snakeid(&["prior", "build", "--counts", csv.to_str().unwrap(), "--out", smooth.to_str().unwrap()]).status.success());
+    assert!(snakeid(&["prior", "build", "--counts", csv.to_str().unwrap(), "--out", smooth.to_str().unwrap()])
+        .status
+        .success());
     let o = snakeid(&["prior", "show", "--country", "IS", "--prior", smooth.to_str().unwrap(), "--top", "783"]);
     let out = String::from_utf8(o.stdout).unwrap();
     assert_eq!(out.lines().count(), 784, "{out}");
@@ -475,9 +572,20 @@ fn bench_json_has_the_documented_keys_and_ordered_percentiles() {
 #[test]
 fn identify_on_threads_gives_the_one_thread_answer() {
     let answer = |threads: &str| -> Vec<Value> {
-        let o = snakeid(&["identify", &photo_path("rocket.jpg"), &photo_path("chelsea.png"), "--json", "--threads", threads]);
+        let o = snakeid(&[
+            "identify",
+            &photo_path("rocket.jpg"),
+            &photo_path("chelsea.png"),
+            "--json",
+            "--threads",
+            threads,
+        ]);
         assert!(o.status.success(), "{}", stderr(&o));
-        String::from_utf8(o.stdout).unwrap().lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["predictions"].clone()).collect()
+        String::from_utf8(o.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["predictions"].clone())
+            .collect()
     };
     assert_eq!(answer("1"), answer("3"));
 }
@@ -496,7 +604,11 @@ fn bench_with_threads_and_without_an_image_runs() {
 fn eval_folder() -> PathBuf {
     let root = tmp("eval-folder");
     let _ = std::fs::remove_dir_all(&root);
-    for (class, photos) in [("Naja naja", ["chelsea.png", "coffee.png"]), ("Sidewinder", ["rocket.jpg", "orange.jpg"]), ("61", ["astronaut.webp", "squirrel_cls.jpg"])] {
+    for (class, photos) in [
+        ("Naja naja", ["chelsea.png", "coffee.png"]),
+        ("Sidewinder", ["rocket.jpg", "orange.jpg"]),
+        ("61", ["astronaut.webp", "squirrel_cls.jpg"]),
+    ] {
         std::fs::create_dir_all(root.join(class)).unwrap();
         for p in photos {
             std::fs::copy(data_dir().join("photos").join(p), root.join(class).join(p)).unwrap();
@@ -510,10 +622,22 @@ fn eval_folder() -> PathBuf {
 fn eval_on_a_folder_reports_metrics_skips_bad_photos_and_plots() {
     let data = eval_folder();
     let (report, svg) = (tmp("eval.json"), tmp("eval.svg"));
-    let o = snakeid(&["eval", data.to_str().unwrap(), "--country", "US", "--json", report.to_str().unwrap(), "--plot", svg.to_str().unwrap()]);
+    let o = snakeid(&[
+        "eval",
+        data.to_str().unwrap(),
+        "--country",
+        "US",
+        "--json",
+        report.to_str().unwrap(),
+        "--plot",
+        svg.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8(o.stdout.clone()).unwrap();
-    assert!(out.contains("6 photos evaluated, 1 skipped") && out.contains("with prior") && out.contains("macro-F1"), "{out}");
+    assert!(
+        out.contains("6 photos evaluated, 1 skipped") && out.contains("with prior") && out.contains("macro-F1"),
+        "{out}"
+    );
     assert!(stderr(&o).contains("broken.jpg"));
     let v: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(v["n"], 6);
@@ -522,7 +646,8 @@ fn eval_on_a_folder_reports_metrics_skips_bad_photos_and_plots() {
     assert_eq!(truth, [61, 61, 63, 63, 68, 68]);
     for key in ["without_prior", "with_prior"] {
         let m = &v[key];
-        let (top1, top5, f1) = (m["top1"].as_f64().unwrap(), m["top5"].as_f64().unwrap(), m["macro_f1"].as_f64().unwrap());
+        let (top1, top5, f1) =
+            (m["top1"].as_f64().unwrap(), m["top5"].as_f64().unwrap(), m["macro_f1"].as_f64().unwrap());
         assert!((0.0..=1.0).contains(&top1) && top1 <= top5 && top5 <= 1.0 && (0.0..=1.0).contains(&f1), "{m}");
         // Recompute top-1 from the recorded rankings.
         let hits = v["predictions"].as_array().unwrap().iter().filter(|p| p[key][0] == p["label"]).count();
@@ -531,13 +656,20 @@ fn eval_on_a_folder_reports_metrics_skips_bad_photos_and_plots() {
     let svg = std::fs::read_to_string(&svg).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("Per-class F1") && svg.trim_end().ends_with("</svg>"));
     let reliability = std::fs::read_to_string(tmp("eval-reliability.svg")).unwrap();
-    assert!(reliability.starts_with("<svg") && reliability.contains("Reliability") && reliability.contains("ECE"), "{reliability}");
+    assert!(
+        reliability.starts_with("<svg") && reliability.contains("Reliability") && reliability.contains("ECE"),
+        "{reliability}"
+    );
     for key in ["without_prior", "with_prior"] {
         let (m, venom) = (&v[key], &v[key]["venom"]);
         assert_eq!(m["calibration"]["bins"].as_array().unwrap().len(), 15);
         assert!((0.0..=1.0).contains(&m["calibration"]["ece"].as_f64().unwrap()), "{m}");
         // 61 (boa) is harmless, 63 (cobra) and 68 (sidewinder) venomous: 2 harmless photos and 4 venomous.
-        assert_eq!((venom["harmless_photos"].as_u64(), venom["venomous_photos"].as_u64()), (Some(2), Some(4)), "{venom}");
+        assert_eq!(
+            (venom["harmless_photos"].as_u64(), venom["venomous_photos"].as_u64()),
+            (Some(2), Some(4)),
+            "{venom}"
+        );
         assert!(venom["track1"].as_f64().is_some_and(|t| (0.0..=100.0).contains(&t)), "{venom}");
     }
     assert!(out.contains("V->H") && out.contains("track1") && out.contains("ECE"), "{out}");
@@ -550,7 +682,8 @@ fn eval_refuses_unknown_labels_and_countries_before_any_inference() {
     let err = assert_bad_input(&snakeid(&["eval", data.to_str().unwrap()]), "unknown label");
     assert!(err.contains("Naja nana"), "{err}");
     std::fs::write(&data, format!("path,label,where\n{},Naja naja,Narnia\n", photo_path("chelsea.png"))).unwrap();
-    let err = assert_bad_input(&snakeid(&["eval", data.to_str().unwrap(), "--country-column", "where"]), "unknown country");
+    let err =
+        assert_bad_input(&snakeid(&["eval", data.to_str().unwrap(), "--country-column", "where"]), "unknown country");
     assert!(err.contains("Narnia"), "{err}");
     let err = assert_bad_input(&snakeid(&["eval", "/no/such/dir"]), "missing data");
     // Regression: a missing path was reported as an invalid image.
@@ -566,7 +699,8 @@ fn unpacked_default(name: &str) -> PathBuf {
 }
 
 fn create(dir: &Path, labels: &Path, prior: Option<&Path>, out: &Path) -> Output {
-    let (onnx, labels, out) = (dir.join("model.onnx"), labels.to_str().unwrap().to_string(), out.to_str().unwrap().to_string());
+    let (onnx, labels, out) =
+        (dir.join("model.onnx"), labels.to_str().unwrap().to_string(), out.to_str().unwrap().to_string());
     let mut args = vec!["bundle", "create", "--onnx", onnx.to_str().unwrap(), "--labels", &labels, "--size", "224"];
     args.extend(["--mean", "0.485,0.456,0.406", "--std", "0.229,0.224,0.225", "--out", &out, "--name", "rebuilt"]);
     let prior = prior.map(|p| p.to_str().unwrap().to_string());
@@ -583,7 +717,15 @@ fn bundle_create_from_the_default_files_answers_like_the_embedded_bundle() {
     let o = create(&dir, &dir.join("labels.csv"), Some(&dir.join("prior.bin")), &out);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("1000 classes, 17 species"), "{}", stderr(&o));
-    let ours = snakeid(&["identify", &photo_path("coffee.png"), "--country", "BR", "--json", "--bundle", out.to_str().unwrap()]);
+    let ours = snakeid(&[
+        "identify",
+        &photo_path("coffee.png"),
+        "--country",
+        "BR",
+        "--json",
+        "--bundle",
+        out.to_str().unwrap(),
+    ]);
     let embedded = snakeid(&["identify", &photo_path("coffee.png"), "--country", "BR", "--json"]);
     let preds = |o: &Output| serde_json::from_slice::<Value>(&o.stdout).unwrap()["predictions"].clone();
     assert_eq!(preds(&ours), preds(&embedded));
@@ -595,15 +737,29 @@ fn bundle_create_from_the_default_files_answers_like_the_embedded_bundle() {
 fn bundle_create_builds_a_prior_from_a_snakeclef_style_csv() {
     let dir = unpacked_default("create-csv");
     let labels = std::fs::read_to_string(dir.join("labels.csv")).unwrap();
-    let species: Vec<String> = labels.lines().skip(1).filter(|l| l.ends_with(",true")).map(|l| l.split(',').nth(2).unwrap().to_string()).collect();
+    let species: Vec<String> = labels
+        .lines()
+        .skip(1)
+        .filter(|l| l.ends_with(",true"))
+        .map(|l| l.split(',').nth(2).unwrap().to_string())
+        .collect();
     assert_eq!(species.len(), 17);
-    let counts: Vec<String> = (0..species.len()).map(|i| if species[i] == "Naja naja" { "90".into() } else { "1".into() }).collect();
+    let counts: Vec<String> =
+        (0..species.len()).map(|i| if species[i] == "Naja naja" { "90".into() } else { "1".into() }).collect();
     let csv = format!("Species/Country,{}\nIN,{}\n", species.join(","), counts.join(","));
     std::fs::write(dir.join("counts.csv"), csv).unwrap();
     let out = tmp("with-csv-prior.snkb");
     let o = create(&dir, &dir.join("labels.csv"), Some(&dir.join("counts.csv")), &out);
     assert!(o.status.success(), "{}", stderr(&o));
-    let o = snakeid(&["identify", &photo_path("rocket.jpg"), "--country", "IN", "--json", "--bundle", out.to_str().unwrap()]);
+    let o = snakeid(&[
+        "identify",
+        &photo_path("rocket.jpg"),
+        "--country",
+        "IN",
+        "--json",
+        "--bundle",
+        out.to_str().unwrap(),
+    ]);
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["prior_applied"], true);
     assert_eq!(v["predictions"][0]["scientific_name"], "Naja naja");
@@ -611,7 +767,10 @@ fn bundle_create_builds_a_prior_from_a_snakeclef_style_csv() {
     // A prior that lacks one of the model's species is refused, naming it.
     let csv = format!("Species/Country,{}\nIN,{}\n", species[1..].join(","), counts[1..].join(","));
     std::fs::write(dir.join("counts.csv"), csv).unwrap();
-    let err = assert_bad_input(&create(&dir, &dir.join("labels.csv"), Some(&dir.join("counts.csv")), &tmp("x.snkb")), "prior lacks a species");
+    let err = assert_bad_input(
+        &create(&dir, &dir.join("labels.csv"), Some(&dir.join("counts.csv")), &tmp("x.snkb")),
+        "prior lacks a species",
+    );
     assert!(err.contains(&species[0]), "{err}");
 }
 
@@ -654,7 +813,15 @@ fn bundle_keygen_sign_verify_and_identify_with_a_trusted_key() {
 
     let dir = unpacked_default("sign-src");
     let signed = tmp("signed.snkb");
-    let o = snakeid(&["bundle", "sign", dir.to_str().unwrap(), "--key", key.to_str().unwrap(), "--out", signed.to_str().unwrap()]);
+    let o = snakeid(&[
+        "bundle",
+        "sign",
+        dir.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+        "--out",
+        signed.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let signed = signed.to_str().unwrap();
     let o = snakeid(&["bundle", "verify", signed, "--trusted-key", &public]);
@@ -663,12 +830,24 @@ fn bundle_keygen_sign_verify_and_identify_with_a_trusted_key() {
     assert!(info.contains("signature: present"), "{info}");
 
     let coffee = photo_path("coffee.png");
-    let o = snakeid(&["identify", &coffee, "--json", "--bundle", signed, "--trusted-key", &stranger, "--trusted-key", &public]);
+    let o = snakeid(&[
+        "identify",
+        &coffee,
+        "--json",
+        "--bundle",
+        signed,
+        "--trusted-key",
+        &stranger,
+        "--trusted-key",
+        &public,
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let err = assert_bad_input(&snakeid(&["identify", &coffee, "--bundle", signed, "--trusted-key", &stranger]), "wrong key");
+    let err =
+        assert_bad_input(&snakeid(&["identify", &coffee, "--bundle", signed, "--trusted-key", &stranger]), "wrong key");
     assert!(err.contains("untrusted bundle") && err.contains("does not verify"), "{err}");
     let unsigned = dir.to_str().unwrap();
-    let err = assert_bad_input(&snakeid(&["identify", &coffee, "--bundle", unsigned, "--trusted-key", &public]), "unsigned");
+    let err =
+        assert_bad_input(&snakeid(&["identify", &coffee, "--bundle", unsigned, "--trusted-key", &public]), "unsigned");
     assert!(err.contains("not signed"), "{err}");
     let err = assert_bad_input(&snakeid(&["bundle", "verify", signed, "--trusted-key", "abc"]), "bad key");
     assert!(err.contains("64 hex digits"), "{err}");
@@ -685,7 +864,8 @@ fn snakeid_env(args: &[&str], env: &[(&str, &str)]) -> Output {
 
 #[test]
 fn backend_gpu_reports_the_adapter_and_where_nodes_ran() {
-    let o = snakeid_env(&["identify", &photo_path("chelsea.png"), "--json", "--country", "IN", "--backend", "gpu"], &[]);
+    let o =
+        snakeid_env(&["identify", &photo_path("chelsea.png"), "--json", "--country", "IN", "--backend", "gpu"], &[]);
     if !o.status.success() && std::env::var_os("SNAKEID_REQUIRE_GPU").is_none() {
         eprintln!("skipping: no GPU here: {}", stderr(&o));
         return;
@@ -696,7 +876,8 @@ fn backend_gpu_reports_the_adapter_and_where_nodes_ran() {
     let info = &v["backend_info"];
     assert!(info["adapter"].as_str().is_some_and(|a| !a.is_empty()), "{info}");
     assert!(info["nodes_gpu"].as_u64().unwrap() > 200 && info["nodes_cpu"] == 0, "{info}");
-    let o = snakeid_env(&["identify", &photo_path("chelsea.png"), "--json", "--country", "IN", "--backend", "cpu"], &[]);
+    let o =
+        snakeid_env(&["identify", &photo_path("chelsea.png"), "--json", "--country", "IN", "--backend", "cpu"], &[]);
     let cpu: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(cpu["backend"], "cpu");
     assert_eq!(v["predictions"][0]["scientific_name"], cpu["predictions"][0]["scientific_name"]);
@@ -729,7 +910,10 @@ fn backend_auto_measures_once_then_remembers() {
             .output()
             .unwrap();
         assert!(o.status.success(), "{}", stderr(&o));
-        serde_json::from_slice::<Value>(&o.stdout).unwrap()["backend_info"]["chosen_because"].as_str().unwrap().to_string()
+        serde_json::from_slice::<Value>(&o.stdout).unwrap()["backend_info"]["chosen_because"]
+            .as_str()
+            .unwrap()
+            .to_string()
     };
     let first = run();
     if first.starts_with("no usable GPU") {
@@ -758,13 +942,19 @@ fn ph14_subset(name: &str, species: &[&str], per_species: usize) -> (PathBuf, Pa
         }
     }
     let table = std::fs::read_to_string(ph14.join("species.csv")).unwrap();
-    let rows: Vec<&str> = table.lines().enumerate().filter(|(i, l)| *i == 0 || species.iter().any(|s| l.starts_with(&format!("{s},")))).map(|(_, l)| l).collect();
+    let rows: Vec<&str> = table
+        .lines()
+        .enumerate()
+        .filter(|(i, l)| *i == 0 || species.iter().any(|s| l.starts_with(&format!("{s},"))))
+        .map(|(_, l)| l)
+        .collect();
     let csv = root.join("species.csv");
     std::fs::write(&csv, rows.join("\n") + "\n").unwrap();
     (root.join("photos"), csv)
 }
 
-const TAUGHT: [&str; 4] = ["Naja samarensis", "Trimeresurus flavomaculatus", "Xenopeltis unicolor", "Calamaria lumbricoidea"];
+const TAUGHT: [&str; 4] =
+    ["Naja samarensis", "Trimeresurus flavomaculatus", "Xenopeltis unicolor", "Calamaria lumbricoidea"];
 
 // Issue 34: `snakeid train` on real photos (15 per species of four ph14 species) makes an ordinary bundle that
 // names them, keeps the base's gate, and answers photos it never saw (their val photos); the README's path from a
@@ -776,8 +966,18 @@ fn train_teaches_four_real_species_and_the_bundle_answers() {
     let report = tmp("four.json");
     let ranges = tmp("four-ranges.csv");
     std::fs::write(&ranges, format!("Species/Country,{}\nPH,1,1,1,1\nIN,0,0,1,0\n", TAUGHT.join(","))).unwrap();
-    let o = snakeid(&["train", photos.to_str().unwrap(), "--species", species.to_str().unwrap(), "--ranges", ranges.to_str().unwrap(),
-                      "--out", out.to_str().unwrap(), "--json", report.to_str().unwrap()]);
+    let o = snakeid(&[
+        "train",
+        photos.to_str().unwrap(),
+        "--species",
+        species.to_str().unwrap(),
+        "--ranges",
+        ranges.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+        report.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     // eval, keygen, sign and identify with the trusted key, as the README shows them.
     let val = snakeid_tests::shared_data().join("snakes/ph14/val");
@@ -794,7 +994,17 @@ fn train_teaches_four_real_species_and_the_bundle_answers() {
     let o = snakeid(&["bundle", "keygen", "--out", key.to_str().unwrap()]);
     let public = String::from_utf8(o.stdout).unwrap().trim().to_string();
     let signed = tmp("four.signed.snkb");
-    assert!(snakeid(&["bundle", "sign", out.to_str().unwrap(), "--key", key.to_str().unwrap(), "--out", signed.to_str().unwrap()]).status.success());
+    assert!(snakeid(&[
+        "bundle",
+        "sign",
+        out.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+        "--out",
+        signed.to_str().unwrap()
+    ])
+    .status
+    .success());
     let cobra = std::fs::read_dir(val.join(TAUGHT[0])).unwrap().next().unwrap().unwrap().path();
     let v = identify_json(cobra.to_str().unwrap(), &signed, &["--trusted-key", &public, "--country", "PH"]);
     assert_eq!(v["prior_applied"], true, "{v}");
@@ -830,13 +1040,30 @@ fn train_teaches_four_real_species_and_the_bundle_answers() {
 fn train_refuses_bad_input_in_one_line_and_writes_nothing() {
     let (photos, species) = ph14_subset("train-bad", &TAUGHT[..2], 6);
     let out = tmp("bad.snkb");
-    let run = |photos: &Path, species: &Path| snakeid(&["train", photos.to_str().unwrap(), "--species", species.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let run = |photos: &Path, species: &Path| {
+        snakeid(&[
+            "train",
+            photos.to_str().unwrap(),
+            "--species",
+            species.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
     // A folder that is not in the species table.
     std::fs::create_dir_all(photos.join("Naja naja")).unwrap();
-    std::fs::copy(photos.join(TAUGHT[0]).read_dir().unwrap().next().unwrap().unwrap().path(), photos.join("Naja naja/a.jpg")).unwrap();
+    std::fs::copy(
+        photos.join(TAUGHT[0]).read_dir().unwrap().next().unwrap().unwrap().path(),
+        photos.join("Naja naja/a.jpg"),
+    )
+    .unwrap();
     let o = run(&photos, &species);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("not in the species table: Naja naja") && stderr(&o).lines().count() == 1, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("not in the species table: Naja naja") && stderr(&o).lines().count() == 1,
+        "{}",
+        stderr(&o)
+    );
     std::fs::remove_dir_all(photos.join("Naja naja")).unwrap();
     // A species with fewer than five readable photos (four of its six made unreadable).
     let dir = photos.join(TAUGHT[1]);

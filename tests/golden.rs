@@ -27,7 +27,11 @@ fn diff(a: &[f32], b: &[f32]) -> (f32, f32) {
 fn logits_match_onnxruntime_on_the_same_input() {
     let c = Classifier::embedded_default().unwrap();
     let g = golden();
-    assert_eq!(g["model_sha256"], c.bundle().manifest.model.sha256, "goldens are for another model: re-run models/make_default_bundle.py");
+    assert_eq!(
+        g["model_sha256"],
+        c.bundle().manifest.model.sha256,
+        "goldens are for another model: re-run models/make_default_bundle.py"
+    );
     let photos = g["photos"].as_array().unwrap();
     assert!(photos.len() >= 5);
     let mut failures = Vec::new();
@@ -81,9 +85,15 @@ fn preprocessing_matches_pil_and_the_pipeline_matches_onnxruntime() {
         // normalisation's float rounding). JPEG: the decoders differ (measured max 0.37, 21 grey levels of chroma
         // on orange.jpg; mean 0.027).
         if name.ends_with(".jpg") {
-            assert!(mean < 0.05 && max < 0.55, "{name}: preprocessing differs from PIL by {mean} on average, {max} at most");
+            assert!(
+                mean < 0.05 && max < 0.55,
+                "{name}: preprocessing differs from PIL by {mean} on average, {max} at most"
+            );
         } else {
-            assert!(max < 1e-6, "{name}: preprocessing differs from PIL by {max} somewhere (issue 38: was a mean bound)");
+            assert!(
+                max < 1e-6,
+                "{name}: preprocessing differs from PIL by {max} somewhere (issue 38: was a mean bound)"
+            );
         }
         let got = c.logits(ours).unwrap();
         let exact = floats(&p["qdq_exact_logits"]);

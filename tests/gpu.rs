@@ -42,14 +42,22 @@ fn default_int8_bundle_on_the_gpu_answers_like_the_cpu() {
         let (a, b) = (cpu.logits(input.clone()).unwrap(), gpu.logits(input).unwrap());
         let dl = max_abs(&a, &b);
         let overlap = top_k(&a, 5).iter().filter(|i| top_k(&b, 5).contains(i)).count();
-        eprintln!("{name}: max |dlogit| {dl:.3}, max |dprob| {:.2e}, top-5 overlap {overlap}", max_abs(&softmax(&a), &softmax(&b)));
+        eprintln!(
+            "{name}: max |dlogit| {dl:.3}, max |dprob| {:.2e}, top-5 overlap {overlap}",
+            max_abs(&softmax(&a), &softmax(&b))
+        );
         // Top-1 identical, or a near-tie that rounding may tip either way: rocket.jpg's two best classes are 0.17
         // apart in the exact QDQ reference, and the CPU's integer products and the GPU's float ones pick differently.
         // A flip is a near tie when each side's margin is within the logit deviation this test allows (`dl` below):
         // since the CPU's stem convolution sums in another order, its margin on rocket.jpg is 0.66 (was under 0.5).
         let (ta, tb) = (argmax(&a), argmax(&b));
         let near_tie = a[ta] - a[tb] <= MAX_DLOGIT && b[tb] - b[ta] <= MAX_DLOGIT;
-        assert!(ta == tb || near_tie, "{name}: top-1 differs: {ta} vs {tb}, margins {} and {}", a[ta] - a[tb], b[tb] - b[ta]);
+        assert!(
+            ta == tb || near_tie,
+            "{name}: top-1 differs: {ta} vs {tb}, margins {} and {}",
+            a[ta] - a[tb],
+            b[tb] - b[ta]
+        );
         assert!(overlap >= 4, "{name}: top-5 overlap {overlap}");
         assert!(dl <= MAX_DLOGIT, "{name}: max |dlogit| {dl}");
         // End to end: the answer says where it ran.
@@ -77,7 +85,12 @@ fn bit_resnet50_at_456_on_the_gpu_matches_the_cpu() {
     let (a, b) = (cpu.logits(input.clone()).unwrap(), gpu.logits(input).unwrap());
     let (pa, pb) = (softmax(&a), softmax(&b));
     let dp = max_abs(&pa, &pb);
-    eprintln!("BiT: max |dprob| {dp:.2e}, max |dlogit| {:.2e}, top-5 {:?} / {:?}", max_abs(&a, &b), top_k(&pa, 5), top_k(&pb, 5));
+    eprintln!(
+        "BiT: max |dprob| {dp:.2e}, max |dlogit| {:.2e}, top-5 {:?} / {:?}",
+        max_abs(&a, &b),
+        top_k(&pa, 5),
+        top_k(&pb, 5)
+    );
     // Random weights must still give a well-defined top-5: gaps between ranks far above the GPU/CPU difference,
     // or comparing the orders means nothing.
     let sorted = top_k(&pa, 6).iter().map(|&i| pa[i]).collect::<Vec<_>>();

@@ -2,8 +2,8 @@
 //! refused, and a signed bundle is accepted only with a valid signature from a trusted key (tampering that rewrites
 //! the digests too is caught by the signature).
 
-use snakeid::internals::{sha256_hex, DEFAULT_BUNDLE};
 use snakeid::internals::signing::{SecretKey, SIGNATURE_FILE};
+use snakeid::internals::{sha256_hex, DEFAULT_BUNDLE};
 use snakeid::{Bundle, Classifier, Error};
 use snakeid_tests::*;
 use std::collections::BTreeMap;
@@ -38,7 +38,11 @@ fn pack_raw(files: &BTreeMap<String, Vec<u8>>) -> Vec<u8> {
 }
 
 fn read_dir(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    std::fs::read_dir(dir).unwrap().map(|e| e.unwrap()).map(|e| (e.file_name().into_string().unwrap(), std::fs::read(e.path()).unwrap())).collect()
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .map(|e| (e.file_name().into_string().unwrap(), std::fs::read(e.path()).unwrap()))
+        .collect()
 }
 
 fn invalid(r: snakeid::Result<Bundle>) -> String {
@@ -111,7 +115,11 @@ fn signed_bundles_load_only_with_a_valid_signature_from_a_trusted_key() {
     assert!(untrusted(Bundle::from_packed_signed(&signed, &[])).contains("no trusted public key"));
     let mut files = {
         let dir = unpacked("sig-files");
-        std::fs::write(dir.join(SIGNATURE_FILE), &publisher.sign_manifest(&std::fs::read(dir.join("manifest.json")).unwrap())).unwrap();
+        std::fs::write(
+            dir.join(SIGNATURE_FILE),
+            &publisher.sign_manifest(&std::fs::read(dir.join("manifest.json")).unwrap()),
+        )
+        .unwrap();
         let f = read_dir(&dir);
         std::fs::remove_dir_all(&dir).ok();
         f

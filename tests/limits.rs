@@ -42,10 +42,14 @@ fn too_large(r: snakeid::Result<snakeid::Identification>, what: &str) -> String 
 fn photo_bytes_limit() {
     let _s = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let jpeg = photo("rocket.jpg");
-    let small = Classifier::embedded_default().unwrap().with_limits(Limits { max_bytes: jpeg.len() as u64 - 1, ..Limits::default() });
+    let small = Classifier::embedded_default()
+        .unwrap()
+        .with_limits(Limits { max_bytes: jpeg.len() as u64 - 1, ..Limits::default() });
     let msg = too_large(small.identify(&jpeg, None, 3), "one byte over");
     assert!(msg.contains("bytes"), "{msg}");
-    let exact = Classifier::embedded_default().unwrap().with_limits(Limits { max_bytes: jpeg.len() as u64, ..Limits::default() });
+    let exact = Classifier::embedded_default()
+        .unwrap()
+        .with_limits(Limits { max_bytes: jpeg.len() as u64, ..Limits::default() });
     exact.identify(&jpeg, None, 3).expect("exactly at the limit is accepted");
     // The default: 64 MB.
     let mut big = jpeg.clone();
@@ -86,7 +90,8 @@ fn photo_pixel_limit() {
         assert!(msg.contains("pixels in all"), "{msg}");
         assert!(grew < 16.0, "peak RSS +{grew:.0} MB");
     }
-    let tight = Classifier::embedded_default().unwrap().with_limits(Limits { max_pixels: 451 * 300 - 1, ..Limits::default() });
+    let tight =
+        Classifier::embedded_default().unwrap().with_limits(Limits { max_pixels: 451 * 300 - 1, ..Limits::default() });
     too_large(tight.identify(&photo("chelsea.png"), None, 3), "451x300 with one pixel too few allowed");
 }
 
@@ -102,7 +107,7 @@ fn memory_of_one_accepted_call_is_bounded() {
         .unwrap();
     drop(big);
     classifier().identify(&photo("rocket.jpg"), None, 3).unwrap(); // warm: plan and scratch space exist
-    // A 12 MP JPEG is decoded at 1/8 scale in the DCT domain: the full image never exists.
+                                                                   // A 12 MP JPEG is decoded at 1/8 scale in the DCT domain: the full image never exists.
     let (r, jpeg_mb) = peak_growth(|| classifier().identify(&jpeg12, None, 3));
     r.unwrap();
     // A PNG has no such shortcut: its decoded pixels (3 bytes each, 72 MB here) are the bulk of a call.

@@ -48,7 +48,8 @@ fn country_prior_reorders_species_as_the_formula_says() {
 #[test]
 fn exif_orientation_is_applied() {
     // A wide image, stored with orientation 6 (rotate 90° clockwise to display): decoded tall.
-    let img = image::RgbImage::from_fn(64, 32, |x, _| if x < 32 { image::Rgb([250, 0, 0]) } else { image::Rgb([0, 0, 250]) });
+    let img =
+        image::RgbImage::from_fn(64, 32, |x, _| if x < 32 { image::Rgb([250, 0, 0]) } else { image::Rgb([0, 0, 250]) });
     // Ask for full size (a smaller request would let the decoder scale the JPEG down).
     let min = MinSize { width: 64, height: 64 };
     let plain = decode(&jpeg(&img, 95, None), min, &Limits::default()).unwrap();
@@ -95,7 +96,11 @@ fn one_classifier_serves_many_threads_with_identical_answers() {
     let handles: Vec<_> = (0..4)
         .map(|t| {
             let c = Arc::clone(&c);
-            std::thread::spawn(move || (0..3).map(|i| c.identify(&photo(photos[(t + i) % 4]), Some("US"), 5).unwrap().decision).collect::<Vec<_>>())
+            std::thread::spawn(move || {
+                (0..3)
+                    .map(|i| c.identify(&photo(photos[(t + i) % 4]), Some("US"), 5).unwrap().decision)
+                    .collect::<Vec<_>>()
+            })
         })
         .collect();
     for (t, h) in handles.into_iter().enumerate() {

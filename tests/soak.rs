@@ -28,7 +28,13 @@ fn answer(c: &Classifier, photo: &[u8]) -> Answer {
 /// thread is done warming up and the peak RSS has been read — `calls` calls, every answer checked against the
 /// single-call one. Returns the peak RSS and the allocator's held bytes (0 where unknown), after the warm-up and at
 /// the end.
-fn soak(c: &Arc<Classifier>, photos: &Arc<Vec<(Vec<u8>, Answer)>>, threads: usize, warmup: usize, calls: usize) -> [(f64, f64); 2] {
+fn soak(
+    c: &Arc<Classifier>,
+    photos: &Arc<Vec<(Vec<u8>, Answer)>>,
+    threads: usize,
+    warmup: usize,
+    calls: usize,
+) -> [(f64, f64); 2] {
     let barrier = Arc::new(Barrier::new(threads + 1));
     let run = move |c: &Classifier, photos: &[(Vec<u8>, Answer)], t: usize, n: usize| {
         for i in (t..n).step_by(threads) {
@@ -65,14 +71,22 @@ fn soak_backend(c: Classifier, threads: usize, warmup: usize, calls: usize) {
     eprintln!("{backend}: {threads} threads x {calls} calls after {warmup} warm-up calls: peak RSS {base:.1} -> {end:.1} MB, allocator's heap {heap_base:.1} -> {heap_end:.1} MB");
     match std::env::var("SNAKEID_SOAK_RSS").as_deref() {
         Ok("0") => {}
-        Ok("heap") => assert!(heap_base > 0.0 && heap_end <= heap_base * 1.05, "{backend}: the allocator's heap grew from {heap_base:.1} to {heap_end:.1} MB"),
+        Ok("heap") => assert!(
+            heap_base > 0.0 && heap_end <= heap_base * 1.05,
+            "{backend}: the allocator's heap grew from {heap_base:.1} to {heap_end:.1} MB"
+        ),
         _ => assert!(end <= base * 1.05, "{backend}: peak RSS grew from {base:.1} to {end:.1} MB"),
     }
 }
 
 #[test]
 fn many_threads_many_calls_same_answers_and_flat_peak_memory() {
-    soak_backend(Classifier::embedded_default().unwrap(), 4, env_count("SNAKEID_SOAK_WARMUP", 40), env_count("SNAKEID_SOAK_CALLS", 200));
+    soak_backend(
+        Classifier::embedded_default().unwrap(),
+        4,
+        env_count("SNAKEID_SOAK_WARMUP", 40),
+        env_count("SNAKEID_SOAK_CALLS", 200),
+    );
     let gpu_calls = env_count("SNAKEID_SOAK_GPU_CALLS", 8);
     if gpu_calls > 0 && gpu_available() {
         let g = Classifier::embedded_default().unwrap().with_backend(Backend::Gpu, None).expect("GPU backend");

@@ -30,7 +30,11 @@ fn check(model: &str, what: &str, bound: f32, min_top5: usize, run: &dyn Fn(Vec<
         worst = worst.max(d);
         assert!(d <= bound, "{model} {what} {photo}: max |delta logit| {d}");
         let best = want.iter().copied().fold(f32::MIN, f32::max);
-        assert!(want[argmax(&got)] >= best - bound, "{model} {what} {photo}: top-1 {} is far from the reference's", argmax(&got));
+        assert!(
+            want[argmax(&got)] >= best - bound,
+            "{model} {what} {photo}: top-1 {} is far from the reference's",
+            argmax(&got)
+        );
         let (a, b) = (top_k(&got, 5), top_k(&want, 5));
         assert!(a.iter().filter(|i| b.contains(i)).count() >= min_top5, "{model} {what} {photo}: top-5 {a:?} vs {b:?}");
     }
@@ -58,7 +62,10 @@ fn committed_zoo_models_answer_like_onnxruntime_on_the_cpu_and_gpu() {
         check(model, "cpu", bound, min_top5, &|x| cpu.run(x));
         #[cfg(feature = "gpu")]
         if gpu_available() {
-            let gpu = snakeid::internals::gpu::GpuEngine::compile(snakeid::internals::model::typed_model(onnx.clone(), 224, 224, 1000).unwrap()).unwrap();
+            let gpu = snakeid::internals::gpu::GpuEngine::compile(
+                snakeid::internals::model::typed_model(onnx.clone(), 224, 224, 1000).unwrap(),
+            )
+            .unwrap();
             check(model, "gpu", bound, min_top5, &|x| gpu.run(&x));
         }
     }

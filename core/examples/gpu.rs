@@ -2,8 +2,8 @@
 //! difference, whether top-5 agree, where each node ran and the timings.
 //! `cargo run --release -p snakeid --features gpu --example gpu -- [BUNDLE|-] [ITERATIONS] [PHOTO]`
 
-use snakeid::internals::{cpu::Engine, model::typed_model};
 use snakeid::internals::gpu::GpuEngine;
+use snakeid::internals::{cpu::Engine, model::typed_model};
 use std::time::Instant;
 
 fn top5(p: &[f32]) -> Vec<usize> {
@@ -26,10 +26,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t_cpu_load = t.elapsed().as_secs_f64() * 1e3;
     let t = Instant::now();
     // SNAKEID_GPU_F16=1: float weights stored as f16.
-    let gpu = GpuEngine::compile_with(typed_model(bundle.model.clone(), w, h, c)?, std::env::var_os("SNAKEID_GPU_F16").is_some())?;
+    let gpu = GpuEngine::compile_with(
+        typed_model(bundle.model.clone(), w, h, c)?,
+        std::env::var_os("SNAKEID_GPU_F16").is_some(),
+    )?;
     let t_gpu_load = t.elapsed().as_secs_f64() * 1e3;
     let (layers, int8) = gpu.weight_layers();
-    println!("adapter: {:?}; nodes on GPU {}, on CPU {}; {int8} of {layers} weight layers int8 on the GPU", gpu.adapter(), gpu.gpu_nodes(), gpu.cpu_nodes());
+    println!(
+        "adapter: {:?}; nodes on GPU {}, on CPU {}; {int8} of {layers} weight layers int8 on the GPU",
+        gpu.adapter(),
+        gpu.gpu_nodes(),
+        gpu.cpu_nodes()
+    );
     let input: Vec<f32> = match args.next() {
         Some(photo) => snakeid::Classifier::new(bundle.clone())?.preprocess(&std::fs::read(photo)?)?,
         None => (0..(3 * w * h) as usize).map(|i| ((i * 7919) % 1000) as f32 / 250.0 - 2.0).collect(),
@@ -50,7 +58,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let dp = pa.iter().zip(&pd).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
         let dl = a.iter().zip(&d).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
         let dg = b.iter().zip(&d).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
-        println!("tract decluttered vs optimised: max |dprob| {dp:.2e}, max |dlogit| {dl:.2e}; vs gpu max |dlogit| {dg:.2e}");
+        println!(
+            "tract decluttered vs optimised: max |dprob| {dp:.2e}, max |dlogit| {dl:.2e}; vs gpu max |dlogit| {dg:.2e}"
+        );
     }
     println!("max |dprob| {dp:.2e}, max |dlogit| {dl:.2e}, top-5 cpu {:?} gpu {:?}", top5(&pa), top5(&pb));
     let time = |f: &dyn Fn()| {
@@ -67,6 +77,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tg = time(&|| {
         gpu.run(&input).unwrap();
     });
-    println!("load: cpu {t_cpu_load:.0} ms, gpu {t_gpu_load:.0} ms; inference: cpu {tc:.1} ms, gpu {tg:.1} ms (x{:.2})", tc / tg);
+    println!(
+        "load: cpu {t_cpu_load:.0} ms, gpu {t_gpu_load:.0} ms; inference: cpu {tc:.1} ms, gpu {tg:.1} ms (x{:.2})",
+        tc / tg
+    );
     Ok(())
 }

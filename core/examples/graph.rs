@@ -21,7 +21,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for node in model.eval_order()? {
         let node = &model.nodes[node];
         let facts: Vec<String> = node.outputs.iter().map(|o| format!("{:?}", o.fact)).collect();
-        println!("#{} {} [{}] <- {:?} :: {} :: {}", node.id, node.name, node.op.name(), node.inputs, node.op.info()?.join("; "), facts.join(", "));
+        println!(
+            "#{} {} [{}] <- {:?} :: {} :: {}",
+            node.id,
+            node.name,
+            node.op.name(),
+            node.inputs,
+            node.op.info()?.join("; "),
+            facts.join(", ")
+        );
     }
     Ok(())
 }

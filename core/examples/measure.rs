@@ -11,7 +11,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let c = snakeid::Classifier::embedded_default()?;
     let cold = t.elapsed().as_secs_f64() * 1e3;
     let first = c.identify(&photo, None, 5)?.timings_ms.total;
-    let mut runs: Vec<snakeid::Timings> = (0..n).map(|_| c.identify(&photo, None, 5).map(|i| i.timings_ms)).collect::<Result<_, _>>()?;
+    let mut runs: Vec<snakeid::Timings> =
+        (0..n).map(|_| c.identify(&photo, None, 5).map(|i| i.timings_ms)).collect::<Result<_, _>>()?;
     let median = |f: fn(&snakeid::Timings) -> f64, runs: &mut Vec<snakeid::Timings>| {
         runs.sort_by(|a, b| f(a).total_cmp(&f(b)));
         f(&runs[runs.len() / 2])

@@ -34,7 +34,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t_decode = ms(t);
     let t = Instant::now();
     // SNAKEID_NO_FOLD=1 leaves the constant weights' DequantizeLinear nodes to tract.
-    let folded = if std::env::var_os("SNAKEID_NO_FOLD").is_none() { snakeid::internals::onnx_fold::fold_constant_dequantize(&mut proto) } else { 0 };
+    let folded = if std::env::var_os("SNAKEID_NO_FOLD").is_none() {
+        snakeid::internals::onnx_fold::fold_constant_dequantize(&mut proto)
+    } else {
+        0
+    };
     let t_fold = ms(t);
     let t = Instant::now();
     let model = onnx.model_for_proto_model(&proto)?;
@@ -53,7 +57,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // brings into their form). SNAKEID_NO_FUSE=1 keeps tract's convolutions.
     let fuse = std::env::var_os("SNAKEID_NO_FUSE").is_none();
     let swap = |m: &mut TypedModel| -> TractResult<(usize, usize, usize)> {
-        Ok(if fuse { (snakeid::internals::cpu::depthwise::swap_in(m)?, snakeid::internals::cpu::stem::swap_in(m)?, snakeid::internals::cpu::qpointwise::swap_in(m)?) } else { (0, 0, 0) })
+        Ok(if fuse {
+            (
+                snakeid::internals::cpu::depthwise::swap_in(m)?,
+                snakeid::internals::cpu::stem::swap_in(m)?,
+                snakeid::internals::cpu::qpointwise::swap_in(m)?,
+            )
+        } else {
+            (0, 0, 0)
+        })
     };
     let mut decluttered = typed;
     let t = Instant::now();
@@ -69,7 +81,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let t_declutter = ms(t);
     let t = Instant::now();
     let (depthwise2, stem2, pointwise2) = swap(&mut decluttered)?;
-    let (depthwise, stem, pointwise) = (format!("{depthwise}+{depthwise2}"), format!("{stem}+{stem2}"), format!("{pointwise}+{pointwise2}"));
+    let (depthwise, stem, pointwise) =
+        (format!("{depthwise}+{depthwise2}"), format!("{stem}+{stem2}"), format!("{pointwise}+{pointwise2}"));
     let t_swaps2 = ms(t);
     let t = Instant::now();
     let mut optimized = decluttered.into_optimized()?;
@@ -78,7 +91,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // SNAKEID_NO_FUSE=1 profiles tract's own quantize/dequantize passes instead of ours.
     let fused = if fuse { snakeid::internals::cpu::fakequant::fuse(&mut optimized)? } else { (0, 0) };
     // SNAKEID_NO_HANDOVER=1: f32 values between our pointwise and depthwise convolutions, not u8 codes.
-    let handovers = if fuse && std::env::var_os("SNAKEID_NO_HANDOVER").is_none() { snakeid::internals::cpu::handover::hand_over(&mut optimized)? } else { 0 };
+    let handovers = if fuse && std::env::var_os("SNAKEID_NO_HANDOVER").is_none() {
+        snakeid::internals::cpu::handover::hand_over(&mut optimized)?
+    } else {
+        0
+    };
     let t_fuse = ms(t);
     let t = Instant::now();
     let plan = SimplePlan::new(optimized)?;
@@ -105,7 +122,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             state.run_plan_with_eval(tvec!(input.clone()), |ctx, op_state, node, inputs| {
                 let t = Instant::now();
                 let r = eval(ctx, op_state, node, inputs);
-                let key = if by_node { format!("{} {}", node.op().name(), node.name) } else { node.op().name().to_string() };
+                let key =
+                    if by_node { format!("{} {}", node.op().name(), node.name) } else { node.op().name().to_string() };
                 let e = per_op.entry(key).or_default();
                 e.0 += ms(t);
                 e.1 += 1;

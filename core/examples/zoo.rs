@@ -17,7 +17,11 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// Load time, each input's logits, median latency over `iters` runs of the first input.
-fn measure(load: impl FnOnce() -> snakeid::Result<Box<dyn Fn(&[f32]) -> snakeid::Result<Vec<f32>>>>, inputs: &[Vec<f32>], iters: usize) -> Value {
+fn measure(
+    load: impl FnOnce() -> snakeid::Result<Box<dyn Fn(&[f32]) -> snakeid::Result<Vec<f32>>>>,
+    inputs: &[Vec<f32>],
+    iters: usize,
+) -> Value {
     let t = Instant::now();
     let run = match load() {
         Ok(r) => r,
@@ -31,7 +35,13 @@ fn measure(load: impl FnOnce() -> snakeid::Result<Box<dyn Fn(&[f32]) -> snakeid:
             Err(e) => return json!({ "error": e.to_string(), "load_ms": load_ms }),
         }
     }
-    let times: Vec<f64> = (0..iters).map(|_| { let t = Instant::now(); let _ = run(&inputs[0]); ms(t) }).collect();
+    let times: Vec<f64> = (0..iters)
+        .map(|_| {
+            let t = Instant::now();
+            let _ = run(&inputs[0]);
+            ms(t)
+        })
+        .collect();
     json!({ "load_ms": load_ms, "logits": logits, "ms": median(times) })
 }
 

@@ -1,20 +1,20 @@
 //! The `Classifier`: one loaded bundle and compiled model, shared across threads, turning photo bytes into an answer.
 
 use crate::backend::{self, Backend, BackendInfo, Runner};
-use crate::bundle::Bundle;
-use crate::tools::bench::{self, BenchmarkReport, Timings};
 use crate::bundle::countries;
 use crate::bundle::manifest::View;
+use crate::bundle::Bundle;
 use crate::decision::{self, Decision, Gate, SnakeVerdict};
-use crate::photo::decode::{self, Limits};
 use crate::error::{Error, Result};
+use crate::photo::decode::{self, Limits};
 use crate::photo::{gps, preprocess};
 use crate::place::{self, CountrySource, Location};
+use crate::tools::bench::{self, BenchmarkReport, Timings};
+use crate::tools::clock::Instant;
 use serde::Serialize;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::OnceLock;
-use crate::tools::clock::Instant;
 
 /// The answer for one photo.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -108,10 +108,23 @@ impl Classifier {
         Self::build(bundle, start, Backend::Cpu, 1, None)
     }
 
-    fn build(bundle: Bundle, start: Instant, backend: Backend, threads: usize, cache_dir: Option<&Path>) -> Result<Self> {
+    fn build(
+        bundle: Bundle,
+        start: Instant,
+        backend: Backend,
+        threads: usize,
+        cache_dir: Option<&Path>,
+    ) -> Result<Self> {
         let (runner, why) = guard(|| backend::compile(&bundle, backend, threads, cache_dir))?;
         let backend_info = runner.info(why);
-        Ok(Classifier { bundle, runner, backend_info, limits: Limits::default(), cold_start_ms: ms(start), first_call_ms: OnceLock::new() })
+        Ok(Classifier {
+            bundle,
+            runner,
+            backend_info,
+            limits: Limits::default(),
+            cold_start_ms: ms(start),
+            first_call_ms: OnceLock::new(),
+        })
     }
 
     /// Milliseconds this classifier took to load its bundle and compile the model.
@@ -198,13 +211,25 @@ impl Classifier {
     /// [`identify`](Self::identify), with the device's position (`location`) as the last source of the country: a
     /// country the user chose, else the photo's GPS position, else `location` (offline: OpenStreetMap boundaries).
     /// The answer's `country_source` says which one it was.
-    pub fn identify_at(&self, image: &[u8], country: Option<&str>, location: Option<Location>, top_k: usize) -> Result<Identification> {
+    pub fn identify_at(
+        &self,
+        image: &[u8],
+        country: Option<&str>,
+        location: Option<Location>,
+        top_k: usize,
+    ) -> Result<Identification> {
         let answer = guard(|| self.identify_inner(image, country, location, top_k))?;
         self.first_call_ms.get_or_init(|| answer.timings_ms.total);
         Ok(answer)
     }
 
-    fn identify_inner(&self, image: &[u8], country: Option<&str>, location: Option<Location>, top_k: usize) -> Result<Identification> {
+    fn identify_inner(
+        &self,
+        image: &[u8],
+        country: Option<&str>,
+        location: Option<Location>,
+        top_k: usize,
+    ) -> Result<Identification> {
         let start = Instant::now();
         crate::tools::failpoint::hit("identify");
         // Resolve the country first: a typo should not cost an inference.
@@ -294,9 +319,8 @@ impl Classifier {
         let Some(input) = country else { return Ok((None, None)) };
         let code = countries::resolve(input)?;
         let row = self.bundle.prior.as_ref().and_then(|p| p.row(code));
-        let per_class = row.map(|row| {
-            self.bundle.prior_columns.iter().map(|c| c.map_or(0.0, |c| row[c])).collect::<Vec<f32>>()
-        });
+        let per_class =
+            row.map(|row| self.bundle.prior_columns.iter().map(|c| c.map_or(0.0, |c| row[c])).collect::<Vec<f32>>());
         Ok((Some(code.to_string()), per_class))
     }
 

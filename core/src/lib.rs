@@ -36,11 +36,11 @@ pub mod teach;
 mod tools;
 
 pub use backend::{Backend, BackendInfo};
-pub use bundle::signing::PublicKey;
 pub use bundle::labels::Label;
+pub use bundle::manifest::View;
+pub use bundle::signing::PublicKey;
 pub use bundle::{Bundle, BundleInfo};
 pub use classifier::{Classifier, Identification};
-pub use bundle::manifest::View;
 pub use decision::{Decision, GenusAnswer, Prediction, SnakeVerdict};
 pub use error::{Error, Result};
 pub use photo::decode::Limits;
@@ -51,15 +51,15 @@ pub use tools::bench::{BenchmarkReport, Percentiles, StageStats, Timings};
 /// stable API.
 #[doc(hidden)]
 pub mod internals {
-    pub use crate::backend::{cpu, model, onnx_fold};
     #[cfg(feature = "gpu")]
     pub use crate::backend::gpu;
+    pub use crate::backend::{cpu, model, onnx_fold};
     #[cfg(feature = "embedded-default")]
     pub use crate::bundle::DEFAULT_BUNDLE;
     pub use crate::bundle::{countries, labels, manifest, prior, sha256_hex, signing, MAX_BUNDLE_BYTES};
     pub use crate::decision::{calibration, softmax};
-    pub use crate::photo::{decode, preprocess};
     pub use crate::kernels::plugged as kernel_plug_ins;
+    pub use crate::photo::{decode, preprocess};
     pub use crate::tools::bench;
     #[cfg(feature = "failpoints")]
     pub use crate::tools::failpoint;

@@ -27,7 +27,11 @@ impl Location {
 
     /// "LAT,LON" (decimal degrees), as `--location` takes it.
     pub fn parse(text: &str) -> Result<Self> {
-        let bad = || Error::InvalidLocation(format!("{text:?} is not a position: write LAT,LON in decimal degrees, e.g. 14.6,121.0"));
+        let bad = || {
+            Error::InvalidLocation(format!(
+                "{text:?} is not a position: write LAT,LON in decimal degrees, e.g. 14.6,121.0"
+            ))
+        };
         let (lat, lon) = text.split_once(',').ok_or_else(bad)?;
         Location::new(lat.trim().parse().map_err(|_| bad())?, lon.trim().parse().map_err(|_| bad())?)
     }
@@ -59,7 +63,11 @@ pub enum CountrySource {
 /// The country to weigh species by (as the user wrote it, or the ISO code a position gave), and where it came from:
 /// a chosen country, else the photo's GPS position, else the device's position; none when none of them gives one (a
 /// position at sea gives none).
-pub fn decide<'a>(chosen: Option<&'a str>, photo: Option<Location>, device: Option<Location>) -> Option<(&'a str, CountrySource)> {
+pub fn decide<'a>(
+    chosen: Option<&'a str>,
+    photo: Option<Location>,
+    device: Option<Location>,
+) -> Option<(&'a str, CountrySource)> {
     if let Some(c) = chosen {
         return Some((c, CountrySource::Chosen));
     }

@@ -26,7 +26,11 @@ pub fn golden() -> serde_json::Value {
 }
 
 pub fn read_f32(path: &Path) -> Vec<f32> {
-    std::fs::read(path).expect("golden input").chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    std::fs::read(path)
+        .expect("golden input")
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
 }
 
 pub fn floats(v: &serde_json::Value) -> Vec<f32> {
@@ -105,7 +109,8 @@ pub fn gpu_available() -> bool {
     #[cfg(feature = "gpu")]
     let adapter = snakeid::internals::gpu::adapter().map(|a| format!("{a:?}"));
     #[cfg(not(feature = "gpu"))]
-    let adapter: snakeid::Result<String> = Err(snakeid::Error::Backend("this build has no GPU backend (feature `gpu`)".into()));
+    let adapter: snakeid::Result<String> =
+        Err(snakeid::Error::Backend("this build has no GPU backend (feature `gpu`)".into()));
     match adapter {
         Ok(a) => {
             eprintln!("GPU adapter: {a}");

@@ -2,9 +2,11 @@
 //! describe a bundle, and sign bundles (key generation, signing, verification).
 
 use crate::{load_bundle, read_file, write_file};
-use snakeid::internals::sha256_hex;
-use snakeid::internals::manifest::{self, ChannelOrder, DecisionSpec, FileRef, InputSpec, Manifest, ModelSpec, Resize, View};
+use snakeid::internals::manifest::{
+    self, ChannelOrder, DecisionSpec, FileRef, InputSpec, Manifest, ModelSpec, Resize, View,
+};
 use snakeid::internals::prior::{PriorTable, DEFAULT_SMOOTHING};
+use snakeid::internals::sha256_hex;
 use snakeid::internals::signing::SecretKey;
 use snakeid::{Bundle, Classifier, Error, PublicKey};
 use std::collections::BTreeMap;
@@ -124,16 +126,32 @@ pub fn run(cmd: BundleCommand) -> snakeid::Result<ExitCode> {
             let m = &b.manifest;
             println!("{} {} ({})", m.name, m.version, m.model.precision);
             println!("{}", m.description);
-            println!("input {}x{} {:?}, {} classes, {} species", m.input.width, m.input.height, m.input.resize, b.labels.len(), b.species().count());
+            println!(
+                "input {}x{} {:?}, {} classes, {} species",
+                m.input.width,
+                m.input.height,
+                m.input.resize,
+                b.labels.len(),
+                b.species().count()
+            );
             for l in b.species() {
-                println!("  {:>4}  {:<34} {:<28} {}", l.class_index, l.label, l.scientific_name, if l.venomous { "venomous" } else { "" });
+                println!(
+                    "  {:>4}  {:<34} {:<28} {}",
+                    l.class_index,
+                    l.label,
+                    l.scientific_name,
+                    if l.venomous { "venomous" } else { "" }
+                );
             }
             if let Some(p) = &b.prior {
                 println!("prior: {} countries, smoothing {}", p.countries().count(), p.smoothing());
             }
             if let Some(p) = bundle.filter(|p| p.is_file()) {
                 let signed = Bundle::is_signed_packed(&read_file(&p)?)?;
-                println!("signature: {}", if signed { "present (check it with `snakeid bundle verify`)" } else { "none" });
+                println!(
+                    "signature: {}",
+                    if signed { "present (check it with `snakeid bundle verify`)" } else { "none" }
+                );
             }
         }
         BundleCommand::Keygen { out } => {
@@ -144,7 +162,10 @@ pub fn run(cmd: BundleCommand) -> snakeid::Result<ExitCode> {
             let key = SecretKey::from_seed(seed);
             write_secret(&out, &key.to_hex())?;
             println!("{}", key.public_key().to_hex());
-            eprintln!("secret key written to {} (keep it off devices); public key above (compile it into the app)", out.display());
+            eprintln!(
+                "secret key written to {} (keep it off devices); public key above (compile it into the app)",
+                out.display()
+            );
         }
         BundleCommand::Sign { bundle, key, out } => {
             let key = SecretKey::from_hex(&String::from_utf8_lossy(&read_file(&key)?))?;
@@ -177,7 +198,11 @@ fn bad(msg: String) -> Error {
 }
 
 fn triple(what: &str, s: &str) -> snakeid::Result<[f32; 3]> {
-    let v: Vec<f32> = s.split(',').map(|x| x.trim().parse::<f32>()).collect::<Result<_, _>>().map_err(|_| bad(format!("--{what} must be three numbers like 0.5,0.5,0.5, got {s:?}")))?;
+    let v: Vec<f32> = s
+        .split(',')
+        .map(|x| x.trim().parse::<f32>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| bad(format!("--{what} must be three numbers like 0.5,0.5,0.5, got {s:?}")))?;
     let arr: [f32; 3] = v.try_into().map_err(|_| bad(format!("--{what} must be three numbers, got {s:?}")))?;
     if what == "std" && arr.iter().any(|x| *x <= 0.0) {
         return Err(bad(format!("--std must be positive, got {s:?}")));
@@ -186,7 +211,8 @@ fn triple(what: &str, s: &str) -> snakeid::Result<[f32; 3]> {
 }
 
 fn size(s: &str) -> snakeid::Result<(u32, u32)> {
-    let parse = |x: &str| x.trim().parse::<u32>().map_err(|_| bad(format!("--size must be like 224 or 456x456, got {s:?}")));
+    let parse =
+        |x: &str| x.trim().parse::<u32>().map_err(|_| bad(format!("--size must be like 224 or 456x456, got {s:?}")));
     match s.split_once(['x', 'X']) {
         Some((w, h)) => Ok((parse(w)?, parse(h)?)),
         None => parse(s).map(|n| (n, n)),
@@ -197,7 +223,9 @@ fn create(a: &CreateArgs) -> snakeid::Result<()> {
     let (width, height) = size(&a.size)?;
     let resize = match a.resize.as_str() {
         "stretch" => Resize::Stretch,
-        _ => Resize::ShorterSideCenterCrop { shorter_side: a.shorter_side.unwrap_or((width.max(height) * 8).div_ceil(7)) },
+        _ => Resize::ShorterSideCenterCrop {
+            shorter_side: a.shorter_side.unwrap_or((width.max(height) * 8).div_ceil(7)),
+        },
     };
     let model = read_file(&a.onnx)?;
     let labels_bytes = read_file(&a.labels)?;
@@ -222,7 +250,13 @@ fn create(a: &CreateArgs) -> snakeid::Result<()> {
         name: a.name.clone(),
         version: a.version.clone(),
         description: a.description.clone(),
-        model: ModelSpec { file: "model.onnx".into(), sha256: sha256_hex(&model), num_classes: labels.len(), precision: a.precision.clone(), temperature: 1.0 },
+        model: ModelSpec {
+            file: "model.onnx".into(),
+            sha256: sha256_hex(&model),
+            num_classes: labels.len(),
+            precision: a.precision.clone(),
+            temperature: 1.0,
+        },
         input: InputSpec {
             width,
             height,

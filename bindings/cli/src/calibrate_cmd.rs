@@ -33,7 +33,10 @@ pub fn run(args: Args) -> snakeid::Result<ExitCode> {
     let classifier = Classifier::new(Bundle::from_packed(&packed)?)?;
     let data = Dataset::read(&args.data, None, None, &classifier)?;
     if data.samples.len() < MIN_PHOTOS {
-        return Err(Error::InvalidImage(format!("{} photos: calibration needs at least {MIN_PHOTOS}", data.samples.len())));
+        return Err(Error::InvalidImage(format!(
+            "{} photos: calibration needs at least {MIN_PHOTOS}",
+            data.samples.len()
+        )));
     }
     let scored = data.score(&classifier, "calibrate");
     if scored.kept.len() < MIN_PHOTOS {
@@ -57,8 +60,12 @@ pub fn run(args: Args) -> snakeid::Result<ExitCode> {
     let calibrated = Bundle::repack_with_manifest(&packed, |m| m.model.temperature = fitted as f32)?;
     write_file(&args.out, &calibrated)?;
     let ece = |t: f64| calibration::reliability_at(&logits, &truth, t).ece;
-    let (nll_before, nll_after, ece_before, ece_after) =
-        (calibration::nll(&logits, &truth, before), calibration::nll(&logits, &truth, fitted), ece(before), ece(fitted));
+    let (nll_before, nll_after, ece_before, ece_after) = (
+        calibration::nll(&logits, &truth, before),
+        calibration::nll(&logits, &truth, fitted),
+        ece(before),
+        ece(fitted),
+    );
     println!(
         "temperature {before:.4} -> {fitted:.4} on {} photos{}: NLL {nll_before:.4} -> {nll_after:.4}, ECE {ece_before:.4} -> {ece_after:.4} (species given a snake)",
         scored.kept.len(),

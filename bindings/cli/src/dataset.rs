@@ -34,7 +34,12 @@ const IMAGE_EXTENSIONS: [&str; 5] = ["jpg", "jpeg", "png", "webp", "jfif"];
 
 impl Dataset {
     /// A folder with one subfolder per species (`country` for all its photos), or a CSV `path,label[,country]`.
-    pub fn read(data: &Path, country: Option<&str>, country_column: Option<&str>, classifier: &Classifier) -> snakeid::Result<Self> {
+    pub fn read(
+        data: &Path,
+        country: Option<&str>,
+        country_column: Option<&str>,
+        classifier: &Classifier,
+    ) -> snakeid::Result<Self> {
         let samples = if data.is_dir() { read_folder(data, country)? } else { read_csv(data, country_column)? };
         if samples.is_empty() {
             return Err(Error::InvalidImage(format!("{}: no photos found", data.display())));
@@ -66,15 +71,28 @@ pub fn read_folder(dir: &Path, country: Option<&str>) -> snakeid::Result<Vec<Sam
     fn io(p: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
         move |e| Error::Io { path: p.to_path_buf(), source: e }
     }
-    let mut classes: Vec<PathBuf> = std::fs::read_dir(dir).map_err(io(dir))?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect();
+    let mut classes: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io(dir))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
     classes.sort();
     let mut out = Vec::new();
     for class in classes {
         let label = class.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&class).map_err(io(&class))?.filter_map(|e| e.ok().map(|e| e.path())).collect();
-        files.retain(|p| p.extension().and_then(|e| e.to_str()).is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str())));
+        let mut files: Vec<PathBuf> =
+            std::fs::read_dir(&class).map_err(io(&class))?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        files.retain(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+        });
         files.sort();
-        out.extend(files.into_iter().map(|path| Sample { path, label: label.clone(), country: country.map(str::to_string) }));
+        out.extend(files.into_iter().map(|path| Sample {
+            path,
+            label: label.clone(),
+            country: country.map(str::to_string),
+        }));
     }
     Ok(out)
 }
@@ -84,7 +102,8 @@ fn read_csv(path: &Path, country_column: Option<&str>) -> snakeid::Result<Vec<Sa
     // A path that cannot be opened is an I/O error, not a bad photo set.
     let file = std::fs::File::open(path).map_err(|e| Error::Io { path: path.to_path_buf(), source: e })?;
     let mut rdr = csv::Reader::from_reader(file);
-    let header: Vec<String> = rdr.headers().map_err(|e| bad(e.to_string()))?.iter().map(|h| h.trim().to_ascii_lowercase()).collect();
+    let header: Vec<String> =
+        rdr.headers().map_err(|e| bad(e.to_string()))?.iter().map(|h| h.trim().to_ascii_lowercase()).collect();
     let col = |name: &str| header.iter().position(|h| h == &name.to_ascii_lowercase());
     let (Some(pc), Some(lc)) = (col("path"), col("label")) else {
         return Err(bad(format!("needs columns path,label[,country]; found {}", header.join(","))));

@@ -2,12 +2,12 @@
 //! (with and without the country prior) on a labelled photo set.
 
 use crate::dataset::Dataset;
+use crate::metrics::{self, Metrics, VenomConfusion};
 use crate::plot;
 use crate::write_file;
 use serde::Serialize;
 use serde_json::json;
 use snakeid::internals::calibration::{self, Reliability};
-use crate::metrics::{self, Metrics, VenomConfusion};
 use snakeid::{internals::labels::Label, Error};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -87,11 +87,18 @@ pub fn run(args: Args) -> snakeid::Result<ExitCode> {
     }
     let rank = |logits: &[f32], prior: Option<&[f32]>| {
         let d = classifier.decide(logits, prior, 5);
-        Ranked { classes: d.predictions.iter().map(|p| p.class_index).collect(), probabilities: d.predictions.iter().map(|p| p.probability).collect() }
+        Ranked {
+            classes: d.predictions.iter().map(|p| p.class_index).collect(),
+            probabilities: d.predictions.iter().map(|p| p.probability).collect(),
+        }
     };
     let plain: Vec<Ranked> = scored.logits.iter().map(|l| rank(l, None)).collect();
-    let with_prior: Vec<Ranked> =
-        scored.kept.iter().zip(&scored.logits).map(|(&i, l)| rank(l, priors[&data.samples[i].country.as_deref()].as_deref())).collect();
+    let with_prior: Vec<Ranked> = scored
+        .kept
+        .iter()
+        .zip(&scored.logits)
+        .map(|(&i, l)| rank(l, priors[&data.samples[i].country.as_deref()].as_deref()))
+        .collect();
     let kept_truth: Vec<usize> = scored.kept.iter().map(|&i| data.truth[i]).collect();
     let labels = &classifier.bundle().labels;
     let s_plain = Scores::new(&kept_truth, &plain, labels);
@@ -112,7 +119,12 @@ pub fn run(args: Args) -> snakeid::Result<ExitCode> {
         let classes: serde_json::Map<String, serde_json::Value> = labels
             .iter()
             .filter(|l| l.is_snake)
-            .map(|l| (l.class_index.to_string(), json!({"label": l.label, "scientific_name": l.scientific_name, "venomous": l.venomous})))
+            .map(|l| {
+                (
+                    l.class_index.to_string(),
+                    json!({"label": l.label, "scientific_name": l.scientific_name, "venomous": l.venomous}),
+                )
+            })
             .collect();
         let report = json!({"n": scored.kept.len(), "skipped": scored.skipped.len(),
                             "temperature": classifier.bundle().manifest.model.temperature,
@@ -122,7 +134,8 @@ pub fn run(args: Args) -> snakeid::Result<ExitCode> {
     if let Some(path) = &args.plot {
         let name = |c: usize| labels.get(c).map_or_else(|| c.to_string(), |l| l.scientific_name.clone());
         write_file(path, plot::per_class_f1_svg(&s_plain.metrics, s_prior.as_ref().map(|s| &s.metrics), name))?;
-        let reliability = s_prior.as_ref().map(|s| (&s.calibration, "with prior")).unwrap_or((&s_plain.calibration, "without prior"));
+        let reliability =
+            s_prior.as_ref().map(|s| (&s.calibration, "with prior")).unwrap_or((&s_plain.calibration, "without prior"));
         write_file(&reliability_path(path), plot::reliability_svg(reliability.0, reliability.1, scored.kept.len()))?;
     }
     Ok(ExitCode::SUCCESS)
@@ -135,16 +148,28 @@ fn reliability_path(plot: &Path) -> PathBuf {
 }
 
 fn print_human(plain: &Scores, prior: Option<&Scores>, labels: &[Label], skipped: usize) {
-    println!("{} photos evaluated{}", plain.metrics.n, if skipped > 0 { format!(", {skipped} skipped (unreadable)") } else { String::new() });
+    println!(
+        "{} photos evaluated{}",
+        plain.metrics.n,
+        if skipped > 0 { format!(", {skipped} skipped (unreadable)") } else { String::new() }
+    );
     let pct = |r: Option<f64>| r.map_or_else(|| "-".to_string(), |r| format!("{:.1}%", r * 100.0));
-    println!("{:<14} {:>6} {:>6} {:>8} {:>6} {:>7} {:>7} {:>7} {:>6}", "", "top-1", "top-5", "macro-F1", "ECE", "V->H", "H->V", "V->V'", "track1");
+    println!(
+        "{:<14} {:>6} {:>6} {:>8} {:>6} {:>7} {:>7} {:>7} {:>6}",
+        "", "top-1", "top-5", "macro-F1", "ECE", "V->H", "H->V", "V->V'", "track1"
+    );
     let rows = [("without prior", Some(plain)), ("with prior", prior)];
     for (name, s) in rows.iter().filter_map(|(n, s)| s.map(|s| (n, s))) {
         let (m, v) = (&s.metrics, &s.venom);
         println!(
             "{name:<14} {:>6.4} {:>6.4} {:>8.4} {:>6.4} {:>7} {:>7} {:>7} {:>6}",
-            m.top1, m.top5, m.macro_f1, s.calibration.ece,
-            pct(v.venomous_to_harmless), pct(v.harmless_to_venomous), pct(v.venomous_to_other_venomous),
+            m.top1,
+            m.top5,
+            m.macro_f1,
+            s.calibration.ece,
+            pct(v.venomous_to_harmless),
+            pct(v.harmless_to_venomous),
+            pct(v.venomous_to_other_venomous),
             v.track1.map_or_else(|| "-".to_string(), |t| format!("{t:.2}"))
         );
     }
@@ -164,4 +189,3 @@ fn print_human(plain: &Scores, prior: Option<&Scores>, labels: &[Label], skipped
         }
     }
 }
-

@@ -43,7 +43,11 @@ pub fn run(args: Args) -> snakeid::Result<ExitCode> {
     // Where it ran, for people, when they chose a backend (stdout: stderr is one line per problem).
     if !args.json && args.backend.backend != "cpu" {
         let b = classifier.backend_info();
-        let on = b.adapter.as_ref().map(|a| format!(" on {a}, {} nodes on the GPU, {} on the CPU", b.nodes_gpu, b.nodes_cpu)).unwrap_or_default();
+        let on = b
+            .adapter
+            .as_ref()
+            .map(|a| format!(" on {a}, {} nodes on the GPU, {} on the CPU", b.nodes_gpu, b.nodes_cpu))
+            .unwrap_or_default();
         let why = b.chosen_because.as_ref().map(|w| format!(" ({w})")).unwrap_or_default();
         println!("backend: {}{on}{why}", b.backend);
     }
@@ -51,7 +55,9 @@ pub fn run(args: Args) -> snakeid::Result<ExitCode> {
     classifier.prior_for(args.country.as_deref())?;
     let mut failed = 0;
     for path in &args.photos {
-        let result = read_photo(path).and_then(|bytes| classifier.identify_at(&bytes, args.country.as_deref(), args.location, args.top as usize));
+        let result = read_photo(path).and_then(|bytes| {
+            classifier.identify_at(&bytes, args.country.as_deref(), args.location, args.top as usize)
+        });
         match result {
             Ok(id) if args.json => println!("{}", to_json(path, &id)),
             Ok(id) => print_human(path, &id),
@@ -59,7 +65,10 @@ pub fn run(args: Args) -> snakeid::Result<ExitCode> {
                 failed += 1;
                 eprintln!("error: {}: {e}", path.display());
                 if args.json {
-                    println!("{}", json!({"image": path.display().to_string(), "error": {"kind": e.kind(), "message": e.to_string()}}));
+                    println!(
+                        "{}",
+                        json!({"image": path.display().to_string(), "error": {"kind": e.kind(), "message": e.to_string()}})
+                    );
                 }
             }
         }
@@ -105,7 +114,10 @@ fn print_human(path: &Path, id: &Identification) {
     let p_snake = d.snake_probability * 100.0;
     match d.snake_verdict {
         SnakeVerdict::Snake => println!("{}: snake ({p_snake:.0}%){place}", path.display()),
-        SnakeVerdict::Possible => println!("{}: possibly a snake ({p_snake:.0}%){place}; if it is one, the closest species are:", path.display()),
+        SnakeVerdict::Possible => println!(
+            "{}: possibly a snake ({p_snake:.0}%){place}; if it is one, the closest species are:",
+            path.display()
+        ),
         // "None" reads as none: no species list, so no VENOMOUS beside "no snake" (issue 33).
         SnakeVerdict::NoSnake => {
             println!("{}: no snake detected ({p_snake:.0}%){place}", path.display());
@@ -125,8 +137,12 @@ fn print_human(path: &Path, id: &Identification) {
         println!("  genus: most likely {} ({:.0}%{v})", g.genus, g.probability * 100.0);
     }
     if d.venomous_warning {
-        let names: Vec<String> = d.warning_species.iter().map(|p| format!("{} {:.0}%", p.label, p.probability * 100.0)).collect();
-        println!("  WARNING: possibly venomous ({}). Treat the bite as venomous and seek medical care now.", names.join(", "));
+        let names: Vec<String> =
+            d.warning_species.iter().map(|p| format!("{} {:.0}%", p.label, p.probability * 100.0)).collect();
+        println!(
+            "  WARNING: possibly venomous ({}). Treat the bite as venomous and seek medical care now.",
+            names.join(", ")
+        );
     }
     if d.uncertain {
         println!("  uncertain: the model is not sure; treat as venomous and seek care.");
@@ -137,5 +153,8 @@ fn print_human(path: &Path, id: &Identification) {
 fn print_timings(id: &Identification) {
     let t = &id.timings_ms;
     let views = if id.views_run > 1 { format!(" over {} views", id.views_run) } else { String::new() };
-    println!("  ({:.0} ms: decode {:.0}, preprocess {:.0}, inference {:.0}{views})", t.total, t.decode, t.preprocess, t.inference);
+    println!(
+        "  ({:.0} ms: decode {:.0}, preprocess {:.0}, inference {:.0}{views})",
+        t.total, t.decode, t.preprocess, t.inference
+    );
 }

@@ -83,7 +83,9 @@ fn stop_quietly_on_a_closed_pipe() {
 /// A panic in the parser (a bug) is an `Internal` error, as the core's own constructors make it, not a crash.
 pub fn load_bundle(bundle: Option<&PathBuf>, trusted_keys: &[String]) -> snakeid::Result<snakeid::Bundle> {
     let load = || match bundle {
-        Some(p) if !trusted_keys.is_empty() => snakeid::Bundle::load_signed(p, &snakeid::PublicKey::from_hex_all(trusted_keys)?),
+        Some(p) if !trusted_keys.is_empty() => {
+            snakeid::Bundle::load_signed(p, &snakeid::PublicKey::from_hex_all(trusted_keys)?)
+        }
         Some(p) => snakeid::Bundle::load(p),
         None => snakeid::Bundle::embedded_default(),
     };
@@ -108,7 +110,12 @@ pub struct BackendArgs {
 
 impl BackendArgs {
     /// The bundle compiled once, for this backend (no CPU engine compiled only to be dropped for the GPU's).
-    pub fn load(&self, bundle: Option<&PathBuf>, trusted_keys: &[String], threads: usize) -> snakeid::Result<snakeid::Classifier> {
+    pub fn load(
+        &self,
+        bundle: Option<&PathBuf>,
+        trusted_keys: &[String],
+        threads: usize,
+    ) -> snakeid::Result<snakeid::Classifier> {
         let cache = std::env::var_os("XDG_CACHE_HOME")
             .map(PathBuf::from)
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
@@ -126,4 +133,3 @@ pub fn read_file(path: &Path) -> snakeid::Result<Vec<u8>> {
 pub fn write_file(path: &Path, data: impl AsRef<[u8]>) -> snakeid::Result<()> {
     std::fs::write(path, data).map_err(|e| snakeid::Error::Io { path: path.to_path_buf(), source: e })
 }
-

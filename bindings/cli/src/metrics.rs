@@ -57,7 +57,12 @@ pub struct VenomConfusion {
 }
 
 /// The venomous/harmless confusions of top-1 predictions, and track 1 from them and `macro_f1` (in [0, 1]).
-pub fn venom_confusion(truth: &[usize], top1: &[usize], venomous: impl Fn(usize) -> bool, macro_f1: f64) -> VenomConfusion {
+pub fn venom_confusion(
+    truth: &[usize],
+    top1: &[usize],
+    venomous: impl Fn(usize) -> bool,
+    macro_f1: f64,
+) -> VenomConfusion {
     assert_eq!(truth.len(), top1.len(), "one prediction per photo");
     // [true group][predicted group], wrong species only; groups: 0 harmless, 1 venomous.
     let mut wrong = [[0usize; 2]; 2];
@@ -75,7 +80,8 @@ pub fn venom_confusion(truth: &[usize], top1: &[usize], venomous: impl Fn(usize)
     let pct = |g: usize, h: usize| rate(g, h).map(|r| round2(r * 100.0));
     let track1 = match (pct(0, 0), pct(0, 1), pct(1, 0), pct(1, 1)) {
         (Some(hh), Some(hv), Some(vh), Some(vv)) => Some(round2(
-            (round2(macro_f1 * 100.0) + (100.0 - hh) + 2.0 * (100.0 - hv) + 5.0 * (100.0 - vh) + 2.0 * (100.0 - vv)) / 11.0,
+            (round2(macro_f1 * 100.0) + (100.0 - hh) + 2.0 * (100.0 - hv) + 5.0 * (100.0 - vh) + 2.0 * (100.0 - vv))
+                / 11.0,
         )),
         _ => None,
     };
@@ -116,7 +122,11 @@ pub fn evaluate(truth: &[usize], ranked: &[Vec<usize>]) -> Metrics {
     let per_class: Vec<ClassScore> = classes
         .iter()
         .map(|&c| {
-            let (tp, fp, fneg) = (tp.get(&c).copied().unwrap_or(0), fp.get(&c).copied().unwrap_or(0), fneg.get(&c).copied().unwrap_or(0));
+            let (tp, fp, fneg) = (
+                tp.get(&c).copied().unwrap_or(0),
+                fp.get(&c).copied().unwrap_or(0),
+                fneg.get(&c).copied().unwrap_or(0),
+            );
             ClassScore {
                 class_index: c,
                 support: tp + fneg,
@@ -126,10 +136,13 @@ pub fn evaluate(truth: &[usize], ranked: &[Vec<usize>]) -> Metrics {
             }
         })
         .collect();
-    let macro_f1 = if per_class.is_empty() { 0.0 } else { per_class.iter().map(|c| c.f1).sum::<f64>() / per_class.len() as f64 };
+    let macro_f1 =
+        if per_class.is_empty() { 0.0 } else { per_class.iter().map(|c| c.f1).sum::<f64>() / per_class.len() as f64 };
     let mut confused: Vec<Confusion> =
         pairs.into_iter().map(|((t, p), count)| Confusion { true_class: t, predicted_class: p, count }).collect();
-    confused.sort_by(|a, b| b.count.cmp(&a.count).then((a.true_class, a.predicted_class).cmp(&(b.true_class, b.predicted_class))));
+    confused.sort_by(|a, b| {
+        b.count.cmp(&a.count).then((a.true_class, a.predicted_class).cmp(&(b.true_class, b.predicted_class)))
+    });
     Metrics { n, top1: frac(hits(1)), top5: frac(hits(5)), macro_f1, per_class, confused }
 }
 
@@ -165,7 +178,7 @@ mod tests {
         assert_eq!(v.venomous_to_other_venomous, Some(0.25)); // 1 -> 0
         assert_eq!(v.harmless_to_venomous, Some(0.2)); // 3 -> 1
         assert_eq!(v.harmless_to_other_harmless, Some(0.4)); // 2 -> 3, 3 -> 2
-        // (50 + (100-40) + 2(100-20) + 5(100-25) + 2(100-25)) / 11 = 795 / 11 = 72.2727... -> 72.27
+                                                             // (50 + (100-40) + 2(100-20) + 5(100-25) + 2(100-25)) / 11 = 795 / 11 = 72.2727... -> 72.27
         assert_eq!(v.track1, Some(72.27));
         // Rounded at each step as numpy does: 1/3 of venomous photos -> 33.33%, macro-F1 2/3 -> 66.67.
         let v = venom_confusion(&[0, 0, 0, 2], &[0, 0, 2, 2], venomous, 2.0 / 3.0);

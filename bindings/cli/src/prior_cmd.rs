@@ -59,8 +59,12 @@ pub fn run(cmd: PriorCommand) -> snakeid::Result<ExitCode> {
         }
         PriorCommand::Show { country, prior, bundle, top } => {
             let table = match prior {
-                Some(p) => PriorTable::from_bytes(&std::fs::read(&p).map_err(|e| Error::Io { path: p.clone(), source: e })?)?,
-                None => load_bundle(bundle.as_ref(), &[])?.prior.ok_or_else(|| Error::InvalidBundle("the bundle has no prior".into()))?,
+                Some(p) => {
+                    PriorTable::from_bytes(&std::fs::read(&p).map_err(|e| Error::Io { path: p.clone(), source: e })?)?
+                }
+                None => load_bundle(bundle.as_ref(), &[])?
+                    .prior
+                    .ok_or_else(|| Error::InvalidBundle("the bundle has no prior".into()))?,
             };
             let code = countries::resolve(&country)?;
             let name = countries::find(code).map_or(code, |c| c.name);

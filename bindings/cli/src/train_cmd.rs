@@ -144,7 +144,10 @@ pub fn run(a: Args) -> snakeid::Result<ExitCode> {
         let warned = |group: bool| {
             let photos: Vec<usize> = (0..truth.len()).filter(|&i| venomous(truth[i]) == group).collect();
             (!photos.is_empty()).then(|| {
-                let w = photos.iter().filter(|&&i| top_venomous(&logits[i], temperature, &venomous) >= tuning.venom_threshold).count();
+                let w = photos
+                    .iter()
+                    .filter(|&&i| top_venomous(&logits[i], temperature, &venomous) >= tuning.venom_threshold)
+                    .count();
                 w as f64 / photos.len() as f64
             })
         };
@@ -196,8 +199,19 @@ fn top_venomous(logits: &[f32], temperature: f64, venomous: &dyn Fn(usize) -> bo
 
 /// The warning's line: the base's (10%), lowered until 99% of the held-out venomous snakes warn, but never under 2%
 /// (below that the warning would name every venomous species).
-fn warning_line(logits: &[Vec<f32>], truth: &[usize], temperature: f64, venomous: &dyn Fn(usize) -> bool, base: f32) -> f32 {
-    let mut v: Vec<f32> = truth.iter().zip(logits).filter(|(t, _)| venomous(**t)).map(|(_, z)| top_venomous(z, temperature, venomous)).collect();
+fn warning_line(
+    logits: &[Vec<f32>],
+    truth: &[usize],
+    temperature: f64,
+    venomous: &dyn Fn(usize) -> bool,
+    base: f32,
+) -> f32 {
+    let mut v: Vec<f32> = truth
+        .iter()
+        .zip(logits)
+        .filter(|(t, _)| venomous(**t))
+        .map(|(_, z)| top_venomous(z, temperature, venomous))
+        .collect();
     if v.is_empty() {
         return base;
     }
@@ -254,12 +268,21 @@ fn print_report(r: &Report, species: &[Species]) {
     println!("\n{:<34} {:>7} {:>9} {:>7}", "species (held out)", "support", "precision", "recall");
     for c in &r.metrics.per_class {
         let s = &species[c.class_index];
-        println!("{:<34} {:>7} {:>9.3} {:>7.3}", format!("{}{}", s.scientific_name, if s.venomous { " (V)" } else { "" }), c.support, c.precision, c.recall);
+        println!(
+            "{:<34} {:>7} {:>9.3} {:>7.3}",
+            format!("{}{}", s.scientific_name, if s.venomous { " (V)" } else { "" }),
+            c.support,
+            c.precision,
+            c.recall
+        );
     }
     if !r.metrics.confused.is_empty() {
         println!("\nmost confused (true -> predicted):");
         for c in r.metrics.confused.iter().take(5) {
-            println!("{:>5}  {} -> {}", c.count, species[c.true_class].scientific_name, species[c.predicted_class].scientific_name);
+            println!(
+                "{:>5}  {} -> {}",
+                c.count, species[c.true_class].scientific_name, species[c.predicted_class].scientific_name
+            );
         }
     }
 }
@@ -269,15 +292,22 @@ fn read_species(path: &Path) -> snakeid::Result<Vec<Species>> {
     let bad = |msg: String| Error::InvalidImage(format!("{}: {msg}", path.display()));
     let bytes = read_file(path)?;
     let mut rdr = csv::Reader::from_reader(bytes.as_slice());
-    let header: Vec<String> = rdr.headers().map_err(|e| bad(e.to_string()))?.iter().map(|h| h.trim().to_string()).collect();
-    let col = |name: &str| header.iter().position(|h| h == name).ok_or_else(|| bad(format!("needs a column {name:?}; found {}", header.join(","))));
+    let header: Vec<String> =
+        rdr.headers().map_err(|e| bad(e.to_string()))?.iter().map(|h| h.trim().to_string()).collect();
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| bad(format!("needs a column {name:?}; found {}", header.join(","))))
+    };
     let cols = [col("scientific_name")?, col("label")?, col("genus")?, col("family")?, col("venomous")?];
     let mut out: Vec<Species> = Vec::new();
     for (i, rec) in rdr.records().enumerate() {
         let rec = rec.map_err(|e| bad(format!("row {}: {e}", i + 2)))?;
         let f = |c: usize| rec.get(cols[c]).unwrap_or("").trim().to_string();
-        let venomous = labels::parse_flag(&f(4))
-            .ok_or_else(|| bad(format!("row {}: venomous must be true or false, got {:?}", i + 2, f(4).to_ascii_lowercase())))?;
+        let venomous = labels::parse_flag(&f(4)).ok_or_else(|| {
+            bad(format!("row {}: venomous must be true or false, got {:?}", i + 2, f(4).to_ascii_lowercase()))
+        })?;
         let s = Species { scientific_name: f(0), label: f(1), genus: f(2), family: f(3), venomous };
         if s.scientific_name.is_empty() || out.iter().any(|o| o.scientific_name == s.scientific_name) {
             return Err(bad(format!("row {}: scientific_name empty or given twice", i + 2)));
@@ -293,7 +323,8 @@ fn read_species(path: &Path) -> snakeid::Result<Vec<Species>> {
 /// Every photo under `data/<scientific name>/`, with its species' index; a folder not in the table, or a species
 /// without a folder of photos, is an error before any photo is read.
 fn read_folders(data: &Path, species: &[Species]) -> snakeid::Result<Vec<(PathBuf, usize)>> {
-    let by_name: BTreeMap<String, usize> = species.iter().enumerate().map(|(i, s)| (s.scientific_name.to_lowercase(), i)).collect();
+    let by_name: BTreeMap<String, usize> =
+        species.iter().enumerate().map(|(i, s)| (s.scientific_name.to_lowercase(), i)).collect();
     let folders = crate::dataset::read_folder(data, None)?;
     let mut out = Vec::new();
     let mut unknown = Vec::new();
@@ -312,7 +343,11 @@ fn read_folders(data: &Path, species: &[Species]) -> snakeid::Result<Vec<(PathBu
         )));
     }
     if let Some(s) = species.iter().enumerate().find(|(i, _)| !out.iter().any(|(_, j)| j == i)) {
-        return Err(Error::InvalidImage(format!("{}: no photos of {} (a folder named by its scientific name)", data.display(), s.1.scientific_name)));
+        return Err(Error::InvalidImage(format!(
+            "{}: no photos of {} (a folder named by its scientific name)",
+            data.display(),
+            s.1.scientific_name
+        )));
     }
     Ok(out)
 }

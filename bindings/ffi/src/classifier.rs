@@ -41,14 +41,25 @@ impl Classifier {
     /// Loads a bundle directory or packed file and accepts it only if it is signed by one of `trusted_keys`
     /// (ed25519 public keys, 64 hex digits each, compiled into the app); otherwise `UntrustedBundle`.
     #[uniffi::constructor(default(threads = 1, limits = None))]
-    pub fn from_bundle_path_signed(path: String, trusted_keys: Vec<String>, threads: u32, limits: Option<Limits>) -> Result<Arc<Self>, SnakeIdError> {
-        let inner = snakeid::Classifier::from_path_signed(Path::new(&path), &snakeid::PublicKey::from_hex_all(&trusted_keys)?)?;
+    pub fn from_bundle_path_signed(
+        path: String,
+        trusted_keys: Vec<String>,
+        threads: u32,
+        limits: Option<Limits>,
+    ) -> Result<Arc<Self>, SnakeIdError> {
+        let inner =
+            snakeid::Classifier::from_path_signed(Path::new(&path), &snakeid::PublicKey::from_hex_all(&trusted_keys)?)?;
         Classifier::built(inner, threads, limits)
     }
 
     /// Loads a packed bundle from memory, accepted only if signed by one of `trusted_keys`.
     #[uniffi::constructor(default(threads = 1, limits = None))]
-    pub fn from_bundle_bytes_signed(bytes: Vec<u8>, trusted_keys: Vec<String>, threads: u32, limits: Option<Limits>) -> Result<Arc<Self>, SnakeIdError> {
+    pub fn from_bundle_bytes_signed(
+        bytes: Vec<u8>,
+        trusted_keys: Vec<String>,
+        threads: u32,
+        limits: Option<Limits>,
+    ) -> Result<Arc<Self>, SnakeIdError> {
         let inner = snakeid::Classifier::from_packed_signed(&bytes, &snakeid::PublicKey::from_hex_all(&trusted_keys)?)?;
         Classifier::built(inner, threads, limits)
     }
@@ -58,7 +69,13 @@ impl Classifier {
     /// (the device's position: its country is found offline), else applies no prior. `top_k`: how many species to
     /// rank (default 5). The answer's `country_source` says where the country came from.
     #[uniffi::method(default(country = None, top_k = 5, location = None))]
-    pub fn identify(&self, image: Vec<u8>, country: Option<String>, top_k: u32, location: Option<Location>) -> Result<Identification, SnakeIdError> {
+    pub fn identify(
+        &self,
+        image: Vec<u8>,
+        country: Option<String>,
+        top_k: u32,
+        location: Option<Location>,
+    ) -> Result<Identification, SnakeIdError> {
         let location = location.map(|l| snakeid::Location::new(l.latitude, l.longitude)).transpose()?;
         Ok(self.inner.identify_at(&image, country.as_deref(), location, top_k as usize)?.into())
     }
@@ -79,7 +96,12 @@ impl Classifier {
     /// Every constructor's last step: the threads and limits asked for.
     fn built(inner: snakeid::Classifier, threads: u32, limits: Option<Limits>) -> Result<Arc<Self>, SnakeIdError> {
         let inner = inner.with_threads(threads as usize)?;
-        Ok(Arc::new(Classifier { inner: match limits { Some(l) => inner.with_limits(l.into()), None => inner } }))
+        Ok(Arc::new(Classifier {
+            inner: match limits {
+                Some(l) => inner.with_limits(l.into()),
+                None => inner,
+            },
+        }))
     }
 }
 
@@ -94,15 +116,28 @@ mod tests {
         let core = snakeid::Classifier::embedded_default().unwrap();
         let a = ffi.identify(photo.clone(), Some("US".into()), 5, None).unwrap();
         let b = core.identify(&photo, Some("US"), 5).unwrap();
-        let probs = |p: &[crate::Prediction]| p.iter().map(|p| (p.class_index as usize, p.probability)).collect::<Vec<_>>();
-        assert_eq!(probs(&a.predictions), b.decision.predictions.iter().map(|p| (p.class_index, p.probability)).collect::<Vec<_>>());
+        let probs =
+            |p: &[crate::Prediction]| p.iter().map(|p| (p.class_index as usize, p.probability)).collect::<Vec<_>>();
+        assert_eq!(
+            probs(&a.predictions),
+            b.decision.predictions.iter().map(|p| (p.class_index, p.probability)).collect::<Vec<_>>()
+        );
         assert!(matches!(ffi.identify(vec![], None, 3, None), Err(SnakeIdError::InvalidImage(_))));
-        assert!(matches!(ffi.identify(photo.clone(), Some("Narnia".into()), 3, None), Err(SnakeIdError::UnknownCountry(_))));
-        assert!(matches!(Classifier::from_bundle_bytes(b"nope".to_vec(), 1, None), Err(SnakeIdError::InvalidBundle(_))));
+        assert!(matches!(
+            ffi.identify(photo.clone(), Some("Narnia".into()), 3, None),
+            Err(SnakeIdError::UnknownCountry(_))
+        ));
+        assert!(matches!(
+            Classifier::from_bundle_bytes(b"nope".to_vec(), 1, None),
+            Err(SnakeIdError::InvalidBundle(_))
+        ));
         let bad = Some(Location { latitude: 91.0, longitude: 0.0 });
         assert!(matches!(ffi.identify(photo.clone(), None, 3, bad), Err(SnakeIdError::InvalidLocation(_))));
         let manila = ffi.identify(photo, None, 3, Some(Location { latitude: 14.6, longitude: 121.0 })).unwrap();
-        assert_eq!((manila.country.as_deref(), manila.country_source), (Some("PH"), Some(crate::CountrySource::DeviceLocation)));
+        assert_eq!(
+            (manila.country.as_deref(), manila.country_source),
+            (Some("PH"), Some(crate::CountrySource::DeviceLocation))
+        );
         assert_eq!(ffi.bundle_info().species.len(), 17);
     }
 
@@ -113,10 +148,19 @@ mod tests {
         assert_eq!((core.max_bytes, core.max_side, core.max_pixels), (67_108_864, 20_000, 100_000_000));
         let small = Classifier::new(1, Some(Limits { max_pixels: 10_000, ..core_limits() })).unwrap();
         let refused = small.identify(snakeid_tests::photo("rocket.jpg"), None, 5, None);
-        assert!(matches!(&refused, Err(SnakeIdError::InvalidImage(m)) if m.contains("exceeds the limit")), "{refused:?}");
+        assert!(
+            matches!(&refused, Err(SnakeIdError::InvalidImage(m)) if m.contains("exceeds the limit")),
+            "{refused:?}"
+        );
         let small_file = Classifier::new(1, Some(Limits { max_bytes: 1000, ..core_limits() })).unwrap();
-        assert!(matches!(small_file.identify(snakeid_tests::photo("rocket.jpg"), None, 5, None), Err(SnakeIdError::InvalidImage(_))));
-        assert!(Classifier::new(1, Some(core_limits())).unwrap().identify(snakeid_tests::photo("rocket.jpg"), None, 5, None).is_ok());
+        assert!(matches!(
+            small_file.identify(snakeid_tests::photo("rocket.jpg"), None, 5, None),
+            Err(SnakeIdError::InvalidImage(_))
+        ));
+        assert!(Classifier::new(1, Some(core_limits()))
+            .unwrap()
+            .identify(snakeid_tests::photo("rocket.jpg"), None, 5, None)
+            .is_ok());
     }
 
     fn core_limits() -> Limits {
@@ -128,8 +172,18 @@ mod tests {
     fn a_classifier_on_threads_gives_the_one_thread_answer() {
         let photo = snakeid_tests::photo("rocket.jpg");
         let (one, three) = (Classifier::new(1, None).unwrap(), Classifier::new(3, None).unwrap());
-        let (a, b) = (one.identify(photo.clone(), None, 5, None).unwrap(), three.identify(photo, None, 5, None).unwrap());
+        let (a, b) =
+            (one.identify(photo.clone(), None, 5, None).unwrap(), three.identify(photo, None, 5, None).unwrap());
         assert_eq!(a.predictions, b.predictions);
-        assert_eq!(Classifier::new(0, None).unwrap().identify(snakeid_tests::photo("rocket.jpg"), None, 5, None).unwrap().predictions.len(), 5, "0 counts as 1");
+        assert_eq!(
+            Classifier::new(0, None)
+                .unwrap()
+                .identify(snakeid_tests::photo("rocket.jpg"), None, 5, None)
+                .unwrap()
+                .predictions
+                .len(),
+            5,
+            "0 counts as 1"
+        );
     }
 }

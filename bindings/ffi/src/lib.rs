@@ -10,6 +10,9 @@ mod records;
 
 pub use classifier::Classifier;
 pub use error::SnakeIdError;
-pub use records::{BenchmarkReport, BundleInfo, CountrySource, GenusAnswer, Limits, Location, Identification, Percentiles, Prediction, SnakeVerdict, Species, StageStats, Timings};
+pub use records::{
+    BenchmarkReport, BundleInfo, CountrySource, GenusAnswer, Identification, Limits, Location, Percentiles, Prediction,
+    SnakeVerdict, Species, StageStats, Timings,
+};
 
 uniffi::setup_scaffolding!("snakeid");

@@ -195,7 +195,13 @@ impl From<snakeid::SnakeVerdict> for SnakeVerdict {
 
 impl From<snakeid::Timings> for Timings {
     fn from(t: snakeid::Timings) -> Self {
-        Timings { decode: t.decode, preprocess: t.preprocess, inference: t.inference, postprocess: t.postprocess, total: t.total }
+        Timings {
+            decode: t.decode,
+            preprocess: t.preprocess,
+            inference: t.inference,
+            postprocess: t.postprocess,
+            total: t.total,
+        }
     }
 }
 

@@ -74,7 +74,9 @@ impl Classifier {
         let location = match (latitude, longitude) {
             (Some(lat), Some(lon)) => Some(snakeid::Location::new(lat, lon).map_err(to_js)?),
             (None, None) => None,
-            _ => return Err(error("invalid_location", "invalid location: give both latitude and longitude, or neither")),
+            _ => {
+                return Err(error("invalid_location", "invalid location: give both latitude and longitude, or neither"))
+            }
         };
         let id = self.inner.identify_at(bytes, country.as_deref(), location, top_k as usize).map_err(to_js)?;
         let mut json = serde_json::to_value(&id).map_err(internal)?;
@@ -87,11 +89,19 @@ impl Classifier {
     /// `invalid_image` error, found before any pixel buffer exists; a phone's tab lowers `maxPixels` (a PNG is decoded
     /// at full size, ~3 bytes a pixel). A limit that is not a positive whole number is `invalid_limits`, nothing changed.
     #[wasm_bindgen(js_name = setLimits)]
-    pub fn set_limits(&mut self, max_bytes: Option<f64>, max_side: Option<f64>, max_pixels: Option<f64>) -> Result<(), JsValue> {
+    pub fn set_limits(
+        &mut self,
+        max_bytes: Option<f64>,
+        max_side: Option<f64>,
+        max_pixels: Option<f64>,
+    ) -> Result<(), JsValue> {
         let whole = |name: &str, v: Option<f64>, keep: u64, max: u64| match v {
             None => Ok(keep),
             Some(v) if v.is_finite() && v >= 1.0 && v.fract() == 0.0 && v <= max as f64 => Ok(v as u64),
-            Some(v) => Err(error("invalid_limits", &format!("invalid limits: {name} must be a whole number from 1 to {max}, not {v}"))),
+            Some(v) => Err(error(
+                "invalid_limits",
+                &format!("invalid limits: {name} must be a whole number from 1 to {max}, not {v}"),
+            )),
         };
         let now = self.inner.limits();
         let limits = snakeid::Limits {

@@ -91,7 +91,9 @@ mod tests {
     fn levit_strided_slice_after_reshape_loads_and_subsamples() {
         let float = include_bytes!("../../../models/zoo/repro/downsample_over_reshape.onnx").as_slice();
         let qdq = include_bytes!("../../../models/zoo/repro/downsample_over_reshape_qdq.onnx").as_slice();
-        let expected: Vec<f32> = (0..4).flat_map(|y| (0..4).flat_map(move |x| (0..3).map(move |c| ((2 * y * 8 + 2 * x) * 3 + c) as f32))).collect();
+        let expected: Vec<f32> = (0..4)
+            .flat_map(|y| (0..4).flat_map(move |x| (0..3).map(move |c| ((2 * y * 8 + 2 * x) * 3 + c) as f32)))
+            .collect();
         for onnx in [float, qdq] {
             let engine = Engine::compile(onnx, 8, 8, 48).unwrap();
             assert_eq!(engine.run((0..192).map(|i| i as f32).collect()).unwrap(), expected);

@@ -8,11 +8,11 @@ pub mod gpu;
 pub mod model;
 pub mod onnx_fold;
 
-use cpu::Engine;
 use crate::error::{Error, Result};
+use crate::tools::clock::Instant;
+use cpu::Engine;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use crate::tools::clock::Instant;
 
 /// The backend a caller asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -84,7 +84,9 @@ impl Runner {
 
     pub fn info(&self, chosen_because: Option<String>) -> BackendInfo {
         match self {
-            Runner::Cpu(e) => BackendInfo { backend: "cpu", adapter: None, nodes_gpu: 0, nodes_cpu: e.nodes(), chosen_because },
+            Runner::Cpu(e) => {
+                BackendInfo { backend: "cpu", adapter: None, nodes_gpu: 0, nodes_cpu: e.nodes(), chosen_because }
+            }
             #[cfg(feature = "gpu")]
             Runner::Gpu(g) => BackendInfo {
                 backend: if g.f16_weights() { "gpu-f16" } else { "gpu" },
@@ -99,7 +101,12 @@ impl Runner {
 
 /// The engine for a bundle's model on `backend`, compiled once: the CPU engine (on `threads` threads) only where the
 /// CPU runs it or `auto` must measure it, never to be dropped for the GPU's. With `auto`, why it chose.
-pub(crate) fn compile(bundle: &crate::Bundle, backend: Backend, threads: usize, cache_dir: Option<&Path>) -> Result<(Runner, Option<String>)> {
+pub(crate) fn compile(
+    bundle: &crate::Bundle,
+    backend: Backend,
+    threads: usize,
+    cache_dir: Option<&Path>,
+) -> Result<(Runner, Option<String>)> {
     let cpu = || {
         let m = &bundle.manifest;
         crate::tools::failpoint::hit("load");
@@ -120,7 +127,8 @@ pub(crate) fn compile(bundle: &crate::Bundle, backend: Backend, threads: usize, 
 #[cfg(feature = "gpu")]
 pub(crate) fn compile_gpu(bundle: &crate::Bundle, f16_weights: bool) -> Result<Runner> {
     let m = &bundle.manifest;
-    let typed = crate::backend::model::typed_model(bundle.model.clone(), m.input.width, m.input.height, m.model.num_classes)?;
+    let typed =
+        crate::backend::model::typed_model(bundle.model.clone(), m.input.width, m.input.height, m.model.num_classes)?;
     Ok(Runner::Gpu(crate::backend::gpu::GpuEngine::compile_with(typed, f16_weights)?))
 }
 
@@ -172,7 +180,8 @@ pub(crate) fn choose(bundle: &crate::Bundle, cpu: Engine, cache_dir: Option<&Pat
         return if c.backend == "gpu" { (gpu, why) } else { (Runner::Cpu(cpu), why) };
     }
     let m = &bundle.manifest.input;
-    let input: Vec<f32> = (0..3 * m.width as usize * m.height as usize).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+    let input: Vec<f32> =
+        (0..3 * m.width as usize * m.height as usize).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
     let cpu = Runner::Cpu(cpu);
     let (c, g) = match (median_ms(&cpu, &input, 3), median_ms(&gpu, &input, 3)) {
         (Ok(c), Ok(g)) => (c, g),
@@ -181,9 +190,16 @@ pub(crate) fn choose(bundle: &crate::Bundle, cpu: Engine, cache_dir: Option<&Pat
     };
     let backend = if g < c { "gpu" } else { "cpu" };
     if let Some(dir) = cache_dir {
-        known.push(Choice { adapter: adapter.clone(), bundle_sha256: sha, backend: backend.into(), cpu_ms: c, gpu_ms: g });
+        known.push(Choice {
+            adapter: adapter.clone(),
+            bundle_sha256: sha,
+            backend: backend.into(),
+            cpu_ms: c,
+            gpu_ms: g,
+        });
         // Best effort: a read-only cache only means measuring again next time.
-        let _ = std::fs::create_dir_all(dir).and_then(|_| std::fs::write(cache_file(dir), serde_json::to_vec_pretty(&known).unwrap_or_default()));
+        let _ = std::fs::create_dir_all(dir)
+            .and_then(|_| std::fs::write(cache_file(dir), serde_json::to_vec_pretty(&known).unwrap_or_default()));
     }
     let why = format!("measured: gpu {g:.1} ms, cpu {c:.1} ms on {adapter}");
     if backend == "gpu" {

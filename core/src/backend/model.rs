@@ -12,7 +12,13 @@ pub fn typed_model(onnx: impl Into<bytes::Bytes>, width: u32, height: u32, num_c
 }
 
 /// As [`typed_model`]; `fold: false` leaves the folding of constant weights to tract (slower, same values).
-pub(crate) fn typed_model_with(onnx: impl Into<bytes::Bytes>, width: u32, height: u32, num_classes: usize, fold: bool) -> Result<TypedModel> {
+pub(crate) fn typed_model_with(
+    onnx: impl Into<bytes::Bytes>,
+    width: u32,
+    height: u32,
+    num_classes: usize,
+    fold: bool,
+) -> Result<TypedModel> {
     let (width, height) = (width as usize, height as usize);
     let unloadable = |e: TractError| Error::InvalidBundle(format!("model.onnx cannot be loaded: {}", one_line(&e)));
     let onnx_reader = tract_onnx::onnx();
@@ -36,7 +42,8 @@ pub(crate) fn typed_model_with(onnx: impl Into<bytes::Bytes>, width: u32, height
         .with_input_fact(0, f32::fact([1, 3, height, width]).into())
         .and_then(|m| m.into_typed())
         .map_err(berr("typing the model"))?;
-    super::downsample::keep_unpullable_downsamples(&mut typed).map_err(berr("working around tract's strided slices"))?;
+    super::downsample::keep_unpullable_downsamples(&mut typed)
+        .map_err(berr("working around tract's strided slices"))?;
     let out = typed.output_fact(0).map_err(berr("reading the output"))?;
     let shape: Option<Vec<usize>> = out.shape.as_concrete().map(|s| s.to_vec());
     let classes = match shape.as_deref() {
@@ -61,4 +68,3 @@ pub(crate) fn berr(stage: &'static str) -> impl Fn(TractError) -> Error {
 pub(crate) fn one_line(e: &TractError) -> String {
     e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ").replace('\n', " ")
 }
-

@@ -218,7 +218,13 @@ mod tests {
     use super::*;
 
     fn tensor(name: &str, dt: DataType, dims: &[i64], raw: Vec<u8>) -> TensorProto {
-        TensorProto { name: name.into(), data_type: dt as i32, dims: dims.to_vec(), raw_data: raw, ..Default::default() }
+        TensorProto {
+            name: name.into(),
+            data_type: dt as i32,
+            dims: dims.to_vec(),
+            raw_data: raw,
+            ..Default::default()
+        }
     }
 
     fn node(inputs: &[&str], axis: Option<i64>) -> NodeProto {

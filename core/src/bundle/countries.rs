@@ -67,9 +67,7 @@ pub fn find(input: &str) -> Option<&'static Country> {
     if s.is_empty() {
         return None;
     }
-    all().iter().find(|c| {
-        slug(c.code) == s || slug(c.name) == s || c.aliases.iter().any(|a| slug(a) == s)
-    })
+    all().iter().find(|c| slug(c.code) == s || slug(c.name) == s || c.aliases.iter().any(|a| slug(a) == s))
 }
 
 /// Resolves user input to an ISO code (upper case) or [`UNKNOWN`], or a typed error naming close matches.
@@ -78,15 +76,17 @@ pub fn resolve(input: &str) -> Result<&'static str> {
         // No country name is this long: refuse without a search (whose cost grows with the input) and quote only
         // the start, so the message stays one short line.
         let cut = (0..=40).rev().find(|&i| input.is_char_boundary(i)).unwrap_or(0);
-        return Err(Error::UnknownCountry { input: format!("{}... ({} bytes)", &input[..cut], input.len()), suggestions: vec![] });
+        return Err(Error::UnknownCountry {
+            input: format!("{}... ({} bytes)", &input[..cut], input.len()),
+            suggestions: vec![],
+        });
     }
     if slug(input) == UNKNOWN {
         return Ok(UNKNOWN);
     }
-    find(input).map(|c| c.code).ok_or_else(|| Error::UnknownCountry {
-        input: input.to_string(),
-        suggestions: suggestions(input),
-    })
+    find(input)
+        .map(|c| c.code)
+        .ok_or_else(|| Error::UnknownCountry { input: input.to_string(), suggestions: suggestions(input) })
 }
 
 /// Longest country input searched for (the longest English name we know is well under this).
@@ -102,7 +102,11 @@ pub fn suggestions(input: &str) -> Vec<String> {
             let best = names
                 .map(|n| {
                     let n = slug(n);
-                    if s.len() >= 3 && n.starts_with(&s) { 0 } else { levenshtein(&s, &n) }
+                    if s.len() >= 3 && n.starts_with(&s) {
+                        0
+                    } else {
+                        levenshtein(&s, &n)
+                    }
                 })
                 .chain(std::iter::once(levenshtein(&s, &slug(c.code))))
                 .min()?;

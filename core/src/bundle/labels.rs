@@ -59,7 +59,11 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Label>> {
     let header = rdr.headers().map_err(|e| Error::bundle(format!("labels.csv: {e}")))?.clone();
     let header: Vec<&str> = header.iter().collect();
     if header != COLUMNS {
-        return Err(Error::bundle(format!("labels.csv: columns must be {}, found {}", COLUMNS.join(","), header.join(","))));
+        return Err(Error::bundle(format!(
+            "labels.csv: columns must be {}, found {}",
+            COLUMNS.join(","),
+            header.join(",")
+        )));
     }
     let mut out = Vec::new();
     for (i, rec) in rdr.records().enumerate() {
@@ -67,9 +71,16 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Label>> {
         let rec = rec.map_err(|e| Error::bundle(format!("labels.csv row {row}: {e}")))?;
         let flag = |col: usize| -> Result<bool> {
             let text = rec.get(col).unwrap_or_default();
-            parse_flag(text).ok_or_else(|| Error::bundle(format!("labels.csv row {row}: {} must be true/false, got {:?}", COLUMNS[col], text.trim().to_ascii_lowercase())))
+            parse_flag(text).ok_or_else(|| {
+                Error::bundle(format!(
+                    "labels.csv row {row}: {} must be true/false, got {:?}",
+                    COLUMNS[col],
+                    text.trim().to_ascii_lowercase()
+                ))
+            })
         };
-        let class_index: usize = rec[0].trim().parse().map_err(|_| Error::bundle(format!("labels.csv row {row}: bad class_index")))?;
+        let class_index: usize =
+            rec[0].trim().parse().map_err(|_| Error::bundle(format!("labels.csv row {row}: bad class_index")))?;
         if class_index != i {
             return Err(Error::bundle(format!("labels.csv row {row}: class_index {class_index}, expected {i}")));
         }

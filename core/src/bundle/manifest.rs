@@ -171,7 +171,10 @@ impl Manifest {
             return Err(Error::bundle(format!("manifest format is {:?}, expected {FORMAT:?}", self.format)));
         }
         if self.format_version != FORMAT_VERSION {
-            return Err(Error::bundle(format!("manifest format_version {} is not supported (expected {FORMAT_VERSION})", self.format_version)));
+            return Err(Error::bundle(format!(
+                "manifest format_version {} is not supported (expected {FORMAT_VERSION})",
+                self.format_version
+            )));
         }
         let i = &self.input;
         let side_ok = |s: u32| (8..=2048).contains(&s);
@@ -194,12 +197,23 @@ impl Manifest {
             return Err(Error::bundle(format!("model.temperature must be finite and > 0, got {t}")));
         }
         let d = &self.decision;
-        let unit = [d.snake_threshold, d.gate_margin, d.venom_threshold, d.uncertain_below, d.genus_at_least, d.none_line(), d.more_views_above];
+        let unit = [
+            d.snake_threshold,
+            d.gate_margin,
+            d.venom_threshold,
+            d.uncertain_below,
+            d.genus_at_least,
+            d.none_line(),
+            d.more_views_above,
+        ];
         if unit.iter().any(|v| !(0.0..=1.0).contains(v)) {
             return Err(Error::bundle("decision thresholds must lie in [0, 1]"));
         }
         if let Some(&c) = d.lookalike_classes.iter().find(|&&c| c >= self.model.num_classes) {
-            return Err(Error::bundle(format!("decision.lookalike_classes: {c} is not a class of a {}-class model", self.model.num_classes)));
+            return Err(Error::bundle(format!(
+                "decision.lookalike_classes: {c} is not a class of a {}-class model",
+                self.model.num_classes
+            )));
         }
         let views = &self.input.views;
         if views.is_empty() || (1..views.len()).any(|i| views[..i].contains(&views[i])) {

@@ -13,14 +13,14 @@ pub mod manifest;
 pub mod prior;
 pub mod signing;
 
-use crate::error::{Error, Result};
-pub use info::BundleInfo;
-use labels::Label;
 use crate::bundle::manifest::Manifest;
 use crate::bundle::prior::PriorTable;
-use signing::{PublicKey, SIGNATURE_FILE};
+use crate::error::{Error, Result};
 use bytes::Bytes;
+pub use info::BundleInfo;
+use labels::Label;
 use sha2::{Digest, Sha256};
+use signing::{PublicKey, SIGNATURE_FILE};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -60,7 +60,9 @@ impl Bundle {
         #[cfg(feature = "embedded-default")]
         return Ok(DEFAULT_BUNDLE);
         #[cfg(not(feature = "embedded-default"))]
-        Err(Error::bundle("this build has no embedded default bundle (feature `embedded-default` is off): pass a bundle path"))
+        Err(Error::bundle(
+            "this build has no embedded default bundle (feature `embedded-default` is off): pass a bundle path",
+        ))
     }
 
     /// Loads a bundle directory or packed bundle file.
@@ -88,7 +90,11 @@ impl Bundle {
     }
 
     /// As [`Bundle::from_files`]; `checksums: false` skips the SHA-256 of each file (for the embedded bundle only).
-    fn from_files_checked(mut files: BTreeMap<String, Bytes>, trusted: Option<&[PublicKey]>, checksums: bool) -> Result<Self> {
+    fn from_files_checked(
+        mut files: BTreeMap<String, Bytes>,
+        trusted: Option<&[PublicKey]>,
+        checksums: bool,
+    ) -> Result<Self> {
         let manifest_bytes = files.remove("manifest.json").ok_or_else(|| Error::bundle("manifest.json is missing"))?;
         let signature = files.remove(SIGNATURE_FILE);
         // The signature first: an untrusted manifest is not even parsed.
@@ -103,7 +109,9 @@ impl Bundle {
             }
             let got = sha256_hex(&data);
             if !got.eq_ignore_ascii_case(sha) {
-                return Err(Error::bundle(format!("{name} fails its checksum (manifest {sha}, file {got}): tampered or corrupt")));
+                return Err(Error::bundle(format!(
+                    "{name} fails its checksum (manifest {sha}, file {got}): tampered or corrupt"
+                )));
             }
             Ok(data)
         };
@@ -114,7 +122,9 @@ impl Bundle {
             None => None,
         };
         if let Some(extra) = files.keys().next() {
-            return Err(Error::bundle(format!("{extra} is not named in the manifest (a bundle holds only the files it lists)")));
+            return Err(Error::bundle(format!(
+                "{extra} is not named in the manifest (a bundle holds only the files it lists)"
+            )));
         }
         if labels.len() != manifest.model.num_classes {
             return Err(Error::bundle(format!(
@@ -129,13 +139,17 @@ impl Bundle {
         let prior_columns = match &prior {
             None => vec![None; labels.len()],
             Some(p) => {
-                let index: BTreeMap<&str, usize> = p.species().iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
+                let index: BTreeMap<&str, usize> =
+                    p.species().iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
                 let mut cols = Vec::with_capacity(labels.len());
                 for l in &labels {
                     cols.push(if l.is_snake {
                         let key = l.species_key();
                         Some(*index.get(key.as_str()).ok_or_else(|| {
-                            Error::bundle(format!("species {:?} (class {}) is missing from the prior table", l.scientific_name, l.class_index))
+                            Error::bundle(format!(
+                                "species {:?} (class {}) is missing from the prior table",
+                                l.scientific_name, l.class_index
+                            ))
                         })?)
                     } else {
                         None
@@ -317,7 +331,11 @@ fn unpack(bytes: &Bytes) -> Result<BTreeMap<String, Bytes>> {
 fn read_limited(path: &Path) -> Result<Vec<u8>> {
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
     if meta.len() > MAX_BUNDLE_BYTES {
-        return Err(Error::bundle(format!("{} is {} bytes, more than the {MAX_BUNDLE_BYTES} allowed", path.display(), meta.len())));
+        return Err(Error::bundle(format!(
+            "{} is {} bytes, more than the {MAX_BUNDLE_BYTES} allowed",
+            path.display(),
+            meta.len()
+        )));
     }
     std::fs::read(path).map_err(|e| Error::io(path, e))
 }

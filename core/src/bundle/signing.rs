@@ -20,12 +20,17 @@ impl PublicKey {
         let arr: [u8; 32] = bytes
             .try_into()
             .map_err(|_| Error::Untrusted(format!("a public key is 32 bytes, this one is {}", bytes.len())))?;
-        VerifyingKey::from_bytes(&arr).map(PublicKey).map_err(|_| Error::Untrusted("not a valid ed25519 public key".into()))
+        VerifyingKey::from_bytes(&arr)
+            .map(PublicKey)
+            .map_err(|_| Error::Untrusted("not a valid ed25519 public key".into()))
     }
 
     /// From 64 hex digits.
     pub fn from_hex(hex: &str) -> Result<Self> {
-        Self::from_bytes(&from_hex(hex.trim()).ok_or_else(|| Error::Untrusted(format!("public key {hex:?} is not 64 hex digits")))?)
+        Self::from_bytes(
+            &from_hex(hex.trim())
+                .ok_or_else(|| Error::Untrusted(format!("public key {hex:?} is not 64 hex digits")))?,
+        )
     }
 
     pub fn to_hex(&self) -> String {
@@ -74,9 +79,11 @@ pub fn verify_manifest(manifest: &[u8], signature: Option<&[u8]>, trusted: &[Pub
     if trusted.is_empty() {
         return Err(Error::Untrusted("no trusted public key was given to check the signature against".into()));
     }
-    let sig = signature.ok_or_else(|| Error::Untrusted(format!("the bundle is not signed (it has no {SIGNATURE_FILE})")))?;
-    let sig = ed25519_dalek::Signature::from_slice(sig)
-        .map_err(|_| Error::Untrusted(format!("{SIGNATURE_FILE} is {} bytes, not a 64-byte ed25519 signature", sig.len())))?;
+    let sig =
+        signature.ok_or_else(|| Error::Untrusted(format!("the bundle is not signed (it has no {SIGNATURE_FILE})")))?;
+    let sig = ed25519_dalek::Signature::from_slice(sig).map_err(|_| {
+        Error::Untrusted(format!("{SIGNATURE_FILE} is {} bytes, not a 64-byte ed25519 signature", sig.len()))
+    })?;
     let msg = message(manifest);
     if trusted.iter().any(|k| k.0.verify_strict(&msg, &sig).is_ok()) {
         Ok(())

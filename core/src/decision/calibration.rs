@@ -50,7 +50,13 @@ pub fn reliability(confidence: &[f64], correct: &[bool], bins: usize) -> Reliabi
             let (confidence, accuracy) =
                 if count == 0 { (0.0, 0.0) } else { (conf / count as f64, right as f64 / count as f64) };
             ece += count as f64 / n * (accuracy - confidence).abs();
-            Bin { lo: b as f64 / sums.len() as f64, hi: (b + 1) as f64 / sums.len() as f64, count, confidence, accuracy }
+            Bin {
+                lo: b as f64 / sums.len() as f64,
+                hi: (b + 1) as f64 / sums.len() as f64,
+                count,
+                confidence,
+                accuracy,
+            }
         })
         .collect();
     Reliability { ece, bins }
@@ -146,7 +152,8 @@ mod tests {
             assert!(at < nll(&logits, &truth, t * dt), "t {t} is not the minimum");
         }
         // t = 1 is the plain softmax's NLL.
-        let plain: f64 = logits.iter().zip(&truth).map(|(z, &y)| -(crate::decision::softmax(z)[y] as f64).ln()).sum::<f64>() / 30.0;
+        let plain: f64 =
+            logits.iter().zip(&truth).map(|(z, &y)| -(crate::decision::softmax(z)[y] as f64).ln()).sum::<f64>() / 30.0;
         assert!((nll(&logits, &truth, 1.0) - plain).abs() < 1e-5);
     }
 }

@@ -67,7 +67,9 @@ impl Gate {
     pub fn verdict(self, spec: &DecisionSpec) -> SnakeVerdict {
         if self.snake >= spec.snake_threshold + spec.gate_margin {
             SnakeVerdict::Snake
-        } else if self.snake + self.lookalike < spec.none_line() && self.snake <= spec.snake_threshold - spec.gate_margin {
+        } else if self.snake + self.lookalike < spec.none_line()
+            && self.snake <= spec.snake_threshold - spec.gate_margin
+        {
             SnakeVerdict::NoSnake
         } else {
             SnakeVerdict::Possible
@@ -148,11 +150,18 @@ pub fn decide(probs: &[f32], labels: &[Label], prior: Option<&[f32]>, top_k: usi
     let warning_species: Vec<Prediction> = if snake_verdict == SnakeVerdict::NoSnake {
         Vec::new()
     } else {
-        order.iter().filter(|&&i| snakes[i].venomous && cond[i] >= spec.venom_threshold).map(|&i| prediction(i)).collect()
+        order
+            .iter()
+            .filter(|&&i| snakes[i].venomous && cond[i] >= spec.venom_threshold)
+            .map(|&i| prediction(i))
+            .collect()
     };
     let venomous_warning = !warning_species.is_empty();
 
-    let genus = (top1 < spec.uncertain_below).then(|| best_genus(&snakes, &cond)).flatten().filter(|g| g.probability >= spec.genus_at_least);
+    let genus = (top1 < spec.uncertain_below)
+        .then(|| best_genus(&snakes, &cond))
+        .flatten()
+        .filter(|g| g.probability >= spec.genus_at_least);
     let uncertain = gate_unclear || (snake_detected && top1 < spec.uncertain_below);
     Decision {
         snake_detected,
@@ -307,7 +316,9 @@ mod tests {
         // "cat" stands for a lizard here: 0.85 of it, 0.05 on each snake.
         let d = decide(&[0.85, 0.05, 0.05, 0.05], &labels(), None, 3, &spec);
         assert_eq!(d.snake_verdict, SnakeVerdict::Possible);
-        assert!((d.lookalike_probability - 0.85).abs() < 1e-6 && !d.snake_detected && d.uncertain && d.venomous_warning);
+        assert!(
+            (d.lookalike_probability - 0.85).abs() < 1e-6 && !d.snake_detected && d.uncertain && d.venomous_warning
+        );
         assert!(d.predictions.iter().all(|p| p.class_index != 0), "a look-alike is never a species");
         // The same photo without look-alikes: `none`, and no warning.
         let d = decide(&[0.85, 0.05, 0.05, 0.05], &labels(), None, 3, &DecisionSpec::default());

@@ -6,8 +6,8 @@
 //! tap in a small buffer that stays in L1, and the epilogue runs on that buffer before it is stored.
 
 use super::epilogue::{bits, Dest, Epilogue, Output, Source};
-use super::plane::{Geometry, SLACK};
 use super::isa::multiversion;
+use super::plane::{Geometry, SLACK};
 use super::quant::{clamp, FakeQuant};
 use std::sync::Arc;
 
@@ -73,7 +73,11 @@ impl Depthwise {
             Source::Values(x) => self.geometry.fill_plane_with(x, plane, |v| v),
             Source::Codes(x, (scale, zero_point)) => self.geometry.fill_plane_with(x, plane, |q| {
                 let v = (q as i32 - zero_point) as f32 * scale;
-                if clip { clamp(v, lo, hi) } else { v }
+                if clip {
+                    clamp(v, lo, hi)
+                } else {
+                    v
+                }
             }),
         }
     }
@@ -200,7 +204,8 @@ mod tests {
         {
             use crate::kernels::plug_in_ran;
             let isa = crate::kernels::isa();
-            let avx512 = plug_in_ran("depthwise (AVX-512 F/BW/VL)", &["avx512f", "avx512bw", "avx512vl"], isa.avx512_bw_vl());
+            let avx512 =
+                plug_in_ran("depthwise (AVX-512 F/BW/VL)", &["avx512f", "avx512bw", "avx512vl"], isa.avx512_bw_vl());
             if plug_in_ran("depthwise (AVX2)", &["avx2", "fma"], isa.avx2_fma()) && avx512 {
                 kernels.push(crate::kernels::x86_64::avx2::depthwise::plugged);
             }
@@ -249,9 +254,22 @@ mod tests {
             let x: Vec<f32> = (0..5 * in_hw[0] * in_hw[1]).map(|_| rnd() * 4.0).collect();
             let w: Vec<f32> = (0..5 * kernel[0] * kernel[1]).map(|_| rnd()).collect();
             let b: Vec<f32> = (0..5).map(|_| rnd()).collect();
-            let cases = [(Some((0.0, 6.0)), Some(fq.clone()), None), (None, None, None), (Some((0.0, 0.3)), None, Some((0.0, 1.5)))];
+            let cases = [
+                (Some((0.0, 6.0)), Some(fq.clone()), None),
+                (None, None, None),
+                (Some((0.0, 0.3)), None, Some((0.0, 1.5))),
+            ];
             for (clip, fake_quant, input_clip) in cases {
-                let op = Depthwise { geometry: g.clone(), weights: Arc::new(w.clone()), bias: Arc::new(b.clone()), input_clip, clip, fake_quant, codes_in: None, codes_out: None };
+                let op = Depthwise {
+                    geometry: g.clone(),
+                    weights: Arc::new(w.clone()),
+                    bias: Arc::new(b.clone()),
+                    input_clip,
+                    clip,
+                    fake_quant,
+                    codes_in: None,
+                    codes_out: None,
+                };
                 let mut fast = vec![0f32; 5 * out_hw[0] * out_hw[1]];
                 with(dw, &op, Source::Values(&x), &mut fast, 0, &mut vec![0.0; op.plane_len()]);
                 let mut portable = vec![0f32; fast.len()];
@@ -261,7 +279,8 @@ mod tests {
                 assert_eq!(bits(&fast), bits(&portable), "kernel {kernel:?} stride {stride:?} in {in_hw:?}");
                 // The same input as u8 codes: the values they stand for give the same bits, both ways.
                 let grid = (0.05f32, 100);
-                let codes: Vec<u8> = x.iter().map(|v| ((v / grid.0).round() as i32 + grid.1).clamp(0, 255) as u8).collect();
+                let codes: Vec<u8> =
+                    x.iter().map(|v| ((v / grid.0).round() as i32 + grid.1).clamp(0, 255) as u8).collect();
                 let values: Vec<f32> = codes.iter().map(|&q| (q as i32 - grid.1) as f32 * grid.0).collect();
                 let mut want = vec![0f32; fast.len()];
                 op.run_portable(Source::Values(&values), &mut want, 0, &mut vec![0.0; op.plane_len()]);
@@ -274,7 +293,11 @@ mod tests {
                     } else {
                         with(dw, &from_codes, Source::Codes(&codes, grid), &mut got, 0, scratch);
                     }
-                    assert_eq!(bits(&got), bits(&want), "codes, portable {portable}: kernel {kernel:?} stride {stride:?} in {in_hw:?}");
+                    assert_eq!(
+                        bits(&got),
+                        bits(&want),
+                        "codes, portable {portable}: kernel {kernel:?} stride {stride:?} in {in_hw:?}"
+                    );
                 }
                 // Writing codes: each one, dequantized, is the value written otherwise, bit for bit.
                 let Some((writes_codes, (scale, zero_point))) = op.with_codes_out() else { continue };
@@ -287,7 +310,11 @@ mod tests {
                         with(dw, &writes_codes, Source::Values(&x), &mut codes, 0, scratch);
                     }
                     let values: Vec<f32> = codes.iter().map(|&q| (q as i32 - zero_point) as f32 * scale).collect();
-                    assert_eq!(bits(&values), bits(&portable_values), "codes out, portable {portable}: kernel {kernel:?} stride {stride:?} in {in_hw:?}");
+                    assert_eq!(
+                        bits(&values),
+                        bits(&portable_values),
+                        "codes out, portable {portable}: kernel {kernel:?} stride {stride:?} in {in_hw:?}"
+                    );
                 }
             }
         }
@@ -314,7 +341,16 @@ mod tests {
             let x: Vec<f32> = (0..3 * in_hw[0] * in_hw[1]).map(|_| rnd()).collect();
             let w: Vec<f32> = (0..3 * kernel[0] * kernel[1]).map(|_| rnd()).collect();
             let b: Vec<f32> = (0..3).map(|_| rnd()).collect();
-            let op = Depthwise { geometry: g.clone(), weights: Arc::new(w.clone()), bias: Arc::new(b.clone()), input_clip: None, clip: Some((0.0, 0.2)), fake_quant: None, codes_in: None, codes_out: None };
+            let op = Depthwise {
+                geometry: g.clone(),
+                weights: Arc::new(w.clone()),
+                bias: Arc::new(b.clone()),
+                input_clip: None,
+                clip: Some((0.0, 0.2)),
+                fake_quant: None,
+                codes_in: None,
+                codes_out: None,
+            };
             let mut got = vec![0f32; 3 * out_hw[0] * out_hw[1]];
             this_cpus(&op, Source::Values(&x), &mut got, 0, &mut vec![0.0; op.plane_len()]);
             let want = reference(&g, &x, &w, &b);

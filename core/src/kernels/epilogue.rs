@@ -142,7 +142,15 @@ mod tests {
         let mut folded = 0;
         for (scale, zp) in [(0.0235f32, 0u8), (0.1, 128), (0.0078125, 3), (1.7, 255), (0.02, 250)] {
             let op = FakeQuant::new(1.0 / scale, zp, scale, zp as i32);
-            for clip in [(0.0, 6.0), (0.0, f32::INFINITY), (-1.0, 1.0), (f32::NEG_INFINITY, 0.5), (-0.0, 3.3), (7.0, 9.0), (-9.0, -8.0)] {
+            for clip in [
+                (0.0, 6.0),
+                (0.0, f32::INFINITY),
+                (-1.0, 1.0),
+                (f32::NEG_INFINITY, 0.5),
+                (-0.0, 3.3),
+                (7.0, 9.0),
+                (-9.0, -8.0),
+            ] {
                 let mut xs: Vec<f32> = (0..5_000).map(|_| (rnd() * 2.0 - 1.0) * 12.0).collect();
                 xs.extend((-300..300).map(|k| (k as f32 + 0.5) * scale));
                 xs.extend([f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0, -0.0, clip.0, clip.1, 6.0, -6.0]);
@@ -184,10 +192,13 @@ mod tests {
                     let mut lanes = xs.clone();
                     lanes.resize(xs.len().next_multiple_of(16), 0.0);
                     let (mut values, mut codes) = (vec![0f32; lanes.len()], vec![0u8; lanes.len()]);
-                    for ((block, v), c) in lanes.chunks_exact(16).zip(values.chunks_exact_mut(16)).zip(codes.chunks_exact_mut(16)) {
+                    for ((block, v), c) in
+                        lanes.chunks_exact(16).zip(values.chunks_exact_mut(16)).zip(codes.chunks_exact_mut(16))
+                    {
                         // SAFETY: NEON is part of every AArch64 CPU; each load and store is 16 lanes of a block.
                         unsafe {
-                            let regs: [_; 4] = std::array::from_fn(|q| std::arch::aarch64::vld1q_f32(block.as_ptr().add(q * 4)));
+                            let regs: [_; 4] =
+                                std::array::from_fn(|q| std::arch::aarch64::vld1q_f32(block.as_ptr().add(q * 4)));
                             neon.store(regs, v.as_mut_ptr(), 16);
                             neon.store(regs, c.as_mut_ptr(), 16);
                         }
@@ -201,13 +212,17 @@ mod tests {
                         let (mut v, mut c) = ([f32::MAX; 17], [7u8; 17]);
                         // SAFETY: as above, n <= 16 outputs stored.
                         unsafe {
-                            let regs: [_; 4] = std::array::from_fn(|q| std::arch::aarch64::vld1q_f32(lanes.as_ptr().add(q * 4)));
+                            let regs: [_; 4] =
+                                std::array::from_fn(|q| std::arch::aarch64::vld1q_f32(lanes.as_ptr().add(q * 4)));
                             neon.store(regs, v.as_mut_ptr(), n);
                             neon.store(regs, c.as_mut_ptr(), n);
                         }
                         assert_eq!(bits(&v[..n]), bits(&values[..n]), "NEON values, {n} of a block");
                         assert_eq!(&c[..n], &codes[..n], "NEON codes, {n} of a block");
-                        assert!(v[n..].iter().all(|v| *v == f32::MAX) && c[n..].iter().all(|c| *c == 7), "stored past {n}");
+                        assert!(
+                            v[n..].iter().all(|v| *v == f32::MAX) && c[n..].iter().all(|c| *c == 7),
+                            "stored past {n}"
+                        );
                     }
                 }
             }

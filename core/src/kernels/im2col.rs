@@ -15,7 +15,12 @@ use std::ops::Range;
 pub(crate) fn im2col(g: &Geometry, codes: &[u8], pad: u8, rows: usize, pixels: Range<usize>, out: &mut [u8]) {
     let ([ih, iw], [oh, ow], [kh, kw]) = (g.in_hw, g.out_hw, g.kernel);
     let n = pixels.len();
-    assert!(codes.len() == g.channels * ih * iw && out.len() == rows * n && rows >= g.channels * kh * kw && pixels.end <= oh * ow);
+    assert!(
+        codes.len() == g.channels * ih * iw
+            && out.len() == rows * n
+            && rows >= g.channels * kh * kw
+            && pixels.end <= oh * ow
+    );
     parallel::for_each_chunk(out, n, 1, |first, chunk| {
         for (r, row) in (first..).zip(chunk.chunks_exact_mut(n)) {
             if r >= g.channels * kh * kw {
@@ -97,7 +102,11 @@ mod tests {
                                 codes[(ci * in_hw[0] + iy as usize) * in_hw[1] + ix as usize]
                             }
                         };
-                        assert_eq!(out[r * n + oy * g.out_hw[1] + ox - range.start], expected, "{g}: row {r}, pixel ({oy}, {ox})");
+                        assert_eq!(
+                            out[r * n + oy * g.out_hw[1] + ox - range.start],
+                            expected,
+                            "{g}: row {r}, pixel ({oy}, {ox})"
+                        );
                     }
                 }
             }

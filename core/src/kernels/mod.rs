@@ -40,7 +40,11 @@ use std::sync::OnceLock;
 /// by CI, so that a run says which code it measured or tested.
 pub fn plugged() -> String {
     let plugged = &kernels().plugged;
-    if plugged.is_empty() { "portable loops only".to_string() } else { plugged.join(", ") }
+    if plugged.is_empty() {
+        "portable loops only".to_string()
+    } else {
+        plugged.join(", ")
+    }
 }
 
 /// For the plug-in tests: whether the plug-in `name`, which needs the CPU flags `flags` (as `/proc/cpuinfo` spells
@@ -72,4 +76,3 @@ pub(crate) fn kernels() -> &'static Kernels {
         kernels
     })
 }
-

@@ -3,9 +3,9 @@
 //! where this layer names tract: tract-linalg's executor is the pool.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use tract_linalg::multithread::{current_tract_executor, Executor};
 #[cfg(feature = "threads")]
 use {crate::tools::clock::Instant, std::time::Duration};
-use tract_linalg::multithread::{current_tract_executor, Executor};
 
 /// How long the calling thread spins for the pool's chunks before it sleeps until they are done.
 #[cfg(feature = "threads")]
@@ -15,13 +15,23 @@ const SPIN: Duration = Duration::from_micros(200);
 /// multiple of `align` units), one chunk per thread of the current executor, in parallel (the first on the calling
 /// thread); all on the calling thread when there is one thread. A panic in a chunk reaches the caller, as it would
 /// single-threaded.
-pub(crate) fn for_each_chunk<T: Send>(out: &mut [T], unit_len: usize, align: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+pub(crate) fn for_each_chunk<T: Send>(
+    out: &mut [T],
+    unit_len: usize,
+    align: usize,
+    f: impl Fn(usize, &mut [T]) + Sync,
+) {
     for_each_chunk_of([out], unit_len, align, |first, [chunk]| f(first, chunk))
 }
 
 /// [`for_each_chunk`] over `N` slices of equal length cut alike: `f(first_unit, chunks)` gets the same units of
 /// each (rows of several planes, say).
-pub(crate) fn for_each_chunk_of<T: Send, const N: usize>(slices: [&mut [T]; N], unit_len: usize, align: usize, f: impl Fn(usize, [&mut [T]; N]) + Sync) {
+pub(crate) fn for_each_chunk_of<T: Send, const N: usize>(
+    slices: [&mut [T]; N],
+    unit_len: usize,
+    align: usize,
+    f: impl Fn(usize, [&mut [T]; N]) + Sync,
+) {
     let len = slices.first().map_or(0, |s| s.len());
     assert!(slices.iter().all(|s| s.len() == len), "slices of equal length");
     match split(len / unit_len.max(1), align) {
@@ -42,7 +52,9 @@ pub(crate) fn for_each_chunk_of<T: Send, const N: usize>(slices: [&mut [T]; N], 
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) fn for_each_range(units: usize, align: usize, f: impl Fn(std::ops::Range<usize>) + Sync) {
     match split(units, align) {
-        Some((executor, per)) => run_on(&executor, (0..units).step_by(per).map(|start| start..(start + per).min(units)), f),
+        Some((executor, per)) => {
+            run_on(&executor, (0..units).step_by(per).map(|start| start..(start + per).min(units)), f)
+        }
         None => f(0..units),
     }
 }
@@ -167,7 +179,11 @@ pub(crate) fn with_zeroed_floats<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R)
 }
 
 /// `len` elements of one of this thread's scratch vectors, grown (never shrunk) to the largest size asked for.
-fn scratch<T: Copy + Default + 'static, R>(cell: &'static std::thread::LocalKey<std::cell::RefCell<Vec<T>>>, len: usize, f: impl FnOnce(&mut [T]) -> R) -> R {
+fn scratch<T: Copy + Default + 'static, R>(
+    cell: &'static std::thread::LocalKey<std::cell::RefCell<Vec<T>>>,
+    len: usize,
+    f: impl FnOnce(&mut [T]) -> R,
+) -> R {
     cell.with(|b| {
         let mut b = b.borrow_mut();
         if b.len() < len {

@@ -21,14 +21,25 @@ pub(crate) struct Geometry {
 impl std::fmt::Display for Geometry {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         let g = self;
-        write!(f, "{} channels {:?} -> {:?}, kernel {:?} stride {:?} pad {:?}/{:?}", g.channels, g.in_hw, g.out_hw, g.kernel, g.stride, g.pad_before, g.pad_after)
+        write!(
+            f,
+            "{} channels {:?} -> {:?}, kernel {:?} stride {:?} pad {:?}/{:?}",
+            g.channels, g.in_hw, g.out_hw, g.kernel, g.stride, g.pad_before, g.pad_after
+        )
     }
 }
 
 impl Geometry {
     /// The geometry of a convolution with these parameters, with its output size; `None` when the padded input is
     /// smaller than the kernel.
-    pub fn new(channels: usize, in_hw: [usize; 2], kernel: [usize; 2], stride: [usize; 2], pad_before: [usize; 2], pad_after: [usize; 2]) -> Option<Geometry> {
+    pub fn new(
+        channels: usize,
+        in_hw: [usize; 2],
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        pad_before: [usize; 2],
+        pad_after: [usize; 2],
+    ) -> Option<Geometry> {
         let padded = [in_hw[0] + pad_before[0] + pad_after[0], in_hw[1] + pad_before[1] + pad_after[1]];
         if padded[0] < kernel[0] || padded[1] < kernel[1] {
             return None;

@@ -89,7 +89,11 @@ impl QPointwise {
         clip: Option<(f32, f32)>,
         fake_quant: Option<FakeQuant>,
     ) -> Option<QPointwise> {
-        if !(0..=255).contains(&zero_point) || !(scale > 0.0) || weights.len() != out_channels * in_channels || bias.len() != out_channels {
+        if !(0..=255).contains(&zero_point)
+            || !(scale > 0.0)
+            || weights.len() != out_channels * in_channels
+            || bias.len() != out_channels
+        {
             return None;
         }
         // Rows padded to k4 * 4 values, and to a multiple of the kernel's ROWS, with zero weights (their outputs
@@ -97,7 +101,8 @@ impl QPointwise {
         let k4 = in_channels.div_ceil(4);
         let mut padded = vec![0i8; out_channels.div_ceil(ROWS) * ROWS * k4 * 4];
         let w_scales = int8_rows(weights, out_channels, k4 * 4, &mut padded)?;
-        let row_sums = padded.chunks(k4 * 4).take(out_channels).map(|row| row.iter().map(|k| *k as i32).sum()).collect();
+        let row_sums =
+            padded.chunks(k4 * 4).take(out_channels).map(|row| row.iter().map(|k| *k as i32).sum()).collect();
         Some(QPointwise {
             in_channels,
             out_channels,
@@ -224,7 +229,8 @@ impl QPointwise {
         packed.fill(0);
         for i in 0..self.in_channels {
             for p in blocks.start * PIXELS..(blocks.end * PIXELS).min(self.pixels) {
-                packed[((p / PIXELS - blocks.start) * self.k4 + i / 4) * PIXELS * 4 + (p % PIXELS) * 4 + i % 4] = self.code_at(x, i, p);
+                packed[((p / PIXELS - blocks.start) * self.k4 + i / 4) * PIXELS * 4 + (p % PIXELS) * 4 + i % 4] =
+                    self.code_at(x, i, p);
             }
         }
     }
@@ -273,7 +279,12 @@ impl QPointwise {
     /// writes every output channel's pixels of them through `out`, the whole `[out_channels][pixels]` output. No
     /// thread waits for a shared packing, each reads only the panels it packed, and no two write the same element.
     #[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
-    pub(crate) fn split_pixels<T: Output>(&self, out: &mut [T], align: usize, kernel: impl Fn(Range<usize>, &mut [u8], *mut T) + Sync) {
+    pub(crate) fn split_pixels<T: Output>(
+        &self,
+        out: &mut [T],
+        align: usize,
+        kernel: impl Fn(Range<usize>, &mut [u8], *mut T) + Sync,
+    ) {
         assert!(self.out_stride >= self.pixels && out.len() >= (self.out_channels - 1) * self.out_stride + self.pixels);
         assert!(!T::CODES || self.fake_quant.is_some(), "codes of a fake-quantized output only");
         let out = Disjoint(out.as_mut_ptr());
@@ -386,7 +397,8 @@ mod tests {
             s >> 8
         };
         let (scale, zero_point) = (0.05f32, 7i32);
-        let x: Vec<f32> = (0..in_channels * pixels).map(|_| ((rnd() % 256) as i32 - zero_point) as f32 * scale).collect();
+        let x: Vec<f32> =
+            (0..in_channels * pixels).map(|_| ((rnd() % 256) as i32 - zero_point) as f32 * scale).collect();
         let k4 = in_channels.div_ceil(4);
         let mut weights = vec![0i8; out_channels.div_ceil(ROWS) * ROWS * k4 * 4];
         let mut row_sums = vec![];
@@ -480,7 +492,10 @@ mod tests {
             // Reading the input as codes: the same bits.
             let codes: Vec<u8> = x.iter().map(|&v| op.code(v)).collect();
             let reads_codes = op.with_codes_in((1.0 / op.inv_scale, op.zero_point)).unwrap();
-            assert!(op.with_codes_in((1.01 / op.inv_scale, op.zero_point)).is_none() && op.with_codes_in((1.0 / op.inv_scale, op.zero_point + 1)).is_none());
+            assert!(
+                op.with_codes_in((1.01 / op.inv_scale, op.zero_point)).is_none()
+                    && op.with_codes_in((1.0 / op.inv_scale, op.zero_point + 1)).is_none()
+            );
             let grid = (1.0 / op.inv_scale, op.zero_point);
             let (mut fast, mut portable) = (vec![0f32; o * p], vec![1f32; o * p]);
             kernels().qpointwise(&reads_codes, Source::Codes(&codes, grid), &mut fast);
@@ -491,7 +506,9 @@ mod tests {
             let (mut fast, mut slow) = (vec![0u8; o * p], vec![1u8; o * p]);
             op.run_portable(Source::Values(&x), &mut slow);
             kernels().qpointwise(&op, Source::Values(&x), &mut fast);
-            let values = |codes: &[u8]| codes.iter().map(|&c| ((c as i32 - zero_point) as f32 * scale).to_bits()).collect::<Vec<_>>();
+            let values = |codes: &[u8]| {
+                codes.iter().map(|&c| ((c as i32 - zero_point) as f32 * scale).to_bits()).collect::<Vec<_>>()
+            };
             assert_eq!(values(&slow), bits(&slow_values(&op, &x)), "{i}x{o}x{p}: portable codes");
             assert_eq!(fast, slow, "{i}x{o}x{p}: codes");
             fast.fill(0);
@@ -510,13 +527,26 @@ mod tests {
         };
         let (scale, zero_point) = (0.05f32, 9i32);
         let taps = g.channels * g.kernel[0] * g.kernel[1];
-        let x: Vec<f32> = (0..g.channels * g.in_hw[0] * g.in_hw[1]).map(|_| ((rnd() % 256) as i32 - zero_point) as f32 * scale).collect();
+        let x: Vec<f32> = (0..g.channels * g.in_hw[0] * g.in_hw[1])
+            .map(|_| ((rnd() % 256) as i32 - zero_point) as f32 * scale)
+            .collect();
         // Each row reaches 127 (its first weight), so that its scale is row max / 127.
         let k = |i: usize, r: u32| if i % taps == 0 { 127 } else { (r % 255) as i32 - 127 };
         let w: Vec<f32> = (0..out_channels * taps).map(|i| k(i, rnd()) as f32 * 0.01 * (1 + i / taps) as f32).collect();
         let bias = (0..out_channels).map(|o| o as f32 * 0.1 - 1.0).collect();
         let pixels = g.out_hw[0] * g.out_hw[1];
-        let op = QPointwise::new(taps, out_channels, pixels, vec![1, out_channels, g.out_hw[0], g.out_hw[1]], &w, (scale, zero_point), bias, Some((0.0, 6.0)), None).unwrap();
+        let op = QPointwise::new(
+            taps,
+            out_channels,
+            pixels,
+            vec![1, out_channels, g.out_hw[0], g.out_hw[1]],
+            &w,
+            (scale, zero_point),
+            bias,
+            Some((0.0, 6.0)),
+            None,
+        )
+        .unwrap();
         (op.windowed(g.clone()), x, w)
     }
 
@@ -538,10 +568,13 @@ mod tests {
             for o in 0..5 {
                 for (oy, ox) in (0..oh).flat_map(|y| (0..ow).map(move |x| (y, x))) {
                     let mut acc = op.bias[o] as f64;
-                    for (ci, ky, kx) in (0..c).flat_map(|c| (0..3).flat_map(move |ky| (0..3).map(move |kx| (c, ky, kx)))) {
+                    for (ci, ky, kx) in
+                        (0..c).flat_map(|c| (0..3).flat_map(move |ky| (0..3).map(move |kx| (c, ky, kx))))
+                    {
                         let (iy, ix) = ((oy * 2 + ky) as isize - 1, (ox * 2 + kx) as isize - 1);
                         if iy >= 0 && ix >= 0 && (iy as usize) < ih && (ix as usize) < iw {
-                            acc += w[o * c * 9 + ci * 9 + ky * 3 + kx] as f64 * x[(ci * ih + iy as usize) * iw + ix as usize] as f64;
+                            acc += w[o * c * 9 + ci * 9 + ky * 3 + kx] as f64
+                                * x[(ci * ih + iy as usize) * iw + ix as usize] as f64;
                         }
                     }
                     let r = (acc as f32).clamp(0.0, 6.0);
@@ -562,7 +595,13 @@ mod tests {
         }
         let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         // The last one is large enough for several tiles of pixels, the last one partial.
-        let shapes = [(16, [14, 14], 3, 1, 1, 24), (8, [15, 13], 3, 2, 1, 16), (3, [20, 20], 7, 2, 3, 12), (12, [9, 9], 1, 2, 0, 9), (8, [161, 159], 3, 1, 1, 16)];
+        let shapes = [
+            (16, [14, 14], 3, 1, 1, 24),
+            (8, [15, 13], 3, 2, 1, 16),
+            (3, [20, 20], 7, 2, 3, 12),
+            (12, [9, 9], 1, 2, 0, 9),
+            (8, [161, 159], 3, 1, 1, 16),
+        ];
         assert!(72 * 161 * 159 > TILE_BYTES, "one tile only");
         for (c, in_hw, k, s, p, o) in shapes {
             let g = Geometry::new(c, in_hw, [k, k], [s, s], [p, p], [p, p]).unwrap();

@@ -41,7 +41,13 @@ impl FakeQuant {
     /// `zero_point_q`) followed by a DequantizeLinear (`scale_dq`, `zero_point_dq`).
     pub fn new(inv_scale_q: f32, zero_point_q: u8, scale_dq: f32, zero_point_dq: i32) -> Self {
         let zq = zero_point_q as f32;
-        FakeQuant { inv_scale: inv_scale_q, lo: -zq, hi: 255.0 - zq, offset: zq - zero_point_dq as f32, scale: scale_dq }
+        FakeQuant {
+            inv_scale: inv_scale_q,
+            lo: -zq,
+            hi: 255.0 - zq,
+            offset: zq - zero_point_dq as f32,
+            scale: scale_dq,
+        }
     }
 
     /// `[1/scale_q, lo, hi, ROUND - offset, scale_dq]`: the constants of [`FakeQuant::apply`]'s loop, for kernels
@@ -168,7 +174,10 @@ pub(crate) mod tests {
             let (mut ys, mut ys_portable) = (xs.clone(), xs.clone());
             op.apply(&mut ys);
             op.apply_portable(&mut ys_portable);
-            assert_eq!(ys.iter().map(|y| y.to_bits()).collect::<Vec<_>>(), ys_portable.iter().map(|y| y.to_bits()).collect::<Vec<_>>());
+            assert_eq!(
+                ys.iter().map(|y| y.to_bits()).collect::<Vec<_>>(),
+                ys_portable.iter().map(|y| y.to_bits()).collect::<Vec<_>>()
+            );
             // Each fake-quantized value is its code's: the grid says which.
             let (grid_scale, grid_zp) = op.grid();
             for (q, y) in qs.iter().zip(&ys) {

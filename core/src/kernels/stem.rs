@@ -143,7 +143,15 @@ mod tests {
         out
     }
 
-    fn stem(seed: &mut u32, channels: usize, out_channels: usize, in_hw: [usize; 2], kernel: [usize; 2], stride: [usize; 2], pad: [[usize; 2]; 2]) -> Stem {
+    fn stem(
+        seed: &mut u32,
+        channels: usize,
+        out_channels: usize,
+        in_hw: [usize; 2],
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        pad: [[usize; 2]; 2],
+    ) -> Stem {
         let geometry = Geometry::new(channels, in_hw, kernel, stride, pad[0], pad[1]).unwrap();
         let weights = random(seed, out_channels * channels * kernel[0] * kernel[1], 1.0);
         let bias = random(seed, out_channels, 1.0);
@@ -153,7 +161,11 @@ mod tests {
     type Kernel = fn(&Stem, &[f32], &mut [f32], usize);
 
     fn convolve(op: &Stem, x: &[f32], portable: bool) -> Vec<f32> {
-        let kernel: Kernel = if portable { |op, plane, out, first| op.run_portable(plane, out, first, &op.tap_start()) } else { crate::kernels::kernels().stem };
+        let kernel: Kernel = if portable {
+            |op, plane, out, first| op.run_portable(plane, out, first, &op.tap_start())
+        } else {
+            crate::kernels::kernels().stem
+        };
         convolve_with(op, x, kernel)
     }
 
@@ -185,7 +197,10 @@ mod tests {
             let x = random(&mut seed, c * in_hw[0] * in_hw[1], 4.0);
             let (got, want) = (convolve(&op, &x, false), reference(&op, &x));
             for (i, (g, r)) in got.iter().zip(&want).enumerate() {
-                assert!((g - r).abs() <= 1e-5 * (1.0 + r.abs()), "{c}->{o} kernel {kernel:?} stride {stride:?} at {i}: {g} vs {r}");
+                assert!(
+                    (g - r).abs() <= 1e-5 * (1.0 + r.abs()),
+                    "{c}->{o} kernel {kernel:?} stride {stride:?} at {i}: {g} vs {r}"
+                );
             }
         }
     }

@@ -44,7 +44,9 @@ impl Kernels {
         let (in_len, out_len) = (g.in_hw[0] * g.in_hw[1], g.out_hw[0] * g.out_hw[1]);
         parallel::for_each_chunk(out, out_len, 1, |first, chunk| {
             let n = chunk.len() / out_len;
-            parallel::with_zeroed_floats(op.plane_len(), |plane| (self.depthwise)(op, xs.slice(first * in_len..(first + n) * in_len), T::dest(chunk), first, plane))
+            parallel::with_zeroed_floats(op.plane_len(), |plane| {
+                (self.depthwise)(op, xs.slice(first * in_len..(first + n) * in_len), T::dest(chunk), first, plane)
+            })
         })
     }
 

@@ -51,7 +51,11 @@ pub fn decode(bytes: &[u8], min: MinSize, limits: &Limits) -> Result<RgbImage> {
         return Err(Error::image("empty file"));
     }
     if bytes.len() as u64 > limits.max_bytes {
-        return Err(Error::ImageTooLarge(format!("file is {} bytes, more than the {} allowed", bytes.len(), limits.max_bytes)));
+        return Err(Error::ImageTooLarge(format!(
+            "file is {} bytes, more than the {} allowed",
+            bytes.len(),
+            limits.max_bytes
+        )));
     }
     let format = sniff(bytes)?;
     // The decoders are fuzzed upstream, but a panic here must never take the host app down.
@@ -72,7 +76,10 @@ fn sniff(bytes: &[u8]) -> Result<ImageFormat> {
 }
 
 fn swaps_axes(o: Orientation) -> bool {
-    matches!(o, Orientation::Rotate90 | Orientation::Rotate270 | Orientation::Rotate90FlipH | Orientation::Rotate270FlipH)
+    matches!(
+        o,
+        Orientation::Rotate90 | Orientation::Rotate270 | Orientation::Rotate90FlipH | Orientation::Rotate270FlipH
+    )
 }
 
 fn decode_jpeg(bytes: &[u8], min: MinSize, limits: &Limits) -> Result<RgbImage> {
@@ -95,7 +102,8 @@ fn decode_jpeg(bytes: &[u8], min: MinSize, limits: &Limits) -> Result<RgbImage> 
     let eighth = (sw as u64, sh as u64) == (w.div_ceil(8), h.div_ceil(8));
     if let Some(rgb) = eighth.then(|| crate::photo::jpeg_dc::decode_eighth(bytes)).flatten() {
         if (rgb.width, rgb.height) == (sw as u32, sh as u32) {
-            let img = RgbImage::from_raw(rgb.width, rgb.height, rgb.pixels).ok_or_else(|| Error::image("JPEG: inconsistent buffer"))?;
+            let img = RgbImage::from_raw(rgb.width, rgb.height, rgb.pixels)
+                .ok_or_else(|| Error::image("JPEG: inconsistent buffer"))?;
             let mut img = DynamicImage::ImageRgb8(img);
             img.apply_orientation(orientation);
             return Ok(img.into_rgb8());

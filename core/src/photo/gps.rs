@@ -10,7 +10,9 @@ pub fn of_photo(photo: &[u8]) -> Option<Location> {
 
 /// The EXIF block (TIFF data) of a JPEG (APP1 "Exif"), PNG (eXIf chunk) or WebP (EXIF chunk) file.
 fn exif_block(photo: &[u8]) -> Option<&[u8]> {
-    let be32 = |b: &[u8], at: usize| -> Option<usize> { Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?) as usize) };
+    let be32 = |b: &[u8], at: usize| -> Option<usize> {
+        Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?) as usize)
+    };
     if let Some(mut rest) = photo.strip_prefix(&[0xFF, 0xD8]) {
         // JPEG markers up to the scan: FF xx, then a big-endian length that counts itself.
         while let [0xFF, marker, hi, lo, ..] = *rest {
@@ -140,12 +142,19 @@ impl<'a> Tiff<'a> {
 impl Entry {
     fn value_u32(&self) -> Option<u32> {
         // LONG (4) or the IFD type (13), one value.
-        matches!(self.kind, 4 | 13).then(|| if self.little { u32::from_le_bytes(self.value) } else { u32::from_be_bytes(self.value) })
+        matches!(self.kind, 4 | 13).then(|| {
+            if self.little {
+                u32::from_le_bytes(self.value)
+            } else {
+                u32::from_be_bytes(self.value)
+            }
+        })
     }
 
     /// An ASCII value of one letter (and its NUL), as GPS references ('N', 'S', 'E', 'W') are.
     fn ascii_char(&self) -> Option<u8> {
-        (self.kind == 2 && (1..=4).contains(&self.count) && self.value[0].is_ascii_alphabetic()).then_some(self.value[0].to_ascii_uppercase())
+        (self.kind == 2 && (1..=4).contains(&self.count) && self.value[0].is_ascii_alphabetic())
+            .then_some(self.value[0].to_ascii_uppercase())
     }
 
     /// Three RATIONALs (degrees, minutes, seconds) at the entry's offset, as decimal degrees.
@@ -184,7 +193,9 @@ pub(crate) mod tests {
         // GPS IFD at 26: four entries, then the rationals at 26 + 2 + 48 + 4 = 80.
         t.extend(w16(4));
         let ascii = |c: char| [c as u8, 0, 0, 0];
-        for (tag, kind, count, value) in [(1u16, 2u16, 2u32, ascii(lat.0)), (2, 5, 3, [0; 4]), (3, 2, 2, ascii(lon.0)), (4, 5, 3, [0; 4])] {
+        for (tag, kind, count, value) in
+            [(1u16, 2u16, 2u32, ascii(lat.0)), (2, 5, 3, [0; 4]), (3, 2, 2, ascii(lon.0)), (4, 5, 3, [0; 4])]
+        {
             t.extend(w16(tag));
             t.extend(w16(kind));
             t.extend(w32(count));

@@ -136,8 +136,12 @@ struct Frame {
 
 impl Frame {
     fn parse(s: &[u8]) -> Option<Frame> {
-        let (precision, height, width, n) =
-            (*s.first()?, u16::from_be_bytes([*s.get(1)?, *s.get(2)?]) as usize, u16::from_be_bytes([*s.get(3)?, *s.get(4)?]) as usize, *s.get(5)? as usize);
+        let (precision, height, width, n) = (
+            *s.first()?,
+            u16::from_be_bytes([*s.get(1)?, *s.get(2)?]) as usize,
+            u16::from_be_bytes([*s.get(3)?, *s.get(4)?]) as usize,
+            *s.get(5)? as usize,
+        );
         if precision != 8 || height == 0 || width == 0 || !(n == 1 || n == 3) {
             return None;
         }
@@ -155,7 +159,12 @@ impl Frame {
         // YCbCr as jpeg-decoder reads it (ids 1, 2, 3), chroma at full or half resolution of the luma.
         if n == 3 {
             let ids: Vec<u8> = components.iter().map(|c| c.id).collect();
-            if ids != [1, 2, 3] || components[1].h != 1 || components[1].v != 1 || components[2].h != 1 || components[2].v != 1 {
+            if ids != [1, 2, 3]
+                || components[1].h != 1
+                || components[1].v != 1
+                || components[2].h != 1
+                || components[2].v != 1
+            {
                 return None;
             }
         }
@@ -501,7 +510,11 @@ fn read_block(bits: &mut Bits, dc_table: &Huffman, ac_table: &Huffman) -> Option
         if s > 11 {
             return None;
         }
-        if s == 0 { 0 } else { extend(bits.bits(s), s) }
+        if s == 0 {
+            0
+        } else {
+            extend(bits.bits(s), s)
+        }
     };
     // The AC coefficients: read past them, several symbols at a time while they stay within the block.
     let mut k = 1u32;
@@ -680,7 +693,14 @@ impl Run<'_> {
 fn speculate<'a>(data: &'a [u8], from: usize, to: usize, scan: &Scan, components: &[usize]) -> Run<'a> {
     let mut bits = Bits::at(data, from);
     let blocks_guess = (to - from) / 2;
-    let mut run = Run { starts: Vec::with_capacity(blocks_guess), phases: Vec::with_capacity(blocks_guess), sums: Vec::with_capacity(blocks_guess), errors: Vec::new(), end: bits.clone(), data_end: None };
+    let mut run = Run {
+        starts: Vec::with_capacity(blocks_guess),
+        phases: Vec::with_capacity(blocks_guess),
+        sums: Vec::with_capacity(blocks_guess),
+        errors: Vec::new(),
+        end: bits.clone(),
+        data_end: None,
+    };
     let (mut phase, mut sums) = (0, [0i16; 3]);
     // No refill here: `read_block` tops the buffer up at every block, and `byte` and `overran` do not need one.
     loop {
@@ -787,7 +807,8 @@ fn decode_parallel(data: &[u8], frame: &Frame, scan: &Scan, parts: usize) -> Opt
                 if run.errors.iter().any(|&e| e > next && (whole || e < next + take)) {
                     return None;
                 }
-                let (before, after) = (run.sums_before(next, &components, count), run.sums_before(next + take, &components, count));
+                let (before, after) =
+                    (run.sums_before(next, &components, count), run.sums_before(next + take, &components, count));
                 let offsets = components.iter().map(|&c| out.predictors[c].wrapping_sub(before[c])).collect();
                 for c in 0..count {
                     out.predictors[c] = out.predictors[c].wrapping_add(after[c].wrapping_sub(before[c]));
@@ -929,7 +950,8 @@ impl Assembly<'_> {
                 upsample_row(near, far, self.sizes[c][0], h2, v2, ow, &mut sums, &mut lines[c]);
             }
             let (vector_out, scalar_out) = out.split_at_mut(self.vector_pixels * 3);
-            let inputs = |from: usize, to: usize| lines[0][from..to].iter().zip(&lines[1][from..to]).zip(&lines[2][from..to]);
+            let inputs =
+                |from: usize, to: usize| lines[0][from..to].iter().zip(&lines[1][from..to]).zip(&lines[2][from..to]);
             // Two branch-free loops (the first vectorises).
             for (px, ((y, cb), cr)) in vector_out.chunks_exact_mut(3).zip(inputs(0, self.vector_pixels)) {
                 px.copy_from_slice(&ycbcr_to_rgb_16bit(*y, *cb, *cr));
@@ -973,7 +995,16 @@ fn gather_row(frame: &Frame, layout: &[(usize, usize, usize)], values: &[u8], c:
 /// `H2V2`); `width` input values. `sums` is scratch space for the 2x2 filter's column sums.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn upsample_row(near: &[u8], far: &[u8], width: usize, h2: bool, v2: bool, out_width: usize, sums: &mut [u16], out: &mut [u8]) {
+fn upsample_row(
+    near: &[u8],
+    far: &[u8],
+    width: usize,
+    h2: bool,
+    v2: bool,
+    out_width: usize,
+    sums: &mut [u16],
+    out: &mut [u8],
+) {
     match (h2, v2) {
         (false, false) => out[..out_width].copy_from_slice(&near[..out_width]),
         (false, true) => {
@@ -1098,7 +1129,13 @@ mod tests {
             let off = |(a, b): &(&u8, &u8)| a.abs_diff(**b) > tolerance;
             let differ = ours.pixels.iter().zip(&want.pixels).filter(off).count();
             for (i, (a, b)) in ours.pixels.iter().zip(&want.pixels).enumerate().filter(|(_, ab)| off(ab)).take(40) {
-                eprintln!("{name} px {} ({}, {}) c{}: ours {a} want {b}", i / 3, (i / 3) % ours.width as usize, (i / 3) / ours.width as usize, i % 3);
+                eprintln!(
+                    "{name} px {} ({}, {}) c{}: ours {a} want {b}",
+                    i / 3,
+                    (i / 3) % ours.width as usize,
+                    (i / 3) / ours.width as usize,
+                    i % 3
+                );
             }
             assert_eq!(differ, 0, "{name}: {differ} of {} values differ", want.pixels.len());
         }
@@ -1159,11 +1196,13 @@ mod tests {
             let bytes = std::fs::read(&path).unwrap();
             let Some(want) = decode_eighth_in_parts(&bytes, 1) else { continue };
             for parts in [2, 3, 4, 7, 16, 64] {
-                let got = decode_eighth_in_parts(&bytes, parts).unwrap_or_else(|| panic!("{}: {parts} parts: not decoded", path.display()));
+                let got = decode_eighth_in_parts(&bytes, parts)
+                    .unwrap_or_else(|| panic!("{}: {parts} parts: not decoded", path.display()));
                 assert!(got.pixels == want.pixels, "{}: {parts} parts differ", path.display());
             }
             for parts in [3, 24] {
-                let pooled = crate::kernels::parallel::with_threads(3, || decode_eighth_in_parts(&bytes, parts)).unwrap();
+                let pooled =
+                    crate::kernels::parallel::with_threads(3, || decode_eighth_in_parts(&bytes, parts)).unwrap();
                 assert!(pooled.pixels == want.pixels, "{}: {parts} parts on 3 threads", path.display());
             }
         }
@@ -1175,7 +1214,11 @@ mod tests {
             let bytes = std::fs::read(&path).unwrap();
             for cut in [300, bytes.len() / 2, bytes.len() - 200] {
                 for parts in [1, 3] {
-                    assert!(decode_eighth_in_parts(&bytes[..cut], parts).is_none(), "{}: cut at {cut} decoded in {parts}", path.display());
+                    assert!(
+                        decode_eighth_in_parts(&bytes[..cut], parts).is_none(),
+                        "{}: cut at {cut} decoded in {parts}",
+                        path.display()
+                    );
                 }
             }
             // Flipped bits anywhere: whatever comes back, it comes back.

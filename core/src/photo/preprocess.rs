@@ -1,7 +1,7 @@
 //! Preprocessing: a decoded photo becomes the model's normalised NCHW f32 input, as the manifest describes.
 
-use crate::photo::decode::MinSize;
 use crate::bundle::manifest::{ChannelOrder, InputSpec, Resize, View};
+use crate::photo::decode::MinSize;
 use crate::photo::resample;
 use image::RgbImage;
 
@@ -74,14 +74,28 @@ mod tests {
     use super::*;
 
     fn spec(resize: Resize) -> InputSpec {
-        InputSpec { width: 4, height: 4, resize, mean: [0.5; 3], std: [0.5; 3], channel_order: ChannelOrder::Rgb, views: vec![View::Primary] }
+        InputSpec {
+            width: 4,
+            height: 4,
+            resize,
+            mean: [0.5; 3],
+            std: [0.5; 3],
+            channel_order: ChannelOrder::Rgb,
+            views: vec![View::Primary],
+        }
     }
 
     #[test]
     fn views_mirror_the_crop_and_show_the_whole_photo() {
         // Left quarter red, the rest blue, 16x4: the centre crop (4x4 of a 16x4 resize) is all blue, the whole
         // photo squeezed to 4x4 has a red first column.
-        let img = RgbImage::from_fn(16, 4, |x, _| if x < 4 { image::Rgb([255, 0, 0]) } else { image::Rgb([0, (x * 15) as u8, 255]) });
+        let img = RgbImage::from_fn(16, 4, |x, _| {
+            if x < 4 {
+                image::Rgb([255, 0, 0])
+            } else {
+                image::Rgb([0, (x * 15) as u8, 255])
+            }
+        });
         let s = spec(Resize::ShorterSideCenterCrop { shorter_side: 4 });
         let primary = view_tensor(&img, &s, View::Primary, None);
         assert!(primary[..16].iter().all(|&v| v < -0.9), "the centre crop shows no red");
@@ -107,7 +121,8 @@ mod tests {
     #[test]
     fn bgr_swaps_planes_and_crop_is_centred() {
         // Left half red, right half blue: a centre crop of a wide image sees both.
-        let img = RgbImage::from_fn(40, 10, |x, _| if x < 20 { image::Rgb([255, 0, 0]) } else { image::Rgb([0, 0, 255]) });
+        let img =
+            RgbImage::from_fn(40, 10, |x, _| if x < 20 { image::Rgb([255, 0, 0]) } else { image::Rgb([0, 0, 255]) });
         let mut s = spec(Resize::ShorterSideCenterCrop { shorter_side: 4 });
         let t = to_tensor(&img, &s);
         assert!(t[0] > 0.9 && t[3] < -0.9, "red plane: left red, right not");

@@ -146,13 +146,23 @@ fn horizontal(taps: &Taps, src: &[u8], iw: usize, first: usize, out: &mut [u8]) 
 /// and multiplied as 32-bit integers — the same integer sums.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn horizontal_avx2(taps: &Taps, (weights, offsets): &(Vec<i32>, Vec<i32>), src: &[u8], iw: usize, first: usize, out: &mut [u8]) {
+fn horizontal_avx2(
+    taps: &Taps,
+    (weights, offsets): &(Vec<i32>, Vec<i32>),
+    src: &[u8],
+    iw: usize,
+    first: usize,
+    out: &mut [u8],
+) {
     use std::arch::x86_64::*;
     let (cw, k) = (taps.starts.len(), taps.ksize);
     // A row with 4 bytes of slack: a 32-bit load at any of its bytes stays inside.
     let mut padded = vec![0u8; iw * 3 + 4];
     // Per 32-bit lane, its low byte to the front of its 128-bit half; then both halves' 4 bytes together.
-    let bytes = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+    let bytes = _mm256_setr_epi8(
+        0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+        -1, -1, -1,
+    );
     let halves = _mm256_setr_epi32(0, 4, 1, 1, 1, 1, 1, 1);
     for (y, out) in (first..).zip(out.chunks_exact_mut(cw * 3)) {
         padded[..iw * 3].copy_from_slice(&src[y * iw * 3..(y + 1) * iw * 3]);
@@ -179,9 +189,14 @@ fn horizontal_avx2(taps: &Taps, (weights, offsets): &(Vec<i32>, Vec<i32>), src: 
             let n = (cw - block * 8).min(8);
             for (c, acc) in acc.iter().enumerate() {
                 // clip8: shift, clamp to 0..=255, one byte per column.
-                let v = _mm256_min_epi32(_mm256_max_epi32(_mm256_srai_epi32::<{ PRECISION_BITS as i32 }>(*acc), _mm256_setzero_si256()), _mm256_set1_epi32(255));
+                let v = _mm256_min_epi32(
+                    _mm256_max_epi32(_mm256_srai_epi32::<{ PRECISION_BITS as i32 }>(*acc), _mm256_setzero_si256()),
+                    _mm256_set1_epi32(255),
+                );
                 let v = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(v, bytes), halves);
-                let eight = (_mm256_cvtsi256_si32(v) as u32 as u64 | (_mm256_extract_epi32::<1>(v) as u32 as u64) << 32).to_le_bytes();
+                let eight = (_mm256_cvtsi256_si32(v) as u32 as u64
+                    | (_mm256_extract_epi32::<1>(v) as u32 as u64) << 32)
+                    .to_le_bytes();
                 out[c * cw + block * 8..][..n].copy_from_slice(&eight[..n]);
             }
         }
@@ -319,7 +334,9 @@ mod tests {
     /// Both passes split their rows over the engine's threads: any split gives the one-thread bytes.
     #[test]
     fn rows_split_over_threads_give_the_same_bytes() {
-        let img = RgbImage::from_fn(97, 61, |x, y| image::Rgb([(x * 7 + y) as u8, (x * y) as u8, ((x ^ y) as u8).wrapping_mul(3)]));
+        let img = RgbImage::from_fn(97, 61, |x, y| {
+            image::Rgb([(x * 7 + y) as u8, (x * y) as u8, ((x ^ y) as u8).wrapping_mul(3)])
+        });
         for (w, h, window) in [(40, 30, (0, 0, 40, 30)), (150, 90, (20, 10, 100, 70)), (97, 20, (3, 2, 90, 17))] {
             let one = resize_crop(&img, w, h, window);
             for threads in [2, 3] {
@@ -346,14 +363,14 @@ mod tests {
             }
             image::Rgb(v)
         });
-        for (ow, x0, cw) in [(205, 0, 205), (205, 11, 150), (100, 3, 97), (30, 0, 30), (29, 5, 13), (301, 0, 301), (450, 7, 441)] {
+        for (ow, x0, cw) in
+            [(205, 0, 205), (205, 11, 150), (100, 3, 97), (30, 0, 30), (29, 5, 13), (301, 0, 301), (450, 7, 441)]
+        {
             let taps = Taps::new(&coeffs(301, ow), x0, cw, 301);
             let (mut portable, mut vector) = (vec![0u8; 5 * cw * 3], vec![1u8; 5 * cw * 3]);
             horizontal(&taps, img.as_raw(), 301, 0, &mut portable);
             // SAFETY: the CPU has AVX2 (checked above).
-            unsafe {
-                horizontal_avx2(&taps, &taps.by_block(), img.as_raw(), 301, 0, &mut vector)
-            };
+            unsafe { horizontal_avx2(&taps, &taps.by_block(), img.as_raw(), 301, 0, &mut vector) };
             assert!(portable == vector, "301 -> {ow}, window {x0}+{cw}, {} taps", taps.ksize);
         }
     }

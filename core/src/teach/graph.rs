@@ -19,7 +19,10 @@ use prost::Message;
 use tract_onnx::pb::attribute_proto::AttributeType;
 use tract_onnx::pb::tensor_proto::DataType;
 use tract_onnx::pb::type_proto::{Tensor, Value};
-use tract_onnx::pb::{tensor_shape_proto, AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto};
+use tract_onnx::pb::{
+    tensor_shape_proto, AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, TensorShapeProto, TypeProto,
+    ValueInfoProto,
+};
 
 /// A base model found to end in a fully connected layer.
 pub struct Cut {
@@ -58,10 +61,14 @@ impl Cut {
         let trans_b = node.attribute.iter().find(|a| a.name == "transB").map_or(0, |a| a.i);
         let trans_a = node.attribute.iter().find(|a| a.name == "transA").map_or(0, |a| a.i);
         if node.op_type != "Gemm" || node.input.len() < 2 || trans_b != 1 || trans_a != 0 {
-            return Err(cannot_cut(format!("it ends in {} where a fully connected layer (Gemm, transB = 1) was expected", node.op_type)));
+            return Err(cannot_cut(format!(
+                "it ends in {} where a fully connected layer (Gemm, transB = 1) was expected",
+                node.op_type
+            )));
         }
         let weights = node.input[1].clone();
-        let dims = shape_of(graph, &weights).ok_or_else(|| cannot_cut(format!("the shape of {weights} is not known")))?;
+        let dims =
+            shape_of(graph, &weights).ok_or_else(|| cannot_cut(format!("the shape of {weights} is not known")))?;
         let [classes, dim] = dims[..] else { return Err(cannot_cut(format!("{weights} is not a matrix: {dims:?}"))) };
         let features = node.input[0].clone();
         Ok(Cut { model, gemm, features, dim, classes })
@@ -102,9 +109,24 @@ impl Cut {
         g.node.extend([
             node("Gather", &[base_logits, "snakeid_others"], "snakeid_other_logits", vec![int("axis", 1)]),
             node("Gather", &[base_logits, "snakeid_snakes"], "snakeid_snake_logits", vec![int("axis", 1)]),
-            node("ReduceLogSumExp", &["snakeid_snake_logits"], "snakeid_snake_lse", vec![ints("axes", &[1]), int("keepdims", 1)]),
-            node("DequantizeLinear", &["snakeid_head_u8", "snakeid_head_scale", "snakeid_head_zero_point"], "snakeid_head", vec![int("axis", 0)]),
-            node("Gemm", &[self.features.as_str(), "snakeid_head", "snakeid_head_bias"], "snakeid_head_logits", vec![int("transB", 1)]),
+            node(
+                "ReduceLogSumExp",
+                &["snakeid_snake_logits"],
+                "snakeid_snake_lse",
+                vec![ints("axes", &[1]), int("keepdims", 1)],
+            ),
+            node(
+                "DequantizeLinear",
+                &["snakeid_head_u8", "snakeid_head_scale", "snakeid_head_zero_point"],
+                "snakeid_head",
+                vec![int("axis", 0)],
+            ),
+            node(
+                "Gemm",
+                &[self.features.as_str(), "snakeid_head", "snakeid_head_bias"],
+                "snakeid_head_logits",
+                vec![int("transB", 1)],
+            ),
             node("LogSoftmax", &["snakeid_head_logits"], "snakeid_species_given_snake", vec![int("axis", 1)]),
             node("Add", &["snakeid_species_given_snake", "snakeid_snake_lse"], "snakeid_species_logits", vec![]),
             node("Concat", &["snakeid_other_logits", "snakeid_species_logits"], &output, vec![int("axis", 1)]),
@@ -133,7 +155,10 @@ fn quantize_rows(w: &[f32], dim: usize) -> (Vec<u8>, Vec<f32>, Vec<u8>) {
 /// The weights a quantized head will really use: `quantize_rows` undone.
 pub fn dequantized(w: &[f32], dim: usize) -> Vec<f32> {
     let (q, scales, zeros) = quantize_rows(w, dim);
-    q.chunks(dim).zip(scales.iter().zip(&zeros)).flat_map(|(row, (&s, &z))| row.iter().map(move |&c| (c as f32 - z as f32) * s)).collect()
+    q.chunks(dim)
+        .zip(scales.iter().zip(&zeros))
+        .flat_map(|(row, (&s, &z))| row.iter().map(move |&c| (c as f32 - z as f32) * s))
+        .collect()
 }
 
 /// Drops the nodes and initializers no output needs.
@@ -161,9 +186,19 @@ fn shape_of(g: &GraphProto, name: &str) -> Option<Vec<usize>> {
 }
 
 fn value_info(name: &str, dims: &[i64]) -> ValueInfoProto {
-    let dim = dims.iter().map(|&d| tensor_shape_proto::Dimension { value: Some(tensor_shape_proto::dimension::Value::DimValue(d)), ..Default::default() }).collect();
+    let dim = dims
+        .iter()
+        .map(|&d| tensor_shape_proto::Dimension {
+            value: Some(tensor_shape_proto::dimension::Value::DimValue(d)),
+            ..Default::default()
+        })
+        .collect();
     let tensor = Tensor { elem_type: DataType::Float as i32, shape: Some(TensorShapeProto { dim }) };
-    ValueInfoProto { name: name.into(), r#type: Some(TypeProto { value: Some(Value::TensorType(tensor)), ..Default::default() }), ..Default::default() }
+    ValueInfoProto {
+        name: name.into(),
+        r#type: Some(TypeProto { value: Some(Value::TensorType(tensor)), ..Default::default() }),
+        ..Default::default()
+    }
 }
 
 fn node(op: &str, inputs: &[&str], output: &str, attribute: Vec<AttributeProto>) -> NodeProto {
@@ -202,7 +237,8 @@ mod tests {
     use super::*;
 
     fn model(nodes: Vec<NodeProto>, initializer: Vec<TensorProto>, output: &str) -> Vec<u8> {
-        let graph = GraphProto { node: nodes, initializer, output: vec![value_info(output, &[1, 3])], ..Default::default() };
+        let graph =
+            GraphProto { node: nodes, initializer, output: vec![value_info(output, &[1, 3])], ..Default::default() };
         ModelProto { graph: Some(graph), ..Default::default() }.encode_to_vec()
     }
 
@@ -226,7 +262,8 @@ mod tests {
         let w: Vec<f32> = (0..8).map(|i| (i as f32 - 3.0) * 0.37).chain((0..8).map(|i| i as f32 * 0.01)).collect();
         let back = dequantized(&w, 8);
         for (row, brow) in w.chunks(8).zip(back.chunks(8)) {
-            let step = (row.iter().copied().fold(0.0f32, f32::max) - row.iter().copied().fold(0.0f32, f32::min)) / 255.0;
+            let step =
+                (row.iter().copied().fold(0.0f32, f32::max) - row.iter().copied().fold(0.0f32, f32::min)) / 255.0;
             assert!(row.iter().zip(brow).all(|(a, b)| (a - b).abs() <= step * 0.5 + 1e-7), "{row:?} {brow:?}");
         }
     }

@@ -70,11 +70,16 @@ impl Teacher {
         guard(|| {
             let cut = graph::Cut::of(&base.model)?;
             if cut.classes != base.labels.len() {
-                return Err(Error::bundle(format!("its classifier has {} outputs for {} labels", cut.classes, base.labels.len())));
+                return Err(Error::bundle(format!(
+                    "its classifier has {} outputs for {} labels",
+                    cut.classes,
+                    base.labels.len()
+                )));
             }
             let snake_classes: Vec<usize> = base.labels.iter().filter(|l| l.is_snake).map(|l| l.class_index).collect();
             let input = &base.manifest.input;
-            let engine = Engine::compile(cut.features_model(), input.width, input.height, cut.dim)?.with_threads(threads)?;
+            let engine =
+                Engine::compile(cut.features_model(), input.width, input.height, cut.dim)?.with_threads(threads)?;
             Ok(Teacher { base: base.clone(), cut, engine, snake_classes })
         })
     }
@@ -88,7 +93,9 @@ impl Teacher {
     pub fn features(&self, photo: &[u8]) -> Result<Vec<Vec<f32>>> {
         guard(|| {
             let input = &self.base.manifest.input;
-            let img = self.engine.in_pool(|| decode::decode(photo, preprocess::min_size(input), &decode::Limits::default()))?;
+            let img = self
+                .engine
+                .in_pool(|| decode::decode(photo, preprocess::min_size(input), &decode::Limits::default()))?;
             let primary = self.engine.in_pool(|| preprocess::view_tensor(&img, input, View::Primary, None));
             VIEWS
                 .iter()
@@ -104,7 +111,12 @@ impl Teacher {
     }
 
     /// Fits a head on `(features per view, species)` examples: every view of a photo is one sample.
-    pub fn fit<'a>(&self, examples: impl IntoIterator<Item = &'a (Vec<Vec<f32>>, usize)>, species: usize, settings: Settings) -> Linear {
+    pub fn fit<'a>(
+        &self,
+        examples: impl IntoIterator<Item = &'a (Vec<Vec<f32>>, usize)>,
+        species: usize,
+        settings: Settings,
+    ) -> Linear {
         let (mut x, mut y) = (Vec::new(), Vec::new());
         for (views, s) in examples {
             for v in views {
@@ -117,7 +129,8 @@ impl Teacher {
 
     /// The head's logits for features, with the weights the bundle will store (u8 per species).
     pub fn head_logits(&self, head: &Linear, features: &[f32]) -> Vec<f32> {
-        let stored = Linear { weights: graph::dequantized(&head.weights, head.dim), bias: head.bias.clone(), dim: head.dim };
+        let stored =
+            Linear { weights: graph::dequantized(&head.weights, head.dim), bias: head.bias.clone(), dim: head.dim };
         stored.logits(features)
     }
 
@@ -125,7 +138,14 @@ impl Teacher {
     /// head's logits divided by `tuning.temperature`); the base's gate, views and thresholds but the warning's
     /// (`tuning.venom_threshold`), its look-alikes renumbered; a prior from `ranges` (a presence CSV as `prior
     /// build` reads it) when given.
-    pub fn bundle(&self, species: &[Species], head: &Linear, tuning: Tuning, ranges: Option<&[u8]>, name: &str) -> Result<Vec<u8>> {
+    pub fn bundle(
+        &self,
+        species: &[Species],
+        head: &Linear,
+        tuning: Tuning,
+        ranges: Option<&[u8]>,
+        name: &str,
+    ) -> Result<Vec<u8>> {
         let temperature = tuning.temperature;
         if head.bias.len() != species.len() || head.dim != self.cut.dim {
             return Err(Error::Internal(format!("a head for {} species of {} features", head.bias.len(), head.dim)));
@@ -139,7 +159,8 @@ impl Teacher {
         };
         let model = self.cut.with_head(&self.snake_classes, &scaled);
         let others: Vec<&Label> = self.base.labels.iter().filter(|l| !l.is_snake).collect();
-        let mut rows: Vec<Label> = others.iter().enumerate().map(|(i, l)| Label { class_index: i, ..(*l).clone() }).collect();
+        let mut rows: Vec<Label> =
+            others.iter().enumerate().map(|(i, l)| Label { class_index: i, ..(*l).clone() }).collect();
         rows.extend(species.iter().enumerate().map(|(i, s)| Label {
             class_index: others.len() + i,
             label: s.label.clone(),
@@ -165,8 +186,11 @@ impl Teacher {
         manifest.labels = FileRef { file: "labels.csv".into(), sha256: sha256_hex(&labels_csv) };
         let renumbered = |c: usize| others.iter().position(|l| l.class_index == c);
         manifest.decision.venom_threshold = tuning.venom_threshold;
-        manifest.decision.lookalike_classes = manifest.decision.lookalike_classes.iter().filter_map(|&c| renumbered(c)).collect();
-        let prior = ranges.map(|csv| PriorTable::build_from_csv(csv, DEFAULT_SMOOTHING).map(|(t, _)| t.to_bytes())).transpose()?;
+        manifest.decision.lookalike_classes =
+            manifest.decision.lookalike_classes.iter().filter_map(|&c| renumbered(c)).collect();
+        let prior = ranges
+            .map(|csv| PriorTable::build_from_csv(csv, DEFAULT_SMOOTHING).map(|(t, _)| t.to_bytes()))
+            .transpose()?;
         manifest.prior = prior.as_ref().map(|p| FileRef { file: "prior.bin".into(), sha256: sha256_hex(p) });
         let mut files = BTreeMap::new();
         files.insert("manifest.json".to_string(), serde_json::to_vec_pretty(&manifest).expect("manifest serialises"));

@@ -106,7 +106,11 @@ pub fn peak_rss_mb() -> f64 {
         let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
         let ok = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } == 0;
         // Darwin reports ru_maxrss in bytes.
-        if ok { usage.ru_maxrss as f64 / (1024.0 * 1024.0) } else { 0.0 }
+        if ok {
+            usage.ru_maxrss as f64 / (1024.0 * 1024.0)
+        } else {
+            0.0
+        }
     }
     #[cfg(not(any(target_os = "linux", target_os = "android", target_vendor = "apple")))]
     {

@@ -2,5 +2,5 @@
 //! memory), [`failpoint`] (test builds make named steps panic) and [`clock`] (the one monotonic clock).
 
 pub mod bench;
-pub mod failpoint;
 pub mod clock;
+pub mod failpoint;

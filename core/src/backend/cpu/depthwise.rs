@@ -19,7 +19,13 @@ impl Op for Depthwise {
     }
 
     fn info(&self) -> TractResult<Vec<String>> {
-        Ok(vec![format!("{}, input clip {:?}, clip {:?}, fake quant {}", self.geometry, self.input_clip, self.clip, self.fake_quant.is_some())])
+        Ok(vec![format!(
+            "{}, input clip {:?}, clip {:?}, fake quant {}",
+            self.geometry,
+            self.input_clip,
+            self.clip,
+            self.fake_quant.is_some()
+        )])
     }
 
     op_as_typed_op!();
@@ -30,13 +36,25 @@ impl EvalOp for Depthwise {
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let g = &self.geometry;
-        ensure!(inputs[0].len() == g.channels * g.in_hw[0] * g.in_hw[1], "SnakeidDepthwise: input of {} values", inputs[0].len());
+        ensure!(
+            inputs[0].len() == g.channels * g.in_hw[0] * g.in_hw[1],
+            "SnakeidDepthwise: input of {} values",
+            inputs[0].len()
+        );
         let shape = conv_output_shape(self.geometry.channels, self.geometry.out_hw, inputs[0].rank());
         match (self.codes_in, self.codes_out) {
-            (None, None) => eval_into::<f32, f32>(&inputs[0], &shape, |xs, out| kernels().depthwise(self, Source::Values(xs), out)),
-            (None, Some(_)) => eval_into::<f32, u8>(&inputs[0], &shape, |xs, out| kernels().depthwise(self, Source::Values(xs), out)),
-            (Some(grid), None) => eval_into::<u8, f32>(&inputs[0], &shape, |xs, out| kernels().depthwise(self, Source::Codes(xs, grid), out)),
-            (Some(grid), Some(_)) => eval_into::<u8, u8>(&inputs[0], &shape, |xs, out| kernels().depthwise(self, Source::Codes(xs, grid), out)),
+            (None, None) => {
+                eval_into::<f32, f32>(&inputs[0], &shape, |xs, out| kernels().depthwise(self, Source::Values(xs), out))
+            }
+            (None, Some(_)) => {
+                eval_into::<f32, u8>(&inputs[0], &shape, |xs, out| kernels().depthwise(self, Source::Values(xs), out))
+            }
+            (Some(grid), None) => eval_into::<u8, f32>(&inputs[0], &shape, |xs, out| {
+                kernels().depthwise(self, Source::Codes(xs, grid), out)
+            }),
+            (Some(grid), Some(_)) => eval_into::<u8, u8>(&inputs[0], &shape, |xs, out| {
+                kernels().depthwise(self, Source::Codes(xs, grid), out)
+            }),
         }
     }
 }
@@ -91,7 +109,16 @@ pub fn swap_in(model: &mut TypedModel) -> TractResult<usize> {
             Some((source, bounds)) => (source, Some(bounds)),
             None => (node.inputs[0], None),
         };
-        let op = Depthwise { geometry, weights: Arc::new(weights), bias: Arc::new(bias), input_clip, clip: tail.clip, fake_quant: tail.fake_quant, codes_in: None, codes_out: None };
+        let op = Depthwise {
+            geometry,
+            weights: Arc::new(weights),
+            bias: Arc::new(bias),
+            input_clip,
+            clip: tail.clip,
+            fake_quant: tail.fake_quant,
+            codes_in: None,
+            codes_out: None,
+        };
         let mut patch = TypedModelPatch::default();
         let tap = patch.tap_model(model, source)?;
         let out = patch.wire_node(format!("{}.snakeid_depthwise", model.node(id).name), op, &[tap])?[0];

@@ -3,12 +3,20 @@
 use tract_onnx::prelude::*;
 
 /// Evaluates an operator whose input is f32: `fill(input values, output values)` into a fresh tensor of `shape`.
-pub(crate) fn eval_f32_into<T: Datum>(input: &TValue, shape: &[usize], fill: impl FnOnce(&[f32], &mut [T])) -> TractResult<TVec<TValue>> {
+pub(crate) fn eval_f32_into<T: Datum>(
+    input: &TValue,
+    shape: &[usize],
+    fill: impl FnOnce(&[f32], &mut [T]),
+) -> TractResult<TVec<TValue>> {
     eval_into(input, shape, fill)
 }
 
 /// [`eval_f32_into`] for an input of any element type `I`.
-pub(crate) fn eval_into<I: Datum, T: Datum>(input: &TValue, shape: &[usize], fill: impl FnOnce(&[I], &mut [T])) -> TractResult<TVec<TValue>> {
+pub(crate) fn eval_into<I: Datum, T: Datum>(
+    input: &TValue,
+    shape: &[usize],
+    fill: impl FnOnce(&[I], &mut [T]),
+) -> TractResult<TVec<TValue>> {
     let input = input.try_as_plain_ram()?;
     let xs = input.as_slice::<I>()?;
     // SAFETY: every caller's `fill` writes every output value.

@@ -56,7 +56,10 @@ impl Op for FakeQuant {
     }
 
     fn info(&self) -> TractResult<Vec<String>> {
-        Ok(vec![format!("1/scale_q {} clamp [{}, {}] offset {} scale_dq {}", self.inv_scale, self.lo, self.hi, self.offset, self.scale)])
+        Ok(vec![format!(
+            "1/scale_q {} clamp [{}, {}] offset {} scale_dq {}",
+            self.inv_scale, self.lo, self.hi, self.offset, self.scale
+        )])
     }
 
     op_as_typed_op!();
@@ -128,7 +131,8 @@ pub fn fuse(model: &mut TypedModel) -> TractResult<(usize, usize)> {
     for id in model.eval_order()? {
         let Some(q) = quantize_of(model, id) else { continue };
         let node = model.node(id);
-        let patch = TypedModelPatch::replace_single_op(model, node, &node.inputs, QuantizeU8::new(q.scale, q.zero_point))?;
+        let patch =
+            TypedModelPatch::replace_single_op(model, node, &node.inputs, QuantizeU8::new(q.scale, q.zero_point))?;
         patch.apply(model)?;
         singles += 1;
     }
@@ -158,7 +162,11 @@ mod tests {
             for ((x, got), y) in xs.iter().zip(&qs).zip(&ys) {
                 let tracts = quantize_linear_f32_u8(*x, q.scale, q.zero_point as i32);
                 assert_eq!(*got, tracts, "x = {x}, scale {scale}, zp {zp}");
-                assert_eq!(y.to_bits(), ((tracts as i32 - dq.zero_point) as f32 * dq.scale).to_bits(), "x = {x}, scale {scale}, zp {zp}");
+                assert_eq!(
+                    y.to_bits(),
+                    ((tracts as i32 - dq.zero_point) as f32 * dq.scale).to_bits(),
+                    "x = {x}, scale {scale}, zp {zp}"
+                );
             }
         }
     }

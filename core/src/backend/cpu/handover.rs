@@ -31,13 +31,19 @@ pub fn hand_over(model: &mut TypedModel) -> TractResult<usize> {
 
 /// Replaces each node and the node that feeds its first input — when it alone reads that output, which is not a
 /// model output — by the ops `pair(producer, consumer)` gives, if it gives them.
-fn rewire(model: &mut TypedModel, pair: impl Fn(&TypedNode, &TypedNode) -> Option<(Box<dyn TypedOp>, Box<dyn TypedOp>)>) -> TractResult<usize> {
+fn rewire(
+    model: &mut TypedModel,
+    pair: impl Fn(&TypedNode, &TypedNode) -> Option<(Box<dyn TypedOp>, Box<dyn TypedOp>)>,
+) -> TractResult<usize> {
     let mut count = 0;
     for id in model.eval_order()? {
         let node = model.node(id);
         let Some(&from) = node.inputs.first() else { continue };
         let producer = model.node(from.node);
-        if producer.inputs.len() != 1 || model.outlet_successors(from).len() != 1 || model.output_outlets()?.contains(&from) {
+        if producer.inputs.len() != 1
+            || model.outlet_successors(from).len() != 1
+            || model.output_outlets()?.contains(&from)
+        {
             continue;
         }
         let Some((new_producer, new_consumer)) = pair(producer, node) else { continue };

@@ -10,9 +10,9 @@ mod pattern;
 pub mod qpointwise;
 pub mod stem;
 
-use super::model::{berr, one_line, typed_model};
 #[cfg(test)]
 use super::model::typed_model_with;
+use super::model::{berr, one_line, typed_model};
 use crate::error::{Error, Result};
 use std::sync::Arc;
 use tract_linalg::multithread::{multithread_tract_scope, Executor};
@@ -34,8 +34,10 @@ pub struct OwnOps {
 }
 
 impl OwnOps {
-    pub const ALL: OwnOps = OwnOps { depthwise: true, stem: true, int8_pointwise: true, fake_quant: true, handover: true };
-    pub const NONE: OwnOps = OwnOps { depthwise: false, stem: false, int8_pointwise: false, fake_quant: false, handover: false };
+    pub const ALL: OwnOps =
+        OwnOps { depthwise: true, stem: true, int8_pointwise: true, fake_quant: true, handover: true };
+    pub const NONE: OwnOps =
+        OwnOps { depthwise: false, stem: false, int8_pointwise: false, fake_quant: false, handover: false };
 }
 
 /// A compiled model. Cheap to share: the plan is immutable and every call gets its own state.
@@ -59,7 +61,13 @@ impl Engine {
     }
 
     /// As [`Engine::compile`], with a choice of which of our operators replace tract's.
-    pub fn compile_with(onnx: impl Into<bytes::Bytes>, width: u32, height: u32, num_classes: usize, own_ops: OwnOps) -> Result<Self> {
+    pub fn compile_with(
+        onnx: impl Into<bytes::Bytes>,
+        width: u32,
+        height: u32,
+        num_classes: usize,
+        own_ops: OwnOps,
+    ) -> Result<Self> {
         let typed = typed_model(onnx, width, height, num_classes)?;
         let (width, height) = (width as usize, height as usize);
         let optimized = optimized_model(typed, own_ops)?;
@@ -87,7 +95,15 @@ impl Engine {
 
     /// Nodes of the optimised plan (constants and the input aside).
     pub fn nodes(&self) -> usize {
-        self.plan.model().nodes.iter().filter(|n| !n.op_is::<tract_onnx::tract_core::ops::konst::Const>() && !n.op_is::<tract_onnx::tract_core::ops::source::TypedSource>()).count()
+        self.plan
+            .model()
+            .nodes
+            .iter()
+            .filter(|n| {
+                !n.op_is::<tract_onnx::tract_core::ops::konst::Const>()
+                    && !n.op_is::<tract_onnx::tract_core::ops::source::TypedSource>()
+            })
+            .count()
     }
 
     /// Runs the model on one normalised `[1, 3, height, width]` input and returns the logits.
@@ -97,15 +113,22 @@ impl Engine {
             return Err(Error::Internal(format!("input has {} values, expected {expected}", input.len())));
         }
         // The input's buffer becomes the tensor's (no copy of its 600 KB).
-        let tensor = tract_ndarray::Array4::from_shape_vec((1, 3, self.height, self.width), input).map_err(|e| Error::Internal(e.to_string()))?.into_tensor();
+        let tensor = tract_ndarray::Array4::from_shape_vec((1, 3, self.height, self.width), input)
+            .map_err(|e| Error::Internal(e.to_string()))?
+            .into_tensor();
         let outputs = multithread_tract_scope(self.executor.clone(), || {
             crate::tools::failpoint::hit("inference");
             self.plan.run(tvec!(tensor.into()))
-        }).map_err(|e| Error::Backend(format!("running the model: {}", one_line(&e))))?;
+        })
+        .map_err(|e| Error::Backend(format!("running the model: {}", one_line(&e))))?;
         let view = outputs[0].to_plain_array_view::<f32>().map_err(|e| Error::Internal(one_line(&e)))?;
         let logits: Vec<f32> = view.iter().copied().collect();
         if logits.len() != self.num_classes {
-            return Err(Error::Internal(format!("model returned {} logits, expected {}", logits.len(), self.num_classes)));
+            return Err(Error::Internal(format!(
+                "model returned {} logits, expected {}",
+                logits.len(),
+                self.num_classes
+            )));
         }
         Ok(logits)
     }
@@ -162,7 +185,8 @@ pub fn declutter_for_swaps(model: &mut TypedModel) -> TractResult<()> {
 /// A private pool of `threads` threads (more than one).
 #[cfg(feature = "threads")]
 fn pool(threads: usize) -> Result<Executor> {
-    std::panic::catch_unwind(|| Executor::multithread_with_name(threads, "snakeid")).map_err(|_| Error::Backend(format!("cannot start a pool of {threads} threads")))
+    std::panic::catch_unwind(|| Executor::multithread_with_name(threads, "snakeid"))
+        .map_err(|_| Error::Backend(format!("cannot start a pool of {threads} threads")))
 }
 
 /// Without the `threads` feature there is no pool: more than one thread is refused, not silently ignored.
@@ -188,7 +212,11 @@ mod tests {
         let bundle = crate::Bundle::embedded_default().unwrap();
         let (w, h, n) = (bundle.manifest.input.width, bundle.manifest.input.height, bundle.manifest.model.num_classes);
         let input: Vec<f32> = (0..3 * w * h).map(|i| ((i * 7919) % 1000) as f32 / 250.0 - 2.0).collect();
-        (Engine::compile_with(bundle.model.clone(), w, h, n, a).unwrap(), Engine::compile_with(bundle.model.clone(), w, h, n, b).unwrap(), input)
+        (
+            Engine::compile_with(bundle.model.clone(), w, h, n, a).unwrap(),
+            Engine::compile_with(bundle.model.clone(), w, h, n, b).unwrap(),
+            input,
+        )
     }
 
     /// Our depthwise convolution and quantization passes give tract's logits bit for bit: each tap is rounded as
@@ -200,7 +228,10 @@ mod tests {
         let (fused, plain, input) = default_engines(ours, OwnOps::NONE);
         assert!(fused.nodes() < plain.nodes(), "nothing was swapped in: {} vs {} nodes", fused.nodes(), plain.nodes());
         let (a, b) = (fused.run(input.clone()).unwrap(), plain.run(input).unwrap());
-        assert_eq!(a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), b.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
+        assert_eq!(
+            a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            b.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+        );
     }
 
     /// u8 codes instead of f32 values between our int8 pointwise and depthwise convolutions (into every depthwise
@@ -210,13 +241,20 @@ mod tests {
     fn codes_handed_between_convolutions_give_the_same_logits() {
         let bundle = crate::Bundle::embedded_default().unwrap();
         let (w, h, n) = (bundle.manifest.input.width, bundle.manifest.input.height, bundle.manifest.model.num_classes);
-        let mut model = optimized_model(typed_model(bundle.model.clone(), w, h, n).unwrap(), OwnOps { handover: false, ..OwnOps::ALL }).unwrap();
+        let mut model = optimized_model(
+            typed_model(bundle.model.clone(), w, h, n).unwrap(),
+            OwnOps { handover: false, ..OwnOps::ALL },
+        )
+        .unwrap();
         let expected = if crate::kernels::kernels().int8_pointwise { 16 + 17 + 2 } else { 0 };
         assert_eq!(handover::hand_over(&mut model).unwrap(), expected);
         assert_eq!(handover::hand_over(&mut model).unwrap(), 0, "handed over twice");
         let (codes, values, input) = default_engines(OwnOps::ALL, OwnOps { handover: false, ..OwnOps::ALL });
         let (a, b) = (codes.run(input.clone()).unwrap(), values.run(input).unwrap());
-        assert_eq!(a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), b.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
+        assert_eq!(
+            a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            b.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+        );
     }
 
     /// Integer products instead of tract's float products of the same quantized values: the logits move by tract's
@@ -265,7 +303,10 @@ mod tests {
         let (one, three, input) = default_engines(OwnOps::ALL, OwnOps::ALL);
         let three = three.with_threads(3).unwrap();
         let (a, b) = (one.run(input.clone()).unwrap(), three.run(input).unwrap());
-        assert_eq!(a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), b.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
+        assert_eq!(
+            a.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            b.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+        );
     }
 
     /// Load time: our operators must find every convolution of the default model in the typed graph, before
@@ -283,12 +324,19 @@ mod tests {
         let int8 = if crate::kernels::kernels().int8_pointwise { 34 } else { 0 };
         assert_eq!(qpointwise::swap_in(&mut model).unwrap(), int8);
         declutter_for_swaps(&mut model).unwrap();
-        let again = depthwise::swap_in(&mut model).unwrap() + qpointwise::swap_in(&mut model).unwrap() + stem::swap_in(&mut model).unwrap();
+        let again = depthwise::swap_in(&mut model).unwrap()
+            + qpointwise::swap_in(&mut model).unwrap()
+            + stem::swap_in(&mut model).unwrap();
         assert_eq!(again, 0);
         // Every clip went into one of our operators too (the first convolution's, tract's, into the depthwise
         // convolution that reads it).
         let plan = optimized_model(typed_model(bundle.model.clone(), w, h, n).unwrap(), OwnOps::ALL).unwrap();
-        let clips: Vec<String> = plan.nodes.iter().map(|n| n.op.name().to_string()).filter(|n| n.contains("Max") || n.contains("Min")).collect();
+        let clips: Vec<String> = plan
+            .nodes
+            .iter()
+            .map(|n| n.op.name().to_string())
+            .filter(|n| n.contains("Max") || n.contains("Min"))
+            .collect();
         assert!(clips.is_empty(), "clips left to tract: {clips:?}");
     }
 
@@ -337,7 +385,14 @@ mod tests {
             .filter(|i| known.contains_key(i))
             .collect();
         read.iter()
-            .filter_map(|i| known[i].try_as_plain_ram().ok()?.as_slice::<f32>().ok().map(|v| v.iter().map(|x| x.to_bits()).collect()))
+            .filter_map(|i| {
+                known[i]
+                    .try_as_plain_ram()
+                    .ok()?
+                    .as_slice::<f32>()
+                    .ok()
+                    .map(|v| v.iter().map(|x| x.to_bits()).collect())
+            })
             .filter(|v: &Vec<u32>| v.len() > 16)
             .collect()
     }

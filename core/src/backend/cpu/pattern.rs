@@ -73,7 +73,9 @@ pub(crate) fn clip_before(model: &TypedModel, outlet: OutletId) -> Option<(Outle
     let (mut source, mut lo, mut hi, mut clipped) = (outlet, f32::NEG_INFINITY, f32::INFINITY, false);
     while source.slot == 0 && only_successor(model, source.node).is_some() {
         let node = model.node(source.node);
-        let Some(input) = node.inputs.iter().find(|i| model.outlet_fact(**i).is_ok_and(|f| f.konst.is_none())) else { break };
+        let Some(input) = node.inputs.iter().find(|i| model.outlet_fact(**i).is_ok_and(|f| f.konst.is_none())) else {
+            break;
+        };
         let Some((l, h)) = clip_bounds(model, node, input.node) else { break };
         (lo, hi, source, clipped) = (lo.max(l), hi.min(h), *input, true);
     }
@@ -117,7 +119,11 @@ pub(crate) struct PlainConv<'a> {
 pub(crate) fn plain_conv(node: &TypedNode) -> Option<PlainConv<'_>> {
     let conv = node.op_as::<Conv>()?;
     let spec = &conv.pool_spec;
-    if conv.q_params.is_some() || conv.kernel_fmt != KernelFormat::OIHW || node.inputs.len() != 3 || spec.kernel_shape.len() != 2 {
+    if conv.q_params.is_some()
+        || conv.kernel_fmt != KernelFormat::OIHW
+        || node.inputs.len() != 3
+        || spec.kernel_shape.len() != 2
+    {
         return None;
     }
     if spec.dilations.as_ref().is_some_and(|d| d.iter().any(|d| *d != 1)) {

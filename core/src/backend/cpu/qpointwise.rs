@@ -10,8 +10,8 @@ use super::eval::eval_into;
 use super::pattern::{constant, only_successor, other_constant, plain_conv, tail_after, PlainConv};
 use crate::kernels::depthwise::Depthwise;
 use crate::kernels::epilogue::Source;
-use crate::kernels::plane::Geometry;
 use crate::kernels::kernels;
+use crate::kernels::plane::Geometry;
 use crate::kernels::qpointwise::QPointwise;
 use crate::kernels::quant::FakeQuant;
 use crate::kernels::stem::Stem;
@@ -31,16 +31,18 @@ impl Op for QPointwise {
 
     fn info(&self) -> TractResult<Vec<String>> {
         let window = self.window.as_ref().map(|g| format!(" ({g})")).unwrap_or_default();
-        Ok(vec![format!(
-            "{}{window} -> {} channels, {} pixels, input zero point {}, clip {:?}, fake quant {}",
-            self.in_channels,
-            self.out_channels,
-            self.pixels,
-            self.zero_point,
-            self.clip,
-            self.fake_quant.is_some()
-        ) + if self.codes_in { ", u8 codes in" } else { "" }
-            + if self.codes_out.is_some() { ", u8 codes out" } else { "" }])
+        Ok(vec![
+            format!(
+                "{}{window} -> {} channels, {} pixels, input zero point {}, clip {:?}, fake quant {}",
+                self.in_channels,
+                self.out_channels,
+                self.pixels,
+                self.zero_point,
+                self.clip,
+                self.fake_quant.is_some()
+            ) + if self.codes_in { ", u8 codes in" } else { "" }
+                + if self.codes_out.is_some() { ", u8 codes out" } else { "" },
+        ])
     }
 
     op_as_typed_op!();
@@ -53,10 +55,18 @@ impl EvalOp for QPointwise {
         ensure!(inputs[0].len() == self.input_len(), "SnakeidQPointwise: input of {} values", inputs[0].len());
         let grid = (1.0 / self.inv_scale, self.zero_point);
         match (self.codes_in, self.codes_out) {
-            (false, None) => eval_into::<f32, f32>(&inputs[0], &self.out_shape, |xs, out| kernels().qpointwise(self, Source::Values(xs), out)),
-            (false, Some(_)) => eval_into::<f32, u8>(&inputs[0], &self.out_shape, |xs, out| kernels().qpointwise(self, Source::Values(xs), out)),
-            (true, None) => eval_into::<u8, f32>(&inputs[0], &self.out_shape, |xs, out| kernels().qpointwise(self, Source::Codes(xs, grid), out)),
-            (true, Some(_)) => eval_into::<u8, u8>(&inputs[0], &self.out_shape, |xs, out| kernels().qpointwise(self, Source::Codes(xs, grid), out)),
+            (false, None) => eval_into::<f32, f32>(&inputs[0], &self.out_shape, |xs, out| {
+                kernels().qpointwise(self, Source::Values(xs), out)
+            }),
+            (false, Some(_)) => eval_into::<f32, u8>(&inputs[0], &self.out_shape, |xs, out| {
+                kernels().qpointwise(self, Source::Values(xs), out)
+            }),
+            (true, None) => eval_into::<u8, f32>(&inputs[0], &self.out_shape, |xs, out| {
+                kernels().qpointwise(self, Source::Codes(xs, grid), out)
+            }),
+            (true, Some(_)) => eval_into::<u8, u8>(&inputs[0], &self.out_shape, |xs, out| {
+                kernels().qpointwise(self, Source::Codes(xs, grid), out)
+            }),
         }
     }
 }
@@ -137,7 +147,13 @@ fn conv_parts(model: &TypedModel, id: usize) -> Option<Parts> {
     let [1, c, h, w] = in_shape[..] else { return None };
     let pointwise = kernel == [1, 1] && stride == [1, 1] && pad_before == [0, 0] && pad_after == [0, 0];
     let window = if pointwise { None } else { Some(Geometry::new(c, [h, w], kernel, stride, pad_before, pad_after)?) };
-    Some(Parts { source: node.inputs[0], weights: constant(model, node.inputs[1])?, bias: Some(constant(model, node.inputs[2])?), window, last: id })
+    Some(Parts {
+        source: node.inputs[0],
+        weights: constant(model, node.inputs[1])?,
+        bias: Some(constant(model, node.inputs[2])?),
+        window,
+        last: id,
+    })
 }
 
 /// The decluttered form: an EinSum `[N]IHW,OI->[N]OHW`, or the classifier's Gemm on a pooled `[I, 1, 1]` input
@@ -147,21 +163,30 @@ fn einsum_parts(model: &TypedModel, id: usize) -> Option<Parts> {
     let einsum = node.op_as::<EinSum>()?;
     let expr = einsum.axes.to_string();
     let classifier = expr == "kba,nk->mn";
-    if einsum.q_params.is_some() || !(classifier || matches!(expr.as_str(), "IHW,OI->OHW" | "NIHW,OI->OHW" | "NIHW,OI->NOHW")) {
+    if einsum.q_params.is_some()
+        || !(classifier || matches!(expr.as_str(), "IHW,OI->OHW" | "NIHW,OI->OHW" | "NIHW,OI->NOHW"))
+    {
         return None;
     }
     let in_shape: Vec<usize> = model.outlet_fact(node.inputs[0]).ok()?.shape.as_concrete()?.to_vec();
     if (in_shape.len() == 4 && in_shape[0] != 1) || in_shape.len() < 3 || (classifier && in_shape[1..] != [1, 1]) {
         return None;
     }
-    Some(Parts { source: node.inputs[0], weights: model.outlet_fact(node.inputs[1]).ok()?.konst.clone()?, bias: None, window: None, last: id })
+    Some(Parts {
+        source: node.inputs[0],
+        weights: model.outlet_fact(node.inputs[1]).ok()?.konst.clone()?,
+        bias: None,
+        window: None,
+        last: id,
+    })
 }
 
 /// A pointwise convolution over a fake-quantized input with int8 weights, and the clip and Q → DQ that follow it:
 /// the op, the last node it replaces, and its input. Two forms: tract's ONNX `Conv` before declutter (any kernel,
 /// stride and padding, bias as its third input), and after declutter a 1x1 one's EinSum and the bias Add after it.
 fn pointwise_of(model: &TypedModel, id: usize) -> Option<(QPointwise, usize, OutletId)> {
-    let Parts { source, weights, mut bias, window, mut last } = conv_parts(model, id).or_else(|| einsum_parts(model, id))?;
+    let Parts { source, weights, mut bias, window, mut last } =
+        conv_parts(model, id).or_else(|| einsum_parts(model, id))?;
     let in_shape: Vec<usize> = model.outlet_fact(source).ok()?.shape.as_concrete()?.to_vec();
     // The matrix product: `in_channels` deep (channels x kernel taps) over `pixels` output pixels.
     let (in_channels, pixels) = match &window {
@@ -211,9 +236,23 @@ fn pointwise_of(model: &TypedModel, id: usize) -> Option<(QPointwise, usize, Out
     };
     let tail = tail_after(model, last)?;
     let weights = weights.try_as_plain_ram().ok()?;
-    let op = QPointwise::new(in_channels, out_channels, pixels, out_shape, weights.as_slice::<f32>().ok()?, (scale, zero_point), bias, tail.clip, tail.fake_quant)?;
-    Some((match window {
-        Some(g) => op.windowed(g),
-        None => op,
-    }, tail.last, source))
+    let op = QPointwise::new(
+        in_channels,
+        out_channels,
+        pixels,
+        out_shape,
+        weights.as_slice::<f32>().ok()?,
+        (scale, zero_point),
+        bias,
+        tail.clip,
+        tail.fake_quant,
+    )?;
+    Some((
+        match window {
+            Some(g) => op.windowed(g),
+            None => op,
+        },
+        tail.last,
+        source,
+    ))
 }

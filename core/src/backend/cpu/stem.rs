@@ -17,7 +17,13 @@ impl Op for Stem {
     }
 
     fn info(&self) -> TractResult<Vec<String>> {
-        Ok(vec![format!("{} in, {} out, clip {:?}, fake quant {}", self.geometry, self.out_channels, self.clip, self.fake_quant.is_some())])
+        Ok(vec![format!(
+            "{} in, {} out, clip {:?}, fake quant {}",
+            self.geometry,
+            self.out_channels,
+            self.clip,
+            self.fake_quant.is_some()
+        )])
     }
 
     op_as_typed_op!();
@@ -28,8 +34,16 @@ impl EvalOp for Stem {
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let g = &self.geometry;
-        ensure!(inputs[0].len() == g.channels * g.in_hw[0] * g.in_hw[1], "SnakeidStem: input of {} values", inputs[0].len());
-        eval_f32_into::<f32>(&inputs[0], &conv_output_shape(self.out_channels, self.geometry.out_hw, inputs[0].rank()), |xs, out| crate::kernels::kernels().stem(self, xs, out))
+        ensure!(
+            inputs[0].len() == g.channels * g.in_hw[0] * g.in_hw[1],
+            "SnakeidStem: input of {} values",
+            inputs[0].len()
+        );
+        eval_f32_into::<f32>(
+            &inputs[0],
+            &conv_output_shape(self.out_channels, self.geometry.out_hw, inputs[0].rank()),
+            |xs, out| crate::kernels::kernels().stem(self, xs, out),
+        )
     }
 }
 
@@ -62,7 +76,14 @@ fn stem_of(model: &TypedModel, node: &TypedNode) -> Option<Stem> {
     if weights.len() != out_channels * taps {
         return None;
     }
-    Some(Stem { geometry, out_channels, weights: Arc::new(weights), bias: Arc::new(bias), clip: None, fake_quant: None })
+    Some(Stem {
+        geometry,
+        out_channels,
+        weights: Arc::new(weights),
+        bias: Arc::new(bias),
+        clip: None,
+        fake_quant: None,
+    })
 }
 
 /// Replaces every stem convolution of a typed or decluttered model (and the Max/Min clip, QuantizeLinear and

@@ -10,9 +10,16 @@ use std::sync::{Arc, Mutex};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kernel {
     /// Groups == 1 convolutions and matrix products (implicit GEMM). Flags: int8 weights, pointwise input.
-    ConvGemm { int8: bool, f16: bool, pointwise: bool },
+    ConvGemm {
+        int8: bool,
+        f16: bool,
+        pointwise: bool,
+    },
     /// Grouped and depthwise convolutions.
-    ConvDirect { int8: bool, f16: bool },
+    ConvDirect {
+        int8: bool,
+        f16: bool,
+    },
     Binary,
     Unary,
     Rows,

@@ -13,9 +13,17 @@ use tract_onnx::tract_core::internal::{bail, format_err};
 use wgpu::util::DeviceExt;
 
 enum Step {
-    Dispatch { pipeline: Arc<wgpu::ComputePipeline>, bind_group: wgpu::BindGroup, groups: (u32, u32, u32) },
+    Dispatch {
+        pipeline: Arc<wgpu::ComputePipeline>,
+        bind_group: wgpu::BindGroup,
+        groups: (u32, u32, u32),
+    },
     /// A node tract runs: its inputs (GPU values are read back first) and, when a GPU op reads its output, the slot.
-    Cpu { node: usize, inputs: Vec<OutletId>, upload: Option<usize> },
+    Cpu {
+        node: usize,
+        inputs: Vec<OutletId>,
+        upload: Option<usize>,
+    },
 }
 
 /// Where a value lives while the plan runs.
@@ -137,7 +145,9 @@ impl Homes {
                     }));
                     placed.homes.insert(o, Home::Const(placed.consts.len() - 1));
                 }
-                Lowered::Source | Lowered::Gpu(_) | Lowered::Cpu if wanted.contains(&o) || (o == out_root && !matches!(l, Lowered::Cpu)) => {
+                Lowered::Source | Lowered::Gpu(_) | Lowered::Cpu
+                    if wanted.contains(&o) || (o == out_root && !matches!(l, Lowered::Cpu)) =>
+                {
                     let n = match l {
                         // A fused chain writes its last node's values (GroupNorm: the whole tensor, not the sums).
                         Lowered::Gpu(g) => g.out_len,
@@ -203,17 +213,21 @@ impl Plan {
                 _ => None,
             })
             .collect();
-        let gpu_nodes = lowered.iter().filter(|(_, l)| !matches!(l, Lowered::Source | Lowered::Const | Lowered::Cpu)).count();
+        let gpu_nodes =
+            lowered.iter().filter(|(_, l)| !matches!(l, Lowered::Source | Lowered::Const | Lowered::Cpu)).count();
         let cpu_nodes = lowered.iter().filter(|(_, l)| matches!(l, Lowered::Cpu)).count();
         let weight_layers = lowered.iter().fold((0, 0), |(all, int8), (_, l)| match l {
-            Lowered::Gpu(g) if g.weights.is_some() => (all + 1, int8 + matches!(g.weights, Some(Weights::Int8 { .. })) as usize),
+            Lowered::Gpu(g) if g.weights.is_some() => {
+                (all + 1, int8 + matches!(g.weights, Some(Weights::Int8 { .. })) as usize)
+            }
             _ => (all, int8),
         });
         // 2. Values the GPU must hold, and the last step that reads each.
         let out_root = root(&aliases, output);
         let (wanted, last_use) = lifetimes(&model, &lowered, &aliases, out_root);
         // 3. Constants read by GPU ops as data get their own buffers; everything else shares slots by lifetime.
-        let Homes { homes, mut consts, slot_sizes } = Homes::place(&device, &model, &lowered, &wanted, &last_use, out_root)?;
+        let Homes { homes, mut consts, slot_sizes } =
+            Homes::place(&device, &model, &lowered, &wanted, &last_use, out_root)?;
         let slots = slot_buffers(&device, &slot_sizes)?;
         // 4. Steps, bind groups and staging buffers.
         let lowered_of: HashMap<usize, &Lowered> = lowered.iter().map(|(id, l)| (*id, l)).collect();
@@ -248,7 +262,8 @@ impl Plan {
         for (id, l) in &lowered {
             match l {
                 Lowered::Gpu(g) => {
-                    let (pipeline, bind_group, groups, mut bufs) = Self::encode(&device, g, &buffer_of, buffer_of((*id).into())?)?;
+                    let (pipeline, bind_group, groups, mut bufs) =
+                        Self::encode(&device, g, &buffer_of, buffer_of((*id).into())?)?;
                     extra.append(&mut bufs);
                     steps.push(Step::Dispatch { pipeline, bind_group, groups });
                 }
@@ -256,7 +271,10 @@ impl Plan {
                     let inputs: Vec<OutletId> = model.nodes[*id].inputs.to_vec();
                     for &i in &inputs {
                         let r = root(&aliases, i);
-                        if matches!(homes.get(&r), Some(Home::Slot(_))) && !is_cpu(r.node) && lowered_of.get(&r.node).is_some_and(|l| !matches!(l, Lowered::Const)) {
+                        if matches!(homes.get(&r), Some(Home::Slot(_)))
+                            && !is_cpu(r.node)
+                            && lowered_of.get(&r.node).is_some_and(|l| !matches!(l, Lowered::Const))
+                        {
                             add_staging(r)?;
                         }
                     }
@@ -274,7 +292,21 @@ impl Plan {
         }
         consts.append(&mut extra);
         device.check().map_err(|e| format_err!("{e}"))?;
-        Ok(Plan { device, model, steps, slots, _consts: consts, homes, aliases, staging, input, output, gpu_nodes, cpu_nodes, weight_layers })
+        Ok(Plan {
+            device,
+            model,
+            steps,
+            slots,
+            _consts: consts,
+            homes,
+            aliases,
+            staging,
+            input,
+            output,
+            gpu_nodes,
+            cpu_nodes,
+            weight_layers,
+        })
     }
 
     /// Uniform, channel and weight buffers, pipeline and bind group of one op.
@@ -313,7 +345,9 @@ impl Plan {
         }
         let weights = g.weights.as_ref().map(|w| match w {
             Weights::F32(v) => init("weights", &bytes_f32(v), wgpu::BufferUsages::STORAGE),
-            Weights::Int8 { packed, .. } | Weights::F16(packed) => init("weights", &bytes_u32(packed), wgpu::BufferUsages::STORAGE),
+            Weights::Int8 { packed, .. } | Weights::F16(packed) => {
+                init("weights", &bytes_u32(packed), wgpu::BufferUsages::STORAGE)
+            }
         });
         if let Some(w) = &weights {
             entries.push(w);
@@ -322,9 +356,13 @@ impl Plan {
         entries.push(out);
         entries.push(&uniform);
         let layout = pipeline.get_bind_group_layout(0);
-        let bind_entries: Vec<wgpu::BindGroupEntry> =
-            entries.iter().enumerate().map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() }).collect();
-        let bind_group = dev.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &layout, entries: &bind_entries });
+        let bind_entries: Vec<wgpu::BindGroupEntry> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
+            .collect();
+        let bind_group =
+            dev.create_bind_group(&wgpu::BindGroupDescriptor { label: None, layout: &layout, entries: &bind_entries });
         let max = device.limits.max_compute_workgroups_per_dimension as usize;
         let spread = |n: usize| -> (u32, u32, u32) {
             if n <= max {
@@ -356,7 +394,8 @@ impl Plan {
         let dev = &self.device;
         let gerr = |e: TractError| Error::Backend(format!("GPU plan: {}", one_line(&e)));
         let mut host: HashMap<OutletId, TValue> = HashMap::new();
-        let in_shape: Vec<usize> = self.model.outlet_fact(self.input).map_err(gerr)?.shape.as_concrete().unwrap_or(&[]).to_vec();
+        let in_shape: Vec<usize> =
+            self.model.outlet_fact(self.input).map_err(gerr)?.shape.as_concrete().unwrap_or(&[]).to_vec();
         host.insert(self.input, Tensor::from_shape(&in_shape, input).map_err(gerr)?.into_tvalue());
         if let Some(Home::Slot(s)) = self.homes.get(&self.input) {
             dev.queue.write_buffer(&self.slots[*s], 0, &bytes_f32(input));
@@ -387,11 +426,9 @@ impl Plan {
                     for &i in inputs {
                         values.push(self.host_value(i, &mut host, &mut encoder, &mut pass_open)?);
                     }
-                    let out = node
-                        .op
-                        .eval_out_of_plan(values)
-                        .map_err(gerr)?
-                        .ok_or_else(|| Error::Backend(format!("GPU plan: {} cannot run outside a plan", node.op.name())))?;
+                    let out = node.op.eval_out_of_plan(values).map_err(gerr)?.ok_or_else(|| {
+                        Error::Backend(format!("GPU plan: {} cannot run outside a plan", node.op.name()))
+                    })?;
                     let value = out.into_iter().next().ok_or_else(|| Error::Internal("op returned nothing".into()))?;
                     if let Some(slot) = upload {
                         // Commands recorded so far must run before this write lands.
@@ -451,7 +488,10 @@ impl Plan {
         // Unmapped (or the pending map cancelled) on every way out, an error or a panic too: a buffer left mapped
         // would make every later call fail.
         let mapped = Unmap(staging);
-        self.device.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::Backend(format!("GPU: {e}")))?;
+        self.device
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Backend(format!("GPU: {e}")))?;
         rx.recv()
             .map_err(|_| Error::Backend("GPU: readback was dropped".into()))?
             .map_err(|e| Error::Backend(format!("GPU: readback failed: {e}")))?;

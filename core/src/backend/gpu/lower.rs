@@ -4,10 +4,10 @@
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::format_err;
-use tract_onnx::tract_core::ops::binary::TypedBinOp;
-use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, MaxPool, PoolSpec, SumPool};
-use tract_onnx::tract_core::ops::change_axes::AxisOp;
 use tract_onnx::tract_core::ops::array::{Pad, PadMode};
+use tract_onnx::tract_core::ops::binary::TypedBinOp;
+use tract_onnx::tract_core::ops::change_axes::AxisOp;
+use tract_onnx::tract_core::ops::cnn::{Conv, KernelFormat, MaxPool, PoolSpec, SumPool};
 use tract_onnx::tract_core::ops::downsample::Downsample;
 use tract_onnx::tract_core::ops::einsum::EinSum;
 use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
@@ -34,14 +34,34 @@ pub struct Epilogue {
 pub enum Fq {
     None,
     /// QuantizeLinear then DequantizeLinear: `(round(clamp(v * inv, lo, hi)) + off) * scale`.
-    FakeQuant { inv: f32, lo: f32, hi: f32, off: f32, scale: f32 },
+    FakeQuant {
+        inv: f32,
+        lo: f32,
+        hi: f32,
+        off: f32,
+        scale: f32,
+    },
     /// QuantizeLinear alone (u8 held as f32): `round(clamp(v * inv, lo, hi)) + zp`.
-    Quantize { inv: f32, lo: f32, hi: f32, zp: f32 },
+    Quantize {
+        inv: f32,
+        lo: f32,
+        hi: f32,
+        zp: f32,
+    },
 }
 
 impl Epilogue {
     pub fn identity() -> Self {
-        Epilogue { div: 1, len: 1, mul: vec![1.0], add: vec![0.0], affine: false, lo: -f32::MAX, hi: f32::MAX, fq: Fq::None }
+        Epilogue {
+            div: 1,
+            len: 1,
+            mul: vec![1.0],
+            add: vec![0.0],
+            affine: false,
+            lo: -f32::MAX,
+            hi: f32::MAX,
+            fq: Fq::None,
+        }
     }
 
     /// A per-channel epilogue (a convolution's bias).
@@ -115,7 +135,11 @@ pub enum Weights {
     /// f16, two per word (low half first).
     F16(Vec<u32>),
     /// 8-bit packed four per word, a scale and zero point per output channel: `w = (q - zero_point[o]) * scale[o]`.
-    Int8 { packed: Vec<u32>, scales: Vec<f32>, zero_points: Vec<f32> },
+    Int8 {
+        packed: Vec<u32>,
+        scales: Vec<f32>,
+        zero_points: Vec<f32>,
+    },
 }
 
 /// One GPU dispatch, described (buffers come later).
@@ -156,7 +180,17 @@ impl GpuOp {
 
     /// An op without weights or per-channel data, starting with an identity epilogue.
     fn plain(kernel: Kernel, inputs: Vec<OutletId>, params: Vec<u32>, out_len: usize, grid: Grid) -> Self {
-        GpuOp { kernel, inputs, weights: None, params, chan_prefix: vec![], chan_suffix: vec![], epilogue: Epilogue::identity(), out_len, grid }
+        GpuOp {
+            kernel,
+            inputs,
+            weights: None,
+            params,
+            chan_prefix: vec![],
+            chan_suffix: vec![],
+            epilogue: Epilogue::identity(),
+            out_len,
+            grid,
+        }
     }
 }
 
@@ -334,7 +368,9 @@ pub fn pack_weights(w: &[f32], rows: usize) -> Weights {
             zero_points.push(0.0);
             continue;
         }
-        let Some((s, k)) = candidates(row).into_iter().chain(whole.iter().copied()).find_map(|s| ints(row, s).map(|k| (s, k))) else {
+        let Some((s, k)) =
+            candidates(row).into_iter().chain(whole.iter().copied()).find_map(|s| ints(row, s).map(|k| (s, k)))
+        else {
             return Weights::F32(w.to_vec());
         };
         let (kmin, kmax) = (*k.iter().min().unwrap(), *k.iter().max().unwrap());
@@ -387,8 +423,26 @@ fn conv_op(
     let kernel = if group == 1 { Kernel::ConvGemm { int8, f16, pointwise } } else { Kernel::ConvDirect { int8, f16 } };
     let grid = if group == 1 { Grid::Tiles(n.div_ceil(64), cout.div_ceil(64)) } else { Grid::Flat(cout * n) };
     let params = [
-        g.c, g.hin, g.win, cout, g.hout, g.wout, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, k, n, cin_pg,
-        cout / group, 0, 0,
+        g.c,
+        g.hin,
+        g.win,
+        cout,
+        g.hout,
+        g.wout,
+        g.kh,
+        g.kw,
+        g.sh,
+        g.sw,
+        g.ph,
+        g.pw,
+        g.dh,
+        g.dw,
+        k,
+        n,
+        cin_pg,
+        cout / group,
+        0,
+        0,
     ]
     .iter()
     .map(|&v| v as u32)
@@ -422,7 +476,14 @@ fn lower_conv(model: &TypedModel, node: &TypedNode, op: &Conv, f16: bool) -> Tra
     if bias.len() != cout {
         return Ok(None);
     }
-    let pointwise = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0 && g.hin == g.hout && g.win == g.wout;
+    let pointwise = g.kh == 1
+        && g.kw == 1
+        && g.sh == 1
+        && g.sw == 1
+        && g.ph == 0
+        && g.pw == 0
+        && g.hin == g.hout
+        && g.win == g.wout;
     Ok(Some(conv_op(node.inputs[0], f32s(&w)?, bias, &g, cout, op.group, pointwise, f16)))
 }
 
@@ -447,7 +508,8 @@ fn lower_einsum(model: &TypedModel, node: &TypedNode, op: &EinSum, f16: bool) ->
         if ax.len() > 1 || aw.len() > 1 || ay.len() > 1 {
             return Ok(None);
         }
-        let size = ax.first().map(|&i| xs[i]).or(aw.first().map(|&i| ws[i])).or(ay.first().map(|&i| ys[i])).unwrap_or(1);
+        let size =
+            ax.first().map(|&i| xs[i]).or(aw.first().map(|&i| ws[i])).or(ay.first().map(|&i| ys[i])).unwrap_or(1);
         if size == 1 {
             continue;
         }
@@ -485,7 +547,21 @@ fn lower_einsum(model: &TypedModel, node: &TypedNode, op: &EinSum, f16: bool) ->
         }
         t
     };
-    let g = Geometry { c: ksize, hin: psize, win: 1, hout: psize, wout: 1, kh: 1, kw: 1, sh: 1, sw: 1, ph: 0, pw: 0, dh: 1, dw: 1 };
+    let g = Geometry {
+        c: ksize,
+        hin: psize,
+        win: 1,
+        hout: psize,
+        wout: 1,
+        kh: 1,
+        kw: 1,
+        sh: 1,
+        sw: 1,
+        ph: 0,
+        pw: 0,
+        dh: 1,
+        dw: 1,
+    };
     Ok(Some(conv_op(node.inputs[xi], wok, vec![0.0; osize], &g, osize, 1, true, f16)))
 }
 
@@ -504,9 +580,10 @@ fn binary_code(name: &str) -> Option<u32> {
 fn lower_binary(model: &TypedModel, node: &TypedNode, code: u32) -> TractResult<Option<GpuOp>> {
     let out = shape(model, node.id.into())?;
     let Some(o4) = rank4(&out) else { return Ok(None) };
-    let (Some(sa), Some(sb)) =
-        (broadcast_strides(&shape(model, node.inputs[0])?, &o4), broadcast_strides(&shape(model, node.inputs[1])?, &o4))
-    else {
+    let (Some(sa), Some(sb)) = (
+        broadcast_strides(&shape(model, node.inputs[0])?, &o4),
+        broadcast_strides(&shape(model, node.inputs[1])?, &o4),
+    ) else {
         return Ok(None);
     };
     let n: usize = out.iter().product();
@@ -542,14 +619,22 @@ fn lower_pool(model: &TypedModel, node: &TypedNode, spec: &PoolSpec, mode: u32) 
     let (input, output) = (shape(model, node.inputs[0])?, shape(model, node.id.into())?);
     let Some(g) = geometry(spec, &input, &output) else { return Ok(None) };
     let n = g.c * g.hout * g.wout;
-    let params = [g.c, g.hin, g.win, g.hout, g.wout, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, mode as usize, 0, 0]
-        .iter()
-        .map(|&v| v as u32)
-        .collect();
+    let params =
+        [g.c, g.hin, g.win, g.hout, g.wout, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, mode as usize, 0, 0]
+            .iter()
+            .map(|&v| v as u32)
+            .collect();
     Ok(Some(GpuOp::plain(Kernel::Pool, vec![node.inputs[0]], params, n, Grid::Flat(n))))
 }
 
-fn gather(x: OutletId, input: &[usize], output: &[usize], stride: [usize; 4], offset: [i32; 4], fill: f32) -> Option<GpuOp> {
+fn gather(
+    x: OutletId,
+    input: &[usize],
+    output: &[usize],
+    stride: [usize; 4],
+    offset: [i32; 4],
+    fill: f32,
+) -> Option<GpuOp> {
     let (i4, o4) = (rank4(input)?, rank4(output)?);
     let n: usize = output.iter().product();
     let mut params = vec![n as u32, o4[1] as u32, o4[2] as u32, o4[3] as u32];
@@ -606,7 +691,9 @@ fn lower_node(model: &TypedModel, node: &TypedNode, f16: bool) -> TractResult<Op
             _ => return Ok(None),
         };
         let axes: Vec<usize> = op.axes.to_vec();
-        return Ok(trailing(&input, &axes).map(|(r, l)| Lowered::Gpu(Box::new(rows(node.inputs[0], r, l, mode, 0.0, n)))));
+        return Ok(
+            trailing(&input, &axes).map(|(r, l)| Lowered::Gpu(Box::new(rows(node.inputs[0], r, l, mode, 0.0, n))))
+        );
     }
     if let Some(op) = op.downcast_ref::<RmsNorm>() {
         let eps = op.eps.cast_to_scalar::<f32>()?;
@@ -619,7 +706,13 @@ fn lower_node(model: &TypedModel, node: &TypedNode, f16: bool) -> TractResult<Op
         return Ok(gpu(lower_pool(model, node, &op.pool_spec, 0)?));
     }
     if let Some(op) = op.downcast_ref::<SumPool>() {
-        let mode = if !op.normalize { 3 } else if op.count_include_pad { 1 } else { 2 };
+        let mode = if !op.normalize {
+            3
+        } else if op.count_include_pad {
+            1
+        } else {
+            2
+        };
         return Ok(gpu(lower_pool(model, node, &op.pool_spec, mode)?));
     }
     if let Some(op) = op.downcast_ref::<Pad>() {
@@ -632,7 +725,12 @@ fn lower_node(model: &TypedModel, node: &TypedNode, f16: bool) -> TractResult<Op
 }
 
 /// An element-wise function of `n` values: quantization to u8, a u8 -> u8 table, or a sigmoid.
-fn lower_element_wise(model: &TypedModel, node: &TypedNode, op: &ElementWiseOp, n: usize) -> TractResult<Option<GpuOp>> {
+fn lower_element_wise(
+    model: &TypedModel,
+    node: &TypedNode,
+    op: &ElementWiseOp,
+    n: usize,
+) -> TractResult<Option<GpuOp>> {
     let out: OutletId = node.id.into();
     if let Some(q) = op.0.downcast_ref::<QuantizeLinearU8>() {
         let zq = q.zero_point as f32;
@@ -754,7 +852,9 @@ fn group_norm(model: &TypedModel, reduce: &TypedNode) -> TractResult<Option<(usi
         return Ok(None);
     }
     let Some(sub) = single(mul.id.into()) else { return Ok(None) };
-    if sub.op.downcast_ref::<TypedBinOp>().map(|b| b.0.name()).as_deref() != Some("Sub") || sub.inputs[..] != [x, mul.id.into()] {
+    if sub.op.downcast_ref::<TypedBinOp>().map(|b| b.0.name()).as_deref() != Some("Sub")
+        || sub.inputs[..] != [x, mul.id.into()]
+    {
         return Ok(None);
     }
     let Some(rms) = single(sub.id.into()) else { return Ok(None) };

@@ -26,7 +26,11 @@ pub struct GpuEngine {
 
 impl std::fmt::Debug for GpuEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GpuEngine").field("adapter", &self.adapter).field("gpu_nodes", &self.gpu_nodes).field("cpu_nodes", &self.cpu_nodes).finish()
+        f.debug_struct("GpuEngine")
+            .field("adapter", &self.adapter)
+            .field("gpu_nodes", &self.gpu_nodes)
+            .field("cpu_nodes", &self.cpu_nodes)
+            .finish()
     }
 }
 
@@ -53,10 +57,12 @@ impl GpuEngine {
     pub(crate) fn compile_limited(model: TypedModel, f16_weights: bool, max_binding: usize) -> Result<Self> {
         let device = device::Device::shared()?;
         let model = model.into_decluttered().map_err(|e| Error::Backend(format!("decluttering: {}", one_line(&e))))?;
-        let lowered = lower::lower(&model, f16_weights, max_binding).map_err(|e| Error::Backend(format!("lowering to the GPU: {}", one_line(&e))))?;
+        let lowered = lower::lower(&model, f16_weights, max_binding)
+            .map_err(|e| Error::Backend(format!("lowering to the GPU: {}", one_line(&e))))?;
         let adapter = device.info.clone();
         let plan = device.clone().scoped(|| {
-            exec::Plan::build(device, model, lowered).map_err(|e| Error::Backend(format!("building the GPU plan: {}", one_line(&e))))
+            exec::Plan::build(device, model, lowered)
+                .map_err(|e| Error::Backend(format!("building the GPU plan: {}", one_line(&e))))
         })?;
         let (gpu_nodes, cpu_nodes) = (plan.gpu_nodes, plan.cpu_nodes);
         Ok(GpuEngine { plan: Mutex::new(plan), adapter, gpu_nodes, cpu_nodes, f16_weights })

@@ -63,7 +63,23 @@ fn assert_close(got: &[f32], want: &[f32], tol: f32, what: &str) {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn naive_conv(x: &[f32], c: usize, h: usize, w: usize, k: &[f32], b: &[f32], co: usize, g: usize, kh: usize, kw: usize, s: (usize, usize), p: (usize, usize), d: (usize, usize), ho: usize, wo: usize) -> Vec<f32> {
+fn naive_conv(
+    x: &[f32],
+    c: usize,
+    h: usize,
+    w: usize,
+    k: &[f32],
+    b: &[f32],
+    co: usize,
+    g: usize,
+    kh: usize,
+    kw: usize,
+    s: (usize, usize),
+    p: (usize, usize),
+    d: (usize, usize),
+    ho: usize,
+    wo: usize,
+) -> Vec<f32> {
     let (cig, cog) = (c / g, co / g);
     let mut y = vec![0f32; co * ho * wo];
     for o in 0..co {
@@ -77,7 +93,9 @@ fn naive_conv(x: &[f32], c: usize, h: usize, w: usize, k: &[f32], b: &[f32], co:
                             let iy = (oy * s.0 + ky * d.0) as isize - p.0 as isize;
                             let ix = (ox * s.1 + kx * d.1) as isize - p.1 as isize;
                             if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
-                                acc += (x[(cin * h + iy as usize) * w + ix as usize] * k[((o * cig + ci) * kh + ky) * kw + kx]) as f64;
+                                acc += (x[(cin * h + iy as usize) * w + ix as usize]
+                                    * k[((o * cig + ci) * kh + ky) * kw + kx])
+                                    as f64;
                             }
                         }
                     }
@@ -114,7 +132,10 @@ fn conv_matches_naive_reference_on_random_shapes() {
                 let qmax = row.iter().fold(0f32, |m, v| m.max(v.abs()));
                 row.iter_mut().for_each(|v| *v = (*v / qmax * 127.0).round() * s);
             }
-            assert!(matches!(super::pack_weights(&k, co), super::Weights::Int8 { .. }), "case {case}: int8 weights not recognised");
+            assert!(
+                matches!(super::pack_weights(&k, co), super::Weights::Int8 { .. }),
+                "case {case}: int8 weights not recognised"
+            );
         }
         let b = rng.vec(co);
         let x = rng.vec(c * h * w);
@@ -143,7 +164,12 @@ fn conv_matches_naive_reference_on_random_shapes() {
         let want = naive_conv(&x, c, h, w, &k, &b, co, g, kh, kw, (sh, sw), (pt, pl), (dh, dw), ho, wo);
         let (got, cpu) = run_gpu(m, &x);
         assert_eq!(cpu, 0, "case {case}: conv fell back to the CPU");
-        assert_close(&got, &want, 1e-4, &format!("conv case {case} c{c} co{co} g{g} k{kh}x{kw} s{sh},{sw} d{dh},{dw} p{pt},{pl},{pb},{pr} {h}x{w}"));
+        assert_close(
+            &got,
+            &want,
+            1e-4,
+            &format!("conv case {case} c{c} co{co} g{g} k{kh}x{kw} s{sh},{sw} d{dh},{dw} p{pt},{pl},{pb},{pr} {h}x{w}"),
+        );
     }
 }
 
@@ -178,7 +204,9 @@ fn matrix_products_match_naive_reference() {
             let mut want = vec![0f32; o * p];
             for oo in 0..o {
                 for pp in 0..p {
-                    want[oo * p + pp] = (0..k).map(|kk| x[kk * p + pp] * if transposed { wt[kk * o + oo] } else { wt[oo * k + kk] }).sum();
+                    want[oo * p + pp] = (0..k)
+                        .map(|kk| x[kk * p + pp] * if transposed { wt[kk * o + oo] } else { wt[oo * k + kk] })
+                        .sum();
                 }
             }
             let engine = GpuEngine::compile_with(m, f16).unwrap();
@@ -214,7 +242,8 @@ fn pooling_matches_naive_reference() {
         let y = if mode == 0 {
             m.wire_node("pool", MaxPool { pool_spec: spec, with_index_outputs: None }, &[src]).unwrap()
         } else {
-            m.wire_node("pool", SumPool { pool_spec: spec, count_include_pad: mode == 1, normalize: true }, &[src]).unwrap()
+            m.wire_node("pool", SumPool { pool_spec: spec, count_include_pad: mode == 1, normalize: true }, &[src])
+                .unwrap()
         };
         m.select_output_outlets(&y).unwrap();
         let (ho, wo) = ((h + 2 * ph - kh) / sh + 1, (w + 2 * pw - kw) / sw + 1);
@@ -225,7 +254,8 @@ fn pooling_matches_naive_reference() {
                     let mut vals = vec![];
                     for ky in 0..kh {
                         for kx in 0..kw {
-                            let (iy, ix) = ((oy * sh + ky) as isize - ph as isize, (ox * sw + kx) as isize - pw as isize);
+                            let (iy, ix) =
+                                ((oy * sh + ky) as isize - ph as isize, (ox * sw + kx) as isize - pw as isize);
                             if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
                                 vals.push(x[(cc * h + iy as usize) * w + ix as usize]);
                             }
@@ -268,7 +298,17 @@ fn group_norm_reductions_and_broadcasting_match_naive_reference() {
         // case 0, 2, 4: a second reader of `mean` breaks the fusion pattern (separate sum, Sub, RmsNorm kernels).
         let sub = m.wire_node("diff", TypedBinOp(Box::new(math::Sub), None), &[src, mean[0]]).unwrap();
         let rms = m.wire_node("rms", RmsNorm { axis: 1, eps: tensor0(eps).into_arc_tensor() }, &sub).unwrap();
-        let back = m.wire_node("back", tract_onnx::tract_core::ops::change_axes::AxisOp::Reshape(0, tvec!(groups.into(), len.into()), tvec!(c.into(), hw.into())), &rms).unwrap();
+        let back = m
+            .wire_node(
+                "back",
+                tract_onnx::tract_core::ops::change_axes::AxisOp::Reshape(
+                    0,
+                    tvec!(groups.into(), len.into()),
+                    tvec!(c.into(), hw.into()),
+                ),
+                &rms,
+            )
+            .unwrap();
         let gc = m.add_const("gamma", Tensor::from_shape(&[c, 1], &gamma).unwrap()).unwrap();
         let bc = m.add_const("beta", Tensor::from_shape(&[c, 1], &beta).unwrap()).unwrap();
         let zero = m.add_const("zero", tensor2(&[[0f32]])).unwrap();
@@ -313,7 +353,16 @@ fn pad_and_subsample_match_naive_reference() {
     let x: Vec<f32> = (0..c * h * w).map(|i| i as f32).collect();
     let mut m = TypedModel::default();
     let src = m.add_source("x", f32::fact([1, c, h, w])).unwrap();
-    let p = m.wire_node("pad", Pad { pads: vec![(0, 0), (0, 0), (1, 2), (2, 1)], mode: PadMode::Constant(tensor0(-1f32).into_arc_tensor()) }, &[src]).unwrap();
+    let p = m
+        .wire_node(
+            "pad",
+            Pad {
+                pads: vec![(0, 0), (0, 0), (1, 2), (2, 1)],
+                mode: PadMode::Constant(tensor0(-1f32).into_arc_tensor()),
+            },
+            &[src],
+        )
+        .unwrap();
     let d = m.wire_node("down", Downsample { axis: 3, stride: 2, modulo: 1 }, &p).unwrap();
     m.select_output_outlets(&d).unwrap();
     let (ph, pw) = (h + 3, w + 3);
@@ -322,7 +371,11 @@ fn pad_and_subsample_match_naive_reference() {
         for y in 0..ph {
             for xo in (1..pw).step_by(2) {
                 let (iy, ix) = (y as isize - 1, xo as isize - 2);
-                want.push(if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w { x[(cc * h + iy as usize) * w + ix as usize] } else { -1.0 });
+                want.push(if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
+                    x[(cc * h + iy as usize) * w + ix as usize]
+                } else {
+                    -1.0
+                });
             }
         }
     }
@@ -355,7 +408,10 @@ fn fake_quantization_epilogue_matches_tract_rounding() {
     let (got, cpu) = run_gpu(m, &x);
     assert_eq!(cpu, 0);
     let exact = got.iter().zip(&want).filter(|(g, w)| g == w).count();
-    assert!(got.iter().zip(&want).all(|(g, w)| (g - w).abs() <= scale * 1.001), "off by more than one quantization step");
+    assert!(
+        got.iter().zip(&want).all(|(g, w)| (g - w).abs() <= scale * 1.001),
+        "off by more than one quantization step"
+    );
     assert!(exact * 100 >= got.len() * 99, "only {exact} of {} values equal", got.len());
 }
 
@@ -375,7 +431,9 @@ fn unsupported_operations_fall_back_to_the_cpu_between_gpu_kernels() {
     let wc = m.add_const("w", Tensor::from_shape(&[co, c], &k).unwrap()).unwrap();
     let y = m.wire_node("mm", EinSum::new("khw,ok->ohw".parse().unwrap(), f32::datum_type()), &[src, wc]).unwrap();
     let e = m.wire_node("exp", math::exp(), &y).unwrap();
-    let w2 = m.add_const("w2", Tensor::from_shape(&[2, co], &[0.5f32, -1.0, 0.25, 2.0, 1.0, 1.0, -0.5, 0.0]).unwrap()).unwrap();
+    let w2 = m
+        .add_const("w2", Tensor::from_shape(&[2, co], &[0.5f32, -1.0, 0.25, 2.0, 1.0, 1.0, -0.5, 0.0]).unwrap())
+        .unwrap();
     let z = m.wire_node("mm2", EinSum::new("khw,ok->ohw".parse().unwrap(), f32::datum_type()), &[e[0], w2]).unwrap();
     m.select_output_outlets(&z).unwrap();
     let want = run_tract(&m, &[c, h, w], &x);
@@ -401,7 +459,8 @@ fn weights_larger_than_a_binding_fall_back_to_the_cpu() {
     let big = m.add_const("big", Tensor::from_shape(&[o, k], &rng.vec(o * k)).unwrap()).unwrap();
     let y = m.wire_node("big_mm", EinSum::new("k,ok->o".parse().unwrap(), f32::datum_type()), &[src, big]).unwrap();
     let small = m.add_const("small", Tensor::from_shape(&[o2, o], &rng.vec(o2 * o)).unwrap()).unwrap();
-    let z = m.wire_node("small_mm", EinSum::new("k,ok->o".parse().unwrap(), f32::datum_type()), &[y[0], small]).unwrap();
+    let z =
+        m.wire_node("small_mm", EinSum::new("k,ok->o".parse().unwrap(), f32::datum_type()), &[y[0], small]).unwrap();
     m.select_output_outlets(&z).unwrap();
     let want = run_tract(&m, &[k], &x);
     // 4 KB per binding: the 12 KB weights do not fit, the 1 KB ones do.

@@ -116,10 +116,18 @@ fn clipped((lo, hi): (f32, f32)) -> impl Fn(float32x4_t) -> float32x4_t {
 /// channel's values `i..i + 8`, each through `f`. A row's last block overlaps the one before it (the same values
 /// written twice).
 #[inline(always)]
-fn fill_rows(g: &Geometry, plane: &mut [f32], eight: impl Fn(usize) -> [float32x4_t; 2], f: impl Fn(float32x4_t) -> float32x4_t) {
+fn fill_rows(
+    g: &Geometry,
+    plane: &mut [f32],
+    eight: impl Fn(usize) -> [float32x4_t; 2],
+    f: impl Fn(float32x4_t) -> float32x4_t,
+) {
     let ([ih, iw], sw) = (g.in_hw, g.stride[1]);
     let (pw, ph, [top, left]) = (g.phase_width(), g.padded_height(), g.pad_before);
-    assert!(sw <= 2 && iw >= 8 && plane.len() >= g.channel_plane_len(), "depthwise plane too short, a stride beyond 2 or rows under 8");
+    assert!(
+        sw <= 2 && iw >= 8 && plane.len() >= g.channel_plane_len(),
+        "depthwise plane too short, a stride beyond 2 or rows under 8"
+    );
     // SAFETY: NEON is part of every AArch64 CPU; every store is columns of row r + top of a phase of the plane
     // (asserted long enough) below that phase's width; every load 8 values of a row (`j + 8 <= iw`).
     unsafe {
@@ -230,7 +238,12 @@ impl Channel<'_> {
     /// # Safety
     /// `out` starts with the channel's outputs, at least to the end of row `y + R - 1`.
     #[inline(always)]
-    unsafe fn blocks<const R: usize, const Q: usize, T: Output>(&self, y: usize, out: &mut [T], sums: impl Fn(usize) -> [[float32x4_t; Q]; R]) {
+    unsafe fn blocks<const R: usize, const Q: usize, T: Output>(
+        &self,
+        y: usize,
+        out: &mut [T],
+        sums: impl Fn(usize) -> [[float32x4_t; Q]; R],
+    ) {
         // SAFETY: the caller keeps this function's contract (its `# Safety`).
         unsafe {
             let (ow, width) = (self.geometry.out_hw[1], 4 * Q);

@@ -80,7 +80,8 @@ impl NeonEpilogue {
                 }
             } else {
                 let values = match self.fake_quant {
-                    Some(params) => values.map(|v| vmulq_f32(vcvtq_f32_s32(vaddq_s32(self.rounded(v, params), self.offset)), params[4])),
+                    Some(params) => values
+                        .map(|v| vmulq_f32(vcvtq_f32_s32(vaddq_s32(self.rounded(v, params), self.offset)), params[4])),
                     None => values,
                 };
                 for (q, v) in values.iter().enumerate() {

@@ -58,7 +58,9 @@ fn pack(op: &QPointwise, x: Source, blocks: Range<usize>, packed: &mut [u8]) {
     unsafe {
         let (inv, lo, hi) = (vdupq_n_f32(op.inv_scale), vdupq_n_f32(-zp as f32), vdupq_n_f32(255.0 - zp as f32));
         let shift = vdupq_n_s32(zp - 128);
-        let quad = |p: *const f32| vaddq_s32(vcvtnq_s32_f32(vminq_f32(vmaxnmq_f32(vmulq_f32(vld1q_f32(p), inv), lo), hi)), shift);
+        let quad = |p: *const f32| {
+            vaddq_s32(vcvtnq_s32_f32(vminq_f32(vmaxnmq_f32(vmulq_f32(vld1q_f32(p), inv), lo), hi)), shift)
+        };
         let row = |p: *const f32| {
             let low = vcombine_s16(vmovn_s32(quad(p)), vmovn_s32(quad(p.add(4))));
             let high = vcombine_s16(vmovn_s32(quad(p.add(8))), vmovn_s32(quad(p.add(12))));
@@ -70,7 +72,12 @@ fn pack(op: &QPointwise, x: Source, blocks: Range<usize>, packed: &mut [u8]) {
                 let dst = packed.as_mut_ptr().add(((b - b0) * k4 + g) * PIXELS * 4) as *mut i8;
                 let at = |j: usize| (g * 4 + j) * pixels + b * PIXELS;
                 let rows = match x {
-                    Source::Values(x) => int8x16x4_t(row(x[at(0)..][..16].as_ptr()), row(x[at(1)..][..16].as_ptr()), row(x[at(2)..][..16].as_ptr()), row(x[at(3)..][..16].as_ptr())),
+                    Source::Values(x) => int8x16x4_t(
+                        row(x[at(0)..][..16].as_ptr()),
+                        row(x[at(1)..][..16].as_ptr()),
+                        row(x[at(2)..][..16].as_ptr()),
+                        row(x[at(3)..][..16].as_ptr()),
+                    ),
                     Source::Codes(x, _) => {
                         let codes = |j| vreinterpretq_s8_u8(veorq_u8(vld1q_u8(x[at(j)..][..16].as_ptr()), flip));
                         int8x16x4_t(codes(0), codes(1), codes(2), codes(3))
@@ -84,7 +91,8 @@ fn pack(op: &QPointwise, x: Source, blocks: Range<usize>, packed: &mut [u8]) {
     for g in 0..k4 {
         for p in full * PIXELS..(blocks.end * PIXELS).min(pixels) {
             for j in 0..4 {
-                packed[((p / PIXELS - b0) * k4 + g) * PIXELS * 4 + (p % PIXELS) * 4 + j] = op.code_at(x, g * 4 + j, p) ^ 0x80;
+                packed[((p / PIXELS - b0) * k4 + g) * PIXELS * 4 + (p % PIXELS) * 4 + j] =
+                    op.code_at(x, g * 4 + j, p) ^ 0x80;
             }
         }
     }
@@ -111,7 +119,9 @@ macro_rules! sdot {
 unsafe fn gemm<T: Output>(op: &QPointwise, packed: &[u8], blocks: Range<usize>, out: *mut T) {
     let k4 = op.k4;
     let panel_len = k4 * PIXELS * 4;
-    assert!(packed.len() >= blocks.len() * panel_len && op.weights.len() >= op.out_channels.next_multiple_of(ROWS) * k4 * 4);
+    assert!(
+        packed.len() >= blocks.len() * panel_len && op.weights.len() >= op.out_channels.next_multiple_of(ROWS) * k4 * 4
+    );
     let epilogue = NeonEpilogue::new(Epilogue::new(op.clip, op.fake_quant.as_ref()), op.codes_out.unwrap_or(0));
     for o0 in (0..op.out_channels).step_by(ROWS) {
         let tile = Tile::new(op, o0, &epilogue);
@@ -202,7 +212,9 @@ impl<'a> Tile<'a> {
             for k in k..k4 {
                 let x = xs(k);
                 for (r, acc) in acc.iter_mut().enumerate() {
-                    let wv = vreinterpretq_s8_s32(vdupq_n_s32(std::ptr::read_unaligned(w.add((r * k4 + k) * 4) as *const i32)));
+                    let wv = vreinterpretq_s8_s32(vdupq_n_s32(std::ptr::read_unaligned(
+                        w.add((r * k4 + k) * 4) as *const i32
+                    )));
                     for (a, x) in acc.iter_mut().zip(x) {
                         sdot!(*a, x, wv);
                     }

@@ -80,7 +80,8 @@ fn sums(packed: &[i16], w: &[i16], k8: usize) -> [[i32; PIXELS]; ROWS] {
             // SAFETY: pixels `p..p + COLS` (at most 16) of `k8` codes each are in `packed`, `ROWS` rows of `k8`
             // weights in `w`, and `k + 8 <= k8` (asserted).
             unsafe {
-                let xs: [v128; COLS] = std::array::from_fn(|c| v128_load(packed.as_ptr().add((p + c) * k8 + k) as *const v128));
+                let xs: [v128; COLS] =
+                    std::array::from_fn(|c| v128_load(packed.as_ptr().add((p + c) * k8 + k) as *const v128));
                 for (r, acc) in acc.iter_mut().enumerate() {
                     let w = v128_load(w.as_ptr().add(r * k8 + k) as *const v128);
                     for c in 0..COLS {
@@ -92,7 +93,10 @@ fn sums(packed: &[i16], w: &[i16], k8: usize) -> [[i32; PIXELS]; ROWS] {
         for r in 0..ROWS {
             for c in 0..COLS {
                 let a = acc[r][c];
-                out[r][p + c] = i32x4_extract_lane::<0>(a) + i32x4_extract_lane::<1>(a) + i32x4_extract_lane::<2>(a) + i32x4_extract_lane::<3>(a);
+                out[r][p + c] = i32x4_extract_lane::<0>(a)
+                    + i32x4_extract_lane::<1>(a)
+                    + i32x4_extract_lane::<2>(a)
+                    + i32x4_extract_lane::<3>(a);
             }
         }
     }

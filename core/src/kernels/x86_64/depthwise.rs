@@ -51,9 +51,19 @@ pub(crate) unsafe fn run<T: Output>(op: &Depthwise, input: Source, output: &mut 
             match input.slice(c * ih * iw..(c + 1) * ih * iw) {
                 // Strides beyond 2 (no model we know has them): the portable fill.
                 src if g.stride[1] > 2 => op.fill_plane(src, plane),
-                Source::Values(x) => fill_plane(g, |i, n| _mm512_maskz_loadu_ps(mask(n), x[i..i + n].as_ptr()), plane, clip),
+                Source::Values(x) => {
+                    fill_plane(g, |i, n| _mm512_maskz_loadu_ps(mask(n), x[i..i + n].as_ptr()), plane, clip)
+                }
                 Source::Codes(x, _) => {
-                    let load = |i, n| _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(bytes16(x, i, n)), codes_zero_point)), scale);
+                    let load = |i, n| {
+                        _mm512_mul_ps(
+                            _mm512_cvtepi32_ps(_mm512_sub_epi32(
+                                _mm512_cvtepu8_epi32(bytes16(x, i, n)),
+                                codes_zero_point,
+                            )),
+                            scale,
+                        )
+                    };
                     fill_plane(g, load, plane, clip)
                 }
             }
@@ -63,12 +73,30 @@ pub(crate) unsafe fn run<T: Output>(op: &Depthwise, input: Source, output: &mut 
             match tap_start_3x3 {
                 Some(starts) => {
                     let wv: [__m512; 9] = std::array::from_fn(|t| _mm512_set1_ps(w[t]));
-                    let channel = Channel { plane, row_step, ow, weights: &wv, tap_start: &starts, bias, epilogue: &epilogue, zero_point };
+                    let channel = Channel {
+                        plane,
+                        row_step,
+                        ow,
+                        weights: &wv,
+                        tap_start: &starts,
+                        bias,
+                        epilogue: &epilogue,
+                        zero_point,
+                    };
                     channel.run(oh, out);
                 }
                 None => {
                     let wv: Vec<__m512> = w.iter().map(|v| _mm512_set1_ps(*v)).collect();
-                    let channel = Channel { plane, row_step, ow, weights: &wv, tap_start: &tap_start, bias, epilogue: &epilogue, zero_point };
+                    let channel = Channel {
+                        plane,
+                        row_step,
+                        ow,
+                        weights: &wv,
+                        tap_start: &tap_start,
+                        bias,
+                        epilogue: &epilogue,
+                        zero_point,
+                    };
                     channel.run(oh, out);
                 }
             }
@@ -88,9 +116,7 @@ fn mask(n: usize) -> u16 {
 #[inline(always)]
 unsafe fn bytes16(x: &[u8], i: usize, n: usize) -> __m128i {
     // SAFETY: the caller keeps this function's contract (its `# Safety`).
-    unsafe {
-        _mm_maskz_loadu_epi8(mask(n), x[i..i + n].as_ptr() as *const i8)
-    }
+    unsafe { _mm_maskz_loadu_epi8(mask(n), x[i..i + n].as_ptr() as *const i8) }
 }
 
 /// [`Geometry::fill_plane_with`] in vectors, for a stride of 1 or 2: `load(i, n)` gives the channel's values
@@ -102,7 +128,12 @@ unsafe fn bytes16(x: &[u8], i: usize, n: usize) -> __m128i {
 /// # Safety
 /// The CPU must have AVX-512 F, BW and VL.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-unsafe fn fill_plane(g: &Geometry, load: impl Fn(usize, usize) -> __m512, plane: &mut [f32], f: impl Fn(__m512) -> __m512) {
+unsafe fn fill_plane(
+    g: &Geometry,
+    load: impl Fn(usize, usize) -> __m512,
+    plane: &mut [f32],
+    f: impl Fn(__m512) -> __m512,
+) {
     // SAFETY: the caller keeps this function's contract (its `# Safety`).
     unsafe {
         let ([ih, iw], sw) = (g.in_hw, g.stride[1]);
@@ -121,7 +152,10 @@ unsafe fn fill_plane(g: &Geometry, load: impl Fn(usize, usize) -> __m512, plane:
         }
         // Column j goes to phase (j + left) % 2 at (j + left) / 2: the even columns of a row to one phase from
         // left / 2 on, the odd ones to the other from (left + 1) / 2 on.
-        let (even_idx, odd_idx) = (_mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30), _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31));
+        let (even_idx, odd_idx) = (
+            _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30),
+            _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31),
+        );
         let (even_phase, odd_phase) = (left % 2, (left + 1) % 2);
         for r in 0..ih {
             let even = plane.add((even_phase * ph + r + top) * pw + left / 2);
@@ -197,7 +231,11 @@ impl Channel<'_> {
                 for (r, acc) in acc.iter().enumerate() {
                     let dst = out.as_mut_ptr().add((y + r) * ow + x);
                     if T::CODES {
-                        _mm512_mask_cvtusepi32_storeu_epi8(dst as *mut i8, mask, self.epilogue.code(*acc, self.zero_point));
+                        _mm512_mask_cvtusepi32_storeu_epi8(
+                            dst as *mut i8,
+                            mask,
+                            self.epilogue.code(*acc, self.zero_point),
+                        );
                     } else {
                         _mm512_mask_storeu_ps(dst as *mut f32, mask, self.epilogue.apply(*acc));
                     }

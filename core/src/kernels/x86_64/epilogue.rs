@@ -70,9 +70,7 @@ impl Epilogue {
 #[inline(always)]
 pub(crate) unsafe fn clamp(v: __m512, lo: __m512, hi: __m512) -> __m512 {
     // SAFETY: the caller keeps this function's contract (its `# Safety`).
-    unsafe {
-        _mm512_min_ps(_mm512_max_ps(v, lo), hi)
-    }
+    unsafe { _mm512_min_ps(_mm512_max_ps(v, lo), hi) }
 }
 
 /// Fake quantization with `FakeQuant::params()` broadcast (`[1/scale_q, lo, hi, ROUND - offset, scale_dq]`)
@@ -83,9 +81,7 @@ pub(crate) unsafe fn clamp(v: __m512, lo: __m512, hi: __m512) -> __m512 {
 #[inline(always)]
 pub(crate) unsafe fn fake_quant(v: __m512, params: [__m512; 5], round: __m512) -> __m512 {
     // SAFETY: the caller keeps this function's contract (its `# Safety`).
-    unsafe {
-        _mm512_mul_ps(level(v, params, round), params[4])
-    }
+    unsafe { _mm512_mul_ps(level(v, params, round), params[4]) }
 }
 
 /// [`FakeQuant::level`]: quantize, clamp, round half to even and shift (the level, before

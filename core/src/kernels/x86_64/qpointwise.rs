@@ -101,13 +101,16 @@ pub(crate) unsafe fn pack(op: &QPointwise, x: Source, blocks: Range<usize>, pack
                 let dst = packed.as_mut_ptr().add(((b - b0) * k4 + g) * PIXELS * 4);
                 let at = |j: usize| (g * 4 + j) * pixels + b * PIXELS;
                 match x {
-                    Source::Values(x) => pack_block([0, 1, 2, 3].map(|j| x[at(j)..at(j) + PIXELS].as_ptr()), inv, zp, hi, dst),
+                    Source::Values(x) => {
+                        pack_block([0, 1, 2, 3].map(|j| x[at(j)..at(j) + PIXELS].as_ptr()), inv, zp, hi, dst)
+                    }
                     Source::Codes(x, _) => pack_codes([0, 1, 2, 3].map(|j| x[at(j)..at(j) + PIXELS].as_ptr()), dst),
                 }
             }
             for p in full * PIXELS..(blocks.end * PIXELS).min(pixels) {
                 for j in 0..4 {
-                    packed[((p / PIXELS - b0) * k4 + g) * PIXELS * 4 + (p % PIXELS) * 4 + j] = op.code_at(x, g * 4 + j, p);
+                    packed[((p / PIXELS - b0) * k4 + g) * PIXELS * 4 + (p % PIXELS) * 4 + j] =
+                        op.code_at(x, g * 4 + j, p);
                 }
             }
         }

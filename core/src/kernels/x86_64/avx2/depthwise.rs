@@ -67,12 +67,30 @@ pub(crate) unsafe fn run<T: Output>(op: &Depthwise, input: Source, output: &mut 
             match tap_start_3x3 {
                 Some(starts) => {
                     let wv: [__m256; 9] = std::array::from_fn(|t| _mm256_set1_ps(w[t]));
-                    let channel = Channel { plane, row_step, ow, weights: &wv, tap_start: &starts, bias, epilogue: &epilogue, zero_point };
+                    let channel = Channel {
+                        plane,
+                        row_step,
+                        ow,
+                        weights: &wv,
+                        tap_start: &starts,
+                        bias,
+                        epilogue: &epilogue,
+                        zero_point,
+                    };
                     channel.run(oh, out);
                 }
                 None => {
                     let wv: Vec<__m256> = w.iter().map(|v| _mm256_set1_ps(*v)).collect();
-                    let channel = Channel { plane, row_step, ow, weights: &wv, tap_start: &tap_start, bias, epilogue: &epilogue, zero_point };
+                    let channel = Channel {
+                        plane,
+                        row_step,
+                        ow,
+                        weights: &wv,
+                        tap_start: &tap_start,
+                        bias,
+                        epilogue: &epilogue,
+                        zero_point,
+                    };
                     channel.run(oh, out);
                 }
             }
@@ -171,7 +189,12 @@ unsafe fn store_codes(dst: *mut u8, codes: __m256i, n: usize) {
 /// # Safety
 /// The CPU must have AVX2.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn fill_plane(g: &Geometry, load: impl Fn(usize, usize) -> __m256, plane: &mut [f32], f: impl Fn(__m256) -> __m256) {
+unsafe fn fill_plane(
+    g: &Geometry,
+    load: impl Fn(usize, usize) -> __m256,
+    plane: &mut [f32],
+    f: impl Fn(__m256) -> __m256,
+) {
     // SAFETY: the caller keeps this function's contract (its `# Safety`).
     unsafe {
         let ([ih, iw], sw) = (g.in_hw, g.stride[1]);
@@ -199,8 +222,12 @@ unsafe fn fill_plane(g: &Geometry, load: impl Fn(usize, usize) -> __m256, plane:
                 let n = iw - j;
                 let lo = load(r * iw + j, n.min(8));
                 let hi = if n > 8 { load(r * iw + j + 8, (n - 8).min(8)) } else { _mm256_setzero_ps() };
-                let in_order = |v: __m256| _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(v)));
-                let (e, o) = (in_order(_mm256_shuffle_ps::<0b10_00_10_00>(lo, hi)), in_order(_mm256_shuffle_ps::<0b11_01_11_01>(lo, hi)));
+                let in_order =
+                    |v: __m256| _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(v)));
+                let (e, o) = (
+                    in_order(_mm256_shuffle_ps::<0b10_00_10_00>(lo, hi)),
+                    in_order(_mm256_shuffle_ps::<0b11_01_11_01>(lo, hi)),
+                );
                 store(even.add(j / 2), f(e), n.div_ceil(2).min(8));
                 store(odd.add(j / 2), f(o), (n / 2).min(8));
             }
@@ -280,7 +307,11 @@ impl Channel<'_> {
                     for (b, acc) in acc.iter().enumerate() {
                         let (at, n) = ((y + r) * ow + x + 8 * b, width.saturating_sub(8 * b).min(8));
                         if T::CODES {
-                            store_codes(out.as_mut_ptr().add(at) as *mut u8, self.epilogue.code(*acc, self.zero_point), n);
+                            store_codes(
+                                out.as_mut_ptr().add(at) as *mut u8,
+                                self.epilogue.code(*acc, self.zero_point),
+                                n,
+                            );
                         } else {
                             store(out.as_mut_ptr().add(at) as *mut f32, self.epilogue.apply(*acc), n);
                         }
