@@ -169,6 +169,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "threads")]
     fn a_classifier_on_threads_gives_the_one_thread_answer() {
         let photo = snakeid_tests::photo("rocket.jpg");
         let (one, three) = (Classifier::new(1, None).unwrap(), Classifier::new(3, None).unwrap());
