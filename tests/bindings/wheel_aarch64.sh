@@ -32,9 +32,11 @@ wheel=$(ls "$work"/wheels/snakeid-*.whl)
 echo "aarch64 wheel: $(basename "$wheel") ($(du -h "$wheel" | cut -f1))"
 case "$wheel" in *-py3-none-manylinux*_aarch64.whl) ;; *) echo "not an aarch64 py3-none wheel: $wheel" >&2; exit 1 ;; esac
 platform=$(basename "$wheel" .whl | sed 's/.*-py3-none-//')
-pip install --quiet --disable-pip-version-check --no-deps --only-binary=:all: --platform "$platform" \
+python3 -m pip install --quiet --disable-pip-version-check --no-deps --only-binary=:all: --platform "$platform" \
   --target "$work/site" "$wheel"
-file "$work/site/snakeid/_native/libsnakeid_ffi.so" | grep -q "ARM aarch64" || { echo "the installed library is not aarch64" >&2; exit 1; }
+# ELF e_machine 183: AArch64.
+python3 -c 'import sys; h = open(sys.argv[1], "rb").read(20); sys.exit(h[:4] != b"\x7fELF" or int.from_bytes(h[18:20], "little") != 183)' \
+  "$work/site/snakeid/_native/libsnakeid_ffi.so" || { echo "the installed library is not aarch64" >&2; exit 1; }
 
 # The README's Python lines as written, a committed photo as photo.jpg, then a real cobra against the x86-64 CLI.
 cd "$work"
