@@ -361,8 +361,9 @@ struct Look {
     inference_ms: f64,
 }
 
-/// Turns a panic anywhere below into an `Internal` error: a host app must never be taken down by us.
-pub(crate) fn guard<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+/// Turns a panic anywhere below into an `Internal` error with its message: a host app must never be taken down by us
+/// (the constructors and `identify` run under it; callers that load a [`Bundle`] themselves can too).
+pub fn guard<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|p| {
         let msg = p
             .downcast_ref::<&str>()

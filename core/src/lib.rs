@@ -40,7 +40,7 @@ pub use bundle::labels::Label;
 pub use bundle::manifest::View;
 pub use bundle::signing::PublicKey;
 pub use bundle::{Bundle, BundleInfo};
-pub use classifier::{Classifier, Identification};
+pub use classifier::{guard, Classifier, Identification};
 pub use decision::{Decision, GenusAnswer, Prediction, SnakeVerdict};
 pub use error::{Error, Result};
 pub use photo::decode::Limits;

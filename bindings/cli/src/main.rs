@@ -80,7 +80,7 @@ fn stop_quietly_on_a_closed_pipe() {
 
 /// The bundle named on the command line, or the one embedded in the binary. With trusted keys (hex), the bundle
 /// must be signed by one of them (the embedded bundle is part of the binary and needs no signature).
-/// A panic in the parser (a bug) is an `Internal` error, as the core's own constructors make it, not a crash.
+/// A panic in the parser (a bug) is an `Internal` error ([`snakeid::guard`], as the core's own constructors make it), not a crash.
 pub fn load_bundle(bundle: Option<&PathBuf>, trusted_keys: &[String]) -> snakeid::Result<snakeid::Bundle> {
     let load = || match bundle {
         Some(p) if !trusted_keys.is_empty() => {
@@ -89,8 +89,7 @@ pub fn load_bundle(bundle: Option<&PathBuf>, trusted_keys: &[String]) -> snakeid
         Some(p) => snakeid::Bundle::load(p),
         None => snakeid::Bundle::embedded_default(),
     };
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(load))
-        .unwrap_or_else(|_| Err(snakeid::Error::Internal("a panic while loading the bundle".into())))
+    snakeid::guard(load)
 }
 
 /// [`load_bundle`] compiled on the CPU, one thread.
