@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Runs the soak test (tests/soak.rs, CPU backend: 4 threads sharing one classifier) under valgrind's leak checker
-# and fails on any definitely or indirectly lost block. Usage: tests/leakcheck.sh [cargo profile, default test-opt]
+# and fails on any definitely or indirectly lost block. Usage: tests/leakcheck.sh (on tests/test_build.sh's build)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-profile="${1:-test-opt}"
 cd "$root"
+source tests/test_build.sh
 # The workspace's feature set, as `cargo test --workspace` builds it, so nothing rebuilds after the tests ran.
-bin=$(cargo test --locked --profile "$profile" --workspace --no-run --message-format=json 2>/dev/null |
+bin=$(cargo test "${test_cargo[@]}" --workspace --no-run --message-format=json 2>/dev/null |
   python3 -c 'import json,sys; print([m["executable"] for m in map(json.loads, sys.stdin) if m.get("executable") and m["target"]["name"] == "soak"][0])')
 # Few calls (valgrind runs them ~50x slower, on one core), no GPU (Mesa's own allocations are not ours), and no RSS
 # bound (under valgrind RSS is valgrind's): 1 warm-up + 2 calls per thread go through every path of a call. The soak's

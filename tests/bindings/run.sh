@@ -1,20 +1,21 @@
 #!/usr/bin/env bash
 # Builds libsnakeid_ffi, generates the Python, Kotlin and Swift bindings from it, and runs the real bindings:
 # pytest on Python, kotlinc + the desktop JVM (JNA) on Kotlin. The Swift bindings have no toolchain here: they are
-# checked to be identical to the copy committed under ios/. Usage: tests/bindings/run.sh [cargo profile, default test-opt]
+# checked to be identical to the copy committed under ios/. Usage: tests/bindings/run.sh (on tests/test_build.sh's build)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
-profile="${1:-test-opt}"
 cd "$root"
-# The whole workspace with its tests: the same feature set as `cargo test --workspace`, so nothing rebuilds after it.
-cargo build --locked --profile "$profile" --workspace --all-targets
-lib="target/$profile/libsnakeid_ffi.so"
+source tests/test_build.sh
+# The whole workspace with its tests: the same feature set as `cargo test --workspace` (the library with failpoints),
+# so nothing rebuilds after it.
+cargo build "${test_cargo[@]}" --workspace --all-targets
+lib="$test_dir/libsnakeid_ffi.so"
 out="$root/target/bindings"
 rm -rf "$out" && mkdir -p "$out"
 for lang in python kotlin swift; do
-  "target/$profile/uniffi-bindgen" generate --no-format --library "$lib" --language "$lang" --out-dir "$out/$lang"
+  "$test_dir/uniffi-bindgen" generate --no-format --library "$lib" --language "$lang" --out-dir "$out/$lang"
 done
-export SNAKEID_ROOT="$root" SNAKEID_CLI="$root/target/$profile/snakeid"
+export SNAKEID_ROOT="$root" SNAKEID_CLI="$root/$test_dir/snakeid"
 
 echo "== Python package"
 # Laid out as the wheel lays it out (bindings/ffi/pyproject.toml): the layer in snakeid/, the generated module and the
@@ -43,7 +44,7 @@ jna=/usr/share/java/jna.jar
 # its dynamic threshold parking them in per-thread arenas, whose fragmentation made the JVM's peak RSS wander by
 # tens of megabytes from run to run (measured: 444-514 MB after warm-up without it, 364-378 MB with it).
 kotlin_run() {
-  GLIBC_TUNABLES=glibc.malloc.mmap_threshold=1048576 java -Xms192m -Xmx192m -XX:+AlwaysPreTouch -Djna.library.path="$root/target/$profile" \
+  GLIBC_TUNABLES=glibc.malloc.mmap_threshold=1048576 java -Xms192m -Xmx192m -XX:+AlwaysPreTouch -Djna.library.path="$root/$test_dir" \
     -cp "$out/kotlin-test.jar:$jna:$(dirname "$kotlinc")/../lib/kotlin-stdlib.jar" KotlinBindingsTestKt "$@"
 }
 kotlin_run
