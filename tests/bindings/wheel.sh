@@ -42,7 +42,7 @@ PATH="$clean_path" SNAKEID_ROOT="$root" SNAKEID_CLI="$cli" GLIBC_TUNABLES=glibc.
     -k "not forced_internal_failures"  # the release wheel has no failpoints: run.sh tests them on the test build
 # The README's Python lines, as written (with a committed photo as photo.jpg).
 cp "$root/tests/data/photos/rocket.jpg" photo.jpg
-lines="$(awk '/^  ```python/ {inside=1; next} inside && /^  ```/ {exit} inside {sub(/^  /, ""); print}' "$root/README.md")"
+lines="$(awk '/^ *```python/ {inside=1; next} inside && /^ *```/ {exit} inside {sub(/^  /, ""); print}' "$root/README.md")"
 grep -q 'identify("photo.jpg"' <<<"$lines" || { echo "README.md's Python lines no longer identify photo.jpg by path: $lines" >&2; exit 1; }
 printf '%s\n%s\n' "$lines" 'assert answer.verdict == "none" and len(answer.predictions) == 5, answer' > readme.py
 PATH="$clean_path" "$work/user/bin/python" readme.py

@@ -41,7 +41,7 @@ python3 -c 'import sys; h = open(sys.argv[1], "rb").read(20); sys.exit(h[:4] != 
 # The README's Python lines as written, a committed photo as photo.jpg, then a real cobra against the x86-64 CLI.
 cd "$work"
 cp "$root/tests/data/photos/rocket.jpg" photo.jpg
-lines="$(awk '/^  ```python/ {inside=1; next} inside && /^  ```/ {exit} inside {sub(/^  /, ""); print}' "$root/README.md")"
+lines="$(awk '/^ *```python/ {inside=1; next} inside && /^ *```/ {exit} inside {sub(/^  /, ""); print}' "$root/README.md")"
 cobras="$root/../shared/data/snakes/ph14/val/Naja philippinensis"
 [ -d "$cobras" ] || { echo "error: $cobras is missing: the real photos live in ../shared/data beside the project" >&2; exit 1; }
 # A clear answer (P(snake) 0.99, Indian cobra 0.97 on x86-64), far from every line the two arithmetics could straddle.
