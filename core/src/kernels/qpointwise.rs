@@ -17,7 +17,7 @@ use super::parallel;
 use super::plane::Geometry;
 use super::quant::{clamp, FakeQuant, QuantizeU8, ROUND};
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// The im2col matrix of a windowed convolution is built and multiplied a tile of pixels at a time, of at most this
 /// many bytes (a 3x3 convolution of 64 channels: 576 rows, 1792 pixels), so that the scratch a thread keeps stays
@@ -46,6 +46,9 @@ pub struct QPointwise {
     /// `sum_i k[o][i]`: times the zero point, each accumulator's correction ([`QPointwise::correction`]); the
     /// aarch64 kernel also adds `128 *` it back after shifting its codes to i8.
     pub(crate) row_sums: Arc<Vec<i32>>,
+    /// The weights as f32 integers, rows padded with zeros to a multiple of a plug-in's rows: made on the first call
+    /// of a plug-in that multiplies in f32 ([`QPointwise::wide_weights`]; the AVX2 one), shared by this op's copies.
+    pub(crate) wide: Arc<OnceLock<Vec<f32>>>,
     /// `scale * s_w[o]`.
     pub(crate) scales: Arc<Vec<f32>>,
     pub(crate) bias: Arc<Vec<f32>>,
@@ -113,6 +116,7 @@ impl QPointwise {
             weights: Arc::new(padded),
             k4,
             row_sums: Arc::new(row_sums),
+            wide: Arc::default(),
             scales: Arc::new(w_scales.iter().map(|s| s * scale).collect()),
             bias: Arc::new(bias),
             clip,
@@ -235,6 +239,21 @@ impl QPointwise {
         }
     }
 
+    /// The weights `[rows][k4 * 4]` as f32 (exact: integers), the rows padded with zeros to a multiple of `rows`;
+    /// made once per convolution, on its first call. `rows` must be the same on every call.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    pub(crate) fn wide_weights(&self, rows: usize) -> &[f32] {
+        let wide = self.wide.get_or_init(|| {
+            let depth = self.k4 * 4;
+            let mut wide = vec![0f32; self.out_channels.div_ceil(rows) * rows * depth];
+            let n = self.out_channels * depth;
+            wide[..n].iter_mut().zip(&self.weights[..n]).for_each(|(w, k)| *w = *k as f32);
+            wide
+        });
+        assert_eq!(wide.len(), self.out_channels.div_ceil(rows) * rows * self.k4 * 4, "one plug-in's rows");
+        wide
+    }
+
     /// Bytes of `blocks` 16-pixel blocks of packed input: `[pixel block][k4][16 pixels][4 channels]`.
     pub(crate) fn packed_len(&self, blocks: usize) -> usize {
         blocks * self.k4 * PIXELS * 4
@@ -285,12 +304,23 @@ impl QPointwise {
         align: usize,
         kernel: impl Fn(Range<usize>, &mut [u8], *mut T) + Sync,
     ) {
+        self.split_pixels_unpacked(out, align, |blocks, out| {
+            parallel::with_bytes(self.packed_len(blocks.len()), |packed| kernel(blocks, packed, out))
+        })
+    }
+
+    /// As [`QPointwise::split_pixels`], for a plug-in that keeps its own scratch: `kernel(blocks, out)`.
+    #[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
+    pub(crate) fn split_pixels_unpacked<T: Output>(
+        &self,
+        out: &mut [T],
+        align: usize,
+        kernel: impl Fn(Range<usize>, *mut T) + Sync,
+    ) {
         assert!(self.out_stride >= self.pixels && out.len() >= (self.out_channels - 1) * self.out_stride + self.pixels);
         assert!(!T::CODES || self.fake_quant.is_some(), "codes of a fake-quantized output only");
         let out = Disjoint(out.as_mut_ptr());
-        parallel::for_each_range(self.pixels.div_ceil(PIXELS), align, |blocks| {
-            parallel::with_bytes(self.packed_len(blocks.len()), |packed| kernel(blocks, packed, out.get()))
-        })
+        parallel::for_each_range(self.pixels.div_ceil(PIXELS), align, |blocks| kernel(blocks, out.get()))
     }
 }
 
@@ -372,20 +402,39 @@ pub(crate) fn int8_rows(w: &[f32], rows: usize, stride: usize, out: &mut [i8]) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernels::kernels;
+    use crate::kernels::table::Kernels;
 
-    /// Whether this CPU's int8 plug-in ran, reported (and demanded where `SNAKEID_REQUIRE_ISA` lists its flags).
-    fn int8_plug_in_ran() -> bool {
-        let (name, flags): (&str, &[&str]) = if cfg!(target_arch = "x86_64") {
-            ("int8 convolutions (AVX-512 VNNI)", &["avx512f", "avx512bw", "avx512_vnni"])
-        } else if cfg!(target_arch = "aarch64") {
-            ("int8 convolutions (dot product)", &["asimddp"])
-        } else if cfg!(target_arch = "wasm32") {
-            ("int8 convolutions (SIMD128)", &["simd128"]) // chosen when the module is built
-        } else {
-            ("int8 convolutions (none on this architecture)", &["no such flag"])
-        };
-        crate::kernels::plug_in_ran(name, flags, kernels().int8_pointwise)
+    /// The int8 plug-ins this CPU runs, as tables holding each (the chosen one and, on x86-64 with AVX-512 VNNI, the
+    /// AVX2 one too), each reported as run or not (and demanded where `SNAKEID_REQUIRE_ISA` lists its flags).
+    fn int8_plug_ins() -> Vec<Kernels> {
+        let with = |f: fn(&QPointwise, Source, Dest)| Kernels { qpointwise: f, ..Kernels::portable() };
+        let mut ran = vec![];
+        #[cfg(target_arch = "x86_64")]
+        {
+            let isa = crate::kernels::isa();
+            let vnni = &["avx512f", "avx512bw", "avx512_vnni"];
+            if crate::kernels::plug_in_ran("int8 convolutions (AVX-512 VNNI)", vnni, isa.avx512_vnni()) {
+                ran.push(with(crate::kernels::x86_64::qpointwise::plugged));
+            }
+            if crate::kernels::plug_in_ran("int8 convolutions (AVX2 + FMA)", &["avx2", "fma"], isa.avx2_fma()) {
+                ran.push(with(crate::kernels::x86_64::avx2::qpointwise::plugged));
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let (name, flags): (&str, &[&str]) = if cfg!(target_arch = "aarch64") {
+                ("int8 convolutions (dot product)", &["asimddp"])
+            } else if cfg!(target_arch = "wasm32") {
+                ("int8 convolutions (SIMD128)", &["simd128"]) // chosen when the module is built
+            } else {
+                ("int8 convolutions (none on this architecture)", &["no such flag"])
+            };
+            let chosen = crate::kernels::kernels();
+            if crate::kernels::plug_in_ran(name, flags, chosen.int8_pointwise) {
+                ran.push(with(chosen.qpointwise));
+            }
+        }
+        ran
     }
     use crate::kernels::parallel::with_threads;
     use crate::kernels::plane::Geometry;
@@ -421,6 +470,7 @@ mod tests {
             weights: Arc::new(weights),
             k4,
             row_sums: Arc::new(row_sums),
+            wide: Arc::default(),
             scales: Arc::new((0..out_channels).map(|o| 0.001 * (o + 1) as f32).collect()),
             bias: Arc::new((0..out_channels).map(|o| o as f32 * 0.1 - 1.0).collect()),
             clip: Some((-3.0, 6.0)),
@@ -468,13 +518,19 @@ mod tests {
     }
 
     #[test]
-    fn the_int8_plug_in_equals_the_portable_kernel_bit_for_bit() {
-        if !int8_plug_in_ran() {
-            return; // the portable loop is the only int8 kernel here
+    fn the_int8_plug_ins_equal_the_portable_kernel_bit_for_bit() {
+        // (None where the portable loop is the only int8 kernel.)
+        for kernels in int8_plug_ins() {
+            int8_plug_in_equals_the_portable_kernel(&kernels);
         }
+    }
+
+    fn int8_plug_in_equals_the_portable_kernel(kernels: &Kernels) {
         // Channel counts that are and are not multiples of 4, pixel counts below, at and across 16-pixel panels,
         // output channels that are and are not multiples of the kernel's 8 rows.
-        for (i, o, p) in [(16, 16, 12544), (24, 144, 3136), (96, 24, 49), (6, 9, 15), (32, 13, 17), (960, 8, 1)] {
+        for (i, o, p) in
+            [(16, 16, 12544), (24, 144, 3136), (96, 24, 49), (6, 9, 15), (32, 13, 17), (960, 8, 1), (600, 7, 40)]
+        {
             let (mut op, x) = op(i, o, p, (i * o + p) as u32);
             // Half the cases also fake-quantize their output (on a grid with exact ties among the values).
             if p % 2 == 1 {
@@ -484,10 +540,10 @@ mod tests {
             op.run_portable(Source::Values(&x), &mut slow);
             let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
             // On one thread, and on three (pixel ranges split at every kind of boundary).
-            kernels().qpointwise(&op, Source::Values(&x), &mut fast);
+            kernels.qpointwise(&op, Source::Values(&x), &mut fast);
             assert_eq!(bits(&fast), bits(&slow), "{i}x{o}x{p}");
             fast.fill(0.0);
-            with_threads(3, || kernels().qpointwise(&op, Source::Values(&x), &mut fast));
+            with_threads(3, || kernels.qpointwise(&op, Source::Values(&x), &mut fast));
             assert_eq!(bits(&fast), bits(&slow), "{i}x{o}x{p}, 3 threads");
             // Reading the input as codes: the same bits.
             let codes: Vec<u8> = x.iter().map(|&v| op.code(v)).collect();
@@ -498,22 +554,46 @@ mod tests {
             );
             let grid = (1.0 / op.inv_scale, op.zero_point);
             let (mut fast, mut portable) = (vec![0f32; o * p], vec![1f32; o * p]);
-            kernels().qpointwise(&reads_codes, Source::Codes(&codes, grid), &mut fast);
+            kernels.qpointwise(&reads_codes, Source::Codes(&codes, grid), &mut fast);
             reads_codes.run_portable(Source::Codes(&codes, grid), &mut portable);
             assert_eq!((bits(&fast), bits(&portable)), (bits(&slow), bits(&slow)), "{i}x{o}x{p}: codes in");
             // Writing codes instead: each one, dequantized, is the value written otherwise, bit for bit.
             let Some((op, (scale, zero_point))) = op.with_codes_out() else { continue };
             let (mut fast, mut slow) = (vec![0u8; o * p], vec![1u8; o * p]);
             op.run_portable(Source::Values(&x), &mut slow);
-            kernels().qpointwise(&op, Source::Values(&x), &mut fast);
+            kernels.qpointwise(&op, Source::Values(&x), &mut fast);
             let values = |codes: &[u8]| {
                 codes.iter().map(|&c| ((c as i32 - zero_point) as f32 * scale).to_bits()).collect::<Vec<_>>()
             };
             assert_eq!(values(&slow), bits(&slow_values(&op, &x)), "{i}x{o}x{p}: portable codes");
             assert_eq!(fast, slow, "{i}x{o}x{p}: codes");
             fast.fill(0);
-            with_threads(3, || kernels().qpointwise(&op, Source::Values(&x), &mut fast));
+            with_threads(3, || kernels.qpointwise(&op, Source::Values(&x), &mut fast));
             assert_eq!(fast, slow, "{i}x{o}x{p}: codes, 3 threads");
+        }
+    }
+
+    /// Sums far past 2^24 (1,000 channels of code 255 times weight -128, and of code 255 times 127) are exact: the AVX2
+    /// plug-in sums in f32 a chunk at a time, where every partial sum is an integer f32 holds.
+    #[test]
+    fn sums_past_two_to_the_24_are_exact() {
+        for kernels in int8_plug_ins() {
+            for k in [-128i8, 127] {
+                let (mut op, _) = op(1000, 9, 20, 5);
+                let w = Arc::make_mut(&mut op.weights);
+                w.iter_mut().enumerate().for_each(|(i, w)| *w = if i % (op.k4 * 4) < 1000 { k } else { 0 });
+                op.row_sums = Arc::new(vec![k as i32 * 1000; 9]);
+                op.clip = None;
+                let x = vec![(255 - op.zero_point) as f32 / op.inv_scale; 1000 * 20];
+                let (mut fast, mut slow) = (vec![0f32; 9 * 20], vec![1f32; 9 * 20]);
+                op.run_portable(Source::Values(&x), &mut slow);
+                kernels.qpointwise(&op, Source::Values(&x), &mut fast);
+                let sum = 255 * k as i64 * 1000;
+                assert!(sum.abs() > 1 << 24);
+                let expected = ((sum - (op.zero_point * op.row_sums[0]) as i64) as f32) * op.scales[0] + op.bias[0];
+                assert_eq!(slow[0], expected, "the portable sum");
+                assert_eq!(fast, slow, "weights {k}");
+            }
         }
     }
 
@@ -590,9 +670,12 @@ mod tests {
     /// several tiles of pixels; values or codes in, values or codes out, one thread or three.
     #[test]
     fn windowed_convolutions_equal_the_portable_kernel_bit_for_bit() {
-        if !int8_plug_in_ran() {
-            return;
+        for kernels in int8_plug_ins() {
+            windowed_plug_in_equals_the_portable_kernel(&kernels);
         }
+    }
+
+    fn windowed_plug_in_equals_the_portable_kernel(kernels: &Kernels) {
         let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         // The last one is large enough for several tiles of pixels, the last one partial.
         let shapes = [
@@ -610,21 +693,21 @@ mod tests {
             let n = o * op.pixels;
             let (mut fast, mut slow) = (vec![0f32; n], vec![1f32; n]);
             op.run_portable(Source::Values(&x), &mut slow);
-            kernels().qpointwise(&op, Source::Values(&x), &mut fast);
+            kernels.qpointwise(&op, Source::Values(&x), &mut fast);
             assert_eq!(bits(&fast), bits(&slow), "{g}");
             fast.fill(0.0);
-            with_threads(3, || kernels().qpointwise(&op, Source::Values(&x), &mut fast));
+            with_threads(3, || kernels.qpointwise(&op, Source::Values(&x), &mut fast));
             assert_eq!(bits(&fast), bits(&slow), "{g}: 3 threads");
             let grid = (1.0 / op.inv_scale, op.zero_point);
             let codes: Vec<u8> = x.iter().map(|&v| op.code(v)).collect();
             let reads_codes = op.with_codes_in(grid).unwrap();
             fast.fill(0.0);
-            kernels().qpointwise(&reads_codes, Source::Codes(&codes, grid), &mut fast);
+            kernels.qpointwise(&reads_codes, Source::Codes(&codes, grid), &mut fast);
             assert_eq!(bits(&fast), bits(&slow), "{g}: codes in");
             let (writes_codes, _) = op.with_codes_out().unwrap();
             let (mut fast, mut slow) = (vec![0u8; n], vec![1u8; n]);
             writes_codes.run_portable(Source::Values(&x), &mut slow);
-            kernels().qpointwise(&writes_codes, Source::Values(&x), &mut fast);
+            kernels.qpointwise(&writes_codes, Source::Values(&x), &mut fast);
             assert_eq!(fast, slow, "{g}: codes out");
         }
     }

@@ -34,5 +34,9 @@ pub(crate) fn plug(kernels: &mut Kernels, isa: &Isa) {
         kernels.qpointwise = qpointwise::plugged;
         kernels.int8_pointwise = true;
         kernels.plugged.push("int8 convolutions (AVX-512 VNNI)");
+    } else if isa.avx2_fma() {
+        kernels.qpointwise = avx2::qpointwise::plugged;
+        kernels.int8_pointwise = true;
+        kernels.plugged.push("int8 convolutions (AVX2 + FMA)");
     }
 }

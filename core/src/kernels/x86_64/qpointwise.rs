@@ -10,7 +10,7 @@ use std::arch::x86_64::*;
 use std::ops::Range;
 
 /// [`run`] as the kernels' table holds it.
-pub(super) fn plugged(op: &QPointwise, x: Source, out: Dest) {
+pub(crate) fn plugged(op: &QPointwise, x: Source, out: Dest) {
     // SAFETY: plugged in (super::plug) only where the CPU has AVX-512 F, BW and VNNI.
     unsafe {
         match out {

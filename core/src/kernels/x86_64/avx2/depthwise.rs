@@ -166,7 +166,7 @@ unsafe fn bytes8(x: &[u8]) -> __m128i {
 /// # Safety
 /// The CPU must have AVX2; `dst` holds `n` writable bytes.
 #[inline(always)]
-unsafe fn store_codes(dst: *mut u8, codes: __m256i, n: usize) {
+pub(super) unsafe fn store_codes(dst: *mut u8, codes: __m256i, n: usize) {
     // SAFETY: the caller keeps this function's contract (its `# Safety`).
     unsafe {
         let words = _mm_packus_epi32(_mm256_castsi256_si128(codes), _mm256_extracti128_si256(codes, 1));
