@@ -5,8 +5,8 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 source tests/test_build.sh
-# The workspace's feature set, as `cargo test --workspace` builds it, so nothing rebuilds after the tests ran.
-bin=$(cargo test "${test_cargo[@]}" --workspace --no-run --message-format=json 2>/dev/null |
+# The tests' build (tests/test_build.sh), so nothing rebuilds after the tests ran.
+bin=$(cargo test "${test_cargo[@]}" "${test_packages[@]}" --no-run --message-format=json 2>/dev/null |
   python3 -c 'import json,sys; print([m["executable"] for m in map(json.loads, sys.stdin) if m.get("executable") and m["target"]["name"] == "soak"][0])')
 # Few calls (valgrind runs them ~50x slower, on one core), no GPU (Mesa's own allocations are not ours), and no RSS
 # bound (under valgrind RSS is valgrind's): 1 warm-up + 2 calls per thread go through every path of a call. The soak's

@@ -6,14 +6,15 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 source tests/test_build.sh
-# The whole workspace with its tests: the same feature set as `cargo test --workspace` (the library with failpoints),
-# so nothing rebuilds after it.
-cargo build "${test_cargo[@]}" --workspace --all-targets
+# The FFI with its tests' features (the library with failpoints), as CI's `cargo test -p snakeid-ffi` built it; the
+# generator as the README runs it.
+cargo build "${test_cargo[@]}" "${ffi_packages[@]}" --all-targets
+cargo build --locked -p uniffi-bindgen
 lib="$test_dir/libsnakeid_ffi.so"
 out="$root/target/bindings"
 rm -rf "$out" && mkdir -p "$out"
 for lang in python kotlin swift; do
-  "$test_dir/uniffi-bindgen" generate --no-format --library "$lib" --language "$lang" --out-dir "$out/$lang"
+  target/debug/uniffi-bindgen generate --no-format --library "$lib" --language "$lang" --out-dir "$out/$lang"
 done
 export SNAKEID_ROOT="$root" SNAKEID_CLI="$root/$test_dir/snakeid"
 

@@ -10,7 +10,8 @@
 //!   convolution [`qpointwise`]'s matrix product;
 //! - [`parallel`]: splitting a kernel's work over the call's threads;
 //! - `table`: the kernels this CPU runs ([`kernels`]), portable or plugged in;
-//! - `x86_64/`: AVX-512 and VNNI plug-ins, and `x86_64/avx2/` for CPUs without AVX-512; `aarch64/`: NEON depthwise and stem plug-ins and the dot-product
+//! - `x86_64/`: AVX-512 and VNNI plug-ins, and `x86_64/avx2/` for CPUs without AVX-512 (the int8 one exact through
+//!   f32 fused multiply-adds); `aarch64/`: NEON depthwise and stem plug-ins and the dot-product
 //!   (`sdot`) int8 one; `wasm32/`: the WebAssembly SIMD int8 plug-in.
 
 #[cfg(target_arch = "aarch64")]

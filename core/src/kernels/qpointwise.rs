@@ -8,8 +8,9 @@
 //! the codes q (exact: the values are on the grid) while packing it into 16-pixel x 4-channel panels, multiplies,
 //! and runs the epilogue (scale, bias, clip, fake quantization of the output) on each 16-pixel block while it is in
 //! registers. The result differs from a float evaluation only by that evaluation's own rounding (and rarely by one
-//! quantization step after it), as onnxruntime's does. The portable loop here is the reference; the x86-64 VNNI
-//! plug-in (`vpdpbusd`, 64 products an instruction) is what runs.
+//! quantization step after it), as onnxruntime's does. The portable loop here is the reference; the plug-ins
+//! run (x86-64 VNNI's `vpdpbusd`, 64 products an instruction; AVX2's exact f32 sums; Arm's `sdot`; WebAssembly's
+//! `i32x4.dot_i16x8_s`), each giving its sums bit for bit.
 
 use super::epilogue::{Dest, Epilogue, Output, Source};
 use super::im2col::im2col;

@@ -19,7 +19,7 @@ use tract_linalg::multithread::{multithread_tract_scope, Executor};
 use tract_onnx::prelude::*;
 
 /// Which of our operators replace tract's: depthwise convolutions with their clip and quantization
-/// ([`depthwise`]), int8 pointwise convolutions where the CPU has AVX-512 VNNI or the Arm dot product ([`qpointwise`]),
+/// ([`depthwise`]), int8 pointwise convolutions where the CPU has an int8 plug-in ([`qpointwise`]),
 /// quantize/dequantize passes ([`fakequant`]). The first and last compute tract's values bit for bit; the
 /// int8 products differ by tract's own float rounding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

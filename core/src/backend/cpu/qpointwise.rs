@@ -1,5 +1,6 @@
 //! Our int8 convolution ([`crate::kernels::qpointwise`]: 1x1, or any kernel, stride and padding through its im2col
-//! matrix) as a tract operator, for CPUs with AVX-512 VNNI or the Arm dot product: tract runs a QDQ model's
+//! matrix) as a tract operator, for CPUs with an int8 plug-in (AVX-512 VNNI, AVX2 + FMA, the Arm dot product, WebAssembly
+//! SIMD): tract runs a QDQ model's
 //! convolutions as f32 products of dequantized values (tract PR 2725).
 //!
 //! [`swap_in`] replaces tract's Conv of one group (typed model) or a 1x1 one's EinSum + bias Add (decluttered
@@ -104,7 +105,7 @@ fn activation_grid(model: &TypedModel, outlet: OutletId) -> Option<(f32, i32)> {
 }
 
 /// Replaces every eligible pointwise convolution of a typed or decluttered model by a [`QPointwise`] (only when
-/// the CPU has an int8 plug-in: AVX-512 VNNI or the Arm dot product). Returns how many it replaced.
+/// the CPU has an int8 plug-in: AVX-512 VNNI, AVX2 + FMA, the Arm dot product, WebAssembly SIMD). Returns how many it replaced.
 pub fn swap_in(model: &mut TypedModel) -> TractResult<usize> {
     if !crate::kernels::kernels().int8_pointwise {
         return Ok(0);
