@@ -24,8 +24,13 @@ COMMITTED = sorted(p for p in (ROOT / "tests/data/photos").iterdir() if p.suffix
 PHOTOS = []  # the committed photos and `--per-species` real snakes of each species (main)
 # The species distribution of a photo without a snake is renormalised over 17 classes holding ~1e-7 of the softmax,
 # which magnifies the logit differences the goldens allow between int8 and float products (squirrel_cls.jpg, x86
-# without VNNI against the Arm int8 kernel: 0.79 against 0.83 for its top species).
-MAX_DP = 0.1
+# without VNNI against the Arm int8 kernel: 0.79 against 0.83 for its top species). Since the AVX2 int8 kernel
+# (session 22) both sides sum in exact integers, and a code that one side's depthwise rounding puts a step away moves
+# the whole species distribution: measured 0.118-0.140 on three real snakes away from every edge (verdict, warning
+# and top-1 the same), and 0.173 between the GPU's float products and it (variable_reed_snake val_0001), as
+# onnxruntime's own two evaluations of this model differ by 0.13 (README, the sidewinder). The verdict, the warning
+# and the top species are what must not move; this bound catches a kernel that is wrong, not rounding.
+MAX_DP = 0.2
 NEAR_TIE = 0.05
 # P(snake) and P(snake) + P(look-alikes) in logit space between the two builds: measured 0.734 at most (orange.jpg,
 # a Cortex-A76 under qemu against AVX2 x86-64).
