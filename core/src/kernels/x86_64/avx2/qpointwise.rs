@@ -37,23 +37,35 @@ pub(crate) fn plugged(op: &QPointwise, x: Source, out: Dest) {
     }
 }
 
-/// The convolution, the pixels split over the call's threads ([`QPointwise::split_pixels`]), each thread packing
-/// one block at a time into its own scratch.
+/// Bytes of packed panels a thread keeps at once: a tile of blocks within a 2-core AMD EPYC's 512 KB L2, swept once
+/// per 6 output channels, whose weights stay in L1. (One block at a time, the whole weight matrix was read again per
+/// block: 1.2 MB of f32 for MobileNetV2's 960 -> 320 convolution, from L3.)
+const TILE_BYTES: usize = 256 * 1024;
+
+/// The convolution, the pixels split over the call's threads ([`QPointwise::split_pixels_unpacked`]), each thread
+/// packing a tile of blocks into its own scratch, then sweeping it for every 6 output channels.
 ///
 /// # Safety
 /// The CPU must have AVX2 and FMA.
 unsafe fn run<T: Output>(op: &QPointwise, x: Source, out: &mut [T]) {
     let weights = op.wide_weights(ROWS);
-    let depth = op.k4 * 4;
+    let block_len = op.k4 * 4 * PIXELS;
+    let tile = (TILE_BYTES / (block_len * 4)).max(1);
     op.split_pixels_unpacked(out, 1, |blocks, out| {
-        parallel::with_zeroed_floats(depth * PIXELS, |panel| {
-            for block in blocks {
-                // SAFETY: the CPU has AVX2 and FMA (the caller's promise); `panel` holds `depth` rows of 16; `out`
-                // holds every output channel's row of pixels, and this thread writes only its own block of each.
+        let tile = tile.min(blocks.len());
+        parallel::with_zeroed_floats(tile * block_len, |panels| {
+            for b0 in blocks.clone().step_by(tile) {
+                let n = tile.min(blocks.end - b0);
+                // SAFETY: the CPU has AVX2 and FMA (the caller's promise); each panel holds `k4 * 4` rows of 16;
+                // `out` holds every output channel's row of pixels, and this thread writes only its own blocks.
                 unsafe {
-                    pack(op, x, block, panel);
+                    for (b, panel) in panels.chunks_exact_mut(block_len).take(n).enumerate() {
+                        pack(op, x, b0 + b, panel);
+                    }
                     for o0 in (0..op.out_channels).step_by(ROWS) {
-                        kernel::<T>(op, &weights, panel, o0, block * PIXELS, out as *mut u8);
+                        for (b, panel) in panels.chunks_exact(block_len).take(n).enumerate() {
+                            kernel::<T>(op, weights, panel, o0, (b0 + b) * PIXELS, out as *mut u8);
+                        }
                     }
                 }
             }
