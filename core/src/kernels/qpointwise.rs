@@ -528,10 +528,18 @@ mod tests {
 
     fn int8_plug_in_equals_the_portable_kernel(kernels: &Kernels) {
         // Channel counts that are and are not multiples of 4, pixel counts below, at and across 16-pixel panels,
-        // output channels that are and are not multiples of the kernel's 8 rows.
-        for (i, o, p) in
-            [(16, 16, 12544), (24, 144, 3136), (96, 24, 49), (6, 9, 15), (32, 13, 17), (960, 8, 1), (600, 7, 40)]
-        {
+        // output channels that are and are not multiples of the kernel's 8 rows; 960 channels of 200 pixels make
+        // several of the AVX2 plug-in's tiles of packed blocks, the last one partial.
+        for (i, o, p) in [
+            (16, 16, 12544),
+            (24, 144, 3136),
+            (96, 24, 49),
+            (6, 9, 15),
+            (32, 13, 17),
+            (960, 8, 1),
+            (600, 7, 40),
+            (960, 9, 200),
+        ] {
             let (mut op, x) = op(i, o, p, (i * o + p) as u32);
             // Half the cases also fake-quantize their output (on a grid with exact ties among the values).
             if p % 2 == 1 {

@@ -55,22 +55,37 @@ unsafe fn run<T: Output>(op: &QPointwise, x: Source, out: &mut [T]) {
         let tile = tile.min(blocks.len());
         parallel::with_zeroed_floats(tile * block_len, |panels| {
             for b0 in blocks.clone().step_by(tile) {
-                let n = tile.min(blocks.end - b0);
-                // SAFETY: the CPU has AVX2 and FMA (the caller's promise); each panel holds `k4 * 4` rows of 16;
-                // `out` holds every output channel's row of pixels, and this thread writes only its own blocks.
-                unsafe {
-                    for (b, panel) in panels.chunks_exact_mut(block_len).take(n).enumerate() {
-                        pack(op, x, b0 + b, panel);
-                    }
-                    for o0 in (0..op.out_channels).step_by(ROWS) {
-                        for (b, panel) in panels.chunks_exact(block_len).take(n).enumerate() {
-                            kernel::<T>(op, weights, panel, o0, (b0 + b) * PIXELS, out as *mut u8);
-                        }
-                    }
-                }
+                let panels = &mut panels[..tile.min(blocks.end - b0) * block_len];
+                // SAFETY: the CPU has AVX2 and FMA (the caller's promise); `out` holds every output channel's row of
+                // pixels, and this thread writes only its own blocks.
+                unsafe { sweep::<T>(op, weights, x, b0, panels, out as *mut u8) }
             }
         })
     })
+}
+
+/// Packs the blocks from `b0` into `panels` (one block's `k4 * 4 * 16` values each), then computes every output
+/// channel of them, 6 channels at a time, with the epilogue's constants broadcast once per tile.
+///
+/// # Safety
+/// The CPU must have AVX2 and FMA; `weights` is [`QPointwise::wide_weights`] for [`ROWS`], and `out` the whole
+/// `[out_channels][pixels]` output of `T`s.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn sweep<T: Output>(op: &QPointwise, weights: &[f32], x: Source, b0: usize, panels: &mut [f32], out: *mut u8) {
+    let block_len = op.k4 * 4 * PIXELS;
+    // SAFETY: the caller keeps this function's contract (its `# Safety`).
+    unsafe {
+        for (b, panel) in panels.chunks_exact_mut(block_len).enumerate() {
+            pack(op, x, b0 + b, panel);
+        }
+        let epilogue = Epilogue::new(op.clip, op.fake_quant.as_ref());
+        let zero_point = _mm256_set1_epi32(op.codes_out.unwrap_or(0));
+        for o0 in (0..op.out_channels).step_by(ROWS) {
+            for (b, panel) in panels.chunks_exact(block_len).enumerate() {
+                kernel::<T>(op, weights, panel, o0, (b0 + b) * PIXELS, &epilogue, zero_point, out);
+            }
+        }
+    }
 }
 
 /// Packs pixel block `block` of the input into `panel` as f32 codes, `[channel][16 pixels]`; channels past the
@@ -126,14 +141,24 @@ unsafe fn pack(op: &QPointwise, x: Source, block: usize, panel: &mut [f32]) {
 }
 
 /// Output channels `o0..o0 + ROWS` (those that exist) for the 16 pixels from `p0`, from the packed `panel`: the
-/// exact integer sums (f32 within a chunk, i32 across chunks), then the portable epilogue's operations, stored
-/// into `out` (f32 values, or u8 codes when `T` is codes).
+/// exact integer sums (f32 within a chunk, i32 across chunks), then the portable epilogue's operations (`epilogue`,
+/// and the output's `zero_point` for codes), stored into `out` (f32 values, or u8 codes when `T` is codes).
 ///
 /// # Safety
 /// The CPU must have AVX2 and FMA; `weights` is [`QPointwise::wide_weights`] for [`ROWS`], `panel` one packed block,
 /// and `out` the whole `[out_channels][pixels]` output of `T`s.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn kernel<T: Output>(op: &QPointwise, weights: &[f32], panel: &[f32], o0: usize, p0: usize, out: *mut u8) {
+#[allow(clippy::too_many_arguments)]
+unsafe fn kernel<T: Output>(
+    op: &QPointwise,
+    weights: &[f32],
+    panel: &[f32],
+    o0: usize,
+    p0: usize,
+    epilogue: &Epilogue,
+    zero_point: __m256i,
+    out: *mut u8,
+) {
     let depth = op.k4 * 4;
     assert!(weights.len() >= (o0 + ROWS) * depth && panel.len() >= depth * PIXELS);
     let mut sums = [[_mm256_setzero_si256(); 2]; ROWS];
@@ -159,9 +184,6 @@ unsafe fn kernel<T: Output>(op: &QPointwise, weights: &[f32], panel: &[f32], o0:
             }
         }
     }
-    // SAFETY: AVX is part of AVX2 (the contract above).
-    let epilogue = unsafe { Epilogue::new(op.clip, op.fake_quant.as_ref()) };
-    let zero_point = _mm256_set1_epi32(op.codes_out.unwrap_or(0));
     let width = PIXELS.min(op.pixels - p0);
     for (r, sums) in sums.iter().enumerate().take(op.out_channels - o0) {
         let o = o0 + r;
