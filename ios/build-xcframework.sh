@@ -15,7 +15,7 @@ done
 # Host build, to generate the bindings from the same sources.
 cargo build --locked --release -p snakeid-ffi
 gen="$(mktemp -d)"
-cargo run --locked --release -p uniffi-bindgen -- generate --library target/release/libsnakeid_ffi.dylib --language swift --out-dir "$gen"
+cargo run --locked --bin uniffi-bindgen -- generate --library target/release/libsnakeid_ffi.dylib --language swift --out-dir "$gen"
 cp "$gen/SnakeID.swift" "$here/Sources/SnakeID/SnakeID.swift"
 
 headers="$(mktemp -d)"

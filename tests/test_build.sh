@@ -4,13 +4,12 @@
 # by 64 in the JPEG decoder once passed every optimised test): only our crate compiles again.
 test_cargo=(--release --locked --config profile.release.package.snakeid.overflow-checks=true)
 test_dir=target/release
-# Packages are built in two groups, each resolving its dependencies' features as the README's command for it does
-# (cargo unifies features over the packages of one command: built with the whole workspace, wgpu, wasm-bindgen and
-# askama turn on features of smallvec, syn and serde under tract, and `cargo run --release -p snakeid-cli` then
-# compiled tract and wgpu again, as `cargo build --release -p snakeid-ffi` did): the core, the CLI and the
-# integration tests like the CLI's command; the FFI alone like the bindings command. Only `image` (the tests write
-# JPEGs) and our crates compile again for the README's commands. The wasm crate and the bindings generator have no
-# tests of their own here: the wasm crate is built and tested for WebAssembly (tests/wasm, tests/web), the generator
-# runs as the README runs it (a debug build, also maturin's).
+# Packages are built in two groups: the core, the CLI and the integration tests; the FFI alone (its tests' library has
+# failpoints and no GPU backend). Cargo unifies features over the packages of one command, so the CLI's wgpu and clap
+# and the FFI's uniffi would turn on different features of crates under tract, and each group, README command and
+# the wheel would compile tract again; workspace-hack/ lifts them all to one set (tests/architecture/check_one_build.py
+# checks it), so only our crates and `image` (the tests write JPEGs) compile again. The wasm crate and the bindings
+# generator have no tests of their own here: the wasm crate is built and tested for WebAssembly (tests/wasm,
+# tests/web); the generator runs as the README and maturin run it (`cargo run --bin uniffi-bindgen`, a debug build).
 test_packages=(-p snakeid -p snakeid-cli -p snakeid-tests)
 ffi_packages=(-p snakeid-ffi)

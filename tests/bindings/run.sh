@@ -7,9 +7,11 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 source tests/test_build.sh
 # The FFI with its tests' features (the library with failpoints), as CI's `cargo test -p snakeid-ffi` built it; the
-# generator as the README runs it.
+# generator as the README and maturin run it: `--bin`, not `-p`, resolves its dependencies' features over the whole
+# workspace as maturin's `cargo run --bin uniffi-bindgen` does, so the three share one build of its 28 crates (with
+# `-p`, maturin compiled them again: 4 minutes).
 cargo build "${test_cargo[@]}" "${ffi_packages[@]}" --all-targets
-cargo build --locked -p uniffi-bindgen
+cargo build --locked --bin uniffi-bindgen
 lib="$test_dir/libsnakeid_ffi.so"
 out="$root/target/bindings"
 rm -rf "$out" && mkdir -p "$out"

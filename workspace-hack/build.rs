@@ -1,0 +1,2 @@
+//! Empty: a build script, so that the `[build-dependencies]` line up the proc-macros' features too.
+fn main() {}
