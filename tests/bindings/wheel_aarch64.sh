@@ -2,9 +2,10 @@
 # The Python wheel for aarch64 Linux: cross-built with maturin (linked by the aarch64 gcc), installed by pip for that
 # platform into a folder, and run under qemu-user as a Cortex-A76 by Debian's own aarch64 Python 3.11 (its packages
 # unpacked into target/, not installed): the README's Python lines on a photo given by path, and the answer on a real
-# cobra against the x86-64 CLI's. The wheel is the phone libraries' feature set in the test profile, so that tract
-# is the one tests/arm/run.sh compiled for aarch64 (a release wheel with threads is `maturin build --release
-# --target aarch64-unknown-linux-gnu -m bindings/ffi/Cargo.toml`: the same code, optimised the same way, without LTO).
+# cobra against the x86-64 CLI's. The wheel has the ARM tests' features (threads on, as the CLI has them) in their
+# profile, so that tract is the one tests/arm/run.sh compiled for aarch64 (tests/architecture/check_one_build.py
+# checks it; without threads it compiled tract again: 4 minutes). A release wheel is `maturin build --release
+# --target aarch64-unknown-linux-gnu -m bindings/ffi/Cargo.toml`: the same code, optimised the same way.
 # Usage: tests/bindings/wheel_aarch64.sh X86_SNAKEID   (needs what tests/arm/run.sh needs, and apt for the arm64 Python)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -27,7 +28,7 @@ fi
 python3 -m venv "$work/build"
 "$work/build/bin/pip" install --quiet --disable-pip-version-check maturin
 PATH="$work/build/bin:$PATH" maturin build --profile test-opt --target "$target" -m bindings/ffi/Cargo.toml \
-  --no-default-features --features embedded-default --out "$work/wheels"
+  --no-default-features --features embedded-default,threads --out "$work/wheels"
 wheel=$(ls "$work"/wheels/snakeid-*.whl)
 echo "aarch64 wheel: $(basename "$wheel") ($(du -h "$wheel" | cut -f1))"
 case "$wheel" in *-py3-none-manylinux*_aarch64.whl) ;; *) echo "not an aarch64 py3-none wheel: $wheel" >&2; exit 1 ;; esac
