@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 
 version=$(sed -n 's/^wasm-bindgen = "=\([0-9.]*\)"/\1/p' Cargo.toml)
 if ! wasm-bindgen --version 2>/dev/null | grep -qx "wasm-bindgen $version"; then
-    # Not --locked: its lock file names versions newer than some crates.io mirrors hold.
-    cargo install wasm-bindgen-cli --version "=$version"
+    # Not --locked: its lock file names versions newer than some crates.io mirrors hold. Optimised lightly: it
+    # compiles in 110 s instead of 150 s on 2 cores, and still turns the app's 24 MB module in 2 s, into the same bytes.
+    CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 cargo install wasm-bindgen-cli --version "=$version"
 fi
 if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
     rustup target add wasm32-unknown-unknown

@@ -13,4 +13,4 @@ export QEMU_CPU=cortex-a7
 # tract picks its armv7 NEON kernels from /proc/cpuinfo, which qemu-user 7.2 passes through from the x86 host, so it
 # would test its VFPv2 ones: a Cortex-A7 has NEON, as the phones do, so its NEON kernels are forced on (a tract knob).
 export TRACT_CPU_ARM32_NEON=1
-cargo test --profile test-opt --locked --target armv7-unknown-linux-gnueabihf -p snakeid --lib
+cargo test --profile test-light --locked --target armv7-unknown-linux-gnueabihf -p snakeid --lib

@@ -6,8 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
-# The native tests' profile: optimised, no LTO, our crate's overflow checks on.
-tests=$(cargo test --profile test-opt --target wasm32-wasip1 \
+# Our crate as the native tests build it (optimised, overflow checks on), its dependencies lightly optimised
+# (Cargo.toml's `test-light`).
+tests=$(cargo test --profile test-light --target wasm32-wasip1 \
     -p snakeid --lib --no-default-features --features embedded-default --no-run --message-format=json \
     | python3 -c 'import json,sys; print([m["executable"] for m in map(json.loads, sys.stdin) if m.get("executable")][-1])')
 node --no-warnings tests/wasm/wasi.mjs "$tests"
