@@ -41,6 +41,10 @@ pub struct Args {
     /// The part of each species' photos held out.
     #[arg(long, default_value_t = 0.2)]
     held_out: f64,
+    /// The side, in pixels, photos are shown to the network at (the taught bundle keeps it): larger than the
+    /// base's own 224 sees a snake's scales better; 288 measured best for its cost (`snakeid::teach::INPUT_SIDE`).
+    #[arg(long, default_value_t = snakeid::teach::INPUT_SIDE)]
+    input_side: u32,
     /// Threads for the feature pass.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=256))]
     threads: u32,
@@ -82,7 +86,7 @@ pub fn run(a: Args) -> snakeid::Result<ExitCode> {
     if !(0.0..0.9).contains(&a.held_out) {
         return Err(Error::InvalidImage(format!("--held-out {} must lie in [0, 0.9)", a.held_out)));
     }
-    let teacher = Teacher::new(&base, a.threads as usize)?;
+    let teacher = Teacher::at_side(&base, a.threads as usize, a.input_side)?;
 
     // Features once per photo and view.
     let start = std::time::Instant::now();

@@ -74,6 +74,28 @@ impl Cut {
         Ok(Cut { model, gemm, features, dim, classes })
     }
 
+    /// The same cut, its input made `[1, 3, height, width]`: the network up to its global pooling works at any size,
+    /// so a photo can be shown larger than the base was trained at. The base's recorded intermediate shapes are
+    /// dropped (tract infers them again from the new input).
+    pub fn at_size(mut self, width: u32, height: u32) -> Result<Cut> {
+        let g = self.model.graph.as_mut().expect("checked in Cut::of");
+        let weights: std::collections::HashSet<String> = g.initializer.iter().map(|t| t.name.clone()).collect();
+        let input = g.input.iter_mut().find(|i| !weights.contains(&i.name));
+        #[allow(unreachable_patterns)] // other value types in other versions of the ONNX schema
+        let shape = input
+            .and_then(|i| match i.r#type.as_mut()?.value.as_mut()? {
+                Value::TensorType(t) => t.shape.as_mut(),
+                _ => None,
+            })
+            .filter(|s| s.dim.len() == 4)
+            .ok_or_else(|| cannot_cut("its input is not a [1, 3, height, width] tensor"))?;
+        for (d, v) in shape.dim[2..].iter_mut().zip([height, width]) {
+            d.value = Some(tensor_shape_proto::dimension::Value::DimValue(v as i64));
+        }
+        g.value_info.clear();
+        Ok(self)
+    }
+
     /// The feature extractor: the base with the classifier's input as its output, `[1, dim]`.
     pub fn features_model(&self) -> Vec<u8> {
         let mut m = self.model.clone();
@@ -255,6 +277,29 @@ mod tests {
         let cut = Cut::of(&gemm(1)).unwrap();
         assert_eq!((cut.classes, cut.dim), (3, 4));
         assert!(Cut::of(b"not a model").is_err());
+    }
+
+    #[test]
+    fn a_cut_at_another_size_has_that_input_and_no_recorded_shapes() {
+        let w = tensor("w", DataType::Float, &[3, 4], f32_bytes(&[0.5; 12]));
+        let mut m = ModelProto::decode(
+            model(vec![node("Gemm", &["x", "w"], "y", vec![int("transB", 1)])], vec![w], "y").as_slice(),
+        )
+        .unwrap();
+        let g = m.graph.as_mut().unwrap();
+        g.input = vec![value_info("x", &[1, 3, 224, 224])];
+        g.value_info = vec![value_info("y", &[1, 3])];
+        let cut = Cut::of(&m.encode_to_vec()).unwrap().at_size(320, 288).unwrap();
+        let g = cut.model.graph.as_ref().unwrap();
+        let Some(Value::TensorType(t)) = g.input[0].r#type.as_ref().and_then(|t| t.value.as_ref()) else { panic!() };
+        let dims: Vec<_> = t.shape.as_ref().unwrap().dim.iter().map(|d| d.value.clone()).collect();
+        let v = |d| Some(tensor_shape_proto::dimension::Value::DimValue(d));
+        assert_eq!(dims, [v(1), v(3), v(288), v(320)]);
+        assert!(g.value_info.is_empty());
+        // A model whose input is not an image cannot be shown larger.
+        let w = tensor("w", DataType::Float, &[3, 4], f32_bytes(&[0.5; 12]));
+        let flat = model(vec![node("Gemm", &["x", "w"], "y", vec![int("transB", 1)])], vec![w], "y");
+        assert!(Cut::of(&flat).unwrap().at_size(288, 288).is_err());
     }
 
     #[test]
