@@ -1044,15 +1044,17 @@ fn train_teaches_four_real_species_and_the_bundle_answers() {
 fn train_refuses_bad_input_in_one_line_and_writes_nothing() {
     let (photos, species) = ph14_subset("train-bad", &TAUGHT[..2], 6);
     let out = tmp("bad.snkb");
-    let run = |photos: &Path, species: &Path| {
-        snakeid(&[
+    let run = |photos: &Path, species: &Path, more: &[&str]| {
+        let mut args = vec![
             "train",
             photos.to_str().unwrap(),
             "--species",
             species.to_str().unwrap(),
             "--out",
             out.to_str().unwrap(),
-        ])
+        ];
+        args.extend(more);
+        snakeid(&args)
     };
     // A folder that is not in the species table.
     std::fs::create_dir_all(photos.join("Naja naja")).unwrap();
@@ -1061,7 +1063,7 @@ fn train_refuses_bad_input_in_one_line_and_writes_nothing() {
         photos.join("Naja naja/a.jpg"),
     )
     .unwrap();
-    let o = run(&photos, &species);
+    let o = run(&photos, &species, &[]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
         stderr(&o).contains("not in the species table: Naja naja") && stderr(&o).lines().count() == 1,
@@ -1075,26 +1077,17 @@ fn train_refuses_bad_input_in_one_line_and_writes_nothing() {
         std::fs::remove_file(&f).unwrap();
         std::fs::write(&f, b"not a photo").unwrap();
     }
-    let o = run(&photos, &species);
+    let o = run(&photos, &species, &[]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("each species needs at least 5"), "{}", stderr(&o));
     // A species table without the venomous column.
     let broken = tmp("broken-species.csv");
     std::fs::write(&broken, "scientific_name,label,genus,family\nNaja samarensis,Samar cobra,Naja,Elapidae\n").unwrap();
-    let o = run(&photos, &broken);
+    let o = run(&photos, &broken, &[]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("needs a column \"venomous\""), "{}", stderr(&o));
     // An input side the network cannot be shown at.
-    let o = snakeid(&[
-        "train",
-        photos.to_str().unwrap(),
-        "--species",
-        species.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--input-side",
-        "5",
-    ]);
+    let o = run(&photos, &species, &["--input-side", "5"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("input side of 5 pixels") && stderr(&o).lines().count() == 1, "{}", stderr(&o));
     assert!(!out.exists(), "nothing written");
