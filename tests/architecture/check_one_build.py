@@ -3,7 +3,7 @@
 
 Cargo builds a crate again whenever the features it resolves differ between commands, and it resolves them over the
 packages each command names: the CLI's clap and wgpu and the FFI's uniffi turn on different features of syn, serde,
-smallvec, hashbrown, libc and rustix, all of them under tract. `workspace-hack/` lifts every command to the same
+smallvec, hashbrown, rustix and getrandom, all of them under tract. `workspace-hack/` lifts every command to the same
 features. This check resolves each command with `cargo tree` (no compiling, a second or two) and fails, naming the
 crate and its two feature sets, when a dependency shared by two commands resolves differently, so a new dependency
 cannot bring the second tract build back unnoticed. Usage: check_one_build.py
@@ -29,12 +29,12 @@ commands = {
                             "snakeid/embedded-default,snakeid-cli/embedded-default,snakeid-ffi/embedded-default"]),
     "aarch64 wheel": (arm, ["-e", "normal,build", "-p", "snakeid-ffi", *arm_features, "embedded-default,threads"]),
 }
-# Ours (they compile again anyway, in seconds) and `image` (the integration tests write JPEGs; nothing depends on it).
 # The scripts must still build what is resolved here.
 for script, text in (("tests/arm/env.sh", commands["aarch64 tests"][1][-1]),
                      ("tests/bindings/wheel_aarch64.sh", "--features " + commands["aarch64 wheel"][1][-1])):
     if text not in (root / script).read_text():
         sys.exit(f"{script} no longer builds with {text!r}: update this check's commands")
+# Ours (they compile again anyway, in seconds) and `image` (the integration tests write JPEGs; nothing depends on it).
 exempt = {"snakeid", "snakeid-cli", "snakeid-ffi", "snakeid-tests", "snakeid-workspace-hack", "image"}
 
 
